@@ -1,0 +1,4 @@
+from lucidflux_cli.cli import main
+
+if __name__ == "__main__":
+    main()
