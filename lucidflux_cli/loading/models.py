@@ -259,14 +259,23 @@ def load_swinir(path: Path):
 def load_siglip(folder: Path, dtype: torch.dtype):
     """SigLIP vision tower; the text tower of a full SigLIP folder is ignored."""
     from transformers import SiglipVisionModel
+    from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise CheckpointError(folder, "not a SigLIP folder (no config.json)")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report lists the (expected) unused text tower
+    hf_logging.disable_progress_bar()
     try:
-        model, info = SiglipVisionModel.from_pretrained(folder, torch_dtype=dtype, output_loading_info=True)
+        model, info = SiglipVisionModel.from_pretrained(
+            folder, dtype=dtype, output_loading_info=True, local_files_only=True
+        )
     except (OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(folder, f"cannot load SigLIP ({files._first_line(error)})") from error
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     missing = sorted(info.get("missing_keys", []))
     mismatched = info.get("mismatched_keys", [])
     if missing or mismatched:
