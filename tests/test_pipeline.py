@@ -37,7 +37,7 @@ def baseline(tiny_pipeline) -> np.ndarray:
 
 def test_same_seed_same_image_other_seed_other_image(tiny_pipeline, baseline):
     again = tiny_pipeline(photo(64, 64), size=(64, 64), settings=FEW_STEPS)
-    assert np.array_equal(again, baseline)
+    assert np.abs(again - baseline).max() < 1e-5  # CPU kernels may differ in the last bit
     other = tiny_pipeline(photo(64, 64), size=(64, 64), settings=dataclasses.replace(FEW_STEPS, seed=12))
     assert np.abs(other - baseline).mean() > 2 / 255
 
