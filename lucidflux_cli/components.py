@@ -55,7 +55,7 @@ def load_components(
     from lucidflux_cli.prompt import load_prompt_embeddings
 
     log.info("loading FLUX transformer from %s", paths.flux)
-    transformer = models.load_flux_transformer(paths.flux, dtype).to(device)
+    transformer = models.load_flux_transformer(paths.flux, dtype, device)
     log.info("loading LucidFlux condition branches from %s", paths.lucidflux)
     dual, connector = models.load_dual_branch(paths.lucidflux, len(transformer.transformer_blocks), dtype)
     # The reference decodes and cleans in float32 whatever the diffusion dtype.

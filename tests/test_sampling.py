@@ -30,7 +30,7 @@ def test_schedule_uses_the_reference_sequence_length_quirk():
     assert sampling.schedule_mu(1024, 1024) == pytest.approx(0.5 + 0.65 * (64 - 256) / 3840)
     times = sampling.timesteps(20, 1024, 1024)
     assert len(times) == 21 and times[0] == 1.0 and times[-1] == 0.0
-    assert all(a > b for a, b in zip(times, times[1:]))
+    assert all(a > b for a, b in zip(times, times[1:], strict=False))
     mu = sampling.schedule_mu(1024, 1024)
     t = 0.5
     assert times[10] == pytest.approx(math.exp(mu) / (math.exp(mu) + (1 / t - 1)), rel=1e-6)

@@ -17,13 +17,13 @@ StateDict = dict[str, torch.Tensor]
 _WRAPPER_PREFIXES = ("model.diffusion_model.",)
 
 
-def read_safetensors(path: Path) -> StateDict:
-    """Read a .safetensors file to CPU; a truncated or foreign file becomes a CheckpointError."""
+def read_safetensors(path: Path, device: str | torch.device = "cpu") -> StateDict:
+    """Read a .safetensors file onto ``device`` (straight to the GPU spares host RAM for 12B)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "file not found")
     try:
-        return load_file(str(path), device="cpu")
+        return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(path, f"not a readable safetensors file ({_first_line(error)})") from error
 
@@ -39,11 +39,11 @@ def read_pickle(path: Path) -> object:
         raise CheckpointError(path, f"not a readable torch checkpoint ({_first_line(error)})") from error
 
 
-def read_state_dict(path: Path) -> StateDict:
+def read_state_dict(path: Path, device: str | torch.device = "cpu") -> StateDict:
     """Read a flat state dict from a safetensors file or a pickle (unwrapping ``state_dict``)."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        return read_safetensors(path)
+        return read_safetensors(path, device)
     obj = read_pickle(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -52,12 +52,12 @@ def read_state_dict(path: Path) -> StateDict:
     return obj
 
 
-def read_diffusers_weights(folder: Path) -> StateDict:
+def read_diffusers_weights(folder: Path, device: str | torch.device = "cpu") -> StateDict:
     """Read ``diffusion_pytorch_model.safetensors`` or its sharded form from a diffusers model folder."""
     folder = Path(folder)
     single = folder / "diffusion_pytorch_model.safetensors"
     if single.is_file():
-        return read_safetensors(single)
+        return read_safetensors(single, device)
     index = folder / "diffusion_pytorch_model.safetensors.index.json"
     if not index.is_file():
         raise CheckpointError(folder, "no diffusion_pytorch_model.safetensors (or its .index.json) in this folder")
@@ -67,7 +67,7 @@ def read_diffusers_weights(folder: Path) -> StateDict:
         raise CheckpointError(index, f"unreadable shard index ({_first_line(error)})") from error
     state: StateDict = {}
     for shard in shards:
-        state.update(read_safetensors(folder / shard))
+        state.update(read_safetensors(folder / shard, device))
     return state
 
 
@@ -92,7 +92,7 @@ def strip_prefixes(state: StateDict, prefixes: tuple[str, ...] = ("module.", *_W
     return out
 
 
-def upcast_float8(state: StateDict, dtype: torch.dtype = torch.float32) -> StateDict:
+def upcast_float8(state: StateDict, dtype: torch.dtype) -> StateDict:
     """Upcast fp8 tensors (community fp8 single files); apply ``scale_weight`` where present.
 
     ComfyUI's "scaled fp8" files store ``<layer>.scale_weight`` next to each fp8 weight; the

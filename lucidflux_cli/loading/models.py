@@ -60,13 +60,16 @@ def _meta_init():
 # --- FLUX transformer (backbone) -------------------------------------------------------
 
 
-def load_flux_transformer(path: Path, dtype: torch.dtype) -> FluxTransformer2DModel:
-    """Load FLUX.1-dev from a BFL single file (bf16 or fp8) or a diffusers folder/repo root."""
+def load_flux_transformer(path: Path, dtype: torch.dtype, device: str | torch.device = "cpu") -> FluxTransformer2DModel:
+    """Load FLUX.1-dev from a BFL single file (bf16 or fp8) or a diffusers folder/repo root.
+
+    Tensors are read straight onto ``device`` and cast there, so host RAM never holds 12B twice.
+    """
     path = Path(path)
     if path.is_dir():
         folder = path / "transformer" if (path / "transformer").is_dir() else path
-        return _load_diffusers_model(FluxTransformer2DModel, folder, "FLUX transformer (diffusers)", dtype)
-    state = files.upcast_float8(files.strip_prefixes(files.read_state_dict(path)))
+        return _load_diffusers_model(FluxTransformer2DModel, folder, "FLUX transformer (diffusers)", dtype, device)
+    state = files.upcast_float8(files.strip_prefixes(files.read_state_dict(path, device)), dtype)
     shape = infer_flux_shape(state, path)
     files.check_keys(path, "FLUX transformer (BFL)", set(state), set(flux_layout(shape)))
     files.check_shapes(path, "FLUX transformer (BFL)", state, flux_layout(shape))
@@ -92,10 +95,10 @@ def _transformer_config(s: FluxShape) -> dict:
     )
 
 
-def _load_diffusers_model(cls, folder: Path, what: str, dtype: torch.dtype):
+def _load_diffusers_model(cls, folder: Path, what: str, dtype: torch.dtype, device: str | torch.device = "cpu"):
     config = files.read_json(folder / "config.json")
     init_args = {k: v for k, v in config.items() if not k.startswith("_")}
-    state = files.read_diffusers_weights(folder)
+    state = files.read_diffusers_weights(folder, device)
     try:
         with _meta_init():
             model = cls.from_config(init_args)
