@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,9 @@ from lucidflux_cli.sizes import crop_to_aspect, output_size
 
 log = logging.getLogger(__name__)
 
-# (image, size) -> float32 (H, W, 3) in [0, 1]
-Restorer = Callable[[Image.Image | np.ndarray, tuple[int, int]], np.ndarray]
+StepCallback = Callable[[int, int], None]
+# (image, size, on_step) -> float32 (H, W, 3) in [0, 1]
+Restorer = Callable[[Image.Image | np.ndarray, tuple[int, int], StepCallback | None], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,15 @@ class OutputOptions:
 class FileResult:
     source: Path
     output: Path | None
-    status: str  # "done" | "skipped" | "failed"
+    status: str  # "done" | "skipped" | "failed" | "planned"
     error: str | None = None
     seconds: float = 0.0
+
+    def to_event(self) -> dict:
+        event = asdict(self)
+        event.update(source=str(self.source), output=str(self.output) if self.output else None)
+        event["seconds"] = round(self.seconds, 3)
+        return {"event": "file", **event}
 
 
 @dataclass
@@ -64,9 +71,18 @@ def output_path(item: InputFile, input_format: str, options: OutputOptions) -> P
 
 
 def expected_output(item: InputFile, options: OutputOptions) -> Path:
-    """Output path guessed from the file name alone (for skip checks before decoding)."""
-    guessed_format = media.format_from_extension(item.path.suffix)
-    return output_path(item, guessed_format, options)
+    """Output path judged from the file name alone, to skip finished files without decoding them."""
+    return output_path(item, media.format_from_extension(item.path.name), options)
+
+
+def plan(items: Iterable[InputFile], options: OutputOptions) -> list[FileResult]:
+    """What a run would do (``--dry-run``): outputs that exist are skipped unless overwriting."""
+    results = []
+    for item in items:
+        target = expected_output(item, options)
+        status = "skipped" if target.exists() and not options.overwrite else "planned"
+        results.append(FileResult(item.path, target, status))
+    return results
 
 
 def restore_files(
@@ -75,13 +91,19 @@ def restore_files(
     options: OutputOptions,
     provenance: dict[str, str],
     on_result: Callable[[FileResult], None] = lambda result: None,
+    on_step: StepCallback | None = None,
     fail_fast: bool = False,
 ) -> BatchReport:
-    """Restore each file; a bad file fails alone. The model is built on the first real need."""
+    """Restore each file; a bad file fails alone.
+
+    The model is built on the first file that needs it; an error building it (weights,
+    device) propagates and ends the batch, since no later file could succeed either.
+    """
     report = BatchReport()
     restorer: Restorer | None = None
     for item in items:
         started = time.monotonic()
+        result: FileResult | None = None
         try:
             guessed = expected_output(item, options)
             if guessed.exists() and not options.overwrite:  # resume without decoding the input
@@ -89,12 +111,18 @@ def restore_files(
             else:
                 loaded = media.read_image(item.path)
                 target = output_path(item, loaded.metadata.format, options)
-                if restorer is None:
-                    restorer = restorer_factory()
-                restore_one(loaded, target, restorer, options, provenance)
+                if target.exists() and not options.overwrite:
+                    result = FileResult(item.path, target, "skipped")
+        except Exception as error:  # any decoding problem fails this file only
+            result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
+        if result is None:
+            if restorer is None:
+                restorer = restorer_factory()
+            try:
+                restore_one(loaded, target, restorer, options, provenance, on_step)
                 result = FileResult(item.path, target, "done")
-        except LucidFluxError as error:
-            result = FileResult(item.path, None, "failed", error=str(error))
+            except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
+                result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
         result.seconds = time.monotonic() - started
         report.results.append(result)
         on_result(result)
@@ -103,12 +131,25 @@ def restore_files(
     return report
 
 
+def describe_error(path: Path, error: Exception) -> str:
+    """One line naming the file and the cause."""
+    if isinstance(error, LucidFluxError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{path}: {type(error).__name__}: {text[0] if text else 'no details'}"
+
+
 def restore_one(
-    loaded: media.LoadedImage, target: Path, restorer: Restorer, options: OutputOptions, provenance: dict[str, str]
+    loaded: media.LoadedImage,
+    target: Path,
+    restorer: Restorer,
+    options: OutputOptions,
+    provenance: dict[str, str],
+    on_step: StepCallback | None = None,
 ) -> None:
     size = output_size(loaded.size, options.size)
     image = loaded.to_pil_rgb8() if loaded.metadata.bit_depth <= 8 else loaded.rgb
-    restored = restorer(image, size)
+    restored = restorer(image, size, on_step)
     alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
     fmt = media.output_format_for(loaded.metadata.format, options.fmt)
     target.parent.mkdir(parents=True, exist_ok=True)

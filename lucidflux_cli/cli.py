@@ -1,4 +1,8 @@
-"""Command line: parse and validate, then call plain functions (batch, components, pipeline)."""
+"""Command line: parse and validate, then call plain functions (restore, weights, ...).
+
+Every ``restore`` option can also come from a ``LUCIDFLUX_<OPTION>`` environment variable
+(``LUCIDFLUX_STEPS=30``); the command line wins.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 import click
 
 from lucidflux_cli import __version__
+from lucidflux_cli.cli_weights import weights_group
 
 WEIGHT_OPTIONS = {
     "flux": "FLUX.1-dev transformer: flux1-dev.safetensors (bf16 or fp8) or a diffusers FLUX.1-dev folder",
@@ -19,6 +24,8 @@ WEIGHT_OPTIONS = {
     "siglip": "SigLIP folder (google/siglip2-so400m-patch16-512)",
     "prompt_embeddings": "prompt_embeddings.pt (precomputed T5/CLIP prompt)",
 }
+QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "httpx", "httpx2", "httpcore",
+                 "httpcore2", "filelock")
 
 
 def _size(ctx, param, value):
@@ -35,7 +42,9 @@ def _size(ctx, param, value):
 def _weight_options(function):
     for name, help_text in reversed(WEIGHT_OPTIONS.items()):
         flag = "--" + name.replace("_", "-")
-        function = click.option(flag, name, type=click.Path(exists=True, path_type=Path), help=help_text)(function)
+        option = click.option(flag, name, type=click.Path(exists=True, path_type=Path), help=help_text,
+                              envvar=f"LUCIDFLUX_{name.upper()}")
+        function = option(function)
     return function
 
 
@@ -45,7 +54,10 @@ def main() -> None:
     """Restore degraded photos with LucidFlux."""
 
 
-@main.command()
+main.add_command(weights_group)
+
+
+@main.command(context_settings={"auto_envvar_prefix": "LUCIDFLUX"})
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; the input tree is mirrored under it.")
@@ -56,40 +68,54 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA, fp32 on CPU.")
-@click.option("--format", "fmt", default="same", show_default=True, help="same, png, jpeg, webp, tiff or heif.")
-@click.option("--quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIF quality.")
+@click.option("--format", "fmt", default="same", show_default=True,
+              help="same (the input's format where writable, else png), png, jpeg, webp, tiff or heif.")
+@click.option("--quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIF quality (default 95).")
+@click.option("--suffix", default="", help="Appended to output file names (photo.jpg -> photo<SUFFIX>.jpg).")
 @click.option("--color-fix", type=click.Choice(["wavelet", "none"]), default="wavelet", show_default=True)
 @click.option("--prompt", help="Encode this prompt with FLUX.1-dev's T5/CLIP instead of the shipped embedding.")
-@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
 @click.option("--no-recursive", is_flag=True, help="Do not descend into sub-folders.")
+@click.option("--include", multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'.")
+@click.option("--exclude", multiple=True, help="Skip files or folders matching this pattern (repeatable).")
+@click.option("-0", "--null", "null_separated", is_flag=True, help="Paths read from stdin ('-') are NUL-separated.")
+@click.option("--dry-run", is_flag=True, help="List what would be restored or skipped; load no model.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails.")
+@click.option("--json", "json_events", is_flag=True, help="Print one JSON event per file (and a summary) on stdout.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON run report here.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Also append the log to this file.")
 @click.option("--offline", is_flag=True, help="Use only cached weights; never download.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="LUCIDFLUX_CACHE",
-              help="Weights cache (default: the Hugging Face cache).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+              help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @_weight_options
-def restore(inputs, out_dir, size, steps, guidance, seed, device, dtype, fmt, quality, color_fix, prompt,
-            overwrite, no_recursive, offline, cache_dir, quiet, verbose, **weights) -> None:
-    """Restore INPUTS (files, folders, globs) into OUTPUT."""
-    from lucidflux_cli import restore as run
+def restore(inputs, out_dir, log_file, verbose, **options) -> None:
+    """Restore INPUTS (files, folders, globs, or - for paths on stdin) into OUTPUT."""
+    from lucidflux_cli import restore as job
 
-    _setup_logging(quiet, verbose)
-    options = run.RestoreRequest(
-        inputs=list(inputs), out_dir=out_dir, size=size, steps=steps, guidance=guidance, seed=seed,
-        device=device, dtype=dtype, fmt=fmt, quality=quality, color_fix=color_fix, prompt=prompt,
-        overwrite=overwrite, recursive=not no_recursive, offline=offline, cache_dir=cache_dir,
-        weights=weights, quiet=quiet,
-    )
+    _setup_logging(options["quiet"], verbose, log_file)
+    weights = {name: options.pop(name) for name in WEIGHT_OPTIONS}
+    request = job.RestoreRequest(inputs=list(inputs), out_dir=out_dir, weights=weights,
+                                 include=tuple(options.pop("include")), exclude=tuple(options.pop("exclude")),
+                                 recursive=not options.pop("no_recursive"), **options)
     try:
-        run.validate(options)
+        job.validate(request)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    sys.exit(run.run(options))
+    sys.exit(job.run(request))
 
 
-def _setup_logging(quiet: bool, verbose: bool) -> None:
+def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="lucidflux: %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.ERROR if not verbose else logging.INFO)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(file_handler)
+    handlers[0].setFormatter(logging.Formatter("lucidflux: %(message)s"))
+    logging.basicConfig(level=level, handlers=handlers, force=True)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -7,6 +7,7 @@ builds them from weight files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,14 +58,18 @@ class LucidFluxPipeline:
         image: Image.Image | np.ndarray,
         size: tuple[int, int] | None = None,
         settings: RestoreSettings | None = None,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
-        """Restore one RGB image; returns float32 (H, W, 3) in [0, 1] at ``size`` (default: input size)."""
+        """Restore one RGB image; returns float32 (H, W, 3) in [0, 1] at ``size`` (default: input size).
+
+        ``on_step(done, total)`` is called after each denoising step (progress display).
+        """
         settings = settings or RestoreSettings()
         width, height = size or _size_of(image)
         lq = self.prepare_lq(image, (width, height))
         cleaned = self.clean(lq)
         context = self.encode_context(cleaned[..., :height, :width])
-        latents = self.denoise(lq, cleaned, context, settings)
+        latents = self.denoise(lq, cleaned, context, settings, on_step)
         decoded = self.decode(latents, lq.shape[-2], lq.shape[-1])
         restored = decoded[..., :height, :width]
         if settings.color_fix == "wavelet":
@@ -98,7 +103,12 @@ class LucidFluxPipeline:
         return torch.cat([self.c.txt.to(self.device, self.dtype), tokens.to(self.dtype)], dim=1)
 
     def denoise(
-        self, lq: torch.Tensor, cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings
+        self,
+        lq: torch.Tensor,
+        cleaned: torch.Tensor,
+        context: torch.Tensor,
+        settings: RestoreSettings,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Euler steps of the backbone, steered by the dual condition branch's residuals."""
         height, width = lq.shape[-2:]
@@ -109,7 +119,7 @@ class LucidFluxPipeline:
         img_ids = sampling.image_positions(height, width, self.device)
         guidance = torch.full((1,), settings.guidance, device=self.device, dtype=self.dtype)
         times = sampling.timesteps(settings.steps, height, width)
-        for t_curr, t_next in zip(times[:-1], times[1:], strict=True):
+        for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
             t = torch.full((1,), t_curr, device=self.device, dtype=self.dtype)
             inputs = BranchInputs(latents, txt, sampling.text_positions(txt.shape[1], self.device), img_ids, vec, t, guidance)
             residuals = self.c.dual_branch(inputs, lq, ldr)
@@ -125,6 +135,8 @@ class LucidFluxPipeline:
                 return_dict=False,
             )[0]
             latents = latents + (t_next - t_curr) * velocity
+            if on_step is not None:
+                on_step(step, settings.steps)
         return latents
 
     def decode(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -1,14 +1,21 @@
-"""The ``restore`` job: discover inputs, build the pipeline lazily, restore, report, exit code."""
+"""The ``restore`` job: discover, lock the output, build the pipeline lazily, restore, report.
+
+Exit codes: 0 all restored or skipped, 1 some files failed, 2 usage error (raised by the CLI),
+3 setup error (weights, device, output locked), 130 interrupted (SIGINT or SIGTERM).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lucidflux_cli import batch, discovery, media
+from lucidflux_cli import __version__, atomic, batch, discovery, media
 from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
 
 log = logging.getLogger("lucidflux")
 
@@ -27,14 +34,23 @@ class RestoreRequest:
     dtype: str = "auto"
     fmt: str = "same"
     quality: int | None = None
+    suffix: str = ""
     color_fix: str = "wavelet"
     prompt: str | None = None
     overwrite: bool = False
     recursive: bool = True
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    null_separated: bool = False
     offline: bool = False
     cache_dir: Path | None = None
     weights: dict[str, Path | None] = field(default_factory=dict)
+    dry_run: bool = False
+    fail_fast: bool = False
+    json_events: bool = False
+    report: Path | None = None
     quiet: bool = False
+    progress: bool = True
 
 
 class SetupError(LucidFluxError):
@@ -53,36 +69,67 @@ def validate(request: RestoreRequest) -> None:
             raise ValueError(f"invalid --device {request.device!r}") from error
 
 
-def run(request: RestoreRequest) -> int:
-    stdin_lines = sys.stdin.read().splitlines() if "-" in request.inputs else None
-    found = discovery.discover(
-        request.inputs, recursive=request.recursive, output_dir=request.out_dir, stdin_lines=stdin_lines
+def run(request: RestoreRequest, stdin=None) -> int:
+    found = discover(request, stdin or sys.stdin)
+    options = batch.OutputOptions(
+        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
+        size=request.size, overwrite=request.overwrite,
     )
-    for problem in found.problems:
-        log.error("%s", problem)
+    if request.dry_run:
+        return dry_run(found, options, request)
     if not found.files:
         log.error("no input images found")
         return EXIT_FAILED if found.problems else EXIT_OK
-    options = batch.OutputOptions(
-        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, size=request.size,
-        overwrite=request.overwrite,
-    )
+    events = EventSink(request)
     try:
-        report = batch.restore_files(
-            found.files, lambda: build_restorer(request), options, provenance(request), on_result=_log_result
-        )
-    except SetupError as error:
+        with output_lock(request.out_dir), stop_on_signals(), Progress(len(found.files), request) as progress:
+            atomic.remove_stale_temps(request.out_dir)
+            report = batch.restore_files(
+                found.files,
+                lambda: build_restorer(request),
+                options,
+                provenance(request),
+                on_result=lambda result: (events.file(result), progress.file_done()),
+                on_step=progress.step,
+                fail_fast=request.fail_fast,
+            )
+    except (SetupError, LucidFluxError) as error:
         log.error("%s", error)
+        events.finish(None, found, EXIT_SETUP, str(error))
         return EXIT_SETUP
-    except KeyboardInterrupt:
-        log.error("interrupted")
+    except (KeyboardInterrupt, Interrupted):
+        log.error("interrupted; finished files are kept, nothing is half-written; rerun to resume")
+        events.finish(None, found, EXIT_INTERRUPTED, "interrupted")
         return EXIT_INTERRUPTED
-    log.info(
-        "%d restored, %d skipped, %d failed", report.count("done"), report.count("skipped"), report.count("failed")
+    code = EXIT_FAILED if found.problems and report.exit_code == EXIT_OK else report.exit_code
+    log.info("%d restored, %d skipped, %d failed", report.count("done"), report.count("skipped"), report.count("failed"))
+    events.finish(report, found, code)
+    return code
+
+
+def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
+    stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in request.inputs else None
+    found = discovery.discover(
+        request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
+        output_dir=request.out_dir, stdin_lines=stdin_lines,
     )
-    if found.problems and report.exit_code == EXIT_OK:
-        return EXIT_FAILED
-    return report.exit_code
+    for problem in found.problems:
+        log.error("%s", problem)
+    return found
+
+
+def dry_run(found: discovery.DiscoveryResult, options: batch.OutputOptions, request: RestoreRequest) -> int:
+    """List the plan without loading any model."""
+    planned = batch.plan(found.files, options)
+    for result in planned:
+        if request.json_events:
+            print(json.dumps(result.to_event()), flush=True)
+        else:
+            verb = "restore" if result.status == "planned" else "skip   "
+            print(f"{verb} {result.source} -> {result.output}")
+    restore_count = sum(r.status == "planned" for r in planned)
+    log.info("dry run: %d to restore, %d already done", restore_count, len(planned) - restore_count)
+    return EXIT_FAILED if found.problems else EXIT_OK
 
 
 def provenance(request: RestoreRequest) -> dict[str, str]:
@@ -97,7 +144,7 @@ def provenance(request: RestoreRequest) -> dict[str, str]:
 
 
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
-    """Resolve weights, load every component, return ``(image, size) -> pixels``."""
+    """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
     from lucidflux_cli.components import load_components, resolve_device, resolve_dtype
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
     from lucidflux_cli.weights import resolve_weights
@@ -105,38 +152,100 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     try:
         device = resolve_device(request.device)
         dtype = resolve_dtype(request.dtype, device)
-        paths = resolve_weights(request.weights, cache_dir=request.cache_dir, offline=request.offline)
-        prompt = None
-        if request.prompt is not None:
-            prompt = _encode_prompt(request, paths, device)
+        paths = resolve_weights(request.weights, cache_dir=request.cache_dir, offline=request.offline,
+                                quiet=request.quiet or not request.progress)
+        prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         components = load_components(paths, device, dtype, prompt=prompt)
-    except (LucidFluxError, ValueError, RuntimeError) as error:
+    except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
     pipeline = LucidFluxPipeline(components, device, dtype)
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix)
-    return lambda image, size: pipeline(image, size=size, settings=settings)
+    return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
 
 
 def _encode_prompt(request: RestoreRequest, paths, device):
     from lucidflux_cli.prompt import encode_prompt
+    from lucidflux_cli.weights import cache_root
 
     flux_dir = paths.flux if paths.flux.is_dir() else paths.flux.parent
-    cache = request.cache_dir or _default_cache_dir()
-    embedding = encode_prompt(request.prompt, flux_dir, device=device, cache_dir=cache / "prompts")
+    cache = Path(request.cache_dir) if request.cache_dir else cache_root(None)
+    embedding = encode_prompt(request.prompt, flux_dir, device=device, cache_dir=cache / "lucidflux-prompts")
     return embedding.txt, embedding.vec
 
 
-def _default_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
+class EventSink:
+    """Per-file log lines, ``--json`` events on stdout, and the ``--report`` file."""
 
-    return Path(user_cache_dir("lucidflux"))
+    def __init__(self, request: RestoreRequest):
+        self.request = request
+        self.started = dt.datetime.now(dt.timezone.utc)
+
+    def file(self, result: batch.FileResult) -> None:
+        if self.request.json_events:
+            print(json.dumps(result.to_event()), flush=True)
+        if result.status == "failed":
+            log.error("failed %s", result.error)
+        elif result.status == "skipped":
+            log.info("skipped %s (exists: %s)", result.source, result.output)
+        else:
+            log.info("restored %s -> %s (%.1f s)", result.source, result.output, result.seconds)
+
+    def finish(self, report: batch.BatchReport | None, found: discovery.DiscoveryResult, code: int,
+               error: str | None = None) -> None:
+        results = report.results if report else []
+        summary = {
+            "event": "summary",
+            "exit_code": code,
+            "done": sum(r.status == "done" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "failed": sum(r.status == "failed" for r in results),
+            "problems": found.problems,
+            "error": error,
+        }
+        if self.request.json_events:
+            print(json.dumps(summary), flush=True)
+        if self.request.report:
+            document = {
+                "tool": f"lucidflux-cli {__version__}",
+                "started": self.started.isoformat(),
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "settings": provenance(self.request),
+                **summary,
+                "files": [r.to_event() for r in results],
+            }
+            data = json.dumps(document, indent=2).encode()
+            self.request.report.parent.mkdir(parents=True, exist_ok=True)
+            atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
 
 
-def _log_result(result: batch.FileResult) -> None:
-    if result.status == "failed":
-        log.error("failed %s", result.error)
-    elif result.status == "skipped":
-        log.info("skipped %s (exists: %s)", result.source, result.output)
-    else:
-        log.info("restored %s -> %s (%.1f s)", result.source, result.output, result.seconds)
+class Progress:
+    """tqdm bars for files and denoising steps; silent when not a terminal or quiet."""
+
+    def __init__(self, total: int, request: RestoreRequest):
+        self.enabled = request.progress and not request.quiet and sys.stderr.isatty()
+        self.total = total
+        self.files = self.steps = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.files = tqdm(total=self.total, unit="file", desc="restore", position=0)
+            self.steps = tqdm(total=0, unit="step", desc="denoise", position=1, leave=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bar in (self.steps, self.files):
+            if bar is not None:
+                bar.close()
+
+    def file_done(self) -> None:
+        if self.files is not None:
+            self.files.update(1)
+
+    def step(self, done: int, total: int) -> None:
+        if self.steps is not None:
+            if done == 1:
+                self.steps.reset(total=total)
+            self.steps.update(1)

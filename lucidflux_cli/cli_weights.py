@@ -1,0 +1,122 @@
+"""``lucidflux weights list|download|verify|path``: inspect and fill the weights cache.
+
+Exit codes as ``restore``: 0 ok, 1 verification failed, 2 usage, 3 setup (missing/unavailable).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from lucidflux_cli import weights
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+def _cache_option(function):
+    return click.option(
+        "--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="LUCIDFLUX_CACHE",
+        help="Weights cache (default: the Hugging Face cache).",
+    )(function)
+
+
+def _names(ctx, param, values: tuple[str, ...]) -> list[weights.WeightFile]:
+    try:
+        return weights.entries(values)
+    except KeyError as error:
+        raise click.BadParameter(error.args[0], ctx=ctx, param=param) from error
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"lucidflux: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group("weights", context_settings={"help_option_names": ["-h", "--help"]})
+def weights_group() -> None:
+    """Inspect, download and verify the model weights."""
+
+
+@weights_group.command("list")
+@_cache_option
+def list_command(cache_dir: Path | None) -> None:
+    """Each registry entry: source, whether it is cached, where, how big."""
+    root = weights.cache_root(cache_dir)
+    click.echo(f"cache: {root}")
+    rows = [("NAME", "SOURCE", "CACHED", "SIZE", "PATH")]
+    for entry in weights.REGISTRY.values():
+        path = weights.cached_path(entry, root)
+        size = weights.format_size(_disk_size(path), approx=False) if path else weights.format_size(entry.size)
+        rows.append((entry.name, entry.source, "yes" if path else "no", size, str(path) if path else "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+
+
+def _disk_size(path: Path) -> int:
+    files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+    return sum(p.stat().st_size for p in files)
+
+
+@weights_group.command("download")
+@click.argument("names", nargs=-1, callback=_names)
+@_cache_option
+@click.option("--force", is_flag=True, help="Download again even if cached (e.g. after `weights verify` failed).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars; only errors.")
+def download_command(names: list[weights.WeightFile], cache_dir: Path | None, force: bool, quiet: bool) -> None:
+    """Fetch NAMES (default: all) into the cache; honours HF_TOKEN / `hf auth login` and HF_HUB_OFFLINE."""
+    _setup_logging(quiet)
+    try:
+        paths = weights.ensure(names, cache_dir=cache_dir, quiet=quiet, force=force)
+    except weights.WeightsUnavailable as error:
+        _fail(str(error), EXIT_SETUP)
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    for name, path in paths.items():
+        click.echo(f"{name}\t{path}")
+
+
+@weights_group.command("verify")
+@click.argument("names", nargs=-1, callback=_names)
+@_cache_option
+def verify_command(names: list[weights.WeightFile], cache_dir: Path | None) -> None:
+    """Rehash cached files against the registry checksum or the hub's own hash (never downloads)."""
+    counts = {"ok": 0, "mismatch": 0, "missing": 0, "unverified": 0}
+    for entry in names:
+        for check in weights.verify(entry, cache_dir):
+            counts[check.status] += 1
+            line = f"{check.status:<10}  {check.name:<17}  {check.filename}"
+            click.echo(line + (f"  ({check.detail})" if check.detail else ""))
+    click.echo(", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    if counts["mismatch"]:
+        sys.exit(EXIT_FAILED)
+    if counts["missing"]:
+        sys.exit(EXIT_SETUP)
+
+
+@weights_group.command("path")
+@click.argument("name")
+@_cache_option
+def path_command(name: str, cache_dir: Path | None) -> None:
+    """Print the local path of NAME (exit 3 if it is not cached). Never downloads."""
+    try:
+        (entry,) = weights.entries([name])
+    except KeyError as error:
+        raise click.BadParameter(error.args[0], param_hint="NAME") from error
+    path = weights.cached_path(entry, cache_dir)
+    if path is None:
+        _fail(f"{entry.name} ({entry.source}) is not in the cache {weights.cache_root(cache_dir)}; "
+              f"run `lucidflux weights download {entry.name}`", EXIT_SETUP)
+    click.echo(str(path))
+
+
+def _setup_logging(quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, format="lucidflux: %(message)s", stream=sys.stderr, force=True)
+    # huggingface_hub warns about every retry and its HTTP client logs every request at INFO;
+    # our own messages say what matters.
+    for noisy in ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -1,0 +1,243 @@
+"""Write real, small image files from seeded data for tests (media, discovery, end to end).
+
+The makers use Pillow/piexif directly, or hand-rolled encoders where Pillow cannot write the
+format (16-bit RGB PNG/TIFF), so fixtures never depend on the code under test.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import piexif
+import pillow_heif
+from PIL import Image, ImageCms
+
+pillow_heif.register_heif_opener()
+
+DATE_TAKEN = b"2019:07:14 16:32:05"
+MAKE = b"LucidTest"
+MODEL = b"Model Z-1"
+# 48 deg 51' 29.6" N, 2 deg 17' 40.2" E
+GPS_LAT = ((48, 1), (51, 1), (296, 10))
+GPS_LON = ((2, 1), (17, 1), (402, 10))
+
+
+def rgb_pattern(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus noise and a bright top-left marker, so rotations are visible."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], axis=2)
+    noisy = base + rng.integers(-20, 21, size=base.shape)
+    image = np.clip(noisy, 0, 255).astype(np.uint8)
+    image[: height // 4, : width // 4] = (250, 10, 10)
+    return image
+
+
+def rgb16_pattern(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """16-bit RGB whose values are mostly not multiples of 257 (so 8-bit cannot represent them)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 65536, size=(height, width, 3), dtype=np.uint16)
+
+
+def srgb_icc() -> bytes:
+    """lcms stamps profiles with the creation time; pin it so fixtures compare equal."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = struct.pack(">6H", 2020, 1, 1, 0, 0, 0)
+    return bytes(data)
+
+
+def camera_exif(orientation: int = 1) -> bytes:
+    return piexif.dump(
+        {
+            "0th": {
+                piexif.ImageIFD.Make: MAKE,
+                piexif.ImageIFD.Model: MODEL,
+                piexif.ImageIFD.Orientation: orientation,
+                piexif.ImageIFD.Software: b"Firmware 1.0",
+            },
+            "Exif": {
+                piexif.ExifIFD.DateTimeOriginal: DATE_TAKEN,
+                piexif.ExifIFD.PixelXDimension: 64,
+                piexif.ExifIFD.PixelYDimension: 40,
+            },
+            "GPS": {
+                piexif.GPSIFD.GPSLatitudeRef: b"N",
+                piexif.GPSIFD.GPSLatitude: GPS_LAT,
+                piexif.GPSIFD.GPSLongitudeRef: b"E",
+                piexif.GPSIFD.GPSLongitude: GPS_LON,
+            },
+        }
+    )
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- makers: each writes one file and returns its path --------------------------------------
+
+
+def make_jpeg_exif(
+    path: Path, *, orientation: int = 6, size: tuple[int, int] = (64, 40), seed: int = 1
+) -> Path:
+    """Camera-style JPEG: EXIF date/make/model/GPS, given Orientation, sRGB ICC profile."""
+    image = Image.fromarray(rgb_pattern(*size, seed=seed))
+    image.save(_ensure_dir(path), "JPEG", quality=92, exif=camera_exif(orientation), icc_profile=srgb_icc())
+    return path
+
+
+def make_png_rgba(path: Path, *, size: tuple[int, int] = (48, 32), seed: int = 2) -> Path:
+    """RGBA PNG with a radial alpha ramp (fully opaque centre, transparent corners)."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    dist = np.hypot((x - width / 2) / (width / 2), (y - height / 2) / (height / 2))
+    alpha = np.clip(255 * (1.3 - dist), 0, 255).astype(np.uint8)
+    rgba = np.dstack([rgb_pattern(width, height, seed), alpha])
+    Image.fromarray(rgba).save(_ensure_dir(path), "PNG")
+    return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def make_png16(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 3, alpha: bool = False) -> Path:
+    """16-bit RGB (or RGBA) PNG, unfiltered rows; returns path. Pixels: :func:`png16_values`."""
+    values = png16_values(size, seed, alpha)
+    height, width, channels = values.shape
+    rows = values.astype(">u2").tobytes()
+    stride = width * channels * 2
+    raw = b"".join(b"\0" + rows[i * stride : (i + 1) * stride] for i in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 6 if alpha else 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw))
+    _ensure_dir(path).write_bytes(data + _png_chunk(b"IEND", b""))
+    return path
+
+
+def png16_values(size: tuple[int, int] = (40, 24), seed: int = 3, alpha: bool = False) -> np.ndarray:
+    values = rgb16_pattern(*size, seed=seed)
+    if alpha:
+        values = np.dstack([values, rgb16_pattern(*size, seed=seed + 100)[..., 0]])
+    return values
+
+
+def make_tiff16(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 4) -> Path:
+    """Uncompressed little-endian 16-bit RGB TIFF (one strip). Pixels: :func:`tiff16_values`."""
+    values = tiff16_values(size, seed)
+    height, width, _ = values.shape
+    pixels = values.astype("<u2").tobytes()
+    entries = [  # tag, type, count, value-or-offset
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 3, None),  # -> BitsPerSample array
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, None),  # -> pixel data
+        (277, 3, 1, 3),
+        (278, 4, 1, height),
+        (279, 4, 1, len(pixels)),
+        (284, 3, 1, 1),
+    ]
+    ifd_at = 8
+    bps_at = ifd_at + 2 + 12 * len(entries) + 4
+    data_at = bps_at + 6
+    out = bytearray(b"II*\0" + struct.pack("<I", ifd_at) + struct.pack("<H", len(entries)))
+    for tag, kind, count, value in entries:
+        value = {258: bps_at, 273: data_at}.get(tag, value)
+        field = struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, count) + field
+    out += struct.pack("<I", 0) + struct.pack("<3H", 16, 16, 16) + pixels
+    _ensure_dir(path).write_bytes(bytes(out))
+    return path
+
+
+def tiff16_values(size: tuple[int, int] = (40, 24), seed: int = 4) -> np.ndarray:
+    return rgb16_pattern(*size, seed=seed)
+
+
+def make_palette_png(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 5) -> Path:
+    image = Image.fromarray(rgb_pattern(*size, seed=seed)).quantize(colors=16)
+    image.save(_ensure_dir(path), "PNG")
+    return path
+
+
+def make_gray_jpeg(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 6) -> Path:
+    gray = rgb_pattern(*size, seed=seed)[..., 0]
+    Image.fromarray(gray).save(_ensure_dir(path), "JPEG", quality=90)
+    return path
+
+
+def make_heic(path: Path, *, size: tuple[int, int] = (64, 40), seed: int = 7) -> Path:
+    """HEIC carrying camera EXIF (Orientation 1: libheif applies rotation itself)."""
+    image = Image.fromarray(rgb_pattern(*size, seed=seed))
+    image.save(_ensure_dir(path), "HEIF", quality=90, exif=camera_exif(1))
+    return path
+
+
+def make_cmyk_jpeg(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 8) -> Path:
+    """CMYK JPEG with an embedded ICC profile (an sRGB one: Pillow cannot create CMYK profiles)."""
+    image = Image.fromarray(rgb_pattern(*size, seed=seed)).convert("CMYK")
+    image.save(_ensure_dir(path), "JPEG", quality=92, icc_profile=srgb_icc())
+    return path
+
+
+def make_webp(path: Path, *, size: tuple[int, int] = (48, 32), seed: int = 9) -> Path:
+    """Lossless WebP with EXIF, so pixels compare exactly."""
+    image = Image.fromarray(rgb_pattern(*size, seed=seed))
+    image.save(_ensure_dir(path), "WEBP", lossless=True, exif=camera_exif(1))
+    return path
+
+
+def make_bmp(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 10) -> Path:
+    Image.fromarray(rgb_pattern(*size, seed=seed)).save(_ensure_dir(path), "BMP")
+    return path
+
+
+def make_truncated_jpeg(path: Path, *, seed: int = 11) -> Path:
+    """A valid JPEG cut in half."""
+    make_jpeg_exif(path, orientation=1, size=(96, 64), seed=seed)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def make_empty_file(path: Path) -> Path:
+    _ensure_dir(path).write_bytes(b"")
+    return path
+
+
+def make_text_file(path: Path) -> Path:
+    _ensure_dir(path).write_text("this is not an image\n", encoding="utf-8")
+    return path
+
+
+def make_image_zoo(root: Path) -> dict[str, Path]:
+    """Every fixture under ``root`` (nested folders, unicode and space names); name -> path."""
+    root = Path(root)
+    return {
+        "jpeg_exif": make_jpeg_exif(root / "camera" / "IMG_0001.jpg"),
+        "png_rgba": make_png_rgba(root / "graphics" / "logo.png"),
+        "png16": make_png16(root / "scans" / "deep16.png"),
+        "tiff16": make_tiff16(root / "scans" / "deep16.tif"),
+        "palette_png": make_palette_png(root / "graphics" / "palette.png"),
+        "gray_jpeg": make_gray_jpeg(root / "old" / "gray.jpg"),
+        "heic": make_heic(root / "phone" / "IMG_0002.heic"),
+        "cmyk_jpeg": make_cmyk_jpeg(root / "print" / "cmyk.jpg"),
+        "webp": make_webp(root / "web" / "photo.webp"),
+        "bmp": make_bmp(root / "old" / "scan.bmp"),
+        "cafe": make_jpeg_exif(root / "café photo.jpg", orientation=1, seed=12),
+        "unicode_nested": make_png_rgba(root / "日本" / "写真 1.png", seed=13),
+        "truncated": make_truncated_jpeg(root / "broken" / "truncated.jpg"),
+        "empty": make_empty_file(root / "broken" / "empty.jpg"),
+        "text": make_text_file(root / "broken" / "notes.jpg"),
+    }
+
+
+# Zoo entries that are not readable images.
+BROKEN = ("truncated", "empty", "text")
