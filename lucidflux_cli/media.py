@@ -568,12 +568,12 @@ def _describe_write_error(exc: Exception) -> str:
 
 
 def _checked_arrays(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    rgb = np.asarray(rgb)
+    rgb = np.ascontiguousarray(rgb)  # encoders view the buffer as bytes
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
     if alpha is None:
         return rgb, None
-    alpha = np.asarray(alpha)
+    alpha = np.ascontiguousarray(alpha)
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
     return rgb, alpha
@@ -582,7 +582,8 @@ def _checked_arrays(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarr
 def _quantize(values: np.ndarray, bits: int) -> np.ndarray:
     top = 65535.0 if bits == 16 else 255.0
     scaled = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0) * np.float32(top)
-    return np.rint(np.clip(scaled, 0.0, top)).astype(np.uint16 if bits == 16 else np.uint8)
+    # x * 255 + 0.5, truncated: the reference's (torchvision's) rounding, halves go up.
+    return np.floor(np.clip(scaled + np.float32(0.5), 0.0, top)).astype(np.uint16 if bits == 16 else np.uint8)
 
 
 def provenance_summary(provenance: dict[str, str] | None) -> str:

@@ -74,7 +74,7 @@ class LucidFluxPipeline:
         restored = decoded[..., :height, :width]
         if settings.color_fix == "wavelet":
             restored = wavelet_color_fix(restored, cleaned[..., :height, :width])
-        return restored[0].permute(1, 2, 0).float().cpu().numpy()
+        return np.ascontiguousarray(restored[0].permute(1, 2, 0).float().cpu().numpy())
 
     # --- stages -------------------------------------------------------------------------
 
