@@ -186,3 +186,22 @@ def test_sigterm_mid_batch_then_resume(tmp_path, tiny_release):
     assert len(outputs(out)) == 6
     for path in outputs(out):
         media.read_image(path)
+
+
+def test_prompt_is_encoded_with_the_flux_text_encoders_and_cached(tmp_path, tiny_release):
+    from tiny_text_encoders import write_tiny_text_encoders
+
+    flux_dir = tmp_path / "FLUX.1-dev"
+    flux_dir.mkdir()
+    (flux_dir / "flux1-dev.safetensors").symlink_to(tiny_release.flux)
+    write_tiny_text_encoders(flux_dir)
+    photo = make_png16(tmp_path / "in" / "a.png")
+    args = [str(photo), *FAST, *weight_args(tiny_release), "--format", "png", "--cache-dir", str(tmp_path / "cache")]
+    args[args.index("--flux") + 1] = str(flux_dir / "flux1-dev.safetensors")
+    assert run("restore", *args, "-o", str(tmp_path / "default")).exit_code == 0
+    result = run("restore", *args, "-o", str(tmp_path / "prompted"), "--prompt", "a sharp old photograph")
+    assert result.exit_code == 0, result.output
+    default = np.asarray(Image.open(tmp_path / "default" / "a.png"), dtype=np.int32)
+    prompted = np.asarray(Image.open(tmp_path / "prompted" / "a.png"), dtype=np.int32)
+    assert np.abs(default - prompted).mean() > 0.5
+    assert list((tmp_path / "cache").rglob("prompt-*.safetensors"))
