@@ -152,7 +152,7 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     try:
         device = resolve_device(request.device)
         dtype = resolve_dtype(request.dtype, device)
-        paths = resolve_weights(request.weights, cache_dir=request.cache_dir, offline=request.offline,
+        paths = resolve_weights(_local_weights(request.weights), cache_dir=request.cache_dir, offline=request.offline,
                                 quiet=request.quiet or not request.progress)
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         components = load_components(paths, device, dtype, prompt=prompt)
@@ -162,6 +162,14 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix)
     return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
+
+
+def _local_weights(weights: dict[str, Path | None]) -> dict[str, Path | None]:
+    """A diffusers FLUX.1-dev folder given as --flux also provides the autoencoder (its vae/)."""
+    flux = weights.get("flux")
+    if weights.get("ae") is None and flux is not None and (Path(flux) / "vae").is_dir():
+        return {**weights, "ae": Path(flux) / "vae"}
+    return weights
 
 
 def _encode_prompt(request: RestoreRequest, paths, device):
