@@ -101,16 +101,19 @@ def restore_files(
     """
     report = BatchReport()
     restorer: Restorer | None = None
+    claimed: dict[Path, Path] = {}  # output -> the input that writes it
     for item in items:
         started = time.monotonic()
         result: FileResult | None = None
         try:
+            check_target(item, expected_output(item, options), claimed)
             guessed = expected_output(item, options)
             if guessed.exists() and not options.overwrite:  # resume without decoding the input
                 result = FileResult(item.path, guessed, "skipped")
             else:
                 loaded = media.read_image(item.path)
                 target = output_path(item, loaded.metadata.format, options)
+                check_target(item, target, claimed)
                 if target.exists() and not options.overwrite:
                     result = FileResult(item.path, target, "skipped")
         except Exception as error:  # any decoding problem fails this file only
@@ -129,6 +132,20 @@ def restore_files(
         if fail_fast and result.status == "failed":
             break
     return report
+
+
+class OutputConflict(LucidFluxError):
+    """The output would overwrite an input or another input's output."""
+
+
+def check_target(item: InputFile, target: Path, claimed: dict[Path, Path]) -> None:
+    """Inputs are never overwritten, and two inputs never write the same output."""
+    resolved = target.resolve()
+    if resolved == item.path.resolve():
+        raise OutputConflict(f"{item.path}: output would overwrite the input; use another -o or --suffix")
+    owner = claimed.setdefault(resolved, item.path)
+    if owner != item.path:
+        raise OutputConflict(f"{item.path}: output {target} is already written by {owner}; use --suffix or separate runs")
 
 
 def describe_error(path: Path, error: Exception) -> str:

@@ -205,3 +205,19 @@ def test_prompt_is_encoded_with_the_flux_text_encoders_and_cached(tmp_path, tiny
     prompted = np.asarray(Image.open(tmp_path / "prompted" / "a.png"), dtype=np.int32)
     assert np.abs(default - prompted).mean() > 0.5
     assert list((tmp_path / "cache").rglob("prompt-*.safetensors"))
+
+
+def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_release):
+    folder = tmp_path / "photos"
+    original = make_png16(folder / "a.png")
+    before = original.read_bytes()
+    result = run("restore", str(folder), "-o", str(folder), *FAST, *weight_args(tiny_release))
+    assert "it is the output folder" in result.output  # a folder is never its own output
+    result = run("restore", str(original), "-o", str(folder), *FAST, *weight_args(tiny_release))
+    assert result.exit_code == 1
+    assert "would overwrite the input" in result.output
+    assert original.read_bytes() == before
+    twin = make_png16(tmp_path / "other" / "a.png", seed=9)
+    result = run("restore", str(original), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+    assert result.exit_code == 1 and "already written by" in result.output
+    assert len(outputs(tmp_path / "out")) == 1
