@@ -17,7 +17,7 @@ from PIL import Image
 from lucidflux_cli import __version__, media
 from lucidflux_cli.discovery import InputFile
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.sizes import crop_to_aspect, output_size
+from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ class OutputOptions:
     suffix: str = ""
     size: tuple[int, int] | None = None
     overwrite: bool = False
+    scale: float = 1.0  # output = scale x input when no exact size is asked for
+    min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
 
 
 @dataclass
@@ -164,9 +166,12 @@ def restore_one(
     provenance: dict[str, str],
     on_step: StepCallback | None = None,
 ) -> None:
-    size = output_size(loaded.size, options.size)
+    size = output_size(loaded.size, options.size, options.scale)
+    work = processing_size(size, options.min_side)
     image = loaded.to_pil_rgb8() if loaded.metadata.bit_depth <= 8 else loaded.rgb
-    restored = restorer(image, size, on_step)
+    restored = restorer(image, work, on_step)
+    if work != size:  # restored larger than asked (--min-side): bring it to the output size
+        restored = np.stack([resize_plane(restored[..., c], work, size) for c in range(3)], axis=-1)
     alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
     fmt = media.output_format_for(loaded.metadata.format, options.fmt)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,10 @@ from pathlib import Path
 import click
 
 from lucidflux_cli import __version__
+from lucidflux_cli.cli_plugins import plugins_group
 from lucidflux_cli.cli_weights import weights_group
+from lucidflux_cli.config import config_group, config_option
+from lucidflux_cli.doctor import doctor_command
 
 WEIGHT_OPTIONS = {
     "flux": "FLUX.1-dev transformer: flux1-dev.safetensors (bf16 or fp8) or a diffusers FLUX.1-dev folder",
@@ -39,6 +42,17 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(error)) from error
 
 
+def _key_values(ctx, param, values) -> dict[str, str]:
+    """Repeated KEY=VALUE options (or a config file's list of them) -> dict."""
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _weight_options(function):
     for name, help_text in reversed(WEIGHT_OPTIONS.items()):
         flag = "--" + name.replace("_", "-")
@@ -55,6 +69,9 @@ def main() -> None:
 
 
 main.add_command(weights_group)
+main.add_command(plugins_group)
+main.add_command(config_group)
+main.add_command(doctor_command)
 
 
 @main.command(context_settings={"auto_envvar_prefix": "LUCIDFLUX"})
@@ -62,6 +79,16 @@ main.add_command(weights_group)
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; the input tree is mirrored under it.")
 @click.option("--size", callback=_size, help="Exact output size WxH (one side 0 keeps the aspect ratio). Default: input size.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Output size = SCALE x input size (aspect kept); not with --size.")
+@click.option("--min-side", type=click.IntRange(0), default=1024, show_default=True,
+              help="Restore at a short side of at least this many px, then resize to the output size (0: off).")
+@click.option("--tile-size", type=int, default=1024, show_default=True,
+              help="Above this processing size (px, multiple of 16) the image is restored in overlapping tiles.")
+@click.option("--tile-overlap", type=int,
+              help="Minimum overlap of neighbouring tiles in px (multiple of 16, at most half a tile). "
+                   "Default: a quarter of the tile size.")
+@click.option("--tile-batch", type=int, default=1, show_default=True, help="Tiles per model call.")
 @click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Denoising steps.")
 @click.option("--guidance", type=float, default=4.0, show_default=True, help="FLUX guidance embedding value.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=123456789, show_default=True, help="Noise seed.")
@@ -69,7 +96,14 @@ main.add_command(weights_group)
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA, fp32 on CPU.")
 @click.option("--format", "fmt", default="same", show_default=True,
-              help="same (the input's format where writable, else png), png, jpeg, webp, tiff or heif.")
+              help="same (the input's format where writable, else png), png, jpeg, webp, tiff, heif, "
+                   "or an installed format plugin (`lucidflux plugins list`).")
+@click.option("--format-option", "format_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
+              help="Option for the --format plugin (repeatable), e.g. bits=16 for png/tiff.")
+@click.option("--remover", default="swinir", show_default=True,
+              help="Degradation remover run before LucidFlux: swinir (the paper's), none, or an installed plugin.")
+@click.option("--remover-option", "remover_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
+              help="Option for the --remover plugin (repeatable), e.g. model=PATH.")
 @click.option("--quality", type=click.IntRange(1, 100), help="JPEG/WebP/HEIF quality (default 95).")
 @click.option("--suffix", default="", help="Appended to output file names (photo.jpg -> photo<SUFFIX>.jpg).")
 @click.option("--color-fix", type=click.Choice(["wavelet", "none"]), default="wavelet", show_default=True)
@@ -89,6 +123,7 @@ main.add_command(weights_group)
               help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@config_option(weight_names=WEIGHT_OPTIONS)
 @_weight_options
 def restore(inputs, out_dir, log_file, verbose, **options) -> None:
     """Restore INPUTS (files, folders, globs, or - for paths on stdin) into OUTPUT."""

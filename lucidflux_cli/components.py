@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from lucidflux_cli import removers
 from lucidflux_cli.loading import models
 from lucidflux_cli.pipeline import LucidFluxComponents
 
@@ -21,7 +22,7 @@ class WeightPaths:
     flux: Path  # flux1-dev.safetensors (BFL, bf16 or fp8) or a FLUX.1-dev diffusers folder
     ae: Path  # ae.safetensors or a diffusers vae/ folder (or the FLUX.1-dev folder)
     lucidflux: Path  # lucidflux.pth
-    swinir: Path  # general_swinir_v1.ckpt
+    swinir: Path | None  # general_swinir_v1.ckpt (None when another remover is chosen)
     siglip: Path  # SigLIP folder
     prompt_embeddings: Path  # prompt_embeddings.pt
 
@@ -50,8 +51,13 @@ def load_components(
     device: torch.device,
     dtype: torch.dtype,
     prompt: tuple[torch.Tensor, torch.Tensor] | None = None,
+    remover: removers.RemoverModel | None = None,
 ) -> LucidFluxComponents:
-    """Load every component strictly. ``prompt`` = (txt, vec) overrides the shipped embeddings."""
+    """Load every component strictly. ``prompt`` = (txt, vec) overrides the shipped embeddings.
+
+    ``remover``: a loaded degradation remover (lucidflux_cli.removers); default: the ``swinir``
+    plugin on ``paths.swinir``, found through the registry like any other.
+    """
     from lucidflux_cli.prompt import load_prompt_embeddings
 
     log.info("loading FLUX transformer from %s", paths.flux)
@@ -60,7 +66,8 @@ def load_components(
     dual, connector = models.load_dual_branch(paths.lucidflux, len(transformer.transformer_blocks), dtype)
     # The reference decodes and cleans in float32 whatever the diffusion dtype.
     vae = models.load_flux_vae(paths.ae, torch.float32).to(device)
-    swinir = models.load_swinir(paths.swinir).to(device)
+    if remover is None:
+        remover = removers.load(removers.create(removers.DEFAULT), {"swinir": paths.swinir}, device)
     siglip = models.load_siglip(paths.siglip, dtype).to(device)
     if prompt is None:
         embedding = load_prompt_embeddings(paths.prompt_embeddings)
@@ -71,8 +78,8 @@ def load_components(
         dual_branch=dual.to(device),
         connector=connector.to(device),
         siglip=siglip,
-        remover=swinir,
-        remover_multiple=swinir.size_requirements.multiple_of,
+        remover=remover,
+        remover_multiple=remover.multiple_of,
         txt=prompt[0],
         vec=prompt[1],
     )

@@ -20,7 +20,7 @@ import struct
 import sys
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,7 +31,7 @@ import numpy as np
 import piexif
 import piexif.helper
 import pillow_heif
-from PIL import Image, ImageCms, ImageFile, PngImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 from . import __version__
 from .atomic import atomic_write
@@ -62,27 +62,27 @@ _FORMAT_ALIASES = {
 }
 
 
-def _available_extensions() -> dict[str, str]:
-    ext = {
-        "png": ".png",
-        "jpeg": ".jpg",
-        "tiff": ".tif",
-        "heif": ".heic",
-        "bmp": ".bmp",
-        "ppm": ".ppm",
-        "tga": ".tga",
-    }
-    # These depend on how Pillow was built.
-    optional = {"webp": ("webp", ".webp"), "avif": ("avif", ".avif"), "jpeg2000": ("jpg_2000", ".jp2")}
-    for fmt, (feature, suffix) in optional.items():
-        if features.check(feature):
-            ext[fmt] = suffix
-    return ext
+class _FormatExtensions(Mapping[str, str]):
+    """Writable output formats -> file extension, read live from the format registry
+    (lucidflux_cli.formats: the built-ins and installed plugins, through entry points)."""
+
+    def __getitem__(self, fmt: str) -> str:
+        from lucidflux_cli import formats
+
+        return formats.extension(fmt)
+
+    def __iter__(self) -> Iterator[str]:
+        from lucidflux_cli import formats
+
+        return iter(formats.names())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 # Output formats we can write -> canonical file extension. GIF is deliberately absent: a
 # 256-colour palette would undo the restoration.
-EXTENSIONS: dict[str, str] = _available_extensions()
+EXTENSIONS: Mapping[str, str] = _FormatExtensions()
 
 # Pillow's plugin name for each writable format.
 _PIL_NAMES = {
@@ -522,8 +522,13 @@ def write_image(
     quality: int | None = None,
     bit_depth: int = 8,
     provenance: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Atomically write float RGB in [0, 1] (HxWx3) as ``fmt``, carrying ``metadata`` over.
+
+    ``fmt`` names a format of the registry (lucidflux_cli.formats: the built-ins below and
+    installed plugins); ``options`` are its options (None: the run's ``--format-option``).
+    What follows describes the built-in formats.
 
     Alpha (HxW, already at the output size) is kept for png/webp/tiff/heif/avif and dropped,
     not composited, for formats without alpha (jpeg, bmp, ...). ``bit_depth=16`` applies to
@@ -535,29 +540,50 @@ def write_image(
     On failure nothing is left behind, any previous file is untouched, and ImageWriteError is
     raised.
     """
+    from lucidflux_cli import formats
+
     path = Path(path)
     fmt = normalize_format(fmt)
-    if fmt not in EXTENSIONS:
-        raise ImageWriteError(path, f"unsupported output format {fmt!r}")
+    writer = _format_writer(path, fmt, options)
     if bit_depth not in (8, 16):
         raise ImageWriteError(path, f"unsupported bit depth {bit_depth} (use 8 or 16)")
     try:
         rgb_f, alpha_f = _checked_arrays(rgb, alpha)
     except ValueError as exc:
         raise ImageWriteError(path, str(exc)) from None
-    bits = bit_depth if fmt in _SIXTEEN_BIT_FORMATS else 8
-    pixels = _quantize(rgb_f, bits)
-    alpha_q = _quantize(alpha_f, bits) if alpha_f is not None and fmt in _ALPHA_FORMATS else None
-    meta = _output_meta(path, metadata, provenance, (pixels.shape[1], pixels.shape[0]))
-    writer = _WRITERS.get(fmt, _write_other)
+    meta = _output_meta(path, metadata, provenance, (rgb_f.shape[1], rgb_f.shape[0]))
+    image = formats.OutputImage(
+        path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=bit_depth, exif=meta.exif_bytes, icc_profile=meta.icc_profile,
+        xmp=meta.xmp, summary=meta.summary, quality=quality, exif_tags=meta.exif,
+    )
+    try:
+        atomic_write(path, lambda fp: writer.write(fp, image))
+    except Exception as exc:
+        cause = _describe_write_error(exc)
+        if not isinstance(exc, (OSError, ImageWriteError)):  # plugin code: say whose and what
+            cause = f"format {writer.name!r}: {type(exc).__name__}: {cause}"
+        raise ImageWriteError(path, cause) from exc
 
-    def write(fp: BinaryIO) -> None:
-        writer(fp, pixels, alpha_q, meta, fmt, quality, path)
+
+def _format_writer(path: Path, fmt: str, options: dict[str, str] | None):
+    from lucidflux_cli import formats, plugins
 
     try:
-        atomic_write(path, write)
-    except Exception as exc:
-        raise ImageWriteError(path, _describe_write_error(exc)) from exc
+        return formats.get(fmt, options)
+    except plugins.PluginError as exc:
+        if fmt not in plugins.registry(plugins.FORMATS).names():
+            raise ImageWriteError(path, f"unsupported output format {fmt!r}") from None
+        raise ImageWriteError(path, str(exc)) from None
+
+
+def encode_builtin(fp: BinaryIO, image: Any, fmt: str, bits: int) -> None:
+    """Encode a ``formats.OutputImage`` with this module's writers (the built-in formats)."""
+    bits = bits if fmt in _SIXTEEN_BIT_FORMATS else 8
+    pixels = _quantize(image.rgb, bits)
+    alpha = _quantize(image.alpha, bits) if image.alpha is not None and fmt in _ALPHA_FORMATS else None
+    meta = _OutputMeta(exif=image.exif_tags, exif_bytes=image.exif, icc_profile=image.icc_profile, xmp=image.xmp,
+                       summary=image.summary)
+    _WRITERS.get(fmt, _write_other)(fp, pixels, alpha, meta, fmt, image.quality, image.path)
 
 
 def _describe_write_error(exc: Exception) -> str:

@@ -7,30 +7,35 @@ builds them from weight files.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lucidflux_cli import sampling
-from lucidflux_cli.colorfix import wavelet_color_fix
+from lucidflux_cli import sampling, tiling
+from lucidflux_cli.colorfix import wavelet_color_fix, wavelet_split
 from lucidflux_cli.models.dual_branch import BranchInputs, DualConditionBranch
 from lucidflux_cli.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
+from lucidflux_cli.tiling import TOKEN, Box, TileOptions
+
+log = logging.getLogger(__name__)
 
 SWINIR_MULTIPLE = 64  # pixel-unshuffle by 8, then 8x8 attention windows
 
 
 @dataclass(frozen=True)
 class RestoreSettings:
-    """Sampling parameters; the defaults are the reference script's."""
+    """Sampling parameters; the defaults are the reference script's. ``tiles`` only matters above one tile."""
 
     steps: int = 20
     guidance: float = 4.0
     seed: int = 123456789
     color_fix: str = "wavelet"  # or "none"
+    tiles: TileOptions = TileOptions()
 
 
 @dataclass
@@ -44,6 +49,36 @@ class LucidFluxComponents:
     remover_multiple: int  # input sides must be multiples of this
     txt: torch.Tensor  # (1, L, C) prompt tokens
     vec: torch.Tensor  # (1, P) pooled prompt vector
+
+
+class LowQualityImage:
+    """The LQ image at processing size, padded to whole tokens, kept compact on the host.
+
+    Pixels stay 8-bit (float planes for deeper inputs) until a region is asked for; each crop
+    is converted with the reference's arithmetic, so it equals that region of the full tensor.
+    """
+
+    def __init__(self, pixels: np.ndarray, device: torch.device, dtype: torch.dtype):
+        self.pixels = pixels  # (H, W, 3): uint8, or float32 in [0, 1] (not yet clipped)
+        self.device, self.dtype = device, dtype
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    def crop(self, box: Box | None = None) -> torch.Tensor:
+        """(1, 3, h, w) in [-1, 1] on the device; the whole image when ``box`` is None."""
+        pixels = self.pixels if box is None else self.pixels[box.slices]
+        if pixels.dtype == np.uint8:
+            values = pixels.astype(np.float64)
+        else:
+            values = np.clip(pixels.astype(np.float64), 0.0, 1.0) * 255.0
+        # Same arithmetic as the reference: float64 x / 127.5 - 1, then cast.
+        return torch.from_numpy(values / 127.5 - 1).permute(2, 0, 1)[None].to(self.device, self.dtype)
 
 
 class LucidFluxPipeline:
@@ -62,10 +97,29 @@ class LucidFluxPipeline:
     ) -> np.ndarray:
         """Restore one RGB image; returns float32 (H, W, 3) in [0, 1] at ``size`` (default: input size).
 
-        ``on_step(done, total)`` is called after each denoising step (progress display).
+        ``on_step(done, total)`` is called after each denoising step (progress display). When the
+        device runs out of memory the image is retried with smaller tiles (down to a floor).
         """
         settings = settings or RestoreSettings()
-        width, height = size or _size_of(image)
+        size = size or _size_of(image)
+        while True:
+            try:
+                return self._restore(image, size, settings, on_step)
+            except torch.cuda.OutOfMemoryError:
+                smaller = settings.tiles.smaller()
+                if smaller is None:
+                    raise
+                log.warning("out of device memory with %s; retrying this image with %s",
+                            settings.tiles.describe(), smaller.describe())
+            # Outside the except block, so the failed attempt's tensors are freed before retrying.
+            settings = replace(settings, tiles=smaller)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def _restore(self, image, size: tuple[int, int], settings: RestoreSettings, on_step) -> np.ndarray:
+        width, height = size
+        if tiling.denoise_grid(width, height, settings.tiles).count > 1:
+            return self._restore_tiled(image, size, settings, on_step)
         lq = self.prepare_lq(image, (width, height))
         cleaned = self.clean(lq)
         context = self.encode_context(cleaned[..., :height, :width])
@@ -76,21 +130,50 @@ class LucidFluxPipeline:
             restored = wavelet_color_fix(restored, cleaned[..., :height, :width])
         return np.ascontiguousarray(restored[0].permute(1, 2, 0).float().cpu().numpy())
 
+    def _restore_tiled(self, image, size: tuple[int, int], settings: RestoreSettings, on_step) -> np.ndarray:
+        """The same stages over overlapping tiles; whole-image buffers stay on the host.
+
+        Device memory is bounded by the tile: only tile crops, the latent (1/64 of the pixels)
+        and the model are on the device.
+        """
+        width, height = size
+        lq = self.lq_image(image, size)
+        cleaned = self.clean_tiled(lq, settings.tiles)
+        context = self.encode_context(cleaned[..., :height, :width])
+        latents = self.denoise_tiled(lq, cleaned, context, settings, on_step)
+        del lq
+        restored = self.decode_tiled(latents, width, height, settings.tiles)
+        if settings.color_fix == "wavelet":
+            color_fix_tiled(restored, cleaned, settings.tiles.size)
+        return restored
+
     # --- stages -------------------------------------------------------------------------
 
-    def prepare_lq(self, image: Image.Image | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-        """Resize (bicubic, aspect kept by cropping), pad to a multiple of 16 -> (1, 3, H', W') in [-1, 1]."""
-        pixels = _resize(image, size)  # float64 in [0, 255], (H, W, 3)
+    def lq_image(self, image: Image.Image | np.ndarray, size: tuple[int, int]) -> LowQualityImage:
+        """Resize (bicubic, aspect kept by cropping), pad to a multiple of 16, keep compact on the host."""
+        pixels = _resize(image, size)
         height, width = pixels.shape[:2]
         pad = ((0, round_up(height, LATENT_MULTIPLE) - height), (0, round_up(width, LATENT_MULTIPLE) - width), (0, 0))
         pixels = np.pad(pixels, pad, mode="reflect" if min(height, width) > 1 else "edge")
-        # Same arithmetic as the reference: float64 x / 127.5 - 1, then cast.
-        lq = torch.from_numpy(pixels / 127.5 - 1).permute(2, 0, 1)[None]
-        return lq.to(self.device, self.dtype)
+        return LowQualityImage(pixels, self.device, self.dtype)
+
+    def prepare_lq(self, image: Image.Image | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """Resize (bicubic, aspect kept by cropping), pad to a multiple of 16 -> (1, 3, H', W') in [-1, 1]."""
+        return self.lq_image(image, size).crop()
 
     def clean(self, lq: torch.Tensor) -> torch.Tensor:
         """Degradation removal in float32 on a reflect-padded multiple of 64, cropped back; [0, 1]."""
-        x = torch.clamp((lq.float() + 1.0) / 2.0, 0.0, 1.0)
+        return self._remove(_remover_input(lq))
+
+    def clean_tiled(self, lq: LowQualityImage, options: TileOptions) -> torch.Tensor:
+        """:meth:`clean` over overlapping windows blended in pixel space -> host (1, 3, H', W')."""
+        grid = tiling.swinir_grid(lq.height, lq.width, options)
+        cleaned = torch.zeros(1, 3, lq.height, lq.width)
+        for box, weight in zip(grid.boxes(), grid.weights(options.blend), strict=True):
+            _accumulate(cleaned, box, self._remove(_remover_input(lq.crop(box))), weight)
+        return cleaned
+
+    def _remove(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         padded = _reflect_pad_to(x, self.c.remover_multiple)
         return self.c.remover(padded)[..., :height, :width].float().clamp(0.0, 1.0)
@@ -139,12 +222,143 @@ class LucidFluxPipeline:
                 on_step(step, settings.steps)
         return latents
 
+    def denoise_tiled(
+        self,
+        lq: LowQualityImage,
+        cleaned: torch.Tensor,
+        context: torch.Tensor,
+        settings: RestoreSettings,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """:meth:`denoise` over overlapping latent tiles (MultiDiffusion): -> (1, 16, H'/8, W'/8).
+
+        The noise is the untiled run's (same seed, same full-size draw), cropped per tile; the
+        schedule is the whole image's. At each step every tile predicts a velocity from its own
+        latent, LQ and cleaned crops; the predictions are blended with weights summing to one and
+        the Euler update is applied once to the whole latent. With a single tile this is
+        :meth:`denoise` exactly.
+        """
+        options = settings.tiles
+        grid = tiling.denoise_grid(lq.width, lq.height, options)
+        boxes = grid.boxes()
+        weights = [torch.from_numpy(w).to(self.device, torch.float32) for w in grid.scaled(2).weights(options.blend)]
+        tile_contexts = self._tile_contexts(boxes, cleaned) if options.semantic == "tile" else None
+        # diffusers shares img_ids across a batch: global positions differ per tile, so one at a time.
+        batch = options.batch if options.positions == "local" else 1
+        latents = sampling.make_noise(lq.height, lq.width, settings.seed, self.device, self.dtype)
+        times = sampling.timesteps(settings.steps, lq.height, lq.width)
+        for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
+            velocity = torch.zeros(latents.shape, device=self.device, dtype=torch.float32)
+            for first in range(0, len(boxes), batch):
+                chunk = range(first, min(first + batch, len(boxes)))
+                chunk_context = context if tile_contexts is None else _stack([tile_contexts[i] for i in chunk])
+                predicted = self._tile_velocity(
+                    latents, [boxes[i] for i in chunk], lq, cleaned, chunk_context, t_curr, settings
+                )
+                for i, tile_velocity in zip(chunk, predicted, strict=True):
+                    velocity[(..., *boxes[i].scaled(2).slices)] += weights[i] * tile_velocity.float()
+            latents = latents + (t_next - t_curr) * velocity.to(self.dtype)
+            if on_step is not None:
+                on_step(step, settings.steps)
+        return latents
+
+    def _tile_velocity(
+        self,
+        latents: torch.Tensor,
+        boxes: Sequence[Box],
+        lq: LowQualityImage,
+        cleaned: torch.Tensor,
+        context: torch.Tensor,
+        t_curr: float,
+        settings: RestoreSettings,
+    ) -> torch.Tensor:
+        """The backbone's velocity for a batch of same-size tiles -> (B, 16, 2h, 2w)."""
+        count, pixel_boxes = len(boxes), [box.scaled(TOKEN) for box in boxes]
+        height, width = pixel_boxes[0].height, pixel_boxes[0].width
+        tokens = _stack([sampling.pack_latents(latents[(..., *box.scaled(2).slices)]) for box in boxes])
+        lq_tiles = _stack([lq.crop(box) for box in pixel_boxes])
+        ldr = _stack([(cleaned[(..., *box.slices)].to(self.device) * 2.0 - 1.0).to(self.dtype) for box in pixel_boxes])
+        txt = _batched(self.c.txt.to(self.device, self.dtype), count)
+        vec = _batched(self.c.vec.to(self.device, self.dtype), count)
+        img_ids = self._tile_positions(boxes[0], settings.tiles)
+        guidance = torch.full((count,), settings.guidance, device=self.device, dtype=self.dtype)
+        t = torch.full((count,), t_curr, device=self.device, dtype=self.dtype)
+        inputs = BranchInputs(tokens, txt, sampling.text_positions(txt.shape[1], self.device), img_ids, vec, t, guidance)
+        residuals = self.c.dual_branch(inputs, lq_tiles, ldr)
+        context = _batched(context.to(self.device), count)
+        velocity = self.c.transformer(
+            hidden_states=tokens,
+            encoder_hidden_states=context,
+            pooled_projections=vec,
+            timestep=t,
+            img_ids=img_ids,
+            txt_ids=sampling.text_positions(context.shape[1], self.device),
+            guidance=guidance,
+            controlnet_block_samples=residuals,
+            return_dict=False,
+        )[0]
+        return sampling.unpack_latents(velocity, height, width)
+
+    def _tile_positions(self, box: Box, options: TileOptions) -> torch.Tensor:
+        """RoPE ids: ``local`` counts from 0 in every tile (each tile looks like a whole image of
+        the size FLUX was trained at); ``global`` uses the tile's place in the whole image."""
+        ids = sampling.image_positions(box.height * TOKEN, box.width * TOKEN, self.device)
+        if options.positions == "global":
+            ids[:, 1] += box.top
+            ids[:, 2] += box.left
+        return ids
+
+    def _tile_contexts(self, boxes: Sequence[Box], cleaned: torch.Tensor) -> list[torch.Tensor]:
+        """Per-tile text contexts (SigLIP tokens of each tile's cleaned crop), kept on the host."""
+        return [self.encode_context(cleaned[(..., *box.scaled(TOKEN).slices)]).cpu() for box in boxes]
+
     def decode(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Unpack, undo the latent scaling, decode in float32 -> [-1, 1]."""
-        z = sampling.unpack_latents(latents.float(), height, width)
+        return self._decode_spatial(sampling.unpack_latents(latents.float(), height, width))
+
+    def _decode_spatial(self, z: torch.Tensor) -> torch.Tensor:
         config = self.c.vae.config
-        z = z / config.scaling_factor + config.shift_factor
+        z = z.float() / config.scaling_factor + config.shift_factor
         return self.c.vae.decode(z.to(self.c.vae.dtype), return_dict=False)[0].float().clamp(-1, 1).add(1).div(2)
+
+    def decode_tiled(self, latents: torch.Tensor, width: int, height: int, options: TileOptions) -> np.ndarray:
+        """Decode (1, 16, H'/8, W'/8) latents in overlapping tiles blended in pixel space.
+
+        Returns host float32 (height, width, 3) in [0, 1]. The decoder's group norms and
+        mid-block attention see only the tile, so tiles differ slightly in tone where they
+        overlap; wide smooth ramps hide that, and the wavelet colour fix replaces the low band.
+        """
+        grid = tiling.decode_grid(latents.shape[-2], latents.shape[-1], options)
+        restored = np.zeros((height, width, 3), dtype=np.float32)
+        pixel_grid = grid.scaled(tiling.LATENT)
+        for box, pixel_box, weight in zip(grid.boxes(), pixel_grid.boxes(), pixel_grid.weights(options.blend), strict=True):
+            pixels = self._decode_spatial(latents[(..., *box.slices)])
+            pixels = (pixels * torch.from_numpy(weight).to(pixels)).cpu()
+            rows = min(pixel_box.height, height - pixel_box.top)
+            cols = min(pixel_box.width, width - pixel_box.left)
+            if rows > 0 and cols > 0:
+                target = restored[pixel_box.top:pixel_box.top + rows, pixel_box.left:pixel_box.left + cols]
+                target += pixels[0, :, :rows, :cols].permute(1, 2, 0).numpy()
+        return restored
+
+
+def color_fix_tiled(restored: np.ndarray, cleaned: torch.Tensor, window: int) -> None:
+    """Wavelet colour fix of ``restored`` (H, W, 3) in place, window by window; overwrites ``cleaned``.
+
+    The fix is ``content + low(cleaned - content)`` (the blur is linear, so this equals the
+    whole-image :func:`wavelet_color_fix` up to rounding) and the blur reaches 31 px, so cores
+    with 64 px margins are exact: no tile borders can show. ``cleaned`` (host, >= H x W) holds
+    the difference afterwards, which saves a whole-image buffer.
+    """
+    height, width = restored.shape[:2]
+    content = torch.from_numpy(restored).permute(2, 0, 1)[None]
+    difference = cleaned[..., :height, :width].sub_(content)
+    margin = tiling.COLOR_FIX_MARGIN
+    for core, window_box in tiling.core_boxes(height, width, max(window, 4 * margin), margin):
+        _, low = wavelet_split(difference[(..., *window_box.slices)])
+        top, left = core.top - window_box.top, core.left - window_box.left
+        part = content[(..., *core.slices)]
+        part.add_(low[..., top:top + core.height, left:left + core.width]).clamp_(0.0, 1.0)
 
 
 def siglip_pixels(cleaned: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -155,8 +369,7 @@ def siglip_pixels(cleaned: torch.Tensor, image_size: int) -> torch.Tensor:
     """
     batch = []
     for item in cleaned.float().cpu():
-        pixels = (item.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        picture = Image.fromarray(pixels, mode="RGB")
+        picture = Image.fromarray(_truncated_uint8(item), mode="RGB")
         if picture.size != (image_size, image_size):
             picture = picture.resize((image_size, image_size), resample=Image.BILINEAR)
         array = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)
@@ -168,18 +381,28 @@ def _size_of(image: Image.Image | np.ndarray) -> tuple[int, int]:
     return image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
 
 
+def _truncated_uint8(item: torch.Tensor, rows: int = 256) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8 by truncation, a band of rows at a time (no float copy)."""
+    values = item.permute(1, 2, 0).numpy()
+    pixels = np.empty(values.shape, dtype=np.uint8)
+    for top in range(0, values.shape[0], rows):
+        pixels[top:top + rows] = (values[top:top + rows] * 255).astype(np.uint8)
+    return pixels
+
+
 def _resize(image: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Crop to the target aspect, then bicubic-resize; float64 (H, W, 3) in [0, 255].
+    """Crop to the target aspect, then bicubic-resize -> (H, W, 3): uint8, or float32 in [0, 1].
 
     8-bit images are resized as 8-bit RGB like the reference (PIL rounds to integers);
     deeper images (float arrays in [0, 1]) per channel in float, keeping their precision.
+    Values stay compact here; :meth:`LowQualityImage.crop` converts them.
     """
     box = crop_to_aspect(_size_of(image), size)
     if isinstance(image, Image.Image):
         picture = image.convert("RGB").crop(box)
         if picture.size != size:
             picture = picture.resize(size, resample=Image.BICUBIC)
-        return np.asarray(picture, dtype=np.float64)
+        return np.asarray(picture, dtype=np.uint8)
     left, top, right, bottom = box
     array = np.asarray(image, dtype=np.float32)[top:bottom, left:right]
     channels = []
@@ -187,8 +410,26 @@ def _resize(image: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarra
         plane = Image.fromarray(np.ascontiguousarray(array[..., channel]), mode="F")
         if plane.size != size:
             plane = plane.resize(size, resample=Image.BICUBIC)
-        channels.append(np.asarray(plane, dtype=np.float64))
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0) * 255.0
+        channels.append(np.asarray(plane, dtype=np.float32))
+    return np.stack(channels, axis=-1)
+
+
+def _remover_input(lq: torch.Tensor) -> torch.Tensor:
+    return torch.clamp((lq.float() + 1.0) / 2.0, 0.0, 1.0)
+
+
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Batch of tiles; a single tile passes through untouched (same memory layout as untiled)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
+
+
+def _batched(tensor: torch.Tensor, count: int) -> torch.Tensor:
+    return tensor if tensor.shape[0] == count else tensor.expand(count, *tensor.shape[1:])
+
+
+def _accumulate(target: torch.Tensor, box: Box, tile: torch.Tensor, weight: np.ndarray) -> None:
+    """``target[box] += weight * tile`` with the target on the host."""
+    target[(..., *box.slices)] += (tile * torch.from_numpy(weight).to(tile)).cpu()
 
 
 def _reflect_pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -13,9 +13,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lucidflux_cli import __version__, atomic, batch, discovery, media
+from lucidflux_cli import __version__, atomic, batch, discovery, formats, media
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
+from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, output_size, probe_size, processing_size
+from lucidflux_cli.tiling import TileOptions, describe_plan
 
 log = logging.getLogger("lucidflux")
 
@@ -33,6 +35,9 @@ class RestoreRequest:
     device: str = "auto"
     dtype: str = "auto"
     fmt: str = "same"
+    format_options: dict[str, str] = field(default_factory=dict)  # --format-option key=value
+    remover: str = "swinir"  # a lucidflux.removers plugin
+    remover_options: dict[str, str] = field(default_factory=dict)  # --remover-option key=value
     quality: int | None = None
     suffix: str = ""
     color_fix: str = "wavelet"
@@ -51,6 +56,14 @@ class RestoreRequest:
     report: Path | None = None
     quiet: bool = False
     progress: bool = True
+    scale: float = 1.0  # output = scale x input (when no --size)
+    min_side: int = DEFAULT_MIN_SIDE  # restore at >= this short side, then resize to the output size
+    tile_size: int = TileOptions.size
+    tile_overlap: int | None = None  # None: a quarter of the tile
+    tile_batch: int = TileOptions.batch
+
+    def tiles(self) -> TileOptions:
+        return TileOptions(size=self.tile_size, overlap=self.tile_overlap, batch=self.tile_batch)
 
 
 class SetupError(LucidFluxError):
@@ -59,7 +72,17 @@ class SetupError(LucidFluxError):
 
 def validate(request: RestoreRequest) -> None:
     """Usage errors (exit 2) before any work: raise ValueError with a one-line message."""
+    from lucidflux_cli import plugins, removers
+
+    try:  # a broken or unknown plugin, or options it refuses, names itself and the cause
+        removers.create(request.remover, request.remover_options)
+        formats.select(request.fmt, request.format_options)
+    except plugins.PluginError as error:
+        raise ValueError(f"{error.kind} plugin {error.name!r} cannot be used: {error.cause}") from error
     media.output_format_for("png", request.fmt)  # raises ValueError for unknown formats
+    if request.scale <= 0 or (request.scale != 1 and request.size is not None):
+        raise ValueError("--scale must be positive and cannot be combined with --size")
+    request.tiles()  # raises ValueError for impossible tile settings
     if request.device != "auto":
         import torch
 
@@ -73,7 +96,7 @@ def run(request: RestoreRequest, stdin=None) -> int:
     found = discover(request, stdin or sys.stdin)
     options = batch.OutputOptions(
         out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
-        size=request.size, overwrite=request.overwrite,
+        size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
     )
     if request.dry_run:
         return dry_run(found, options, request)
@@ -82,7 +105,8 @@ def run(request: RestoreRequest, stdin=None) -> int:
         return EXIT_FAILED if found.problems else EXIT_OK
     events = EventSink(request)
     try:
-        with output_lock(request.out_dir), stop_on_signals(), Progress(len(found.files), request) as progress:
+        with (output_lock(request.out_dir), stop_on_signals(), formats.using_options(request.fmt, request.format_options),
+              Progress(len(found.files), request) as progress):
             atomic.remove_stale_temps(request.out_dir)
             report = batch.restore_files(
                 found.files,
@@ -122,14 +146,24 @@ def dry_run(found: discovery.DiscoveryResult, options: batch.OutputOptions, requ
     """List the plan without loading any model."""
     planned = batch.plan(found.files, options)
     for result in planned:
+        tiles = _tile_plan(result.source, options, request) if result.status == "planned" else None
         if request.json_events:
-            print(json.dumps(result.to_event()), flush=True)
+            print(json.dumps({**result.to_event(), "plan": tiles}), flush=True)
         else:
             verb = "restore" if result.status == "planned" else "skip   "
-            print(f"{verb} {result.source} -> {result.output}")
+            print(f"{verb} {result.source} -> {result.output}" + (f" ({tiles})" if tiles else ""))
     restore_count = sum(r.status == "planned" for r in planned)
     log.info("dry run: %d to restore, %d already done", restore_count, len(planned) - restore_count)
     return EXIT_FAILED if found.problems else EXIT_OK
+
+
+def _tile_plan(source: Path, options: batch.OutputOptions, request: RestoreRequest) -> str:
+    """Processing size and tile grid of one image, from its header alone."""
+    size = probe_size(source)
+    if size is None:
+        return "size unknown"
+    work = processing_size(output_size(size, options.size, options.scale), options.min_side)
+    return describe_plan(*work, request.tiles())
 
 
 def provenance(request: RestoreRequest) -> dict[str, str]:
@@ -139,28 +173,33 @@ def provenance(request: RestoreRequest) -> dict[str, str]:
         "Guidance": str(request.guidance),
         "Seed": str(request.seed),
         "ColorFix": request.color_fix,
+        "Remover": request.remover,
         "Prompt": request.prompt or "(LucidFlux default embedding)",
     }
 
 
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
     """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
+    from lucidflux_cli import removers
     from lucidflux_cli.components import load_components, resolve_device, resolve_dtype
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
-    from lucidflux_cli.weights import resolve_weights
 
     try:
         device = resolve_device(request.device)
         dtype = resolve_dtype(request.dtype, device)
-        paths = resolve_weights(_local_weights(request.weights), cache_dir=request.cache_dir, offline=request.offline,
-                                quiet=request.quiet or not request.progress)
+        remover = removers.create(request.remover, request.remover_options)
+        # Only the chosen remover's weights are fetched (--remover none needs no SwinIR).
+        paths, remover_paths = removers.resolve_weights(
+            remover, _local_weights(request.weights), cache_dir=request.cache_dir, offline=request.offline,
+            quiet=request.quiet or not request.progress)
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
-        components = load_components(paths, device, dtype, prompt=prompt)
+        loaded_remover = removers.load(remover, remover_paths, device)
+        components = load_components(paths, device, dtype, prompt=prompt, remover=loaded_remover)
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
     pipeline = LucidFluxPipeline(components, device, dtype)
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
-                               color_fix=request.color_fix)
+                               color_fix=request.color_fix, tiles=request.tiles())
     return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
 
 

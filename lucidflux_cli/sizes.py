@@ -6,6 +6,7 @@ import math
 import re
 
 LATENT_MULTIPLE = 16  # 8x VAE downsampling, then 2x2 latent packing
+DEFAULT_MIN_SIDE = 1024  # FLUX works best near its native 1024 px
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -19,17 +20,47 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def output_size(input_size: tuple[int, int], requested: tuple[int, int] | None) -> tuple[int, int]:
-    """The exact output size: the input's, the requested one, or one side scaled by aspect."""
+def output_size(
+    input_size: tuple[int, int], requested: tuple[int, int] | None, scale: float = 1.0
+) -> tuple[int, int]:
+    """The exact output size: the requested one (one side may follow the aspect), else ``scale`` x input."""
     in_w, in_h = input_size
     if requested is None:
-        return in_w, in_h
+        return max(1, round(in_w * scale)), max(1, round(in_h * scale))
     width, height = requested
     if width == 0:
         width = max(1, round(in_w * height / in_h))
     if height == 0:
         height = max(1, round(in_h * width / in_w))
     return width, height
+
+
+def processing_size(size: tuple[int, int], min_side: int = DEFAULT_MIN_SIDE) -> tuple[int, int]:
+    """The size the model restores at: ``size`` raised (aspect kept) until its short side is ``min_side``.
+
+    ``min_side`` 0 turns this off. The result is resized back to ``size`` afterwards.
+    """
+    width, height = size
+    short = min(width, height)
+    if min_side <= 0 or short >= min_side:
+        return size
+    factor = min_side / short
+    if width <= height:
+        return min_side, max(min_side, round(height * factor))
+    return max(min_side, round(width * factor)), min_side
+
+
+def probe_size(path) -> tuple[int, int] | None:
+    """Upright (width, height) from the file header without decoding pixels; None if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            transposed = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap sides
+    except Exception:  # dry-run only: an unreadable file is reported when it is restored
+        return None
+    return (height, width) if transposed else (width, height)
 
 
 def crop_to_aspect(input_size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:

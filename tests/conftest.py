@@ -16,6 +16,13 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # diffusers' own depr
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch, tmp_path_factory):
+    """A developer's own ~/.config/lucidflux/config.toml must not change what tests do."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+    monkeypatch.delenv("LUCIDFLUX_CONFIG", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_release(tmp_path_factory) -> TinyRelease:
     return write_tiny_release(tmp_path_factory.mktemp("release"), seed=0)

@@ -22,7 +22,7 @@ from lucidflux_cli import atomic, media
 from lucidflux_cli.cli import main
 from lucidflux_cli.runctl import output_lock
 
-FAST = ["--steps", "1", "--device", "cpu"]
+FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]
 
 
 def run(*args: str, input: str | None = None):

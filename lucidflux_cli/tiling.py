@@ -1,0 +1,267 @@
+"""Tile geometry and blending weights for restoring images larger than one model tile.
+
+Torch-free on purpose: ``--dry-run`` and the docs figure use it without loading any model.
+A grid is the Cartesian product of row spans and column spans, and a tile's weight is the
+product of a row ramp and a column ramp, so the weights normalise per axis: the 2-D
+weights of all tiles sum to one wherever the 1-D ones do (``axis_weights``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lucidflux_cli.sizes import LATENT_MULTIPLE, round_up
+
+TOKEN = LATENT_MULTIPLE  # pixels per packed latent token (8x VAE, then 2x2 packing)
+LATENT = 8  # pixels per VAE latent position
+SWINIR_MULTIPLE = 64
+COLOR_FIX_MARGIN = 64  # the wavelet fix reaches 1+2+4+8+16 = 31 px each side; 64 is exact with room
+BLENDS = ("cosine", "linear", "hard")
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How an image larger than one tile is covered. Sizes are output pixels at processing size."""
+
+    size: int = 1024  # tile side; FLUX is at home near 1024 px
+    overlap: int | None = None  # minimum overlap of neighbours (tiles are spread evenly); None: size / 4
+    batch: int = 1  # tiles per model call
+    positions: str = "local"  # RoPE ids per tile: "local" (from 0, as in training) or "global"
+    semantic: str = "global"  # SigLIP tokens: "global" (whole image, once) or "tile" (per tile crop)
+    blend: str = "cosine"  # "cosine" ramps; "linear" and "hard" (no blending) exist for comparison
+    min_size: int = 256  # out-of-memory retries halve the tile down to this
+
+    def __post_init__(self) -> None:
+        if self.size < 4 * TOKEN or self.size % TOKEN:
+            raise ValueError(f"tile size must be a multiple of {TOKEN} and at least {4 * TOKEN} px, got {self.size}")
+        if self.overlap is None:
+            object.__setattr__(self, "overlap", self.size // 4 // TOKEN * TOKEN)
+        if self.overlap % TOKEN or not 0 <= self.overlap <= self.size // 2:
+            raise ValueError(
+                f"tile overlap must be a multiple of {TOKEN} px between 0 and half the tile size, got {self.overlap}"
+            )
+        if self.batch < 1:
+            raise ValueError(f"tile batch must be at least 1, got {self.batch}")
+        if self.positions not in ("local", "global") or self.semantic not in ("global", "tile"):
+            raise ValueError(f"unknown tile positions/semantic mode: {self.positions!r}/{self.semantic!r}")
+        if self.blend not in BLENDS:
+            raise ValueError(f"tile blend must be one of {BLENDS}, got {self.blend!r}")
+
+    def smaller(self) -> TileOptions | None:
+        """The next try after running out of memory: fewer tiles per call, then half-size tiles."""
+        if self.batch > 1:
+            return replace(self, batch=self.batch // 2)
+        size = max(self.min_size, self.size // 2 // TOKEN * TOKEN)
+        if size >= self.size:
+            return None
+        overlap = min(size // 2, round(self.overlap * size / self.size / TOKEN) * TOKEN)
+        return replace(self, size=size, overlap=overlap)
+
+    def describe(self) -> str:
+        return f"{self.size} px tiles, overlap {self.overlap} px, batch {self.batch}"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A tile: top-left corner and size, in the grid's units."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def scaled(self, factor: int) -> Box:
+        return Box(self.top * factor, self.left * factor, self.height * factor, self.width * factor)
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Overlapping tiles of one size covering a ``height`` x ``width`` array."""
+
+    height: int
+    width: int
+    rows: tuple[int, ...]  # tile tops
+    cols: tuple[int, ...]  # tile lefts
+    tile_height: int
+    tile_width: int
+    margin: int = 0  # outer band of each tile that gets no weight where it overlaps a neighbour
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def boxes(self) -> list[Box]:
+        """Tiles in raster order."""
+        return [Box(top, left, self.tile_height, self.tile_width) for top in self.rows for left in self.cols]
+
+    def scaled(self, factor: int) -> Grid:
+        return Grid(
+            self.height * factor, self.width * factor,
+            tuple(r * factor for r in self.rows), tuple(c * factor for c in self.cols),
+            self.tile_height * factor, self.tile_width * factor, self.margin * factor,
+        )
+
+    def borders(self) -> tuple[set[int], set[int]]:
+        """Where seams could show, as (rows, cols) pixel-line indices (a line i lies between i-1 and i):
+        every tile edge inside the image, and the middle of every overlap (where neighbouring
+        weights cross, and where a cut without blending falls)."""
+        return _borders(self.rows, self.tile_height, self.height), _borders(self.cols, self.tile_width, self.width)
+
+    def weights(self, blend: str = "cosine") -> list[np.ndarray]:
+        """Per tile (raster order), its (tile_height, tile_width) weights; they sum to one everywhere."""
+        row_w = axis_weights(self.rows, self.tile_height, self.height, blend, self.margin)
+        col_w = axis_weights(self.cols, self.tile_width, self.width, blend, self.margin)
+        return [np.outer(r, c) for r in row_w for c in col_w]
+
+
+def spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, ...]:
+    """Starts of the fewest ``tile``-long spans covering ``length`` with at least ``overlap`` shared.
+
+    The spans are spread evenly (so the actual overlap is usually larger than asked), and their
+    starts are multiples of ``align`` except the last, which ends flush with ``length``.
+    """
+    if length <= tile:
+        return (0,)
+    if tile - overlap < align:
+        raise ValueError(f"tile {tile} too small for overlap {overlap} aligned to {align}")
+    last = length - tile
+    count = math.ceil(last / (tile - overlap)) + 1
+    while True:  # aligning the starts down can shrink an overlap: add a span until none is short
+        starts = (*(round(i * last / (count - 1)) // align * align for i in range(count - 1)), last)
+        if all(a + tile - b >= overlap for a, b in zip(starts, starts[1:], strict=False)):
+            return starts
+        count += 1
+
+
+def make_grid(height: int, width: int, tile: int, overlap: int, align: int = 1, margin: int = 0) -> Grid:
+    return Grid(
+        height, width, spans(height, tile, overlap, align), spans(width, tile, overlap, align),
+        min(tile, height), min(tile, width), margin,
+    )
+
+
+def axis_weights(
+    starts: tuple[int, ...], tile: int, length: int, blend: str = "cosine", margin: int = 0
+) -> list[np.ndarray]:
+    """Normalised 1-D weights (float64) of each span; they sum to one at every position.
+
+    ``cosine``: each span ramps up over its overlap with the previous span and down over the
+    next, ``sin^2`` of the distance to its edge (half-sample centred, so never exactly zero
+    and complementary to the neighbour's ramp); flat 1 elsewhere, so a tile's interior is its
+    own prediction. ``linear``: the same with straight ramps. ``hard``: no blending, each
+    position belongs to the span whose centre is nearest (seams are expected; a control).
+    ``margin``: the outer band of a span where it overlaps a neighbour gets weight 0 and the
+    ramp runs between the bands (for decoders whose outputs go wrong near their input's edge);
+    the ramps stay complementary, so the sum is still one.
+    """
+    tile = min(tile, length)
+    if blend == "hard":
+        raw = _nearest_centre(starts, tile, length)
+    else:
+        raw = [_tile_ramps(starts, i, tile, blend, margin) for i in range(len(starts))]
+    total = np.zeros(length)
+    for start, weight in zip(starts, raw, strict=True):
+        total[start:start + tile] += weight
+    return [weight / total[start:start + tile] for start, weight in zip(starts, raw, strict=True)]
+
+
+def _tile_ramps(starts: tuple[int, ...], i: int, tile: int, blend: str, margin: int) -> np.ndarray:
+    position = np.arange(tile, dtype=np.float64)
+    weight = np.ones(tile)
+    if i > 0:
+        weight *= _ramp(position, starts[i - 1] + tile - starts[i], blend, margin)
+    if i < len(starts) - 1:
+        weight *= _ramp(tile - 1 - position, starts[i] + tile - starts[i + 1], blend, margin)
+    return weight
+
+
+def _borders(starts: tuple[int, ...], tile: int, length: int) -> set[int]:
+    edges = {e for start in starts for e in (start, start + tile) if 0 < e < length}
+    changes = np.flatnonzero(np.diff(_owners(starts, min(tile, length), length))) + 1
+    return edges | {int(i) for i in changes}
+
+
+def _ramp(distance: np.ndarray, width: int, blend: str, margin: int = 0) -> np.ndarray:
+    """Weight by distance from the tile edge over an overlap ``width`` wide; 1 beyond it."""
+    margin = min(margin, (width - 1) // 2)  # a narrow overlap keeps a ramp of at least one sample
+    x = np.clip((distance + 0.5 - margin) / max(width - 2 * margin, 1), 0.0, 1.0)
+    return np.sin(x * np.pi / 2) ** 2 if blend == "cosine" else x
+
+
+def _owners(starts: tuple[int, ...], tile: int, length: int) -> np.ndarray:
+    """For each position, the span whose centre is nearest."""
+    centres = np.asarray(starts) + (tile - 1) / 2
+    return np.abs(np.arange(length)[:, None] - centres[None, :]).argmin(axis=1)
+
+
+def _nearest_centre(starts: tuple[int, ...], tile: int, length: int) -> list[np.ndarray]:
+    owner = _owners(starts, tile, length)
+    return [(owner[start:start + tile] == i).astype(np.float64) for i, start in enumerate(starts)]
+
+
+# --- the grids each stage uses -----------------------------------------------------------
+
+
+def latent_shape(width: int, height: int) -> tuple[int, int]:
+    """(rows, cols) of packed tokens for a processing size (padded up to whole tokens)."""
+    return round_up(height, TOKEN) // TOKEN, round_up(width, TOKEN) // TOKEN
+
+
+def denoise_grid(width: int, height: int, options: TileOptions) -> Grid:
+    """Diffusion tiles in packed-token units (16 px)."""
+    rows, cols = latent_shape(width, height)
+    return make_grid(rows, cols, options.size // TOKEN, options.overlap // TOKEN)
+
+
+def decode_grid(latent_height: int, latent_width: int, options: TileOptions) -> Grid:
+    """VAE decode tiles in latent units (8 px).
+
+    The decoder goes wrong near the edges of what it is given (zero padding, group norms over
+    the tile), so each window's outer ``window / 16`` is discarded where a neighbour covers it
+    and the ramp runs over at least a quarter window beyond that. Windows are at least 256 px.
+    """
+    window = max(options.size, 256)
+    margin = window // 16
+    overlap = max(options.overlap, window // 4) + 2 * margin
+    return make_grid(latent_height, latent_width, window // LATENT, overlap // LATENT, margin=margin // LATENT)
+
+
+def swinir_grid(height: int, width: int, options: TileOptions) -> Grid:
+    """Degradation-remover tiles in pixels: windows a multiple of 64 with starts on its 64 px grid,
+    so overlapping windows see the same attention windows; outer ``window / 16`` discarded."""
+    window = max(2 * SWINIR_MULTIPLE, options.size // SWINIR_MULTIPLE * SWINIR_MULTIPLE)
+    margin = window // 16
+    overlap = min(window // 2, max(SWINIR_MULTIPLE, round_up(options.overlap + 2 * margin, SWINIR_MULTIPLE)))
+    return make_grid(height, width, window, overlap, align=SWINIR_MULTIPLE, margin=margin)
+
+
+def core_boxes(height: int, width: int, window: int, margin: int) -> list[tuple[Box, Box]]:
+    """Non-overlapping cores covering the image, each with its window (core + ``margin``, clipped)."""
+    core = max(window - 2 * margin, TOKEN)
+    pairs = []
+    for top in range(0, height, core):
+        for left in range(0, width, core):
+            inner = Box(top, left, min(core, height - top), min(core, width - left))
+            y0, x0 = max(0, top - margin), max(0, left - margin)
+            y1, x1 = min(height, top + inner.height + margin), min(width, left + inner.width + margin)
+            pairs.append((inner, Box(y0, x0, y1 - y0, x1 - x0)))
+    return pairs
+
+
+def describe_plan(width: int, height: int, options: TileOptions) -> str:
+    """One line for ``--dry-run``: the processing size and the diffusion tile grid."""
+    grid = denoise_grid(width, height, options)
+    if grid.count == 1:
+        return f"process {width}x{height} px in one tile"
+    tile_w, tile_h = grid.tile_width * TOKEN, grid.tile_height * TOKEN
+    return (
+        f"process {width}x{height} px in {len(grid.cols)}x{len(grid.rows)} tiles of {tile_w}x{tile_h} px "
+        f"(overlap >= {options.overlap} px, batch {options.batch})"
+    )
