@@ -220,25 +220,35 @@ def denoise_grid(width: int, height: int, options: TileOptions) -> Grid:
     return make_grid(rows, cols, options.size // TOKEN, options.overlap // TOKEN)
 
 
+def stage_window(options: TileOptions, smallest: int) -> int:
+    """Side of the SwinIR and VAE windows: 3/4 of the tile (a multiple of 64, at least ``smallest``).
+
+    Their activations grow with the window's area (at 1024 px they dominate a one-tile run's
+    peak), and a tiled run also holds whole-image buffers on the host; windows of 3/4 the
+    tile side halve the activations, which keeps a tiled run's peak near a one-tile run's.
+    """
+    return max(smallest, options.size * 3 // 4 // SWINIR_MULTIPLE * SWINIR_MULTIPLE)
+
+
 def decode_grid(latent_height: int, latent_width: int, options: TileOptions) -> Grid:
-    """VAE decode tiles in latent units (8 px).
+    """VAE decode windows in latent units (8 px), at least 256 px.
 
     The decoder goes wrong near the edges of what it is given (zero padding, group norms over
-    the tile), so each window's outer ``window / 16`` is discarded where a neighbour covers it
-    and the ramp runs over at least a quarter window beyond that. Windows are at least 256 px.
+    the window), so each window's outer sixteenth is discarded where a neighbour covers it
+    and the weights ramp over a quarter window beyond that.
     """
-    window = max(options.size, 256)
+    window = stage_window(options, 256)
     margin = window // 16
-    overlap = max(options.overlap, window // 4) + 2 * margin
+    overlap = window // 4 + 2 * margin
     return make_grid(latent_height, latent_width, window // LATENT, overlap // LATENT, margin=margin // LATENT)
 
 
 def swinir_grid(height: int, width: int, options: TileOptions) -> Grid:
-    """Degradation-remover tiles in pixels: windows a multiple of 64 with starts on its 64 px grid,
-    so overlapping windows see the same attention windows; outer ``window / 16`` discarded."""
-    window = max(2 * SWINIR_MULTIPLE, options.size // SWINIR_MULTIPLE * SWINIR_MULTIPLE)
+    """Degradation-remover windows in pixels, at least 128 px; like :func:`decode_grid`, but
+    starts on SwinIR's 64 px grid, so overlapping windows share their attention windows."""
+    window = stage_window(options, 2 * SWINIR_MULTIPLE)
     margin = window // 16
-    overlap = min(window // 2, max(SWINIR_MULTIPLE, round_up(options.overlap + 2 * margin, SWINIR_MULTIPLE)))
+    overlap = min(window // 2, round_up(window // 4 + 2 * margin, SWINIR_MULTIPLE))
     return make_grid(height, width, window, overlap, align=SWINIR_MULTIPLE, margin=margin)
 
 

@@ -364,7 +364,7 @@ def _plan_file(entry: WeightFile, filename: str, root: Path) -> _FilePlan:
 
 
 class _NotAHub(OSError):
-    pass
+    """The endpoint answered, but not like a Hugging Face hub."""
 
 
 def _check_disk_space(missing: Sequence[WeightFile], plans: dict[str, list[_FilePlan]], root: Path) -> None:

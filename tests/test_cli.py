@@ -164,7 +164,7 @@ def test_sigterm_mid_batch_then_resume(tmp_path, tiny_release):
     for index in range(6):
         Image.fromarray(rgb_pattern(64, 48, seed=index)).save(source / f"{index}.png")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(source), "-o", str(out), "--steps", "2",
+    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(source), "-o", str(out), "--steps", "2", "--min-side", "0",
                "--device", "cpu", *weight_args(tiny_release)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
