@@ -116,7 +116,8 @@ class LucidFluxPipeline:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
-    def _restore(self, image, size: tuple[int, int], settings: RestoreSettings, on_step) -> np.ndarray:
+    def _restore(self, image: Image.Image | np.ndarray, size: tuple[int, int], settings: RestoreSettings,
+                 on_step: Callable[[int, int], None] | None) -> np.ndarray:
         width, height = size
         if tiling.denoise_grid(width, height, settings.tiles).count > 1:
             return self._restore_tiled(image, size, settings, on_step)
@@ -130,7 +131,8 @@ class LucidFluxPipeline:
             restored = wavelet_color_fix(restored, cleaned[..., :height, :width])
         return np.ascontiguousarray(restored[0].permute(1, 2, 0).float().cpu().numpy())
 
-    def _restore_tiled(self, image, size: tuple[int, int], settings: RestoreSettings, on_step) -> np.ndarray:
+    def _restore_tiled(self, image: Image.Image | np.ndarray, size: tuple[int, int], settings: RestoreSettings,
+                       on_step: Callable[[int, int], None] | None) -> np.ndarray:
         """The same stages over overlapping tiles; whole-image buffers stay on the host.
 
         Device memory is bounded by the tile: only tile crops, the latent (1/64 of the pixels)

@@ -9,6 +9,7 @@ weights of all tiles sum to one wherever the 1-D ones do (``axis_weights``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -114,11 +115,14 @@ class Grid:
         weights cross, and where a cut without blending falls)."""
         return _borders(self.rows, self.tile_height, self.height), _borders(self.cols, self.tile_width, self.width)
 
-    def weights(self, blend: str = "cosine") -> list[np.ndarray]:
-        """Per tile (raster order), its (tile_height, tile_width) weights; they sum to one everywhere."""
+    def weights(self, blend: str = "cosine") -> Iterator[np.ndarray]:
+        """Per tile (raster order), its float32 (tile_height, tile_width) weights; they sum to one everywhere.
+
+        Made one at a time: all of them together would take as much memory as the image.
+        """
         row_w = axis_weights(self.rows, self.tile_height, self.height, blend, self.margin)
         col_w = axis_weights(self.cols, self.tile_width, self.width, blend, self.margin)
-        return [np.outer(r, c) for r in row_w for c in col_w]
+        return (np.outer(r, c).astype(np.float32) for r in row_w for c in col_w)
 
 
 def spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, ...]:
