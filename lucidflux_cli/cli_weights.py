@@ -61,16 +61,35 @@ def _disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in files)
 
 
+def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.WeightFile]:
+    """What a run with the chosen remover plugin needs (its declared weights included)."""
+    from lucidflux_cli import plugins, removers
+    from lucidflux_cli.cli import _key_values
+
+    try:
+        return removers.run_weights(removers.create(remover, _key_values(None, None, options)))
+    except plugins.PluginError as error:
+        raise click.UsageError(f"{error.kind} plugin {error.name!r} cannot be used: {error.cause}") from error
+
+
 @weights_group.command("download")
-@click.argument("names", nargs=-1, callback=_names)
+@click.argument("names", nargs=-1)
 @_cache_option
+@click.option("--remover", help="Instead of NAMES: what a restore with this remover plugin needs (its own weights too).")
+@click.option("--remover-option", "remover_options", multiple=True, metavar="KEY=VALUE",
+              help="Options of --remover, as for restore.")
 @click.option("--force", is_flag=True, help="Download again even if cached (e.g. after `weights verify` failed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; only errors.")
-def download_command(names: list[weights.WeightFile], cache_dir: Path | None, force: bool, quiet: bool) -> None:
+@click.pass_context
+def download_command(ctx: click.Context, names: tuple[str, ...], cache_dir: Path | None, remover: str | None,
+                     remover_options: tuple[str, ...], force: bool, quiet: bool) -> None:
     """Fetch NAMES (default: all) into the cache; honours HF_TOKEN / `hf auth login` and HF_HUB_OFFLINE."""
+    if remover is not None and names:
+        raise click.UsageError("give weight NAMES or --remover, not both")
+    entries = _remover_weights(remover, remover_options) if remover is not None else _names(ctx, None, names)
     _setup_logging(quiet)
     try:
-        paths = weights.ensure(names, cache_dir=cache_dir, quiet=quiet, force=force)
+        paths = weights.ensure(entries, cache_dir=cache_dir, quiet=quiet, force=force)
     except weights.WeightsUnavailable as error:
         _fail(str(error), EXIT_SETUP)
     except KeyboardInterrupt:

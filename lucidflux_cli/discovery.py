@@ -30,6 +30,7 @@ _GLOB_CHARS = frozenset("*?[")
 class InputFile:
     path: Path
     relative: Path  # place under its root, mirrored under the output folder
+    named: bool = False  # named explicitly (argument or stdin line), not found by a walk or glob
 
 
 @dataclass
@@ -38,8 +39,8 @@ class DiscoveryResult:
     problems: list[str] = field(default_factory=list)
 
 
-def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+def is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
+    return os.path.splitext(name)[1].lower() in extensions
 
 
 def split_stdin(text: str, nul: bool) -> list[str]:
@@ -64,17 +65,21 @@ def discover(
     exclude: Sequence[str] = (),
     output_dir: Path | None = None,
     stdin_lines: Iterable[str] | None = None,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> DiscoveryResult:
     """Expand ``inputs`` in order; within each root, files are sorted by relative path.
 
     The same file reached twice (another argument, a symlink, ...) is listed once, where it first
     appears. When the output folder lies inside an input folder (or glob base), it is skipped.
+    Walks and globs take files with ``extensions``; named files are mirrored from their common
+    folder, so ``a/x.jpg b/x.jpg`` become ``OUT/a/x.jpg OUT/b/x.jpg``.
     """
     walker = _Discovery(
         recursive=recursive,
         include=tuple(p.lower() for p in include),
         exclude=tuple(p.lower() for p in exclude),
         output_dir=os.path.realpath(output_dir) if output_dir is not None else None,
+        extensions=extensions,
     )
     result = DiscoveryResult(problems=walker.problems)
     seen: set[str] = set()
@@ -83,7 +88,21 @@ def discover(
         if real not in seen:
             seen.add(real)
             result.files.append(found)
+    result.files = _mirror_named_files(result.files)
     return result
+
+
+def _mirror_named_files(files: list[InputFile]) -> list[InputFile]:
+    """Named files keep their folders below the deepest folder they all share."""
+    folders = {os.path.dirname(os.path.abspath(item.path)) for item in files if item.named}
+    if len(folders) < 2:
+        return files
+    common = os.path.commonpath(sorted(folders))
+    return [
+        InputFile(item.path, Path(os.path.relpath(os.path.abspath(item.path), common)), named=True) if item.named
+        else item
+        for item in files
+    ]
 
 
 @dataclass
@@ -92,6 +111,7 @@ class _Discovery:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     output_dir: str | None
+    extensions: frozenset[str] = IMAGE_EXTENSIONS
     problems: list[str] = field(default_factory=list)
 
     def wants(self, relative: Path) -> bool:
@@ -128,7 +148,7 @@ class _Discovery:
         elif path.is_file():
             # Named explicitly: taken whatever its extension or place (decoding decides).
             if self.wants(Path(path.name)):
-                yield InputFile(path, Path(path.name))
+                yield InputFile(path, Path(path.name), named=True)
         elif os.path.lexists(argument):
             self.problems.append(f"{argument}: broken symlink or not a regular file")
         else:
@@ -173,9 +193,9 @@ class _Discovery:
             if self.recursive and not pruned and not _any_match([entry.name.lower()], self.exclude):
                 yield from self.walk(Path(entry.path), relative, root_real, ancestors)
         elif is_file:
-            if is_image_name(entry.name) and self.wants(relative):
+            if is_image_name(entry.name, self.extensions) and self.wants(relative):
                 yield InputFile(Path(entry.path), relative)
-        elif entry.is_symlink() and is_image_name(entry.name):
+        elif entry.is_symlink() and is_image_name(entry.name, self.extensions):
             self.problems.append(f"{entry.path}: broken symlink")
 
     def expand_glob(self, pattern: str) -> Iterator[InputFile]:
@@ -189,7 +209,7 @@ class _Discovery:
                 continue
             if path.is_dir():
                 found.extend(InputFile(f.path, relative / f.relative) for f in self.walk_root(path))
-            elif path.is_file() and is_image_name(path.name) and self.wants(relative):
+            elif path.is_file() and is_image_name(path.name, self.extensions) and self.wants(relative):
                 found.append(InputFile(path, relative))
         if not found:
             self.problems.append(f"{pattern}: no image files match")

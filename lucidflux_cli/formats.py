@@ -278,6 +278,19 @@ def names() -> list[str]:
     return sorted(plugin.name for plugin in plugins.registry(plugins.FORMATS).usable())
 
 
+def readable_extensions() -> frozenset[str]:
+    """Extensions of installed format plugins that Pillow can also open (a plugin such as the
+    JPEG XL one registers a Pillow decoder on import), so folder walks pick those files up."""
+    from PIL import Image
+
+    found = set()
+    for plugin in plugins.registry(plugins.FORMATS).usable():  # imports each plugin once
+        Image.init()
+        openers = Image.registered_extensions()
+        found.update(ext.lower() for ext in plugin.load().capabilities.extensions if openers.get(ext) in Image.OPEN)
+    return frozenset(found)
+
+
 def extension(name: str) -> str:
     """The file extension of format ``name`` ('.jpg'); KeyError if no usable format has that name."""
     key = canonical(name)

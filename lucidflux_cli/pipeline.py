@@ -168,7 +168,13 @@ class LucidFluxPipeline:
         return self._remove(_remover_input(lq))
 
     def clean_tiled(self, lq: LowQualityImage, options: TileOptions) -> torch.Tensor:
-        """:meth:`clean` over overlapping windows blended in pixel space -> host (1, 3, H', W')."""
+        """:meth:`clean` over overlapping windows blended in pixel space -> host (1, 3, H', W').
+
+        A remover that declares itself not tileable (its output depends on the whole image)
+        sees the whole image in one piece instead, at the cost of memory.
+        """
+        if not getattr(self.c.remover, "tileable", True):
+            return self.clean(lq.crop()).cpu()
         grid = tiling.swinir_grid(lq.height, lq.width, options)
         cleaned = torch.zeros(1, 3, lq.height, lq.width)
         for box, weight in zip(grid.boxes(), grid.weights(options.blend), strict=True):

@@ -177,6 +177,14 @@ def needed_weights(remover: Remover) -> set[str]:
     return {*CORE_WEIGHTS, *names, *(w.name for w in own)}
 
 
+def run_weights(remover: Remover) -> list[WeightFile]:
+    """Every weight file a run with ``remover`` needs, as entries to fetch (``weights download``)."""
+    from lucidflux_cli.weights import REGISTRY
+
+    names, own = weight_needs(remover)
+    return [REGISTRY[n] for n in dict.fromkeys([*CORE_WEIGHTS, *names])] + own
+
+
 def resolve_weights(
     remover: Remover,
     overrides: Mapping[str, Path | None],

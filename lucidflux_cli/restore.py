@@ -136,6 +136,7 @@ def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
     found = discovery.discover(
         request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
         output_dir=request.out_dir, stdin_lines=stdin_lines,
+        extensions=discovery.IMAGE_EXTENSIONS | formats.readable_extensions(),
     )
     for problem in found.problems:
         log.error("%s", problem)

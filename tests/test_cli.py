@@ -218,6 +218,6 @@ def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_r
     assert "would overwrite the input" in result.output
     assert original.read_bytes() == before
     twin = make_png16(tmp_path / "other" / "a.png", seed=9)
-    result = run("restore", str(original), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
-    assert result.exit_code == 1 and "already written by" in result.output
+    result = run("restore", str(folder), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+    assert result.exit_code == 1 and "already written by" in result.output  # photos/a.png and other/a.png
     assert len(outputs(tmp_path / "out")) == 1

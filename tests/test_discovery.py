@@ -83,13 +83,30 @@ def test_not_recursive(tree: Path) -> None:
     assert rels(discover([str(tree)], recursive=False)) == ["a.JPG", "b.png", "café photo.jpg"]
 
 
-def test_explicit_files_are_always_taken_with_name_as_relative(tree: Path) -> None:
+def test_explicit_files_are_always_taken_and_mirrored_from_their_common_folder(tree: Path) -> None:
     result = discover([str(tree / "notes.txt"), str(tree / "sub" / "c.tif"), str(tree / ".hidden.jpg")])
     assert result.files == [
-        InputFile(tree / "notes.txt", Path("notes.txt")),
-        InputFile(tree / "sub" / "c.tif", Path("c.tif")),
-        InputFile(tree / ".hidden.jpg", Path(".hidden.jpg")),
+        InputFile(tree / "notes.txt", Path("notes.txt"), named=True),
+        InputFile(tree / "sub" / "c.tif", Path("sub/c.tif"), named=True),
+        InputFile(tree / ".hidden.jpg", Path(".hidden.jpg"), named=True),
     ]
+
+
+def test_named_files_of_one_folder_keep_just_their_names(tree: Path) -> None:
+    result = discover([str(tree / "b.png"), str(tree / "a.JPG")])
+    assert rels(result) == ["b.png", "a.JPG"]
+
+
+def test_same_names_from_different_folders_do_not_collide(tmp_path: Path) -> None:
+    first, second = touch(tmp_path / "scans" / "1998" / "x.jpg"), touch(tmp_path / "scans" / "1999" / "x.jpg")
+    text = f"{first}\n{second}\n"
+    assert rels(discover(["-"], stdin_lines=split_stdin(text, nul=False))) == ["1998/x.jpg", "1999/x.jpg"]
+
+
+def test_walks_take_extra_extensions_when_asked(tree: Path) -> None:
+    touch(tree / "scan.jxl")
+    assert "scan.jxl" not in rels(discover([str(tree)]))
+    assert "scan.jxl" in rels(discover([str(tree)], extensions=discovery.IMAGE_EXTENSIONS | {".jxl"}))
 
 
 def test_roots_keep_given_order_and_duplicates_are_removed(tree: Path) -> None:
@@ -195,7 +212,7 @@ def test_split_stdin() -> None:
 def test_stdin_names_are_not_globbed(tmp_path: Path) -> None:
     odd = touch(tmp_path / "[1] scan.png")
     result = discover(["-"], stdin_lines=[str(odd)])
-    assert result.files == [InputFile(odd, Path("[1] scan.png"))]
+    assert result.files == [InputFile(odd, Path("[1] scan.png"), named=True)]
 
 
 def test_zoo_discovery_finds_every_file(tmp_path: Path) -> None:

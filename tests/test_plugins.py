@@ -19,6 +19,7 @@ import torch
 from click.testing import CliRunner
 from conftest import weight_args
 from PIL import Image
+from test_weights import cache, hub, registry  # noqa: F401 (fixtures: a local fake hub)
 
 from lucidflux_cli import formats, media, plugins, removers
 from lucidflux_cli.cli import main
@@ -319,6 +320,19 @@ def test_weights_of_a_plugin_honour_offline(test_plugins, tmp_path, tiny_release
                  "--remover", "needs_weights", "--offline", "--cache-dir", str(tmp_path / "empty-cache"))
     assert result.exit_code == 3
     assert "someone/own-model:model.pth" in result.output and "offline" in result.output
+
+
+def test_weights_download_fetches_what_a_plugin_declares(test_plugins, registry, hub, cache):  # noqa: F811
+    hub.add_repo("someone/own-model", {"model.pth": b"plugin weights"})
+    result = run("weights", "download", "-q", "--cache-dir", str(cache), "--remover", "needs_weights")
+    assert result.exit_code == 0, result.output
+    fetched = dict(line.split("\t") for line in result.output.splitlines() if "\t" in line)
+    assert set(fetched) == {"flux", "ae", "lucidflux", "siglip", "prompt_embeddings", "test-own-model"}  # no swinir
+    assert Path(fetched["test-own-model"]).read_bytes() == b"plugin weights"
+    both = run("weights", "download", "flux", "--remover", "needs_weights")
+    assert both.exit_code == 2 and "not both" in both.output
+    broken = run("weights", "download", "--remover", "broken_import")
+    assert broken.exit_code == 2 and "remover plugin 'broken_import' cannot be used: " in broken.output and "boom at import" in broken.output
 
 
 def test_two_distributions_claiming_one_name_are_both_refused(installed, tmp_path):

@@ -243,6 +243,26 @@ def test_tiled_stages_with_one_tile_are_bitwise_untiled(tiny_pipeline):
     assert np.array_equal(tiny_pipeline.decode_tiled(spatial, 64, 48, TileOptions(size=64, overlap=0)), decoded)
 
 
+@pytest.mark.parametrize("tileable", [True, False])
+def test_remover_is_windowed_only_when_it_says_it_may_be(tiny_pipeline, tileable):
+    from lucidflux_cli.removers import RemoverModel
+
+    shapes = []
+
+    def global_contrast(x):  # depends on the whole input: windows would change the answer
+        shapes.append(tuple(x.shape[-2:]))
+        return (x - x.mean() + 0.5).clamp(0, 1)
+
+    pipeline = variant(tiny_pipeline, remover=RemoverModel(run=global_contrast, tileable=tileable), remover_multiple=1)
+    lq = pipeline.lq_image(textured_image(256, 192), (256, 192))
+    cleaned = pipeline.clean_tiled(lq, TileOptions(size=128, overlap=32))
+    if tileable:
+        assert len(shapes) > 1 and all(h < 192 and w < 256 for h, w in shapes)
+    else:
+        assert shapes == [(192, 256)]
+        assert torch.equal(cleaned, pipeline.clean(lq.crop()))
+
+
 def test_tiled_colour_fix_equals_whole_image_fix():
     rng = np.random.default_rng(1)
     content = torch.from_numpy(rng.random((1, 3, 150, 230), dtype=np.float32))

@@ -132,3 +132,18 @@ def test_bad_options_are_usage_errors(tmp_path):
     assert effort.exit_code == 2 and "format plugin 'jxl' cannot be used: effort must be from 1 to 9" in effort.output
     unknown = run(*base, "--format-option", "speed=1")
     assert unknown.exit_code == 2 and "unknown option(s) speed" in unknown.output
+
+
+def test_folder_walks_pick_up_jxl_inputs(tmp_path, restored, release):
+    """Installing the plugin makes .jxl files part of folder walks (its Pillow reader opens them)."""
+    folder = tmp_path / "archive" / "nested"
+    folder.mkdir(parents=True)
+    (folder / "camera.jxl").write_bytes(restored["camera"].read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    result = run("restore", str(tmp_path / "archive"), "-o", str(tmp_path / "out"), *FAST, *weight_args(release),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [e["status"] for e in events if e.get("event") != "summary"] == ["done"]
+    meta, pixels = decode(tmp_path / "out" / "nested" / "camera.jxl")  # --format same: JPEG XL again
+    assert pixels.shape == (48, 32, 3) and meta.icc == srgb_icc()
