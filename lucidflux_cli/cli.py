@@ -26,6 +26,7 @@ WEIGHT_OPTIONS = {
     "swinir": "DiffBIR SwinIR checkpoint (general_swinir_v1.ckpt)",
     "siglip": "SigLIP folder (google/siglip2-so400m-patch16-512)",
     "prompt_embeddings": "prompt_embeddings.pt (precomputed T5/CLIP prompt)",
+    "text_encoders": "for --prompt: a FLUX.1-dev folder with text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/",
 }
 QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "httpx", "httpx2", "httpcore",
                  "httpcore2", "filelock")

@@ -25,6 +25,7 @@ class WeightPaths:
     swinir: Path | None  # general_swinir_v1.ckpt (None when another remover is chosen)
     siglip: Path  # SigLIP folder
     prompt_embeddings: Path  # prompt_embeddings.pt
+    text_encoders: Path | None = None  # FLUX.1-dev folder with text_encoder*/ and tokenizer*/ (--prompt only)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -188,6 +188,8 @@ def cache(settings: Settings) -> dict[str, Any]:
         local = settings.overrides.get(entry.name)
         path = local if local is not None else weights.cached_path(entry, root)
         state = "local" if local is not None else "cached" if path is not None else "missing"
+        if state == "missing" and entry.optional:
+            state = "optional"  # e.g. the text encoders, needed for --prompt only
         entries.append({"name": entry.name, "source": entry.source, "gated": entry.gated, "state": state,
                         "path": str(path) if path else None, "size": entry.size})
     missing = [e for e in entries if e["state"] == "missing"]

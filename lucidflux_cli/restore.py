@@ -216,10 +216,24 @@ def _encode_prompt(request: RestoreRequest, paths, device):
     from lucidflux_cli.prompt import encode_prompt
     from lucidflux_cli.weights import cache_root
 
-    flux_dir = paths.flux if paths.flux.is_dir() else paths.flux.parent
     cache = Path(request.cache_dir) if request.cache_dir else cache_root(None)
-    embedding = encode_prompt(request.prompt, flux_dir, device=device, cache_dir=cache / "lucidflux-prompts")
+    folder = _text_encoder_folder(request, paths)
+    embedding = encode_prompt(request.prompt, folder, device=device, cache_dir=cache / "lucidflux-prompts")
     return embedding.txt, embedding.vec
+
+
+def _text_encoder_folder(request: RestoreRequest, paths) -> Path:
+    """--text-encoders, else a FLUX.1-dev folder that has them (--flux), else the registry's (fetched)."""
+    from lucidflux_cli import weights
+
+    given = request.weights.get("text_encoders")
+    if given is not None:
+        return Path(given)
+    flux_dir = paths.flux if paths.flux.is_dir() else paths.flux.parent
+    if (flux_dir / "text_encoder").is_dir():
+        return flux_dir
+    return weights.fetch(weights.REGISTRY["text_encoders"], cache_dir=request.cache_dir, offline=request.offline,
+                         quiet=request.quiet or not request.progress)
 
 
 class EventSink:

@@ -50,6 +50,7 @@ class WeightFile:
     sha256: str | None = None
     gated: bool = False
     about: str = ""
+    optional: bool = False  # not part of a default run (nor of a bare ``weights download``)
 
     @property
     def filenames(self) -> tuple[str, ...]:
@@ -69,16 +70,39 @@ class WeightFile:
 REGISTRY: dict[str, WeightFile] = {
     w.name: w
     for w in (
-        WeightFile("flux", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", size=23_800_000_000,
+        # sha256 as published by Black Forest Labs (github.com/black-forest-labs/flux README) and
+        # in widely used model manifests; the other files' hashes are not published: the hub's own
+        # LFS hash is checked instead (weights verify).
+        WeightFile("flux", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", size=23_802_932_552,
+                   sha256="4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7",
                    gated=True, about="FLUX.1-dev transformer (12B)"),
-        WeightFile("ae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", size=335_000_000, gated=True,
-                   about="FLUX.1 autoencoder"),
+        WeightFile("ae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", size=335_304_388,
+                   sha256="afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38",
+                   gated=True, about="FLUX.1 autoencoder"),
         WeightFile("lucidflux", "W2GenAI/LucidFlux", "lucidflux.pth",
                    about="condition branches, modulation, connector"),
         WeightFile("prompt_embeddings", "W2GenAI/LucidFlux", "prompt_embeddings.pt",
                    about="precomputed prompt (T5/CLIP)"),
         WeightFile("swinir", "lxq007/DiffBIR", "general_swinir_v1.ckpt", size=68_000_000,
                    about="SwinIR degradation remover (DiffBIR)"),
+        WeightFile(
+            "text_encoders",
+            "black-forest-labs/FLUX.1-dev",
+            None,
+            files=(
+                "text_encoder/config.json", "text_encoder/model.safetensors",
+                "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+                "tokenizer/vocab.json",
+                "text_encoder_2/config.json", "text_encoder_2/model-00001-of-00002.safetensors",
+                "text_encoder_2/model-00002-of-00002.safetensors", "text_encoder_2/model.safetensors.index.json",
+                "tokenizer_2/special_tokens_map.json", "tokenizer_2/spiece.model", "tokenizer_2/tokenizer.json",
+                "tokenizer_2/tokenizer_config.json",
+            ),
+            size=9_800_000_000,
+            gated=True,
+            about="CLIP-L and T5-XXL text encoders (only for --prompt)",
+            optional=True,
+        ),
         WeightFile(
             "siglip",
             "google/siglip2-so400m-patch16-512",
@@ -122,7 +146,7 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
 def entries(names: Iterable[str] | None = None) -> list[WeightFile]:
     """Registry entries by name (all when ``names`` is empty); KeyError names the unknown ones."""
     if not names:
-        return list(REGISTRY.values())
+        return [entry for entry in REGISTRY.values() if not entry.optional]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise KeyError(f"unknown weight(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
@@ -134,7 +158,7 @@ def cached_path(entry: WeightFile, cache_dir: Path | str | None = None) -> Path 
     paths = _cached_files(entry, cache_root(cache_dir))
     if paths is None:
         return None
-    return paths[0] if entry.filename is not None else paths[0].parent
+    return paths[0] if entry.filename is not None else _snapshot_folder(entry, paths[0])
 
 
 def resolve_weights(
@@ -149,7 +173,7 @@ def resolve_weights(
     ``quiet=None`` hides progress bars when the ``lucidflux`` logger is above INFO (``-q``).
     """
     resolved = {name: Path(p) for name, p in overrides.items() if p is not None and name in REGISTRY}
-    needed = [e for e in REGISTRY.values() if e.name not in resolved]
+    needed = [e for e in REGISTRY.values() if e.name not in resolved and not e.optional]
     resolved.update(ensure(needed, cache_dir=cache_dir, offline=offline, quiet=quiet))
     return WeightPaths(**resolved)
 
@@ -226,14 +250,22 @@ def verify(entry: WeightFile, cache_dir: Path | str | None = None) -> list[FileC
 
 def registry_markdown() -> str:
     """The registry as a Markdown table (docs/weights.md embeds it)."""
-    rows = ["| name | what | repository | file(s) | revision | approx. size | option |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| name | what | repository | file(s) | revision | approx. size | pinned sha256 | option |",
+            "|---|---|---|---|---|---|---|---|"]
     for e in REGISTRY.values():
-        files = ", ".join(f"`{f}`" for f in e.filenames) + ("" if e.filename else " (folder)")
+        shown = dict.fromkeys(f.split("/")[0] + "/" if "/" in f else f for f in e.filenames)
+        files = ", ".join(f"`{f}`" for f in shown) + ("" if e.filename else " (folder)")
         gated = " (gated)" if e.gated else ""
         size = format_size(e.size)
-        rows.append(f"| {e.name} | {e.about} | `{e.repo}`{gated} | {files} | `{e.revision}` | {size} | `{e.flag}` |")
+        pinned = f"`{e.sha256[:12]}…`" if e.sha256 else "hub's hash"
+        rows.append(f"| {e.name} | {e.about} | `{e.repo}`{gated} | {files} | `{e.revision}` | {size} | {pinned} "
+                    f"| `{e.flag}` |")
     return "\n".join(rows)
+
+
+def _snapshot_folder(entry: WeightFile, first: Path) -> Path:
+    """The folder a folder entry's files are relative to (its files may sit in subfolders)."""
+    return first.parents[len(Path(entry.files[0]).parts) - 1]
 
 
 def format_size(size: int | None, approx: bool = True) -> str:
@@ -353,6 +385,10 @@ def _plan_file(entry: WeightFile, filename: str, root: Path) -> _FilePlan:
     meta = get_hf_file_metadata(url)
     if meta.commit_hash is None or meta.etag is None:
         raise _NotAHub(f"{constants.ENDPOINT} did not answer like a Hugging Face hub (no commit/etag headers)")
+    pinned = entry.sha256 if entry.filename == filename else None
+    if pinned and len(meta.etag) == 64 and meta.etag != pinned:  # LFS etags are the content's sha256
+        raise ValueError(f"the hub serves another file (sha256 {meta.etag[:12]}...) than the one this version of "
+                         f"lucidflux-cli was verified with (sha256 {pinned[:12]}...); not downloaded")
     folder = repo_folder_name(repo_id=entry.repo, repo_type="model")
     location = meta.location or url
     return _FilePlan(
@@ -409,7 +445,7 @@ def _download_entry(entry: WeightFile, plans: list[_FilePlan], root: Path, bar, 
                 raise
             line = _describe(entry, plan.filename, error, resumable=plan.partial.exists())
             raise WeightsUnavailable("download failed:", [line]) from error
-    return paths[0] if entry.filename is not None else paths[0].parent
+    return paths[0] if entry.filename is not None else _snapshot_folder(entry, paths[0])
 
 
 def _download_file(entry: WeightFile, plan: _FilePlan, root: Path, bar, force: bool) -> Path:

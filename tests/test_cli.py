@@ -207,6 +207,15 @@ def test_prompt_is_encoded_with_the_flux_text_encoders_and_cached(tmp_path, tiny
     assert list((tmp_path / "cache").rglob("prompt-*.safetensors"))
 
 
+def test_prompt_offline_without_text_encoders_names_them(tmp_path, tiny_release):
+    photo = make_png16(tmp_path / "in" / "a.png")
+    result = run("restore", str(photo), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
+                 "--prompt", "a photo", "--offline", "--cache-dir", str(tmp_path / "empty"))
+    assert result.exit_code == 3, result.output
+    assert "text_encoders" in result.output and "--text-encoders PATH" in result.output
+    assert not outputs(tmp_path / "out")
+
+
 def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_release):
     folder = tmp_path / "photos"
     original = make_png16(folder / "a.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import socket
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
+import torch
 from click.testing import CliRunner
 from fake_hub import FakeHub
 
@@ -371,7 +373,11 @@ def test_real_registry_served_by_the_fake_hub(hub, cache, monkeypatch, tiny_rele
 
     from lucidflux_cli.components import load_components
 
+    # The tiny files are not the pinned releases: unpin them (pins have their own test).
+    monkeypatch.setattr(weights, "REGISTRY", {n: dataclasses.replace(e, sha256=None) for n, e in weights.REGISTRY.items()})
     for entry in weights.REGISTRY.values():
+        if entry.optional:
+            continue
         local = getattr(tiny_release, entry.name)
         if entry.filename is not None:
             files = {entry.filename: local.read_bytes()}
@@ -386,6 +392,40 @@ def test_real_registry_served_by_the_fake_hub(hub, cache, monkeypatch, tiny_rele
     assert paths.flux.name == "flux1-dev.safetensors" and "models--black-forest-labs--FLUX.1-dev" in str(paths.flux)
     components = load_components(paths, torch.device("cpu"), torch.float32)
     assert components.remover_multiple > 0
+
+
+def test_a_pinned_file_that_changed_on_the_hub_is_not_downloaded(registry, hub, cache, monkeypatch):
+    wrong = dataclasses.replace(registry["lucidflux"], sha256="0" * 64)
+    with pytest.raises(weights.WeightsUnavailable) as caught:
+        weights.ensure([wrong], cache_dir=cache, quiet=True)
+    assert "serves another file" in str(caught.value) and "--lucidflux PATH" in str(caught.value)
+    assert not hub.gets("lucidflux.pth")  # refused from the HEAD answer, before any transfer
+    right = dataclasses.replace(wrong, sha256=sha(content("lucidflux")))
+    assert weights.ensure([right], cache_dir=cache, quiet=True)["lucidflux"].read_bytes() == content("lucidflux")
+
+
+def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(hub, cache, monkeypatch, tmp_path):
+    from tiny_text_encoders import write_tiny_text_encoders
+
+    from lucidflux_cli.prompt import load_clip, load_t5
+
+    folder = write_tiny_text_encoders(tmp_path / "FLUX.1-dev")
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    hub.add_repo("test/flux-dev", files)
+    entry = dataclasses.replace(weights.REGISTRY["text_encoders"], repo="test/flux-dev", files=tuple(files), gated=False)
+    monkeypatch.setitem(weights.REGISTRY, "text_encoders", entry)
+    assert "text_encoders" not in {e.name for e in weights.entries()}  # not in a bare `weights download`
+    snapshot = weights.fetch(entry, cache_dir=cache, offline=False, quiet=True)
+    assert (snapshot / "text_encoder" / "config.json").is_file() and (snapshot / "tokenizer_2").is_dir()
+    assert weights.cached_path(entry, cache) == snapshot
+    load_clip(snapshot, device=torch.device("cpu"), dtype=torch.float32)
+    load_t5(snapshot, device=torch.device("cpu"), dtype=torch.float32)
+
+
+def test_the_released_flux_files_are_pinned_by_content():
+    for name in ("flux", "ae"):
+        entry = weights.REGISTRY[name]
+        assert len(entry.sha256) == 64 and int(entry.sha256, 16) and entry.size > 0
 
 
 # ------------------------------------------------------------------------------------ the registry
