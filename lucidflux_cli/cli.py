@@ -142,6 +142,19 @@ def restore(inputs, out_dir, log_file, verbose, **options) -> None:
     sys.exit(job.run(request))
 
 
+def _envvars_from_long_names(command: click.Command) -> None:
+    """``LUCIDFLUX_<LONG NAME>`` for every option: ``--format`` -> LUCIDFLUX_FORMAT, ``-o/--output`` ->
+    LUCIDFLUX_OUTPUT (the same names the config file uses), not the internal parameter names."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar is None:
+            long_names = [opt for opt in param.opts if opt.startswith("--")]
+            if long_names:
+                param.envvar = "LUCIDFLUX_" + long_names[0][2:].replace("-", "_").upper()
+
+
+_envvars_from_long_names(restore)
+
+
 def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

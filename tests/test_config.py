@@ -52,6 +52,13 @@ def test_defaults_without_any_file():
     assert shown["settings"]["color-fix"]["value"] == "wavelet"
 
 
+def test_environment_names_follow_the_long_option_names():
+    settings = show(env={"LUCIDFLUX_FORMAT": "png", "LUCIDFLUX_OUTPUT": "/tmp/restored", "LUCIDFLUX_JSON": "1"})["settings"]
+    assert (settings["format"]["value"], settings["format"]["envvar"]) == ("png", "LUCIDFLUX_FORMAT")
+    assert settings["format"]["source"] == "env"
+    assert str(settings["output"]["value"]) == "/tmp/restored" and settings["json"]["value"] is True
+
+
 def test_precedence_cli_over_env_over_file_over_default(tmp_path):
     cfg = write(tmp_path / "c.toml", 'steps = 30\nseed = 1\nguidance = 2.5\ndevice = "cpu"\n')
     env = {"LUCIDFLUX_SEED": "2", "LUCIDFLUX_GUIDANCE": "3.5"}
