@@ -156,14 +156,17 @@ _envvars_from_long_names(restore)
 
 
 def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:
-    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    # -q quiets the terminal only: a --log-file keeps the full record (what cron jobs want).
+    level = logging.DEBUG if verbose else logging.INFO
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(logging.ERROR if quiet else level)
+    terminal.setFormatter(logging.Formatter("lucidflux: %(message)s"))
+    handlers: list[logging.Handler] = [terminal]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(file_handler)
-    handlers[0].setFormatter(logging.Formatter("lucidflux: %(message)s"))
     logging.basicConfig(level=level, handlers=handlers, force=True)
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)

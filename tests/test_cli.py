@@ -216,6 +216,16 @@ def test_prompt_offline_without_text_encoders_names_them(tmp_path, tiny_release)
     assert not outputs(tmp_path / "out")
 
 
+def test_quiet_silences_the_terminal_but_not_the_log_file(tmp_path, tiny_release):
+    photo = make_png16(tmp_path / "in" / "a.png")
+    log_file = tmp_path / "logs" / "run.log"
+    result = run("restore", str(photo), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release), "-q",
+                 "--log-file", str(log_file))
+    assert result.exit_code == 0, result.output
+    assert "restored" not in result.stderr
+    assert f"restored {photo}" in log_file.read_text() and "1 restored, 0 skipped, 0 failed" in log_file.read_text()
+
+
 def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_release):
     folder = tmp_path / "photos"
     original = make_png16(folder / "a.png")
