@@ -210,7 +210,7 @@ def test_remover_weights_are_only_what_the_chosen_remover_needs():
     assert removers.needed_weights(removers.create("none")) == set(removers.CORE_WEIGHTS)
     from lucidflux_cli.weights import REGISTRY
 
-    assert {*removers.CORE_WEIGHTS, "swinir"} == set(REGISTRY)
+    assert {*removers.CORE_WEIGHTS, "swinir"} == {name for name, entry in REGISTRY.items() if not entry.optional}
 
 
 def test_remover_model_checks_the_contract():
