@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lucidflux_cli import sampling, tiling
+from lucidflux_cli.acceleration import Placement
 from lucidflux_cli.colorfix import wavelet_color_fix, wavelet_split
 from lucidflux_cli.models.dual_branch import BranchText, DualConditionBranch, Hints
 from lucidflux_cli.models.flux_step import BackboneStep, EmbeddedText, Rope
@@ -94,11 +95,13 @@ class LowQualityImage:
 
 
 class LucidFluxPipeline:
-    def __init__(self, components: LucidFluxComponents, device: torch.device, dtype: torch.dtype):
+    def __init__(self, components: LucidFluxComponents, device: torch.device, dtype: torch.dtype,
+                 placement: Placement | None = None):
         self.c = components
         self.backbone = BackboneStep(components.transformer)
         self.device = torch.device(device)
         self.dtype = dtype
+        self.placement = placement or Placement("none", self.device)  # --offload
 
     @torch.no_grad()
     def __call__(
@@ -196,8 +199,9 @@ class LucidFluxPipeline:
     def encode_context(self, cleaned: torch.Tensor) -> torch.Tensor:
         """Backbone text context: T5 tokens followed by the connector's SigLIP tokens."""
         pixels = siglip_pixels(cleaned, self.c.siglip.config.image_size)
-        features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
-        tokens = self.c.connector(features.to(self.dtype)).image_embeds
+        with self.placement.stage(self.c.siglip, self.c.connector):
+            features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
+            tokens = self.c.connector(features.to(self.dtype)).image_embeds
         return torch.cat([self.c.txt.to(self.device, self.dtype), tokens.to(self.dtype)], dim=1)
 
     def denoise(
@@ -209,6 +213,11 @@ class LucidFluxPipeline:
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Euler steps of the backbone, steered by the dual condition branch's residuals."""
+        with self.placement.stage(self.c.transformer, self.c.dual_branch):
+            return self._denoise(lq, cleaned, context, settings, on_step)
+
+    def _denoise(self, lq: torch.Tensor, cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings,
+                 on_step: Callable[[int, int], None] | None) -> torch.Tensor:
         height, width = lq.shape[-2:]
         latents = sampling.pack_latents(sampling.make_noise(height, width, settings.seed, self.device, self.dtype))
         ldr = (cleaned * 2.0 - 1.0).to(self.dtype)
@@ -264,6 +273,11 @@ class LucidFluxPipeline:
         the Euler update is applied once to the whole latent. With a single tile this is
         :meth:`denoise` exactly.
         """
+        with self.placement.stage(self.c.transformer, self.c.dual_branch):
+            return self._denoise_tiled(lq, cleaned, context, settings, on_step)
+
+    def _denoise_tiled(self, lq: LowQualityImage, cleaned: torch.Tensor, context: torch.Tensor,
+                       settings: RestoreSettings, on_step: Callable[[int, int], None] | None) -> torch.Tensor:
         options = settings.tiles
         grid = tiling.denoise_grid(lq.width, lq.height, options)
         boxes = grid.boxes()
@@ -335,7 +349,8 @@ class LucidFluxPipeline:
 
     def decode(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Unpack, undo the latent scaling, decode in float32 -> [-1, 1]."""
-        return self._decode_spatial(sampling.unpack_latents(latents.float(), height, width))
+        with self.placement.stage(self.c.vae):
+            return self._decode_spatial(sampling.unpack_latents(latents.float(), height, width))
 
     def _decode_spatial(self, z: torch.Tensor) -> torch.Tensor:
         config = self.c.vae.config
@@ -349,6 +364,10 @@ class LucidFluxPipeline:
         mid-block attention see only the tile, so tiles differ slightly in tone where they
         overlap; wide smooth ramps hide that, and the wavelet colour fix replaces the low band.
         """
+        with self.placement.stage(self.c.vae):
+            return self._decode_tiled(latents, width, height, options)
+
+    def _decode_tiled(self, latents: torch.Tensor, width: int, height: int, options: TileOptions) -> np.ndarray:
         grid = tiling.decode_grid(latents.shape[-2], latents.shape[-1], options)
         restored = np.zeros((height, width, 3), dtype=np.float32)
         pixel_grid = grid.scaled(tiling.LATENT)
