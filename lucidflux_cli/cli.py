@@ -96,6 +96,12 @@ main.add_command(doctor_command)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA, fp32 on CPU.")
+@click.option("--compile", "compile", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="torch.compile the transformer blocks (cached under the cache folder); auto: on for CUDA.")
+@click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
+              help="fp8: float8 backbone matmuls via torchao (Ada/Hopper GPUs; pip install 'lucidflux-cli[fp8]').")
+@click.option("--offload", type=click.Choice(["none", "model", "sequential"]), default="none", show_default=True,
+              help="Keep models on the host: model = each moved to the GPU for its stage; sequential = per layer.")
 @click.option("--format", "fmt", default="same", show_default=True,
               help="same (the input's format where writable, else png), png, jpeg, webp, tiff, heif, "
                    "or an installed format plugin (`lucidflux plugins list`).")

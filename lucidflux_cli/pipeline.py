@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lucidflux_cli import sampling, tiling
+from lucidflux_cli.acceleration import Placement
 from lucidflux_cli.colorfix import wavelet_color_fix, wavelet_split
-from lucidflux_cli.models.dual_branch import BranchInputs, DualConditionBranch
+from lucidflux_cli.models.dual_branch import BranchText, DualConditionBranch, Hints
+from lucidflux_cli.models.flux_step import BackboneStep, EmbeddedText, Rope
 from lucidflux_cli.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
 from lucidflux_cli.tiling import TOKEN, Box, TileOptions
 
@@ -49,6 +51,17 @@ class LucidFluxComponents:
     remover_multiple: int  # input sides must be multiples of this
     txt: torch.Tensor  # (1, L, C) prompt tokens
     vec: torch.Tensor  # (1, P) pooled prompt vector
+
+
+@dataclass
+class StepInputs:
+    """Everything a denoising step reuses for one batch of same-size images or tiles."""
+
+    branch_text: BranchText
+    backbone_text: EmbeddedText
+    branch_rope: Rope
+    backbone_rope: Rope
+    hints: Hints
 
 
 class LowQualityImage:
@@ -82,10 +95,13 @@ class LowQualityImage:
 
 
 class LucidFluxPipeline:
-    def __init__(self, components: LucidFluxComponents, device: torch.device, dtype: torch.dtype):
+    def __init__(self, components: LucidFluxComponents, device: torch.device, dtype: torch.dtype,
+                 placement: Placement | None = None):
         self.c = components
+        self.backbone = BackboneStep(components.transformer)
         self.device = torch.device(device)
         self.dtype = dtype
+        self.placement = placement or Placement("none", self.device)  # --offload
 
     @torch.no_grad()
     def __call__(
@@ -189,8 +205,9 @@ class LucidFluxPipeline:
     def encode_context(self, cleaned: torch.Tensor) -> torch.Tensor:
         """Backbone text context: T5 tokens followed by the connector's SigLIP tokens."""
         pixels = siglip_pixels(cleaned, self.c.siglip.config.image_size)
-        features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
-        tokens = self.c.connector(features.to(self.dtype)).image_embeds
+        with self.placement.stage(self.c.siglip, self.c.connector):
+            features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
+            tokens = self.c.connector(features.to(self.dtype)).image_embeds
         return torch.cat([self.c.txt.to(self.device, self.dtype), tokens.to(self.dtype)], dim=1)
 
     def denoise(
@@ -202,33 +219,49 @@ class LucidFluxPipeline:
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """Euler steps of the backbone, steered by the dual condition branch's residuals."""
+        with self.placement.stage(self.c.transformer, self.c.dual_branch):
+            return self._denoise(lq, cleaned, context, settings, on_step)
+
+    def _denoise(self, lq: torch.Tensor, cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings,
+                 on_step: Callable[[int, int], None] | None) -> torch.Tensor:
         height, width = lq.shape[-2:]
         latents = sampling.pack_latents(sampling.make_noise(height, width, settings.seed, self.device, self.dtype))
         ldr = (cleaned * 2.0 - 1.0).to(self.dtype)
-        txt = self.c.txt.to(self.device, self.dtype)
-        vec = self.c.vec.to(self.device, self.dtype)
-        img_ids = sampling.image_positions(height, width, self.device)
-        guidance = torch.full((1,), settings.guidance, device=self.device, dtype=self.dtype)
+        fixed = self.step_inputs(context, settings.guidance, sampling.image_positions(height, width, self.device),
+                                 self.c.dual_branch.hints(lq, ldr))
         times = sampling.timesteps(settings.steps, height, width)
         for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
-            t = torch.full((1,), t_curr, device=self.device, dtype=self.dtype)
-            inputs = BranchInputs(latents, txt, sampling.text_positions(txt.shape[1], self.device), img_ids, vec, t, guidance)
-            residuals = self.c.dual_branch(inputs, lq, ldr)
-            velocity = self.c.transformer(
-                hidden_states=latents,
-                encoder_hidden_states=context,
-                pooled_projections=vec,
-                timestep=t,
-                img_ids=img_ids,
-                txt_ids=sampling.text_positions(context.shape[1], self.device),
-                guidance=guidance,
-                controlnet_block_samples=residuals,
-                return_dict=False,
-            )[0]
-            latents = latents + (t_next - t_curr) * velocity
+            latents = latents + (t_next - t_curr) * self.velocity(latents, t_curr, fixed)
             if on_step is not None:
                 on_step(step, settings.steps)
         return latents
+
+    def step_inputs(self, context: torch.Tensor, guidance: float, img_ids: torch.Tensor, hints: Hints,
+                    shared: StepInputs | None = None) -> StepInputs:
+        """What every step of a batch of ``len(hints[0])`` same-size images or tiles reuses.
+
+        ``shared``: inputs of another batch of the same size whose text and positions are
+        the same (tiles): those parts are reused rather than recomputed and stored again.
+        """
+        count = hints[0].shape[0]
+        if shared is None:
+            txt = _batched(self.c.txt.to(self.device, self.dtype), count)
+            vec = _batched(self.c.vec.to(self.device, self.dtype), count)
+            scale = torch.full((count,), guidance, device=self.device, dtype=self.dtype)
+            shared = StepInputs(
+                branch_text=self.c.dual_branch.embed_text(txt, vec, scale),
+                backbone_text=self.backbone.embed_text(_batched(context.to(self.device), count), vec, scale),
+                branch_rope=self.c.dual_branch.rope(txt.shape[1], img_ids),
+                backbone_rope=self.backbone.rope(context.shape[1], img_ids),
+                hints=hints,
+            )
+        return replace(shared, hints=hints)
+
+    def velocity(self, latents: torch.Tensor, t_curr: float, fixed: StepInputs) -> torch.Tensor:
+        """The backbone's velocity (B, N, 64) for packed ``latents`` at time ``t_curr``."""
+        t = torch.full((latents.shape[0],), t_curr, device=self.device, dtype=self.dtype)
+        residuals = self.c.dual_branch(latents, t, fixed.branch_text, fixed.branch_rope, fixed.hints)
+        return self.backbone(latents, t, fixed.backbone_text, fixed.backbone_rope, residuals)
 
     def denoise_tiled(
         self,
@@ -246,23 +279,25 @@ class LucidFluxPipeline:
         the Euler update is applied once to the whole latent. With a single tile this is
         :meth:`denoise` exactly.
         """
+        with self.placement.stage(self.c.transformer, self.c.dual_branch):
+            return self._denoise_tiled(lq, cleaned, context, settings, on_step)
+
+    def _denoise_tiled(self, lq: LowQualityImage, cleaned: torch.Tensor, context: torch.Tensor,
+                       settings: RestoreSettings, on_step: Callable[[int, int], None] | None) -> torch.Tensor:
         options = settings.tiles
         grid = tiling.denoise_grid(lq.width, lq.height, options)
         boxes = grid.boxes()
         weights = [torch.from_numpy(w).to(self.device, torch.float32) for w in grid.scaled(2).weights(options.blend)]
-        tile_contexts = self._tile_contexts(boxes, cleaned) if options.semantic == "tile" else None
         # diffusers shares img_ids across a batch: global positions differ per tile, so one at a time.
         batch = options.batch if options.positions == "local" else 1
+        chunks = [range(first, min(first + batch, len(boxes))) for first in range(0, len(boxes), batch)]
+        fixed = self._tile_step_inputs(chunks, boxes, lq, cleaned, context, settings)
         latents = sampling.make_noise(lq.height, lq.width, settings.seed, self.device, self.dtype)
         times = sampling.timesteps(settings.steps, lq.height, lq.width)
         for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
             velocity = torch.zeros(latents.shape, device=self.device, dtype=torch.float32)
-            for first in range(0, len(boxes), batch):
-                chunk = range(first, min(first + batch, len(boxes)))
-                chunk_context = context if tile_contexts is None else _stack([tile_contexts[i] for i in chunk])
-                predicted = self._tile_velocity(
-                    latents, [boxes[i] for i in chunk], lq, cleaned, chunk_context, t_curr, settings
-                )
+            for chunk, chunk_fixed in zip(chunks, fixed, strict=True):
+                predicted = self._tile_velocity(latents, [boxes[i] for i in chunk], chunk_fixed, t_curr)
                 for i, tile_velocity in zip(chunk, predicted, strict=True):
                     velocity[(..., *boxes[i].scaled(2).slices)] += weights[i] * tile_velocity.float()
             latents = latents + (t_next - t_curr) * velocity.to(self.dtype)
@@ -270,42 +305,40 @@ class LucidFluxPipeline:
                 on_step(step, settings.steps)
         return latents
 
-    def _tile_velocity(
-        self,
-        latents: torch.Tensor,
-        boxes: Sequence[Box],
-        lq: LowQualityImage,
-        cleaned: torch.Tensor,
-        context: torch.Tensor,
-        t_curr: float,
-        settings: RestoreSettings,
-    ) -> torch.Tensor:
+    def _tile_step_inputs(self, chunks: Sequence[range], boxes: Sequence[Box], lq: LowQualityImage,
+                          cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings) -> list[StepInputs]:
+        """Per-chunk step inputs, computed once per image and kept on the device for every step.
+
+        Per tile only the hint-encoder output is stored (64 channels per token: 0.5 MiB per branch
+        for a 1024 px tile in bf16); text embeddings and RoPE tables are shared by every chunk
+        with the same text, positions and size. Per-tile SigLIP tokens (``semantic="tile"``)
+        and global positions add one embedded context or RoPE table per chunk.
+        """
+        options = settings.tiles
+        tile_contexts = self._tile_contexts(boxes, cleaned) if options.semantic == "tile" else None
+        shared: dict[int, StepInputs] = {}  # by batch size, when text and positions are the same for all
+        fixed = []
+        for chunk in chunks:
+            pixel_boxes = [boxes[i].scaled(TOKEN) for i in chunk]
+            hints = self.c.dual_branch.hints(
+                _stack([lq.crop(box) for box in pixel_boxes]),
+                _stack([(cleaned[(..., *box.slices)].to(self.device) * 2.0 - 1.0).to(self.dtype) for box in pixel_boxes]),
+            )
+            same_everywhere = tile_contexts is None and options.positions == "local"
+            chunk_context = context if tile_contexts is None else _stack([tile_contexts[i] for i in chunk])
+            inputs = self.step_inputs(chunk_context, settings.guidance, self._tile_positions(boxes[chunk[0]], options),
+                                      hints, shared.get(len(chunk)) if same_everywhere else None)
+            if same_everywhere:
+                shared.setdefault(len(chunk), inputs)
+            fixed.append(inputs)
+        return fixed
+
+    def _tile_velocity(self, latents: torch.Tensor, boxes: Sequence[Box], fixed: StepInputs,
+                       t_curr: float) -> torch.Tensor:
         """The backbone's velocity for a batch of same-size tiles -> (B, 16, 2h, 2w)."""
-        count, pixel_boxes = len(boxes), [box.scaled(TOKEN) for box in boxes]
-        height, width = pixel_boxes[0].height, pixel_boxes[0].width
         tokens = _stack([sampling.pack_latents(latents[(..., *box.scaled(2).slices)]) for box in boxes])
-        lq_tiles = _stack([lq.crop(box) for box in pixel_boxes])
-        ldr = _stack([(cleaned[(..., *box.slices)].to(self.device) * 2.0 - 1.0).to(self.dtype) for box in pixel_boxes])
-        txt = _batched(self.c.txt.to(self.device, self.dtype), count)
-        vec = _batched(self.c.vec.to(self.device, self.dtype), count)
-        img_ids = self._tile_positions(boxes[0], settings.tiles)
-        guidance = torch.full((count,), settings.guidance, device=self.device, dtype=self.dtype)
-        t = torch.full((count,), t_curr, device=self.device, dtype=self.dtype)
-        inputs = BranchInputs(tokens, txt, sampling.text_positions(txt.shape[1], self.device), img_ids, vec, t, guidance)
-        residuals = self.c.dual_branch(inputs, lq_tiles, ldr)
-        context = _batched(context.to(self.device), count)
-        velocity = self.c.transformer(
-            hidden_states=tokens,
-            encoder_hidden_states=context,
-            pooled_projections=vec,
-            timestep=t,
-            img_ids=img_ids,
-            txt_ids=sampling.text_positions(context.shape[1], self.device),
-            guidance=guidance,
-            controlnet_block_samples=residuals,
-            return_dict=False,
-        )[0]
-        return sampling.unpack_latents(velocity, height, width)
+        velocity = self.velocity(tokens, t_curr, fixed)
+        return sampling.unpack_latents(velocity, boxes[0].height * TOKEN, boxes[0].width * TOKEN)
 
     def _tile_positions(self, box: Box, options: TileOptions) -> torch.Tensor:
         """RoPE ids: ``local`` counts from 0 in every tile (each tile looks like a whole image of
@@ -322,7 +355,8 @@ class LucidFluxPipeline:
 
     def decode(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Unpack, undo the latent scaling, decode in float32 -> [-1, 1]."""
-        return self._decode_spatial(sampling.unpack_latents(latents.float(), height, width))
+        with self.placement.stage(self.c.vae):
+            return self._decode_spatial(sampling.unpack_latents(latents.float(), height, width))
 
     def _decode_spatial(self, z: torch.Tensor) -> torch.Tensor:
         config = self.c.vae.config
@@ -336,6 +370,10 @@ class LucidFluxPipeline:
         mid-block attention see only the tile, so tiles differ slightly in tone where they
         overlap; wide smooth ramps hide that, and the wavelet colour fix replaces the low band.
         """
+        with self.placement.stage(self.c.vae):
+            return self._decode_tiled(latents, width, height, options)
+
+    def _decode_tiled(self, latents: torch.Tensor, width: int, height: int, options: TileOptions) -> np.ndarray:
         grid = tiling.decode_grid(latents.shape[-2], latents.shape[-1], options)
         restored = np.zeros((height, width, 3), dtype=np.float32)
         pixel_grid = grid.scaled(tiling.LATENT)

@@ -34,6 +34,9 @@ class RestoreRequest:
     seed: int = 123456789
     device: str = "auto"
     dtype: str = "auto"
+    compile: str = "auto"  # auto (on for CUDA), on, off
+    precision: str = "bf16"  # or fp8 (torchao, Ada/Hopper)
+    offload: str = "none"  # none, model, sequential
     fmt: str = "same"
     format_options: dict[str, str] = field(default_factory=dict)  # --format-option key=value
     remover: str = "swinir"  # a lucidflux.removers plugin
@@ -90,6 +93,23 @@ def validate(request: RestoreRequest) -> None:
             torch.device(request.device)
         except RuntimeError as error:
             raise ValueError(f"invalid --device {request.device!r}") from error
+    _validate_acceleration(request)
+
+
+def _validate_acceleration(request: RestoreRequest) -> None:
+    from lucidflux_cli import acceleration
+    from lucidflux_cli.components import resolve_device
+
+    acceleration.Placement(request.offload, "cpu")  # raises ValueError for unknown modes
+    acceleration.resolve_compile(request.compile, resolve_device("cpu"))
+    if request.precision not in acceleration.PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(acceleration.PRECISIONS)}, got {request.precision!r}")
+    if request.precision == "fp8":
+        if request.dtype not in ("auto", "bf16"):
+            raise ValueError("--precision fp8 computes in bf16 around the float8 matmuls; drop --dtype or use bf16")
+        problem = acceleration.fp8_problem(resolve_device(request.device))
+        if problem:
+            raise ValueError(problem)
 
 
 def run(request: RestoreRequest, stdin=None) -> int:
@@ -181,7 +201,7 @@ def provenance(request: RestoreRequest) -> dict[str, str]:
 
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
     """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
-    from lucidflux_cli import removers
+    from lucidflux_cli import acceleration, removers
     from lucidflux_cli.components import load_components, resolve_device, resolve_dtype
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
 
@@ -195,10 +215,15 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
             quiet=request.quiet or not request.progress)
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         loaded_remover = removers.load(remover, remover_paths, device)
-        components = load_components(paths, device, dtype, prompt=prompt, remover=loaded_remover)
+        placement = acceleration.Placement(request.offload, device)
+        components = load_components(paths, placement.load_device, dtype, prompt=prompt, remover=loaded_remover)
+        compiled = acceleration.apply(components, device=device, precision=request.precision,
+                                      compile_mode=request.compile, placement=placement, cache_dir=request.cache_dir)
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
-    pipeline = LucidFluxPipeline(components, device, dtype)
+    pipeline = acceleration.timed_first_call(
+        LucidFluxPipeline(components, device, dtype, placement),
+        "includes compiling, cached for later runs" if compiled else "includes warm-up")
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix, tiles=request.tiles())
     return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)

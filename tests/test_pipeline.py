@@ -55,18 +55,14 @@ def _mean_change(pipeline, baseline) -> float:
 class _OnlyLQ(DualConditionBranch):
     """The dual branch without its LDR (cleaned-image) half."""
 
-    def forward(self, inputs, lq_image, ldr_image):
-        lq_out = self._branch(self.lq, lq_image, inputs)
-        depth = len(lq_out)
-        return [self.modulation_lq(lq_out[k % depth], inputs.timestep, k) for k in range(self.num_backbone_blocks)]
+    def mix(self, lq_out, ldr_out, timestep, text):
+        return [self.modulation_lq(lq_out[k % len(lq_out)], timestep, k) for k in range(self.num_backbone_blocks)]
 
 
 class _Unmodulated(DualConditionBranch):
     """Branch residuals added as they come out, without the timestep/layer modulation."""
 
-    def forward(self, inputs, lq_image, ldr_image):
-        lq_out = self._branch(self.lq, lq_image, inputs)
-        ldr_out = self._branch(self.ldr, ldr_image, inputs)
+    def mix(self, lq_out, ldr_out, timestep, text):
         depth = len(lq_out)
         return [lq_out[k % depth] + ldr_out[k % depth] for k in range(self.num_backbone_blocks)]
 

@@ -26,15 +26,30 @@ class LayerAdaptiveModulation(ModelMixin, ConfigMixin):
         self.linear = nn.Linear(dim, 2 * dim)
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
 
-    def shift_scale(self, timestep: torch.Tensor, layer: int, dtype: torch.dtype) -> torch.Tensor:
-        """(B, 2, D) shift and scale for one layer; independent of the residual itself."""
-        time_emb = self.timestep_embedder(self.time_proj(timestep * 1000).to(dtype))
-        # The reference casts the layer index to the activation dtype before embedding it.
-        index = torch.full_like(timestep, layer, dtype=dtype)
-        layer_emb = self.control_index_embedder(self.time_proj(index).to(dtype))
+    def time_embedding(self, timestep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, D); changes every step but is shared by all layers."""
+        return self.timestep_embedder(self.time_proj(timestep * 1000).to(dtype))
+
+    def layer_embedding(self, batch: int, layer: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """(B, D); fixed for the whole run. The reference casts the layer index to the activation dtype."""
+        index = torch.full((batch,), layer, dtype=dtype, device=device)
+        return self.control_index_embedder(self.time_proj(index).to(dtype))
+
+    def shift_scale_from(self, time_emb: torch.Tensor, layer_emb: torch.Tensor) -> torch.Tensor:
+        """(B, 2, D) shift and scale from the two embeddings."""
         shift, scale = self.linear(nn.functional.silu(time_emb + layer_emb)).chunk(2, dim=1)
         return torch.stack([shift, scale], dim=1)
 
+    def shift_scale(self, timestep: torch.Tensor, layer: int, dtype: torch.dtype) -> torch.Tensor:
+        """(B, 2, D) shift and scale for one layer; independent of the residual itself."""
+        layer_emb = self.layer_embedding(timestep.shape[0], layer, dtype, timestep.device)
+        return self.shift_scale_from(self.time_embedding(timestep, dtype), layer_emb)
+
+    @staticmethod
+    def modulate(normed: torch.Tensor, shift_scale: torch.Tensor) -> torch.Tensor:
+        """Apply (B, 2, D) ``shift_scale`` to an already layer-normed residual (B, N, D)."""
+        shift, scale = shift_scale.unbind(dim=1)
+        return normed * (1 + scale[:, None]) + shift[:, None]
+
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, layer: int) -> torch.Tensor:
-        shift, scale = self.shift_scale(timestep, layer, x.dtype).unbind(dim=1)
-        return self.norm(x) * (1 + scale[:, None]) + shift[:, None]
+        return self.modulate(self.norm(x), self.shift_scale(timestep, layer, x.dtype))

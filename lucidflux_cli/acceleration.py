@@ -1,0 +1,204 @@
+"""GPU speed and memory options: ``--compile``, ``--precision`` and ``--offload``.
+
+Each is a small function or class the pipeline builder applies to loaded components; on a CPU
+device the GPU-only ones do nothing (and say so once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+COMPILE_MODES = ("auto", "on", "off")
+PRECISIONS = ("bf16", "fp8")
+OFFLOAD_MODES = ("none", "model", "sequential")
+FP8_CAPABILITY = (8, 9)  # Ada and Hopper have float8 tensor cores
+
+
+# --- torch.compile ----------------------------------------------------------------------
+
+
+def resolve_compile(mode: str, device: torch.device, offload: str = "none") -> bool:
+    """``auto``: on for CUDA (the compile is cached on disk, so only the first run pays it)."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+    if mode == "auto":
+        # accelerate's per-module hooks in sequential offload break the compiled graphs.
+        return device.type == "cuda" and offload != "sequential"
+    return mode == "on"
+
+
+def compile_cache_dir(cache_dir: Path | str | None = None) -> Path:
+    """Persistent inductor cache under the tool's cache folder, shared by every run (cron jobs)."""
+    from lucidflux_cli.weights import cache_root
+
+    return cache_root(cache_dir) / "torch-compile"
+
+
+def repeated_blocks(components) -> list[nn.Module]:
+    """The transformer blocks of the backbone and both branches: all the time is spent there."""
+    transformer, dual = components.transformer, components.dual_branch
+    return [
+        *transformer.transformer_blocks,
+        *transformer.single_transformer_blocks,
+        *dual.lq.transformer_blocks,
+        *dual.ldr.transformer_blocks,
+    ]
+
+
+def compile_blocks(components, cache_dir: Path | None = None, backend: str = "inductor") -> int:
+    """Regional compilation: each repeated block is compiled in place (blocks of one kind share
+    one graph, so 57 backbone blocks compile about as fast as two). Returns the block count."""
+    if cache_dir is not None:
+        # Read by inductor when it first resolves its cache: must be set before any compile.
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+        os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+        os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    blocks = repeated_blocks(components)
+    for block in blocks:
+        block.compile(backend=backend)
+    log.info("compiling %d transformer blocks (%s); cache %s", len(blocks), backend, cache_dir or "default")
+    return len(blocks)
+
+
+def timed_first_call(function: Callable, what: str) -> Callable:
+    """Log how long the first call took (it includes compilation and warm-up)."""
+    done = False
+
+    def wrapper(*args, **kwargs):
+        nonlocal done
+        if done:
+            return function(*args, **kwargs)
+        started = time.monotonic()
+        result = function(*args, **kwargs)
+        done = True
+        log.info("first image: %.1f s (%s)", time.monotonic() - started, what)
+        return result
+
+    return wrapper
+
+
+# --- float8 -------------------------------------------------------------------------------
+
+
+def fp8_problem(device: torch.device) -> str | None:
+    """Why ``--precision fp8`` cannot run here (one line), or None."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return "--precision fp8 needs an NVIDIA GPU with float8 support (Ada or Hopper); use --precision bf16"
+    capability = torch.cuda.get_device_capability(device)
+    if capability < FP8_CAPABILITY:
+        return (f"--precision fp8 needs compute capability {FP8_CAPABILITY[0]}.{FP8_CAPABILITY[1]} or newer "
+                f"(Ada or Hopper); this GPU has {capability[0]}.{capability[1]}; use --precision bf16")
+    try:
+        import torchao  # noqa: F401
+    except ImportError:
+        return "--precision fp8 needs torchao: pip install 'lucidflux-cli[fp8]'"
+    return None
+
+
+def quantize_fp8(transformer: nn.Module) -> int:
+    """Float8 dynamic activation + weight quantization (per row) of the backbone blocks' Linear layers.
+
+    The embedders and the output head stay bf16: they are small and the most sensitive.
+    Returns the number of quantized layers.
+    """
+    from torchao.quantization import quantize_
+
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+        config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+    except ImportError:  # torchao < 0.9
+        from torchao.quantization import PerRow, float8_dynamic_activation_float8_weight
+
+        config = float8_dynamic_activation_float8_weight(granularity=PerRow())
+    chosen = [name for name, module in transformer.named_modules() if _fp8_target(module, name)]
+    quantize_(transformer, config, filter_fn=_fp8_target)
+    log.info("float8: %d backbone Linear layers quantized", len(chosen))
+    return len(chosen)
+
+
+def _fp8_target(module: nn.Module, name: str) -> bool:
+    return isinstance(module, nn.Linear) and "transformer_blocks." in name
+
+
+# --- offload --------------------------------------------------------------------------------
+
+
+class Placement:
+    """Where the big components live between stages.
+
+    ``none``: everything stays on the device. ``model``: every component waits on the host and
+    is moved to the device only while its stage runs (backbone and branches while denoising,
+    VAE while decoding, SigLIP and connector while encoding): peak device memory is the largest
+    stage, at the price of one host<->device copy per stage and image. ``sequential``:
+    accelerate's ``cpu_offload`` streams each submodule's weights in as it runs (smallest
+    memory, slowest). The degradation remover is a plugin's own object and stays on the device.
+    On a CPU device all modes are the same.
+    """
+
+    def __init__(self, mode: str, device: torch.device):
+        if mode not in OFFLOAD_MODES:
+            raise ValueError(f"--offload must be one of {', '.join(OFFLOAD_MODES)}, got {mode!r}")
+        self.device = torch.device(device)
+        self.mode = mode if self.device.type != "cpu" else "none"
+        if mode != "none" and self.mode == "none":
+            log.info("--offload %s has no effect on the CPU", mode)
+
+    @property
+    def load_device(self) -> torch.device:
+        """Where components are loaded: the host when they are offloaded."""
+        return torch.device("cpu") if self.mode != "none" else self.device
+
+    def setup(self, modules: list[nn.Module]) -> None:
+        """Apply the mode to freshly loaded ``modules`` (on :attr:`load_device`)."""
+        if self.mode == "sequential":
+            from accelerate import cpu_offload
+
+            for module in modules:
+                cpu_offload(module, execution_device=self.device)
+
+    @contextlib.contextmanager
+    def stage(self, *modules: nn.Module) -> Iterator[None]:
+        """``modules`` on the device for the duration of one stage (``model`` mode)."""
+        if self.mode != "model":
+            yield
+            return
+        for module in modules:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            for module in modules:
+                module.to("cpu")
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def apply(components, *, device: torch.device, precision: str = "bf16", compile_mode: str = "auto",
+          placement: Placement | None = None, cache_dir: Path | str | None = None) -> bool:
+    """Apply ``--precision``, ``--offload`` and ``--compile`` to loaded components, in that order
+    (quantize before compiling so the float8 kernels are what gets compiled). Returns whether
+    the blocks are compiled."""
+    placement = placement or Placement("none", device)
+    if precision == "fp8":
+        problem = fp8_problem(device)
+        if problem:
+            raise ValueError(problem)
+        quantize_fp8(components.transformer)
+    placement.setup([components.transformer, components.dual_branch, components.vae, components.siglip,
+                     components.connector])
+    compiled = resolve_compile(compile_mode, device, placement.mode)
+    if compiled:
+        compile_blocks(components, compile_cache_dir(cache_dir))
+    return compiled

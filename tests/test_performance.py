@@ -1,0 +1,214 @@
+"""The fast paths at tiny size on CPU: same output as the plain per-step path."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import weight_args
+from per_step_reference import PerStepPipeline
+from test_pipeline import photo
+
+from lucidflux_cli import acceleration, sampling, tiling
+from lucidflux_cli.cli import main
+from lucidflux_cli.components import load_components
+from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.tiling import TileOptions
+
+STEPS = 3
+
+
+class Recording(LucidFluxPipeline):
+    """The production pipeline, keeping every velocity it predicts."""
+
+    def __init__(self, pipeline: LucidFluxPipeline):
+        super().__init__(pipeline.c, pipeline.device, pipeline.dtype)
+        self.velocities: list[torch.Tensor] = []
+
+    def velocity(self, latents, t_curr, fixed):
+        out = super().velocity(latents, t_curr, fixed)
+        self.velocities.append(out)
+        return out
+
+
+class RecordingReference(PerStepPipeline):
+    def __init__(self, pipeline: LucidFluxPipeline):
+        super().__init__(pipeline)
+        self.velocities: list[torch.Tensor] = []
+
+    def velocity(self, latents, t_curr, fixed):
+        out = super().velocity(latents, t_curr, fixed)
+        self.velocities.append(out)
+        return out
+
+
+def _max_diff(ours: list[torch.Tensor], theirs: list[torch.Tensor]) -> float:
+    assert len(ours) == len(theirs) and ours
+    return max(float((a - b).abs().max()) for a, b in zip(ours, theirs, strict=True))
+
+
+def _stages(pipeline, width: int, height: int):
+    lq = pipeline.prepare_lq(photo(width, height, seed=3), (width, height))
+    cleaned = pipeline.clean(lq)
+    return lq, cleaned, pipeline.encode_context(cleaned[..., :height, :width])
+
+
+def test_prepared_step_equals_per_step_diffusers_path_untiled(tiny_pipeline):
+    ours, theirs = Recording(tiny_pipeline), RecordingReference(tiny_pipeline)
+    lq, cleaned, context = _stages(tiny_pipeline, 80, 48)
+    settings = RestoreSettings(steps=STEPS, seed=5)
+    fast = ours.denoise(lq, cleaned, context, settings)
+    slow = theirs.denoise(lq, cleaned, context, settings)
+    assert len(ours.velocities) == STEPS
+    # Same modules, same operations in the same order: equal to the last bit.
+    assert _max_diff(ours.velocities, theirs.velocities) == 0.0
+    assert torch.equal(fast, slow)
+
+
+def test_prepared_residuals_equal_per_step_residuals(tiny_pipeline):
+    pipe, theirs = tiny_pipeline, RecordingReference(tiny_pipeline)
+    lq, cleaned, context = _stages(pipe, 64, 64)
+    ldr = (cleaned * 2.0 - 1.0).to(pipe.dtype)
+    settings = RestoreSettings(steps=STEPS, seed=5)
+    theirs.denoise(lq, cleaned, context, settings)
+    img_ids = sampling.image_positions(64, 64)
+    fixed = pipe.step_inputs(context, settings.guidance, img_ids, pipe.c.dual_branch.hints(lq, ldr))
+    latents = sampling.pack_latents(sampling.make_noise(64, 64, 5, pipe.device, pipe.dtype))
+    t = torch.full((1,), sampling.timesteps(STEPS, 64, 64)[0])
+    ours = pipe.c.dual_branch(latents, t, fixed.branch_text, fixed.branch_rope, fixed.hints)
+    assert len(ours) == len(theirs.residuals[0]) == pipe.c.dual_branch.num_backbone_blocks
+    assert _max_diff(ours, theirs.residuals[0]) == 0.0
+
+
+TILED = {
+    "local positions, 2 tiles per call": TileOptions(size=64, overlap=16, batch=2),
+    "global positions": TileOptions(size=64, overlap=16, positions="global"),
+    "per-tile SigLIP tokens, 3 per call": TileOptions(size=64, overlap=16, batch=3, semantic="tile"),
+}
+
+
+@pytest.mark.parametrize("options", TILED.values(), ids=TILED.keys())
+def test_prepared_step_equals_per_step_diffusers_path_tiled(tiny_pipeline, options):
+    ours, theirs = Recording(tiny_pipeline), RecordingReference(tiny_pipeline)
+    width, height = 112, 96  # 2 x 2 tiles of 64 px: with 3 per call, a full and a partial batch
+    lq_image = tiny_pipeline.lq_image(photo(width, height, seed=4), (width, height))
+    cleaned = tiny_pipeline.clean_tiled(lq_image, options)
+    context = tiny_pipeline.encode_context(cleaned[..., :height, :width])
+    settings = RestoreSettings(steps=2, seed=6, tiles=options)
+    fast = ours.denoise_tiled(lq_image, cleaned, context, settings)
+    slow = theirs.denoise_tiled(lq_image, cleaned, context, settings)
+    assert len(ours.velocities) == len(theirs.velocities) > 2  # several calls per step
+    assert _max_diff(ours.velocities, theirs.velocities) <= 1e-6
+    assert float((fast - slow).abs().max()) <= 1e-6
+
+
+def test_tiles_share_text_and_positions_and_keep_only_small_hints(tiny_pipeline):
+    options = TileOptions(size=64, overlap=16)
+    width, height = 112, 96
+    lq_image = tiny_pipeline.lq_image(photo(width, height), (width, height))
+    cleaned = tiny_pipeline.clean_tiled(lq_image, options)
+    context = tiny_pipeline.encode_context(cleaned[..., :height, :width])
+    boxes = tiling.denoise_grid(width, height, options).boxes()
+    chunks = [range(i, i + 1) for i in range(len(boxes))]
+    fixed = tiny_pipeline._tile_step_inputs(chunks, boxes, lq_image, cleaned, context,
+                                            dataclasses.replace(RestoreSettings(), tiles=options))
+    assert len(fixed) == 4
+    assert all(f.backbone_text is fixed[0].backbone_text and f.branch_rope is fixed[0].branch_rope for f in fixed)
+    assert fixed[0].hints[0].shape[-1] == 64  # 16 hint channels x 2 x 2, not the model width
+
+
+# --- --compile ---------------------------------------------------------------------------
+
+
+def test_compile_auto_is_off_on_cpu_and_on_for_cuda():
+    assert acceleration.resolve_compile("auto", torch.device("cpu")) is False
+    assert acceleration.resolve_compile("auto", torch.device("cuda")) is True
+    assert acceleration.resolve_compile("auto", torch.device("cuda"), offload="sequential") is False
+    assert acceleration.resolve_compile("on", torch.device("cpu")) is True
+    with pytest.raises(ValueError, match="--compile"):
+        acceleration.resolve_compile("sometimes", torch.device("cpu"))
+
+
+def test_compile_cache_lives_under_the_tool_cache(tmp_path):
+    assert acceleration.compile_cache_dir(tmp_path) == tmp_path / "torch-compile"
+
+
+def test_regional_compile_wraps_every_block_and_keeps_the_output(tiny_paths, tmp_path, monkeypatch):
+    # A pipeline of its own: compiling changes the modules in place.
+    components = load_components(tiny_paths, torch.device("cpu"), torch.float32)
+    pipeline = LucidFluxPipeline(components, torch.device("cpu"), torch.float32)
+    settings = RestoreSettings(steps=2, seed=7)
+    before = pipeline(photo(64, 48), size=(64, 48), settings=settings)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    count = acceleration.compile_blocks(components, tmp_path / "torch-compile", backend="eager")
+    assert count == 19 + 2 + 2 + 2  # tiny backbone: 19 double + 2 single; two blocks per branch
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "torch-compile")
+    assert all(block._compiled_call_impl is not None for block in acceleration.repeated_blocks(components))
+    after = pipeline(photo(64, 48), size=(64, 48), settings=settings)
+    assert np.abs(after - before).max() <= 1e-6
+
+
+# --- --precision fp8 -------------------------------------------------------------------------
+
+
+def test_fp8_on_cpu_is_a_one_line_usage_error(tmp_path, tiny_release):
+    result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--device", "cpu",
+                                       "--precision", "fp8", *weight_args(tiny_release)])
+    assert result.exit_code == 2
+    message = [line for line in result.output.splitlines() if "fp8" in line]
+    assert len(message) == 1 and "NVIDIA GPU" in message[0] and "--precision bf16" in message[0]
+
+
+def test_fp8_without_torchao_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setitem(sys.modules, "torchao", None)  # import fails
+    assert "pip install 'lucidflux-cli[fp8]'" in acceleration.fp8_problem(torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert "8.9 or newer" in acceleration.fp8_problem(torch.device("cuda"))
+
+
+# --- --offload ---------------------------------------------------------------------------------
+
+
+class _Spy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.moves: list[str] = []
+
+    def to(self, device):
+        self.moves.append(str(device))
+        return self
+
+
+def test_offload_is_a_no_op_on_cpu_and_gives_the_same_output(tiny_pipeline, caplog):
+    with caplog.at_level("INFO"):
+        placement = acceleration.Placement("model", torch.device("cpu"))
+    assert placement.mode == "none" and placement.load_device == torch.device("cpu")
+    assert "no effect on the CPU" in caplog.text
+    offloaded = LucidFluxPipeline(tiny_pipeline.c, tiny_pipeline.device, tiny_pipeline.dtype, placement)
+    settings = RestoreSettings(steps=2, seed=8)
+    expected = tiny_pipeline(photo(64, 48), size=(64, 48), settings=settings)
+    assert np.array_equal(offloaded(photo(64, 48), size=(64, 48), settings=settings), expected)
+
+
+def test_model_offload_moves_a_stage_in_and_back_out():
+    placement = acceleration.Placement("none", torch.device("cpu"))
+    placement.mode, placement.device = "model", torch.device("meta")  # pretend: a device that is not the host
+    backbone, vae = _Spy(), _Spy()
+    with placement.stage(backbone):
+        assert backbone.moves == ["meta"] and vae.moves == []
+    assert backbone.moves == ["meta", "cpu"]
+    with pytest.raises(RuntimeError), placement.stage(vae):
+        raise RuntimeError("out of memory")
+    assert vae.moves == ["meta", "cpu"]  # back on the host even when the stage fails
+
+
+def test_unknown_offload_mode_is_refused():
+    with pytest.raises(ValueError, match="--offload"):
+        acceleration.Placement("sometimes", torch.device("cpu"))
