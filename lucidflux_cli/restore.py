@@ -33,6 +33,8 @@ class RestoreRequest:
     guidance: float = 4.0
     seed: int = 123456789
     device: str = "auto"
+    devices: str | None = None  # --devices: one worker process per listed device (lucidflux_cli.parallel)
+    shard_model: bool = False  # --shard-model: one copy of the model spread over the --devices GPUs
     dtype: str = "auto"
     fmt: str = "same"
     format_options: dict[str, str] = field(default_factory=dict)  # --format-option key=value
@@ -90,19 +92,26 @@ def validate(request: RestoreRequest) -> None:
             torch.device(request.device)
         except RuntimeError as error:
             raise ValueError(f"invalid --device {request.device!r}") from error
+    if request.devices is not None or request.shard_model:
+        from lucidflux_cli import parallel
+
+        parallel.validate(request)
 
 
 def run(request: RestoreRequest, stdin=None) -> int:
     found = discover(request, stdin or sys.stdin)
-    options = batch.OutputOptions(
-        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
-        size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
-    )
+    options = output_options(request)
     if request.dry_run:
         return dry_run(found, options, request)
     if not found.files:
         log.error("no input images found")
         return EXIT_FAILED if found.problems else EXIT_OK
+    from lucidflux_cli import distributed, parallel
+
+    if distributed.world() is not None:  # under torchrun / accelerate launch
+        return distributed.run(request, found, options)
+    if request.devices is not None and not request.shard_model:
+        return parallel.run(request, found, options)
     events = EventSink(request)
     try:
         with (output_lock(request.out_dir), stop_on_signals(), formats.using_options(request.fmt, request.format_options),
@@ -129,6 +138,13 @@ def run(request: RestoreRequest, stdin=None) -> int:
     log.info("%d restored, %d skipped, %d failed", report.count("done"), report.count("skipped"), report.count("failed"))
     events.finish(report, found, code)
     return code
+
+
+def output_options(request: RestoreRequest) -> batch.OutputOptions:
+    return batch.OutputOptions(
+        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
+        size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
+    )
 
 
 def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
