@@ -153,8 +153,11 @@ class Pool:
     def run(self) -> batch.BatchReport:
         conflicts = batch.output_conflicts(self.files, self.options)
         for index, item in enumerate(self.files):
+            guessed = batch.expected_output(item, self.options)
             if item.path in conflicts:
                 self.finish(index, conflicts[item.path])
+            elif guessed.exists() and not self.options.overwrite:  # resume: no worker needed for it
+                self.finish(index, batch.FileResult(item.path, guessed, "skipped"))
             else:
                 self.pending.append(index)
         context = multiprocessing.get_context("spawn")  # fork would copy the parent's threads and CUDA state
