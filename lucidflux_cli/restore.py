@@ -201,7 +201,8 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
 
     try:
-        device = resolve_device(request.device)
+        shard_over = _shard_devices(request)  # --shard-model: load on the host, then spread over these
+        device = resolve_device(shard_over[0] if shard_over else request.device)
         dtype = resolve_dtype(request.dtype, device)
         remover = removers.create(request.remover, request.remover_options)
         # Only the chosen remover's weights are fetched (--remover none needs no SwinIR).
@@ -210,13 +211,26 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
             quiet=request.quiet or not request.progress)
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         loaded_remover = removers.load(remover, remover_paths, device)
-        components = load_components(paths, device, dtype, prompt=prompt, remover=loaded_remover)
+        components = load_components(paths, resolve_device("cpu") if shard_over else device, dtype, prompt=prompt,
+                                     remover=loaded_remover)
+        if shard_over:
+            from lucidflux_cli import sharding
+
+            components = sharding.shard(components, shard_over)
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
     pipeline = LucidFluxPipeline(components, device, dtype)
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix, tiles=request.tiles())
     return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
+
+
+def _shard_devices(request: RestoreRequest) -> list[str]:
+    if not request.shard_model:
+        return []
+    from lucidflux_cli.parallel import parse_devices
+
+    return parse_devices(request.devices or "")
 
 
 def _local_weights(weights: dict[str, Path | None]) -> dict[str, Path | None]:

@@ -15,7 +15,7 @@ from conftest import weight_args
 from make_images import rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import batch, distributed, parallel
+from lucidflux_cli import batch, distributed, parallel, sharding
 from lucidflux_cli.cli import main
 from lucidflux_cli.discovery import InputFile
 from lucidflux_cli.runctl import output_lock
@@ -188,3 +188,39 @@ def test_torchrun_two_ranks_give_the_single_run_bytes_and_resume(photos, single,
     assert again.returncode == 0, again.stderr
     assert summary(again)["done"] == 1 and summary(again)["skipped"] == len(NAMES) - 1
     assert_same_bytes(out, single)
+
+
+# ------------------------------------------------------------------------------------ --shard-model
+
+
+def test_shard_plan_is_contiguous_balanced_and_spares_the_first_gpu():
+    devices = ["cuda:0", "cuda:1", "cuda:2"]
+    plan = sharding.plan_blocks([10] * 12, head_bytes=0, devices=devices)
+    assert plan == ["cuda:0"] * 4 + ["cuda:1"] * 4 + ["cuda:2"] * 4
+    plan = sharding.plan_blocks([10] * 12, head_bytes=30, devices=devices)  # the small parts sit on cuda:0
+    assert plan == ["cuda:0"] * 2 + ["cuda:1"] * 5 + ["cuda:2"] * 5
+    assert plan == sorted(plan)  # contiguous runs: activations cross each GPU boundary once
+    assert sharding.plan_blocks([5, 5], head_bytes=0, devices=["cuda:0"]) == ["cuda:0", "cuda:0"]
+
+
+def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths):
+    """The mechanics (device map, dispatch hooks, residual routing) on CPU "devices"; on GPUs the
+    same code moves each block to its GPU."""
+    import numpy as np
+    import torch
+
+    from lucidflux_cli.components import load_components
+    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+
+    image = Image.fromarray(rgb_pattern(48, 32, seed=1))
+    settings = RestoreSettings(steps=2)
+    plain = load_components(tiny_paths, torch.device("cpu"), torch.float32)
+    mapping = sharding.device_map(plain.transformer, ["cpu", "meta-placeholder"])
+    blocks = [mapping[name] for name in mapping if name.startswith(sharding.BLOCK_LISTS)]
+    assert blocks[0] == "cpu" and blocks[-1] == "meta-placeholder" and blocks == sorted(blocks)
+    assert mapping["x_embedder"] == mapping["proj_out"] == "cpu"
+    expected = LucidFluxPipeline(plain, torch.device("cpu"), torch.float32)(image, size=(48, 32), settings=settings)
+    sharded = sharding.shard(load_components(tiny_paths, torch.device("cpu"), torch.float32), ["cpu", "cpu"])
+    assert isinstance(sharded.dual_branch, sharding.ResidualRouter)
+    got = LucidFluxPipeline(sharded, torch.device("cpu"), torch.float32)(image, size=(48, 32), settings=settings)
+    np.testing.assert_array_equal(got, expected)
