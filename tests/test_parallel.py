@@ -203,7 +203,7 @@ def test_shard_plan_is_contiguous_balanced_and_spares_the_first_gpu():
     assert sharding.plan_blocks([5, 5], head_bytes=0, devices=["cuda:0"]) == ["cuda:0", "cuda:0"]
 
 
-def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths):
+def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths, tiny_pipeline):
     """The mechanics (device map, dispatch hooks, residual routing) on CPU "devices"; on GPUs the
     same code moves each block to its GPU."""
     import numpy as np
@@ -214,13 +214,19 @@ def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths):
 
     image = Image.fromarray(rgb_pattern(48, 32, seed=1))
     settings = RestoreSettings(steps=2)
-    plain = load_components(tiny_paths, torch.device("cpu"), torch.float32)
-    mapping = sharding.device_map(plain.transformer, ["cpu", "meta-placeholder"])
+    mapping = sharding.device_map(tiny_pipeline.c.transformer, ["cpu", "meta-placeholder"])
     blocks = [mapping[name] for name in mapping if name.startswith(sharding.BLOCK_LISTS)]
     assert blocks[0] == "cpu" and blocks[-1] == "meta-placeholder" and blocks == sorted(blocks)
     assert mapping["x_embedder"] == mapping["proj_out"] == "cpu"
-    expected = LucidFluxPipeline(plain, torch.device("cpu"), torch.float32)(image, size=(48, 32), settings=settings)
+    expected = tiny_pipeline(image, size=(48, 32), settings=settings)
     sharded = sharding.shard(load_components(tiny_paths, torch.device("cpu"), torch.float32), ["cpu", "cpu"])
     assert isinstance(sharded.dual_branch, sharding.ResidualRouter)
     got = LucidFluxPipeline(sharded, torch.device("cpu"), torch.float32)(image, size=(48, 32), settings=settings)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_worker_setup_error_ends_the_run_with_exit_3(photos, tmp_path):
+    process = lucidflux(str(photos), "-o", str(tmp_path / "out"), *FAST, "--devices", "cpu,cpu", "--offline",
+                        env={"HF_HUB_CACHE": str(tmp_path / "empty-cache")})
+    assert process.returncode == 3, process.stderr
+    assert "is not cached" in process.stderr
