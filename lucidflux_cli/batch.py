@@ -45,11 +45,16 @@ class FileResult:
     status: str  # "done" | "skipped" | "failed" | "planned"
     error: str | None = None
     seconds: float = 0.0
+    worker: str | None = None  # parallel runs: who did it ("cpu#1", "rank 3")
+    retried: bool = False  # parallel runs: its first worker died, another one redid it
 
     def to_event(self) -> dict:
         event = asdict(self)
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
+        for key, default in (("worker", None), ("retried", False)):  # single runs report as before
+            if event[key] == default:
+                del event[key]
         return {"event": "file", **event}
 
 
@@ -102,38 +107,75 @@ def restore_files(
     device) propagates and ends the batch, since no later file could succeed either.
     """
     report = BatchReport()
-    restorer: Restorer | None = None
+    restorers: list[Restorer] = []  # built on the first file that needs it
     claimed: dict[Path, Path] = {}  # output -> the input that writes it
+
+    def restorer() -> Restorer:
+        if not restorers:
+            restorers.append(restorer_factory())
+        return restorers[0]
+
     for item in items:
-        started = time.monotonic()
-        result: FileResult | None = None
-        try:
-            check_target(item, expected_output(item, options), claimed)
-            guessed = expected_output(item, options)
-            if guessed.exists() and not options.overwrite:  # resume without decoding the input
-                result = FileResult(item.path, guessed, "skipped")
-            else:
-                loaded = media.read_image(item.path)
-                target = output_path(item, loaded.metadata.format, options)
-                check_target(item, target, claimed)
-                if target.exists() and not options.overwrite:
-                    result = FileResult(item.path, target, "skipped")
-        except Exception as error:  # any decoding problem fails this file only
-            result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
-        if result is None:
-            if restorer is None:
-                restorer = restorer_factory()
-            try:
-                restore_one(loaded, target, restorer, options, provenance, on_step)
-                result = FileResult(item.path, target, "done")
-            except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
-                result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
-        result.seconds = time.monotonic() - started
+        result = restore_file(item, restorer, options, provenance, claimed, on_step)
         report.results.append(result)
         on_result(result)
         if fail_fast and result.status == "failed":
             break
     return report
+
+
+def restore_file(
+    item: InputFile,
+    restorer: Callable[[], Restorer],
+    options: OutputOptions,
+    provenance: dict[str, str],
+    claimed: dict[Path, Path],
+    on_step: StepCallback | None = None,
+) -> FileResult:
+    """Skip, restore or fail one file; ``restorer()`` is only called when the model is needed.
+
+    An error building the model (weights, device) propagates: no later file could succeed either.
+    """
+    started = time.monotonic()
+    result: FileResult | None = None
+    try:
+        check_target(item, expected_output(item, options), claimed)
+        guessed = expected_output(item, options)
+        if guessed.exists() and not options.overwrite:  # resume without decoding the input
+            result = FileResult(item.path, guessed, "skipped")
+        else:
+            loaded = media.read_image(item.path)
+            target = output_path(item, loaded.metadata.format, options)
+            check_target(item, target, claimed)
+            if target.exists() and not options.overwrite:
+                result = FileResult(item.path, target, "skipped")
+    except Exception as error:  # any decoding problem fails this file only
+        result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
+    if result is None:
+        model = restorer()
+        try:
+            restore_one(loaded, target, model, options, provenance, on_step)
+            result = FileResult(item.path, target, "done")
+        except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
+            result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:
+    """Inputs whose (name-judged) output is another's or their own, judged over the whole list.
+
+    Parallel runs give each worker only part of the list, so the cross-file check of
+    :func:`check_target` is done here, in list order, the way a single run would meet them.
+    """
+    claimed: dict[Path, Path] = {}
+    conflicts: dict[Path, FileResult] = {}
+    for item in items:
+        try:
+            check_target(item, expected_output(item, options), claimed)
+        except OutputConflict as error:
+            conflicts[item.path] = FileResult(item.path, None, "failed", error=str(error))
+    return conflicts
 
 
 class OutputConflict(LucidFluxError):

@@ -94,6 +94,11 @@ main.add_command(doctor_command)
 @click.option("--guidance", type=float, default=4.0, show_default=True, help="FLUX guidance embedding value.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=123456789, show_default=True, help="Noise seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--devices", metavar="LIST",
+              help="Data parallel: one worker (one model copy) per device, e.g. cuda:0,cuda:1, all, or cpu,cpu. "
+                   "See docs/cluster.md (also for torchrun).")
+@click.option("--shard-model", is_flag=True,
+              help="Spread one copy of the model over the --devices GPUs (GPUs too small for the 12B backbone).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 on CUDA, fp32 on CPU.")
 @click.option("--compile", "compile", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,

@@ -33,6 +33,8 @@ class RestoreRequest:
     guidance: float = 4.0
     seed: int = 123456789
     device: str = "auto"
+    devices: str | None = None  # --devices: one worker process per listed device (lucidflux_cli.parallel)
+    shard_model: bool = False  # --shard-model: one copy of the model spread over the --devices GPUs
     dtype: str = "auto"
     compile: str = "auto"  # auto (on for CUDA), on, off
     precision: str = "bf16"  # or fp8 (torchao, Ada/Hopper)
@@ -93,6 +95,10 @@ def validate(request: RestoreRequest) -> None:
             torch.device(request.device)
         except RuntimeError as error:
             raise ValueError(f"invalid --device {request.device!r}") from error
+    if request.devices is not None or request.shard_model:
+        from lucidflux_cli import parallel
+
+        parallel.validate(request)
     _validate_acceleration(request)
 
 
@@ -114,15 +120,18 @@ def _validate_acceleration(request: RestoreRequest) -> None:
 
 def run(request: RestoreRequest, stdin=None) -> int:
     found = discover(request, stdin or sys.stdin)
-    options = batch.OutputOptions(
-        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
-        size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
-    )
+    options = output_options(request)
     if request.dry_run:
         return dry_run(found, options, request)
     if not found.files:
         log.error("no input images found")
         return EXIT_FAILED if found.problems else EXIT_OK
+    from lucidflux_cli import distributed, parallel
+
+    if distributed.world() is not None:  # under torchrun / accelerate launch
+        return distributed.run(request, found, options)
+    if request.devices is not None and not request.shard_model:
+        return parallel.run(request, found, options)
     events = EventSink(request)
     try:
         with (output_lock(request.out_dir), stop_on_signals(), formats.using_options(request.fmt, request.format_options),
@@ -149,6 +158,13 @@ def run(request: RestoreRequest, stdin=None) -> int:
     log.info("%d restored, %d skipped, %d failed", report.count("done"), report.count("skipped"), report.count("failed"))
     events.finish(report, found, code)
     return code
+
+
+def output_options(request: RestoreRequest) -> batch.OutputOptions:
+    return batch.OutputOptions(
+        out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
+        size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
+    )
 
 
 def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
@@ -206,7 +222,8 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
 
     try:
-        device = resolve_device(request.device)
+        shard_over = _shard_devices(request)  # --shard-model: load on the host, then spread over these
+        device = resolve_device(shard_over[0] if shard_over else request.device)
         dtype = resolve_dtype(request.dtype, device)
         remover = removers.create(request.remover, request.remover_options)
         # Only the chosen remover's weights are fetched (--remover none needs no SwinIR).
@@ -215,8 +232,13 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
             quiet=request.quiet or not request.progress)
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         loaded_remover = removers.load(remover, remover_paths, device)
-        placement = acceleration.Placement(request.offload, device)
-        components = load_components(paths, placement.load_device, dtype, prompt=prompt, remover=loaded_remover)
+        placement = acceleration.Placement("none" if shard_over else request.offload, device)
+        load_device = resolve_device("cpu") if shard_over else placement.load_device
+        components = load_components(paths, load_device, dtype, prompt=prompt, remover=loaded_remover)
+        if shard_over:
+            from lucidflux_cli import sharding
+
+            components = sharding.shard(components, shard_over)
         compiled = acceleration.apply(components, device=device, precision=request.precision,
                                       compile_mode=request.compile, placement=placement, cache_dir=request.cache_dir)
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
@@ -227,6 +249,14 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix, tiles=request.tiles())
     return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
+
+
+def _shard_devices(request: RestoreRequest) -> list[str]:
+    if not request.shard_model:
+        return []
+    from lucidflux_cli.parallel import parse_devices
+
+    return parse_devices(request.devices or "")
 
 
 def _local_weights(weights: dict[str, Path | None]) -> dict[str, Path | None]:
