@@ -84,6 +84,9 @@ def validate(request) -> None:
     if request.shard_model:
         from lucidflux_cli import sharding
 
+        if request.offload != "none":
+            raise ValueError("--shard-model and --offload are two answers to one problem; choose one")
+
         sharding.check_devices(parse_devices(request.devices) if request.devices is not None else [])
     elif request.devices is not None:
         parse_devices(request.devices)

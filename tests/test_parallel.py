@@ -93,6 +93,7 @@ def test_devices_usage_errors_exit_2_with_one_line(tmp_path):
     assert "comma-separated" in usage("--devices", "cpu,,cpu")
     assert "needs --devices" in usage("--shard-model")
     assert "GPUs only" in usage("--shard-model", "--devices", "cpu,cpu")
+    assert "choose one" in usage("--shard-model", "--devices", "cuda:0,cuda:1", "--offload", "model")
     if not __import__("torch").cuda.is_available():
         assert "no CUDA device" in usage("--devices", "all")
 
