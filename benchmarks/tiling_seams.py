@@ -80,7 +80,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         pipeline = tiny_pipeline(Path(folder))
-        stand_in = t.variant(pipeline, dual_branch=t.TargetBranch(), transformer=t.TargetBackbone())
+        stand_in = t.with_backbone(t.variant(pipeline, dual_branch=t.TargetBranch()), t.TargetBackbone())
         rows = measure(pipeline, (256, 192), t.STEPS, "tiny model")
         rows += measure(stand_in, (448, 320), t.STEPS, "stand-in")
     table = "\n".join([

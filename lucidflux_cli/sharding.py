@@ -74,6 +74,16 @@ class ResidualRouter(nn.Module):
         residuals = self.branch(*args, **kwargs)
         return [r.to(self.targets[min(k, len(self.targets) - 1)]) for k, r in enumerate(residuals)]
 
+    # The once-per-image parts are the branch's own (their results stay on the first GPU).
+    def embed_text(self, *args, **kwargs):
+        return self.branch.embed_text(*args, **kwargs)
+
+    def rope(self, *args, **kwargs):
+        return self.branch.rope(*args, **kwargs)
+
+    def hints(self, *args, **kwargs):
+        return self.branch.hints(*args, **kwargs)
+
 
 def shard(components, devices: Sequence[str]):
     """Move loaded components (on the CPU) onto ``devices`` as planned; returns them."""

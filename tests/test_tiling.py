@@ -279,21 +279,44 @@ def test_tiled_colour_fix_equals_whole_image_fix():
 class TargetBranch(torch.nn.Module):
     """Stand-in dual branch: its one 'residual' is a target latent read off the LQ crop (8x8 means)."""
 
-    def forward(self, inputs, lq_image, ldr_image):
+    def hints(self, lq_image, ldr_image):
         pooled = F.avg_pool2d(lq_image.float(), 8)  # (B, 3, h, w): local, so crops agree with the whole
-        return [sampling.pack_latents(pooled.repeat(1, 6, 1, 1)[:, :16]).to(inputs.latents.dtype)]
+        target = sampling.pack_latents(pooled.repeat(1, 6, 1, 1)[:, :16]).to(lq_image.dtype)
+        return target, target
+
+    def embed_text(self, txt, vec, guidance):
+        return None
+
+    def rope(self, text_length, img_ids):
+        return None
+
+    def forward(self, latents, timestep, text, rotary, hints):
+        return [hints[0].to(latents.dtype)]
 
 
-class TargetBackbone(torch.nn.Module):
-    """Stand-in backbone: the velocity that lands every Euler trajectory exactly on the target at t=0."""
+class TargetBackbone:
+    """Stand-in backbone step: the velocity that lands every Euler trajectory exactly on the target at t=0."""
 
-    def forward(self, hidden_states, controlnet_block_samples, timestep, **_):
-        return ((hidden_states - controlnet_block_samples[0]) / timestep[:, None, None],)
+    def embed_text(self, context, vec, guidance):
+        return None
+
+    def rope(self, context_length, img_ids):
+        return None
+
+    def __call__(self, latents, timestep, text, rotary, residuals):
+        return (latents - residuals[0]) / timestep[:, None, None]
+
+
+def with_backbone(pipeline: LucidFluxPipeline, backbone) -> LucidFluxPipeline:
+    """A copy of ``pipeline`` whose backbone step is ``backbone`` (a stand-in or a spy)."""
+    changed = variant(pipeline)
+    changed.backbone = backbone
+    return changed
 
 
 @pytest.fixture(scope="module")
 def stand_in(tiny_pipeline) -> LucidFluxPipeline:
-    return variant(tiny_pipeline, dual_branch=TargetBranch(), transformer=TargetBackbone())
+    return with_backbone(variant(tiny_pipeline, dual_branch=TargetBranch()), TargetBackbone())
 
 
 @pytest.mark.parametrize("options", [SMALL, dataclasses.replace(SMALL, batch=3),
@@ -371,6 +394,13 @@ class Spy(torch.nn.Module):
         return self.model(*args, **kwargs)
 
 
+class StepSpy(Spy):
+    """The same for a backbone step (called with the packed latents first)."""
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
 class VaeSpy(Spy):
     def decode(self, z, **kwargs):
         self.largest = max(self.largest, z.numel())
@@ -381,11 +411,11 @@ def test_model_inputs_are_bounded_by_the_tile_not_the_image(stand_in):
     """What reaches each model is one tile (or window), however large the image."""
     largest = {}
     for width, height in [(128, 128), (640, 512)]:
-        spies = {"transformer": Spy(stand_in.c.transformer), "vae": VaeSpy(stand_in.c.vae),
-                 "remover": Spy(stand_in.c.remover)}
-        spied = variant(stand_in, **spies)
+        backbone = StepSpy(stand_in.backbone)
+        spies = {"vae": VaeSpy(stand_in.c.vae), "remover": Spy(stand_in.c.remover)}
+        spied = with_backbone(variant(stand_in, **spies), backbone)
         spied(smooth_image(width, height), size=(width, height), settings=RestoreSettings(steps=1, tiles=SMALL))
-        largest[width] = {name: spy.largest for name, spy in spies.items()}
+        largest[width] = {"transformer": backbone.largest, **{name: spy.largest for name, spy in spies.items()}}
     assert largest[640]["transformer"] == largest[128]["transformer"] == 4 * 4 * 64  # one 64 px tile of tokens
     assert largest[640]["vae"] == 16 * 32 * 32  # one 256 px decode window
     assert largest[640]["remover"] == 3 * 128 * 128  # one 128 px SwinIR window
@@ -393,8 +423,8 @@ def test_model_inputs_are_bounded_by_the_tile_not_the_image(stand_in):
 
 def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplog):
     options = TileOptions(size=128, overlap=32, min_size=64)
-    spy = Spy(tiny_pipeline.c.transformer, fail_above=4 * 4 * 64)  # more than a 64 px tile's tokens
-    spied = variant(tiny_pipeline, transformer=spy)
+    spy = StepSpy(tiny_pipeline.backbone, fail_above=4 * 4 * 64)  # more than a 64 px tile's tokens
+    spied = with_backbone(tiny_pipeline, spy)
     with caplog.at_level(logging.WARNING, logger="lucidflux_cli.pipeline"):
         out = spied(textured_image(96, 80), size=(96, 80), settings=RestoreSettings(steps=1, tiles=options))
     assert out.shape == (80, 96, 3) and np.isfinite(out).all()
@@ -402,8 +432,7 @@ def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplo
 
 
 def test_out_of_memory_at_the_floor_is_raised(tiny_pipeline):
-    spy = Spy(tiny_pipeline.c.transformer, fail_above=0)
-    spied = variant(tiny_pipeline, transformer=spy)
+    spied = with_backbone(tiny_pipeline, StepSpy(tiny_pipeline.backbone, fail_above=0))
     floor = TileOptions(size=64, overlap=16, min_size=64)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         spied(textured_image(64, 64), size=(64, 64), settings=RestoreSettings(steps=1, tiles=floor))

@@ -80,4 +80,5 @@ class BackboneStep:
         for block in model.single_transformer_blocks:
             context, hidden = block(hidden_states=hidden, encoder_hidden_states=context, temb=temb,
                                     image_rotary_emb=rotary)
-        return model.proj_out(model.norm_out(hidden, temb))
+        # .to: with --shard-model the last blocks sit on another GPU than the latents (a no-op otherwise).
+        return model.proj_out(model.norm_out(hidden, temb)).to(latents.device)
