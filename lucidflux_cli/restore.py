@@ -121,12 +121,15 @@ def _validate_acceleration(request: RestoreRequest) -> None:
 def run(request: RestoreRequest, stdin=None) -> int:
     found = discover(request, stdin or sys.stdin)
     options = output_options(request)
+    from lucidflux_cli import distributed, parallel
+
     if request.dry_run:
+        if (distributed.world() or (0,))[0] != 0:  # under torchrun the plan is printed once, by rank 0
+            return EXIT_FAILED if found.problems else EXIT_OK
         return dry_run(found, options, request)
     if not found.files:
         log.error("no input images found")
         return EXIT_FAILED if found.problems else EXIT_OK
-    from lucidflux_cli import distributed, parallel
 
     if distributed.world() is not None:  # under torchrun / accelerate launch
         return distributed.run(request, found, options)

@@ -72,6 +72,15 @@ def assert_same_bytes(out: Path, single: dict[str, bytes]) -> None:
 # ------------------------------------------------------------------------------------ pure parts
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_dry_run_under_torchrun_prints_the_plan_once(photos, tmp_path, rank):
+    env = {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}
+    result = CliRunner().invoke(main, ["restore", str(photos), "-o", str(tmp_path / "out"), "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    planned = [line for line in result.stdout.splitlines() if line.startswith("restore ")]
+    assert len(planned) == (len(NAMES) if rank == "0" else 0)
+
+
 def test_parse_devices():
     assert parallel.parse_devices("cpu,cpu", cuda_count=0) == ["cpu", "cpu"]
     assert parallel.parse_devices(" cuda:1, cuda:0 ", cuda_count=2) == ["cuda:1", "cuda:0"]
