@@ -1,4 +1,4 @@
-"""Restore a list of files: plan outputs, run the pipeline per file, report per file.
+"""Restore a list of files: plan outputs, run the pipeline per file (or per group of same-size files), report per file.
 
 Knows files and pixels as numpy arrays; the pipeline is an opaque callable.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 StepCallback = Callable[[int, int], None]
 # (image, size, on_step) -> float32 (H, W, 3) in [0, 1]
 Restorer = Callable[[Image.Image | np.ndarray, tuple[int, int], StepCallback | None], np.ndarray]
+# (images, size, on_step) -> one float32 (H, W, 3) in [0, 1] per image, all restored at ``size``;
+# a Restorer may offer this as its ``batch`` attribute (--batch-size)
+BatchRestorer = Callable[[Sequence[Image.Image | np.ndarray], tuple[int, int], StepCallback | None], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,14 @@ def restore_files(
     on_result: Callable[[FileResult], None] = lambda result: None,
     on_step: StepCallback | None = None,
     fail_fast: bool = False,
+    batch_size: int = 1,
 ) -> BatchReport:
     """Restore each file; a bad file fails alone.
+
+    Consecutive files (in the given order) with the same processing size are restored up to
+    ``batch_size`` at a time in one model call (:func:`restore_group`); skipped and undecodable
+    files never hold a group up. Results are reported in the given order, so a file's event
+    may wait for the rest of its group.
 
     The model is built on the first file that needs it; an error building it (weights,
     device) propagates and ends the batch, since no later file could succeed either.
@@ -109,19 +118,60 @@ def restore_files(
     report = BatchReport()
     restorers: list[Restorer] = []  # built on the first file that needs it
     claimed: dict[Path, Path] = {}  # output -> the input that writes it
+    waiting: list[FileResult | DecodedFile] = []  # in order, until their group is restored
 
     def restorer() -> Restorer:
         if not restorers:
             restorers.append(restorer_factory())
         return restorers[0]
 
+    def group() -> list[DecodedFile]:
+        return [entry for entry in waiting if isinstance(entry, DecodedFile)]
+
+    def flush() -> bool:
+        """Restore the waiting group, report everything waiting; False: stop (--fail-fast)."""
+        restored = iter(restore_group(group(), restorer(), options, provenance, on_step) if group() else [])
+        results = [next(restored) if isinstance(entry, DecodedFile) else entry for entry in waiting]
+        waiting.clear()
+        for result in results:
+            report.results.append(result)
+            on_result(result)
+        return not (fail_fast and any(result.status == "failed" for result in results))
+
     for item in items:
-        result = restore_file(item, restorer, options, provenance, claimed, on_step)
-        report.results.append(result)
-        on_result(result)
-        if fail_fast and result.status == "failed":
-            break
+        entry = prepare_file(item, options, claimed)
+        other_size = isinstance(entry, DecodedFile) and bool(group()) and group()[0].work != entry.work
+        if other_size and not flush():  # another processing size completes the waiting group
+            return report
+        waiting.append(entry)
+        complete = not group() or len(group()) >= batch_size  # nothing to wait for, or a full group
+        stop = fail_fast and isinstance(entry, FileResult) and entry.status == "failed"
+        if (complete or stop) and not flush():
+            return report
+    if waiting:
+        flush()
     return report
+
+
+@dataclass
+class DecodedFile:
+    """A file decoded and due for restoring, with its output and processing sizes."""
+
+    item: InputFile
+    loaded: media.LoadedImage
+    target: Path
+    size: tuple[int, int]  # output size
+    work: tuple[int, int]  # processing size (--min-side)
+    seconds: float  # spent checking and decoding
+
+    @property
+    def image(self) -> Image.Image | np.ndarray:
+        """What the restorer gets: 8-bit RGB as PIL, deeper images as float arrays."""
+        return self.loaded.to_pil_rgb8() if self.loaded.metadata.bit_depth <= 8 else self.loaded.rgb
+
+    def failed(self, error: Exception, seconds: float) -> FileResult:
+        return FileResult(self.item.path, None, "failed", error=describe_error(self.item.path, error),
+                          seconds=self.seconds + seconds)
 
 
 def restore_file(
@@ -136,8 +186,15 @@ def restore_file(
 
     An error building the model (weights, device) propagates: no later file could succeed either.
     """
+    entry = prepare_file(item, options, claimed)
+    if isinstance(entry, FileResult):
+        return entry
+    return _restore_single(entry, restorer(), options, provenance, on_step)
+
+
+def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Path]) -> FileResult | DecodedFile:
+    """Skip or fail a file without the model, or decode it for restoring."""
     started = time.monotonic()
-    result: FileResult | None = None
     try:
         check_target(item, expected_output(item, options), claimed)
         guessed = expected_output(item, options)
@@ -149,17 +206,64 @@ def restore_file(
             check_target(item, target, claimed)
             if target.exists() and not options.overwrite:
                 result = FileResult(item.path, target, "skipped")
+            else:
+                size = output_size(loaded.size, options.size, options.scale)
+                return DecodedFile(item, loaded, target, size, processing_size(size, options.min_side),
+                                   time.monotonic() - started)
     except Exception as error:  # any decoding problem fails this file only
         result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
-    if result is None:
-        model = restorer()
-        try:
-            restore_one(loaded, target, model, options, provenance, on_step)
-            result = FileResult(item.path, target, "done")
-        except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
-            result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
     result.seconds = time.monotonic() - started
     return result
+
+
+def batch_call(restorer: Restorer) -> BatchRestorer:
+    """The restorer's batched form (its ``batch`` attribute), else one call per image."""
+    batched = getattr(restorer, "batch", None)
+    if batched is not None:
+        return batched
+    return lambda images, size, on_step: [restorer(image, size, on_step) for image in images]
+
+
+def restore_group(group: list[DecodedFile], restorer: Restorer, options: OutputOptions, provenance: dict[str, str],
+                  on_step: StepCallback | None = None) -> list[FileResult]:
+    """Restore files of one processing size in one model call, each written and reported as its own.
+
+    If the batched call fails, the files are redone one at a time, so a bad image fails
+    only itself. Each file's seconds: its decoding, an equal share of the call, its writing.
+    """
+    if len(group) > 1:
+        started = time.monotonic()
+        try:
+            restored = batch_call(restorer)([decoded.image for decoded in group], group[0].work, on_step)
+        except Exception as error:  # e.g. one image a plugin remover rejects: find it
+            log.warning("restoring %d images in one batch failed (%s); restoring them one at a time",
+                        len(group), describe_error(group[0].item.path, error))
+        else:
+            share = (time.monotonic() - started) / len(group)
+            return [_write(decoded, pixels, share, options, provenance)
+                    for decoded, pixels in zip(group, restored, strict=True)]
+    return [_restore_single(decoded, restorer, options, provenance, on_step) for decoded in group]
+
+
+def _restore_single(decoded: DecodedFile, restorer: Restorer, options: OutputOptions, provenance: dict[str, str],
+                    on_step: StepCallback | None) -> FileResult:
+    started = time.monotonic()
+    try:
+        restored = restorer(decoded.image, decoded.work, on_step)
+    except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
+        return decoded.failed(error, time.monotonic() - started)
+    return _write(decoded, restored, time.monotonic() - started, options, provenance)
+
+
+def _write(decoded: DecodedFile, restored: np.ndarray, model_seconds: float, options: OutputOptions,
+           provenance: dict[str, str]) -> FileResult:
+    started = time.monotonic()
+    try:
+        write_restored(decoded.loaded, decoded.target, restored, decoded.work, decoded.size, options, provenance)
+    except Exception as error:
+        return decoded.failed(error, model_seconds + time.monotonic() - started)
+    seconds = decoded.seconds + model_seconds + time.monotonic() - started
+    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds)
 
 
 def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:
@@ -211,7 +315,12 @@ def restore_one(
     size = output_size(loaded.size, options.size, options.scale)
     work = processing_size(size, options.min_side)
     image = loaded.to_pil_rgb8() if loaded.metadata.bit_depth <= 8 else loaded.rgb
-    restored = restorer(image, work, on_step)
+    write_restored(loaded, target, restorer(image, work, on_step), work, size, options, provenance)
+
+
+def write_restored(loaded: media.LoadedImage, target: Path, restored: np.ndarray, work: tuple[int, int],
+                   size: tuple[int, int], options: OutputOptions, provenance: dict[str, str]) -> None:
+    """Bring the pixels restored at ``work`` to the output ``size`` and write them with the input's metadata."""
     if work != size:  # restored larger than asked (--min-side): bring it to the output size
         restored = np.stack([resize_plane(restored[..., c], work, size) for c in range(3)], axis=-1)
     alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)

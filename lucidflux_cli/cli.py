@@ -90,6 +90,9 @@ main.add_command(doctor_command)
               help="Minimum overlap of neighbouring tiles in px (multiple of 16, at most half a tile). "
                    "Default: a quarter of the tile size.")
 @click.option("--tile-batch", type=int, default=1, show_default=True, help="Tiles per model call.")
+@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Consecutive images of one processing size restored together in one model call "
+                   "(single-process runs; not with --devices or torchrun).")
 @click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="Denoising steps.")
 @click.option("--guidance", type=float, default=4.0, show_default=True, help="FLUX guidance embedding value.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=123456789, show_default=True, help="Noise seed.")

@@ -132,12 +132,45 @@ class LucidFluxPipeline:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
 
+    @torch.no_grad()
+    def restore_batch(
+        self,
+        images: Sequence[Image.Image | np.ndarray],
+        size: tuple[int, int],
+        settings: RestoreSettings | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[np.ndarray]:
+        """Restore several images at one processing ``size`` in one batch; one array per image.
+
+        Each image gets its own noise (its single run's draw) and its own SigLIP context, so the
+        results equal one-at-a-time :meth:`__call__` up to float rounding of batched matmuls.
+        A size above one tile (already batched by tiles), or a batch that runs out of device
+        memory, goes one image at a time through :meth:`__call__` and its smaller-tile retry.
+        """
+        settings = settings or RestoreSettings()
+        if len(images) > 1 and tiling.denoise_grid(*size, settings.tiles).count == 1:
+            try:
+                return self._restore_untiled(images, size, settings, on_step)
+            except torch.cuda.OutOfMemoryError:
+                log.warning("out of device memory restoring %d images in one batch; restoring them one at a time",
+                            len(images))
+            # Only reached after the OOM, outside the except block so the batch's tensors are freed.
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        return [self(image, size, settings, on_step) for image in images]
+
     def _restore(self, image: Image.Image | np.ndarray, size: tuple[int, int], settings: RestoreSettings,
                  on_step: Callable[[int, int], None] | None) -> np.ndarray:
         width, height = size
         if tiling.denoise_grid(width, height, settings.tiles).count > 1:
             return self._restore_tiled(image, size, settings, on_step)
-        lq = self.prepare_lq(image, (width, height))
+        return self._restore_untiled([image], size, settings, on_step)[0]
+
+    def _restore_untiled(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int],
+                         settings: RestoreSettings, on_step: Callable[[int, int], None] | None) -> list[np.ndarray]:
+        """Every stage on a batch of same-size images; one image is the reference's computation exactly."""
+        width, height = size
+        lq = _stack([self.prepare_lq(image, size) for image in images])
         cleaned = self.clean(lq)
         context = self.encode_context(cleaned[..., :height, :width])
         latents = self.denoise(lq, cleaned, context, settings, on_step)
@@ -145,7 +178,7 @@ class LucidFluxPipeline:
         restored = decoded[..., :height, :width]
         if settings.color_fix == "wavelet":
             restored = wavelet_color_fix(restored, cleaned[..., :height, :width])
-        return np.ascontiguousarray(restored[0].permute(1, 2, 0).float().cpu().numpy())
+        return [np.ascontiguousarray(item.permute(1, 2, 0).float().cpu().numpy()) for item in restored]
 
     def _restore_tiled(self, image: Image.Image | np.ndarray, size: tuple[int, int], settings: RestoreSettings,
                        on_step: Callable[[int, int], None] | None) -> np.ndarray:
@@ -208,7 +241,8 @@ class LucidFluxPipeline:
         with self.placement.stage(self.c.siglip, self.c.connector):
             features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
             tokens = self.c.connector(features.to(self.dtype)).image_embeds
-        return torch.cat([self.c.txt.to(self.device, self.dtype), tokens.to(self.dtype)], dim=1)
+        txt = _batched(self.c.txt.to(self.device, self.dtype), tokens.shape[0])  # one context per image
+        return torch.cat([txt, tokens.to(self.dtype)], dim=1)
 
     def denoise(
         self,
@@ -225,7 +259,9 @@ class LucidFluxPipeline:
     def _denoise(self, lq: torch.Tensor, cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings,
                  on_step: Callable[[int, int], None] | None) -> torch.Tensor:
         height, width = lq.shape[-2:]
-        latents = sampling.pack_latents(sampling.make_noise(height, width, settings.seed, self.device, self.dtype))
+        # Each image's noise is its single run's draw (same seed, same shape), stacked.
+        noise = [sampling.make_noise(height, width, settings.seed, self.device, self.dtype) for _ in range(lq.shape[0])]
+        latents = sampling.pack_latents(_stack(noise))
         ldr = (cleaned * 2.0 - 1.0).to(self.dtype)
         fixed = self.step_inputs(context, settings.guidance, sampling.image_positions(height, width, self.device),
                                  self.c.dual_branch.hints(lq, ldr))

@@ -66,6 +66,7 @@ class RestoreRequest:
     tile_size: int = TileOptions.size
     tile_overlap: int | None = None  # None: a quarter of the tile
     tile_batch: int = TileOptions.batch
+    batch_size: int = 1  # --batch-size: same-size images per model call (single-process runs)
 
     def tiles(self) -> TileOptions:
         return TileOptions(size=self.tile_size, overlap=self.tile_overlap, batch=self.tile_batch)
@@ -99,7 +100,19 @@ def validate(request: RestoreRequest) -> None:
         from lucidflux_cli import parallel
 
         parallel.validate(request)
+    _validate_batch_size(request)
     _validate_acceleration(request)
+
+
+def _validate_batch_size(request: RestoreRequest) -> None:
+    """Batches are formed in the single-process loop only; workers take files one at a time."""
+    from lucidflux_cli import distributed
+
+    if request.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {request.batch_size}")
+    if request.batch_size > 1 and ((request.devices is not None and not request.shard_model) or distributed.world()):
+        raise ValueError("--batch-size above 1 works in single-process runs only (or with --shard-model), "
+                         "not with --devices or torchrun")
 
 
 def _validate_acceleration(request: RestoreRequest) -> None:
@@ -148,6 +161,7 @@ def run(request: RestoreRequest, stdin=None) -> int:
                 on_result=lambda result: (events.file(result), progress.file_done()),
                 on_step=progress.step,
                 fail_fast=request.fail_fast,
+                batch_size=request.batch_size,
             )
     except (SetupError, LucidFluxError) as error:
         log.error("%s", error)
@@ -246,12 +260,27 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
                                       compile_mode=request.compile, placement=placement, cache_dir=request.cache_dir)
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
-    pipeline = acceleration.timed_first_call(
-        LucidFluxPipeline(components, device, dtype, placement),
-        "includes compiling, cached for later runs" if compiled else "includes warm-up")
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix, tiles=request.tiles())
-    return lambda image, size, on_step=None: pipeline(image, size=size, settings=settings, on_step=on_step)
+    return PipelineRestorer(LucidFluxPipeline(components, device, dtype, placement), settings,
+                            "includes compiling, cached for later runs" if compiled else "includes warm-up")
+
+
+class PipelineRestorer:
+    """A :data:`batch.Restorer` over a pipeline; ``batch`` is its :data:`batch.BatchRestorer` form."""
+
+    def __init__(self, pipeline, settings, first_call: str):
+        from lucidflux_cli import acceleration
+
+        self.pipeline, self.settings = pipeline, settings
+        # Whichever call comes first, single or batched, logs its time (compilation, warm-up).
+        self.timed = acceleration.timed_first_call(lambda call: call(), first_call)
+
+    def __call__(self, image, size: tuple[int, int], on_step: batch.StepCallback | None = None):
+        return self.timed(lambda: self.pipeline(image, size=size, settings=self.settings, on_step=on_step))
+
+    def batch(self, images, size: tuple[int, int], on_step: batch.StepCallback | None = None) -> list:
+        return self.timed(lambda: self.pipeline.restore_batch(images, size, self.settings, on_step))
 
 
 def _shard_devices(request: RestoreRequest) -> list[str]:
