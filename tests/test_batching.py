@@ -54,7 +54,7 @@ def test_restore_batch_equals_single_restores(tiny_pipeline, batch_sizes):
     assert batch_sizes == [3, 1, 1, 1]
     for together, alone in zip(batched, singles, strict=True):
         assert together.shape == alone.shape == (32, 48, 3) and together.dtype == np.float32
-        assert np.abs(together - alone).max() <= 1e-5  # measured on CPU float32: <= 6e-8
+        assert np.abs(together - alone).max() <= 1e-5  # measured on CPU float32: about 1e-6
         assert np.abs(to8(together).astype(int) - to8(alone).astype(int)).max() <= 1  # measured: identical
     assert np.abs(batched[0] - batched[1]).mean() > 1 / 255  # each image really is its own
 
@@ -125,7 +125,7 @@ def test_a_model_error_on_one_image_of_a_group_fails_only_that_file(tmp_path, ti
     remove = LucidFluxPipeline._remove
 
     def picky_remover(self, x):  # a remover that rejects flat images, whatever batch they come in
-        if any(float(item.std()) == 0.0 for item in x):
+        if any(bool(item.max() == item.min()) for item in x):
             raise ValueError("flat image")
         return remove(self, x)
 
