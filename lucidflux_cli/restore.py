@@ -10,14 +10,22 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lucidflux_cli import __version__, atomic, batch, discovery, formats, media
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
 from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, output_size, probe_size, processing_size
 from lucidflux_cli.tiling import TileOptions, describe_plan
+
+if TYPE_CHECKING:  # the pipeline imports torch; this module stays light until a model is built
+    import numpy as np
+    from PIL import Image
+
+    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
 
 log = logging.getLogger("lucidflux")
 
@@ -269,17 +277,19 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
 class PipelineRestorer:
     """A :data:`batch.Restorer` over a pipeline; ``batch`` is its :data:`batch.BatchRestorer` form."""
 
-    def __init__(self, pipeline, settings, first_call: str):
+    def __init__(self, pipeline: LucidFluxPipeline, settings: RestoreSettings, first_call: str):
         from lucidflux_cli import acceleration
 
         self.pipeline, self.settings = pipeline, settings
         # Whichever call comes first, single or batched, logs its time (compilation, warm-up).
         self.timed = acceleration.timed_first_call(lambda call: call(), first_call)
 
-    def __call__(self, image, size: tuple[int, int], on_step: batch.StepCallback | None = None):
+    def __call__(self, image: Image.Image | np.ndarray, size: tuple[int, int],
+                 on_step: batch.StepCallback | None = None) -> np.ndarray:
         return self.timed(lambda: self.pipeline(image, size=size, settings=self.settings, on_step=on_step))
 
-    def batch(self, images, size: tuple[int, int], on_step: batch.StepCallback | None = None) -> list:
+    def batch(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int],
+              on_step: batch.StepCallback | None = None) -> list[np.ndarray]:
         return self.timed(lambda: self.pipeline.restore_batch(images, size, self.settings, on_step))
 
 
