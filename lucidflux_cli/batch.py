@@ -236,8 +236,9 @@ def restore_group(group: list[DecodedFile], restorer: Restorer, options: OutputO
         try:
             restored = batch_call(restorer)([decoded.image for decoded in group], group[0].work, on_step)
         except Exception as error:  # e.g. one image a plugin remover rejects: find it
-            log.warning("restoring %d images in one batch failed (%s); restoring them one at a time",
-                        len(group), describe_error(group[0].item.path, error))
+            cause = (str(error).strip().splitlines() or ["no details"])[0]
+            log.warning("restoring %d images in one batch failed (%s: %s); restoring them one at a time",
+                        len(group), type(error).__name__, cause)
         else:
             share = (time.monotonic() - started) / len(group)
             return [_write(decoded, pixels, share, options, provenance)
@@ -302,20 +303,6 @@ def describe_error(path: Path, error: Exception) -> str:
         return str(error)
     text = str(error).strip().splitlines()
     return f"{path}: {type(error).__name__}: {text[0] if text else 'no details'}"
-
-
-def restore_one(
-    loaded: media.LoadedImage,
-    target: Path,
-    restorer: Restorer,
-    options: OutputOptions,
-    provenance: dict[str, str],
-    on_step: StepCallback | None = None,
-) -> None:
-    size = output_size(loaded.size, options.size, options.scale)
-    work = processing_size(size, options.min_side)
-    image = loaded.to_pil_rgb8() if loaded.metadata.bit_depth <= 8 else loaded.rgb
-    write_restored(loaded, target, restorer(image, work, on_step), work, size, options, provenance)
 
 
 def write_restored(loaded: media.LoadedImage, target: Path, restored: np.ndarray, work: tuple[int, int],
