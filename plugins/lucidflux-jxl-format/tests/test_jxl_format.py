@@ -6,11 +6,8 @@ depth and alpha are checked as any JPEG XL reader would see them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,35 +21,19 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests"))  # the main suite's fixtures: tiny weights, image makers
 
 from make_images import DATE_TAKEN, GPS_LAT, make_jpeg_exif, make_png16, make_png_rgba, srgb_icc  # noqa: E402
-from tiny_weights import TinyRelease, write_tiny_release  # noqa: E402
+from plugin_testing import FAST, require_installed, shared_release  # noqa: E402
+from tiny_weights import TinyRelease  # noqa: E402
 
 from lucidflux_cli import media, plugins  # noqa: E402
 from lucidflux_cli.cli import main  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]  # restore at the input size
-
-
-def _installed() -> bool:
-    return any(ep.name == "jxl" for ep in metadata.entry_points(group="lucidflux.formats"))
-
-
-if not _installed():
-    if os.environ.get("CI"):
-        raise RuntimeError("lucidflux-jxl-format is not installed; .ci/run installs plugins/*/")
-    pytest.skip("pip install -e plugins/lucidflux-jxl-format to run these tests", allow_module_level=True)
+require_installed("lucidflux.formats", "jxl", "lucidflux-jxl-format")
 
 
 @pytest.fixture(scope="session")
 def release(tmp_path_factory) -> TinyRelease:
-    # Written once per session, however many plugin suites ask for it.
-    folder = tmp_path_factory.getbasetemp() / "tiny-release-for-plugins"
-    record = folder / "release.json"
-    if record.exists():
-        return TinyRelease(**{k: Path(v) for k, v in json.loads(record.read_text()).items()})
-    release = write_tiny_release(folder, seed=0)
-    record.write_text(json.dumps({k: str(v) for k, v in dataclasses.asdict(release).items()}))
-    return release
+    return shared_release(tmp_path_factory)
 
 
 def weight_args(release: TinyRelease) -> list[str]:

@@ -7,11 +7,7 @@ the tiny random weights of the main test suite.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -25,35 +21,19 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests"))  # the main suite's fixtures: tiny weights, image makers
 
 from make_images import make_jpeg_exif, rgb_pattern  # noqa: E402
-from tiny_weights import TinyRelease, write_tiny_release  # noqa: E402
+from plugin_testing import FAST, require_installed, shared_release  # noqa: E402
+from tiny_weights import TinyRelease  # noqa: E402
 
 from lucidflux_cli import plugins, removers  # noqa: E402
 from lucidflux_cli.cli import main  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]  # restore at the input size
-
-
-def _installed() -> bool:
-    return any(ep.name == "spandrel" for ep in metadata.entry_points(group="lucidflux.removers"))
-
-
-if not _installed():
-    if os.environ.get("CI"):
-        raise RuntimeError("lucidflux-spandrel-remover is not installed; .ci/run installs plugins/*/")
-    pytest.skip("pip install -e plugins/lucidflux-spandrel-remover to run these tests", allow_module_level=True)
+require_installed("lucidflux.removers", "spandrel", "lucidflux-spandrel-remover")
 
 
 @pytest.fixture(scope="session")
 def release(tmp_path_factory) -> TinyRelease:
-    # Written once per session, however many plugin suites ask for it.
-    folder = tmp_path_factory.getbasetemp() / "tiny-release-for-plugins"
-    record = folder / "release.json"
-    if record.exists():
-        return TinyRelease(**{k: Path(v) for k, v in json.loads(record.read_text()).items()})
-    release = write_tiny_release(folder, seed=0)
-    record.write_text(json.dumps({k: str(v) for k, v in dataclasses.asdict(release).items()}))
-    return release
+    return shared_release(tmp_path_factory)
 
 
 def lucidflux_args(release: TinyRelease) -> list[str]:
