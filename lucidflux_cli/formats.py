@@ -67,30 +67,11 @@ class OutputImage:
         return np.dstack([rgb, media._quantize(self.alpha, bits)])
 
 
-class OutputFormat(ABC):
+class OutputFormat(plugins.Configurable, ABC):
     """Base class of every output format plugin (see the module docstring)."""
 
-    #: One line for ``lucidflux plugins list/info``.
-    summary: ClassVar[str] = ""
     #: What the format keeps; ``extensions`` is required.
     capabilities: ClassVar[FormatCapabilities]
-    #: Accepted ``--format-option`` keys -> help text. Unknown keys are refused.
-    option_help: ClassVar[Mapping[str, str]] = {}
-
-    name: str = ""  # the entry-point name it was chosen by (set by :func:`create`)
-
-    def __init__(self, options: Mapping[str, str] | None = None) -> None:
-        """Keep and validate ``options``; raise ValueError (one line) for bad ones."""
-        self.options: dict[str, str] = dict(options or {})
-        unknown = sorted(set(self.options) - set(self.option_help))
-        if unknown:
-            known = ", ".join(sorted(self.option_help)) or "none"
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} (accepted: {known})")
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        """Why this format cannot be written on this machine; None if it can."""
-        return None
 
     def bits_for(self, image: OutputImage) -> int:
         """The source depth when the format has it, else the deepest it has below (or its least)."""

@@ -15,10 +15,10 @@ import functools
 import importlib
 import inspect
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 from lucidflux_cli.errors import LucidFluxError
 
@@ -37,6 +37,30 @@ class PluginError(LucidFluxError):
 
 _NOT_LOADED = object()
 
+
+
+class Configurable:
+    """What every plugin class has: a summary line, the options it accepts, the name it was chosen by."""
+
+    #: One line for ``lucidflux plugins list/info``.
+    summary: ClassVar[str] = ""
+    #: Accepted option keys -> help text (``--remover-option`` / ``--format-option``). Unknown keys are refused.
+    option_help: ClassVar[Mapping[str, str]] = {}
+
+    name: str = ""  # the entry-point name it was chosen by (set by the tool)
+
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
+        """Keep and validate ``options``; raise ValueError (one line) for bad ones. Load nothing here."""
+        self.options: dict[str, str] = dict(options or {})
+        unknown = sorted(set(self.options) - set(self.option_help))
+        if unknown:
+            known = ", ".join(sorted(self.option_help)) or "none"
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} (accepted: {known})")
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this plugin cannot work on this machine (a missing library, ...); None if it can."""
+        return None
 
 @dataclass
 class Plugin:

@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from lucidflux_cli import plugins
 from lucidflux_cli.errors import LucidFluxError
@@ -74,28 +74,8 @@ class RemoverFailed(RuntimeError):
     """A remover raised or broke its contract while processing an image (that file fails)."""
 
 
-class Remover(ABC):
+class Remover(plugins.Configurable, ABC):
     """Base class of every degradation remover plugin (see the module docstring)."""
-
-    #: One line for ``lucidflux plugins list/info``.
-    summary: ClassVar[str] = ""
-    #: Accepted ``--remover-option`` keys -> help text. Unknown keys are refused.
-    option_help: ClassVar[Mapping[str, str]] = {}
-
-    name: str = ""  # the entry-point name it was chosen by (set by :func:`create`)
-
-    def __init__(self, options: Mapping[str, str] | None = None) -> None:
-        """Keep and validate ``options``; raise ValueError (one line) for bad ones. Load nothing here."""
-        self.options: dict[str, str] = dict(options or {})
-        unknown = sorted(set(self.options) - set(self.option_help))
-        if unknown:
-            known = ", ".join(sorted(self.option_help)) or "none"
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} (accepted: {known})")
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        """Why this remover cannot work on this machine (a missing library, ...); None if it can."""
-        return None
 
     def weights(self) -> Sequence[str | WeightFile]:
         """Weight files to fetch: REGISTRY names (``"swinir"``) or WeightFile specs of its own."""
