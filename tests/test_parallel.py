@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from conftest import weight_args
 from make_images import rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import batch, distributed, parallel, sharding
+from lucidflux_cli import atomic, batch, distributed, parallel, sharding
 from lucidflux_cli.cli import main
 from lucidflux_cli.discovery import InputFile
 from lucidflux_cli.runctl import output_lock
@@ -180,6 +182,45 @@ def test_a_killed_worker_has_its_file_retried_then_rerun_resumes(photos, single,
     again = lucidflux(*args)
     assert again.returncode == 0, again.stderr
     assert summary(again)["skipped"] == len(NAMES) and summary(again)["done"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return not status.exists() or "\nState:\tZ" in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
+def test_sigterm_stops_every_worker_cleanly_then_rerun_completes(photos, single, tiny_release, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(photos), "-o", str(out), *FAST,
+               "--devices", "cpu,cpu", *weight_args(tiny_release)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*.png")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    deadline = time.monotonic() + 30  # workers stop cleanly after the parent; none may keep restoring
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers and [pid for pid in workers if not _gone(pid)] == [], [
+        Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in workers if not _gone(pid)]
+    finished = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert 1 <= len(finished) < len(NAMES) and not [p for p in out.rglob("*") if atomic.is_temp_name(p.name)]
+    for name in finished:
+        assert (out / name).read_bytes() == single[name]
+    again = lucidflux(str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json")
+    assert again.returncode == 0, again.stderr
+    assert summary(again)["skipped"] == len(finished) and summary(again)["done"] == len(NAMES) - len(finished)
+    assert_same_bytes(out, single)
 
 
 def test_torchrun_two_ranks_give_the_single_run_bytes_and_resume(photos, single, tiny_release, tmp_path):
