@@ -6,17 +6,25 @@ patch16-512; the FLUX VAE; DiffBIR's SwinIR) on the meta device, then materialis
 device and filled with seeded random values. Random weights make the image meaningless but
 the work identical, so the timings are those of real weights.
 
-Per size it reports the first-image latency (including compilation), the steady-state seconds
-per image, the per-stage split and the peak ``torch.cuda.max_memory_allocated``::
+One process runs a list of cases, ``VARIANT:SIZE[@GIB]`` (``--cases``), changing the model in
+place between them, one way only: eager -> compiled -> float8. Per case it reports the
+first-image latency (including compilation), the steady-state seconds per image, the per-stage
+split, the peak ``torch.cuda.max_memory_allocated`` and how often the out-of-memory retry
+shrank the tiles; ``@GIB`` caps the process's GPU memory (a smaller card, simulated). A case
+that cannot run here is recorded with its one-line error and the suite goes on::
 
-    python benchmarks/gpu_benchmark.py --sizes 512,1024,2048,4096 --steps 20 --json perf.json
-    python benchmarks/gpu_benchmark.py --reference /path/to/LucidFlux   # + the reference's loop, ratios
+    python benchmarks/gpu_benchmark.py --reference /path/to/LucidFlux --markdown table.md
+    python benchmarks/gpu_benchmark.py --cases compiled:1024,tiled:4096 --jsonl results.jsonl
     python benchmarks/gpu_benchmark.py --tiny                           # CPU, tiny sizes: a smoke run
 
-``--reference PATH`` (a local checkout of W2GenAI-Lab/LucidFlux) builds the reference's own
-backbone, condition branches and modulations, fills *them* with the random weights, converts
-those same tensors into our modules with the product's loaders, and times the reference's
-``denoise_lucidflux`` loop against our denoise stage on the same inputs.
+The ``reference`` case (needs ``--reference PATH``, a local checkout of W2GenAI-Lab/LucidFlux)
+builds the reference's own backbone, condition branches and modulations, fills *them* with the
+random weights, converts those same tensors into our modules with the product's loaders, times
+the reference's ``denoise_lucidflux`` loop against our (eager) denoise stage on the same inputs
+and noise, and measures their agreement (velocity and final latent, relative L2). Its modules
+are freed before the next case, so they never count in our peaks. Every fp8 case reports the
+float8 velocity's relative L2 from the bf16 velocity on the same latents and inputs (kept from
+the first bf16 case of that size).
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import importlib.util
 import json
+import logging
 import math
+import os
 import platform
 import sys
 import time
@@ -284,43 +295,286 @@ def ours_from_reference(model: nn.Module, dual: nn.Module, dtype: torch.dtype):
     return transformer.eval().requires_grad_(False), (*branches, *mods)
 
 
-def time_reference_denoise(path: Path, model, dual, pipeline: LucidFluxPipeline, size: int, steps: int,
-                           repeats: int) -> tuple[float, float]:
-    """(theirs, ours) seconds of the denoise stage alone, same inputs, untiled."""
+def denoise_inputs(pipeline: LucidFluxPipeline, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded random LQ and cleaned images at ``size`` and their SigLIP context (for denoise-only runs)."""
+    generator = torch.Generator().manual_seed(size)
+    lq = (torch.rand(1, 3, size, size, generator=generator) * 2 - 1).to(pipeline.device, pipeline.dtype)
+    cleaned = torch.rand(1, 3, size, size, generator=generator).to(pipeline.device)
+    return lq, cleaned, pipeline.encode_context(cleaned)
+
+
+def relative_l2(value: torch.Tensor, target: torch.Tensor) -> float:
+    target = target.float()
+    return float((value.float() - target).norm() / target.norm().clamp_min(1e-12))
+
+
+def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline, size: int, steps: int,
+                           repeats: int) -> dict:
+    """The reference's ``denoise_lucidflux`` against our denoise stage: same weights, inputs and
+    noise, untiled. Times both (after a warm-up each) and measures how far apart they end up:
+    the first step's velocity and the final latent, relative L2 (float32 on the CPU: ~1e-6;
+    bf16: rounding noise)."""
     sys.path.insert(0, str(path))
     from src.flux.sampling import denoise_lucidflux
 
     from lucidflux_cli import sampling
 
     device, dtype, c = pipeline.device, pipeline.dtype, pipeline.c
-    generator = torch.Generator().manual_seed(size)
-    lq = (torch.rand(1, 3, size, size, generator=generator) * 2 - 1).to(device, dtype)
-    cleaned = torch.rand(1, 3, size, size, generator=generator).to(device)
-    context = pipeline.encode_context(cleaned)
+    lq, cleaned, context = denoise_inputs(pipeline, size)
     noise = sampling.pack_latents(sampling.make_noise(size, size, 0, device, dtype))
     img_ids = sampling.image_positions(size, size, device)[None].to(dtype)
     txt = c.txt.to(device, dtype)
-    times = sampling.timesteps(steps, size, size)
+    zeros = lambda length: torch.zeros(1, length, 3, device=device, dtype=dtype)  # noqa: E731
+    settings = RestoreSettings(steps=steps, seed=0)
 
-    def theirs():
-        denoise_lucidflux(model, dual_condition_model=dual, img=noise, img_ids=img_ids, txt=txt,
-                          txt_ids=torch.zeros(1, txt.shape[1], 3, device=device, dtype=dtype), siglip_txt=context,
-                          siglip_txt_ids=torch.zeros(1, context.shape[1], 3, device=device, dtype=dtype),
-                          vec=c.vec.to(device, dtype), timesteps=times, guidance=4.0, condition_cond_lq=lq,
-                          condition_cond_ldr=(cleaned * 2 - 1).to(dtype))
+    def theirs(times=None):
+        return denoise_lucidflux(
+            model, dual_condition_model=dual, img=noise, img_ids=img_ids, txt=txt, txt_ids=zeros(txt.shape[1]),
+            siglip_txt=context, siglip_txt_ids=zeros(context.shape[1]), vec=c.vec.to(device, dtype),
+            timesteps=times or sampling.timesteps(steps, size, size), guidance=4.0, condition_cond_lq=lq,
+            condition_cond_ldr=(cleaned * 2 - 1).to(dtype))
 
     def ours():
-        pipeline.denoise(lq, cleaned, context, RestoreSettings(steps=steps, seed=0))
+        return pipeline.denoise(lq, cleaned, context, settings)
 
-    results = []
-    for function in (theirs, ours):
-        function()  # warm-up (and compile, for ours)
-        clock = StageClock(device)
-        timed = clock.wrap("denoise", function)
-        for _ in range(repeats):
-            timed()
-        results.append(clock.seconds["denoise"] / repeats)
-    return results[0], results[1]
+    def their_velocity(latents, t_curr):  # the body of the reference's loop, one step
+        t = torch.full((1,), t_curr, device=device, dtype=dtype)
+        guidance = torch.full((1,), 4.0, device=device, dtype=dtype)
+        residuals = dual(img=latents, img_ids=img_ids, condition_cond_lq=lq, condition_cond_ldr=(cleaned * 2 - 1).to(dtype),
+                         txt=txt, txt_ids=zeros(txt.shape[1]), y=c.vec.to(device, dtype), timesteps=t, guidance=guidance)
+        return model(img=latents, img_ids=img_ids, txt=context, txt_ids=zeros(context.shape[1]), y=c.vec.to(device, dtype),
+                     timesteps=t, guidance=guidance, block_controlnet_hidden_states=list(residuals))
+
+    result = {}
+    with torch.no_grad():
+        for name, function in (("reference", theirs), ("ours", ours)):
+            final = function()  # warm-up
+            clock = StageClock(device)
+            timed = clock.wrap("denoise", function)
+            for _ in range(repeats):
+                final = timed()
+            result[f"{name}_denoise_s"] = round(clock.seconds["denoise"] / repeats, 3)
+            result[f"_{name}_final"] = final
+        fixed = pipeline.step_inputs(context, 4.0, sampling.image_positions(size, size, device),
+                                     c.dual_branch.hints(lq, (cleaned * 2 - 1).to(dtype)))
+        times = sampling.timesteps(steps, size, size)
+        result["velocity_rel_l2"] = round(max(
+            relative_l2(pipeline.velocity(noise, t, fixed), their_velocity(noise, t)) for t in (times[0], times[steps // 2])
+        ), 7)
+    result["final_latent_rel_l2"] = round(relative_l2(result.pop("_ours_final"), result.pop("_reference_final")), 7)
+    result["ours_over_reference_denoise"] = round(result["ours_denoise_s"] / result["reference_denoise_s"], 3)
+    return result
+
+
+# --- the suite: one process, cases in order -------------------------------------------------------
+
+# Each case is VARIANT:SIZE[@CAP_GIB]. The model is changed in place as the cases go, one way only
+# (eager -> compiled -> float8), so the cases must come in that order; the reference comes first
+# (its modules are freed before our own figures are taken, so they do not count in our peaks).
+VARIANTS = {  # variant: (stage in the one-way order, compiled, precision, offload, tiled)
+    "reference": (0, False, "bf16", "none", False),
+    "eager": (0, False, "bf16", "none", False),
+    "compiled": (1, True, "bf16", "none", False),
+    "tiled": (1, True, "bf16", "none", True),
+    "offload": (1, True, "bf16", "model", False),
+    "fp8": (2, True, "fp8", "none", False),
+    "fp8-tiled": (2, True, "fp8", "none", True),
+    "fp8-offload": (2, True, "fp8", "model", False),
+}
+DEFAULT_CASES = ("reference:1024,eager:1024,compiled:512,compiled:1024,compiled:2048,tiled:2048,tiled:4096,"
+                 "offload:1024@24,fp8:1024,fp8-offload:1024@16")
+TINY_CASES = "reference:64,eager:64,compiled:64,tiled:128,offload:64,fp8:64,fp8-offload:64"
+
+
+@dataclass(frozen=True)
+class Case:
+    variant: str
+    size: int
+    cap_gib: float | None = None  # simulated smaller GPU (torch.cuda.set_per_process_memory_fraction)
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}:{self.size}" + (f"@{self.cap_gib:g}" if self.cap_gib else "")
+
+    @property
+    def stage(self) -> int:
+        return VARIANTS[self.variant][0]
+
+    @property
+    def compiled(self) -> bool:
+        return VARIANTS[self.variant][1]
+
+    @property
+    def precision(self) -> str:
+        return VARIANTS[self.variant][2]
+
+    @property
+    def offload(self) -> str:
+        return VARIANTS[self.variant][3]
+
+    @property
+    def tiled(self) -> bool:
+        return VARIANTS[self.variant][4]
+
+
+def parse_cases(text: str) -> list[Case]:
+    cases = []
+    for token in filter(None, (part.strip() for part in text.split(","))):
+        variant, _, rest = token.partition(":")
+        size, _, cap = rest.partition("@")
+        if variant not in VARIANTS or not size.isdigit():
+            raise SystemExit(f"gpu_benchmark: bad case {token!r}: VARIANT:SIZE[@GIB], VARIANT one of {', '.join(VARIANTS)}")
+        case = Case(variant, int(size), float(cap) if cap else None)
+        if cases and case.stage < cases[-1].stage:
+            raise SystemExit(f"gpu_benchmark: case {token!r} after {cases[-1].label}: the model only changes "
+                             "one way (reference/eager, then compiled, then fp8)")
+        cases.append(case)
+    return cases
+
+
+@contextlib.contextmanager
+def memory_cap(device: torch.device, gib: float | None):
+    """Simulate a GPU of ``gib`` GiB: the caching allocator refuses to hold more."""
+    if gib is None or device.type != "cuda":
+        yield
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), device)
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+
+
+class OutOfMemoryRetries(logging.Handler):
+    """Counts the pipeline's "out of device memory ... retrying" warnings during a case."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += "out of device memory" in record.getMessage()
+
+
+class Suite:
+    """Runs the cases on one set of components, changing them in place between cases."""
+
+    def __init__(self, args: argparse.Namespace, components: LucidFluxComponents, device: torch.device,
+                 dtype: torch.dtype, reference: tuple | None):
+        self.args, self.components, self.device, self.dtype = args, components, device, dtype
+        self.reference = reference
+        self.compiled, self.precision, self.offload = False, "bf16", "none"
+        self.pipeline = LucidFluxPipeline(components, device, dtype, acceleration.Placement("none", device))
+        self.reference_denoise_s: dict[int, float] = {}  # size -> the reference's denoise seconds
+        self.bf16_velocities: dict[int, list] = {}  # size -> [(latents, t, fixed, velocity)] for the fp8 drift
+
+    def run(self, case: Case) -> dict:
+        if case.variant == "reference":
+            return self._reference(case)
+        self._free_reference()
+        self._prepare(case)
+        tiles = TileOptions(size=self.args.tile_size if case.tiled else max(case.size, 64), batch=self.args.tile_batch)
+        settings = RestoreSettings(steps=self.args.steps, tiles=tiles)
+        retries = OutOfMemoryRetries()
+        logging.getLogger("lucidflux_cli").addHandler(retries)
+        try:
+            with memory_cap(self.device, case.cap_gib):
+                result = measure(self.pipeline, case.size, settings, self.args.images)
+        finally:
+            logging.getLogger("lucidflux_cli").removeHandler(retries)
+        result["out_of_memory_retries"] = retries.count
+        if case.size in self.reference_denoise_s and not case.tiled:
+            theirs = self.reference_denoise_s[case.size]
+            result["reference_denoise_s"] = theirs
+            result["ours_over_reference_denoise"] = round(result["stages_s"]["denoise"] / theirs, 3)
+        if case.precision == "bf16" and not case.tiled and case.offload == "none":
+            self._keep_velocities(case.size)
+        if case.precision == "fp8" and not case.tiled:
+            result.update(self._fp8_drift(case.size))
+        return result
+
+    # -- the model's state --------------------------------------------------------------------
+
+    def _prepare(self, case: Case) -> None:
+        if case.precision == "fp8" and self.precision != "fp8":
+            self._place("none")  # quantize on the device
+            problem = acceleration.fp8_problem(self.device)
+            if problem:
+                raise CaseError(problem)
+            acceleration.quantize_fp8(self.components.transformer)
+            torch._dynamo.reset()  # trace the float8 blocks afresh, as a run with --precision fp8 does
+            self.precision = "fp8"
+        if case.compiled and not self.compiled:
+            acceleration.compile_blocks(self.components, acceleration.compile_cache_dir(self.args.cache_dir),
+                                        backend=self.args.compile_backend)
+            self.compiled = True
+        self._place(case.offload)
+
+    def _place(self, mode: str) -> None:
+        if mode == self.offload:
+            return
+        placement = acceleration.Placement(mode, self.device)
+        c = self.components
+        for module in (c.transformer, c.dual_branch, c.vae, c.siglip, c.connector):
+            module.to(placement.load_device)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.pipeline = LucidFluxPipeline(c, self.device, self.dtype, placement)
+        self.offload = mode
+
+    # -- the reference and the float8 drift -------------------------------------------------------
+
+    def _reference(self, case: Case) -> dict:
+        if self.reference is None:
+            raise CaseError("no --reference PATH given")
+        result = compare_with_reference(self.args.reference, *self.reference, self.pipeline, case.size,
+                                         self.args.steps, self.args.images)
+        self.reference_denoise_s[case.size] = result["reference_denoise_s"]
+        return {"size": case.size, "tiled": False, **result}
+
+    def _free_reference(self) -> None:
+        if self.reference is not None:
+            self.reference = None
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    @torch.no_grad()
+    def _keep_velocities(self, size: int) -> None:
+        """bf16 velocities at a few points of one trajectory, to compare float8 against later."""
+        if size in self.bf16_velocities:
+            return
+        kept, original = [], self.pipeline.velocity
+        wanted = {0, self.args.steps // 2, self.args.steps - 1}
+
+        def recording(latents, t_curr, fixed):
+            velocity = original(latents, t_curr, fixed)
+            if recording.step in wanted:
+                kept.append((latents.clone(), t_curr, fixed, velocity.clone()))
+            recording.step += 1
+            return velocity
+
+        recording.step = 0
+        self.pipeline.velocity = recording
+        try:
+            self.pipeline.denoise(*denoise_inputs(self.pipeline, size), RestoreSettings(steps=self.args.steps))
+        finally:
+            del self.pipeline.velocity
+        self.bf16_velocities[size] = kept
+
+    @torch.no_grad()
+    def _fp8_drift(self, size: int) -> dict:
+        """Float8 velocity against bf16 on the same latents and inputs: relative L2 per kept step."""
+        kept = self.bf16_velocities.get(size)
+        if not kept:
+            return {"velocity_rel_l2_vs_bf16": None}
+        drift = [relative_l2(self.pipeline.velocity(latents, t, fixed), velocity) for latents, t, fixed, velocity in kept]
+        return {"velocity_rel_l2_vs_bf16": round(max(drift), 5), "velocity_rel_l2_vs_bf16_steps": [round(d, 5) for d in drift]}
+
+
+class CaseError(Exception):
+    """A case that cannot run here (recorded, the suite goes on)."""
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -331,6 +585,7 @@ def environment(device: torch.device) -> dict:
             "command": " ".join([Path(sys.executable).name, *sys.argv])}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
         info["cuda"] = torch.version.cuda
         with contextlib.suppress(Exception):
             import subprocess
@@ -342,28 +597,63 @@ def environment(device: torch.device) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="512,1024,2048,4096", help="square sizes in px, comma-separated")
-    parser.add_argument("--tiled-from", type=int, default=4096, help="sizes >= this run tiled (--tile-size tiles)")
-    parser.add_argument("--tile-size", type=int, default=1024)
+    parser.add_argument("--cases", default=DEFAULT_CASES,
+                        help=f"VARIANT:SIZE[@GIB] in order, comma-separated; variants: {', '.join(VARIANTS)}")
+    parser.add_argument("--tile-size", type=int, default=1024, help="tile side of the tiled cases")
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--images", type=int, default=2, help="steady-state images per size, after the first")
-    parser.add_argument("--compile", choices=acceleration.COMPILE_MODES, default="auto")
-    parser.add_argument("--precision", choices=acceleration.PRECISIONS, default="bf16")
-    parser.add_argument("--offload", choices=acceleration.OFFLOAD_MODES, default="none")
+    parser.add_argument("--images", type=int, default=2, help="steady-state images per case, after the first")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compiled cases")
     parser.add_argument("--cache-dir", type=Path, help="compile cache parent (default: the tool's cache folder)")
-    parser.add_argument("--reference", type=Path, help="local checkout of W2GenAI-Lab/LucidFlux: also time its loop")
-    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--reference", type=Path, help="local checkout of W2GenAI-Lab/LucidFlux (reference cases)")
+    parser.add_argument("--budget-s", type=float, help="skip the remaining cases once this many seconds have passed")
+    parser.add_argument("--json", type=Path, help="write the whole report here at the end")
+    parser.add_argument("--jsonl", type=Path, help="append each case's result here as soon as it is measured")
+    parser.add_argument("--markdown", type=Path, help="write the results table (docs/performance.md format) here")
     parser.add_argument("--tiny", action="store_true", help="tiny architecture on the CPU (a smoke run, not a benchmark)")
     args = parser.parse_args(argv)
     if args.tiny:  # tiny defaults for whatever was not given
-        for name, value in (("sizes", "64,128"), ("tiled_from", 128), ("tile_size", 64), ("steps", 2)):
+        for name, value in (("cases", TINY_CASES), ("tile_size", 64), ("steps", 2)):
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
+    args.cases = parse_cases(args.cases)
     return args
 
 
+def append_line(path: Path | None, record: dict) -> None:
+    """One JSON line, on disk at once: a run cut short by a timeout keeps what it measured."""
+    print(json.dumps(record), flush=True)
+    if path is not None:
+        with path.open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def markdown_table(report: dict) -> str:
+    """The results as the table in docs/performance.md, with the run's date, GPU and command above it."""
+    stages = ("clean", "encode", "denoise", "decode", "colour fix")
+    header = ["case", "size", "first image (s)", "s/image", *stages, "peak GiB", "denoise vs reference", "notes"]
+    rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    show = lambda value: "-" if value is None else str(value)  # noqa: E731
+    for r in report["results"]:
+        notes = [f"{key} {r[key]}" for key in ("velocity_rel_l2", "final_latent_rel_l2", "velocity_rel_l2_vs_bf16",
+                                               "error", "skipped") if r.get(key) is not None]
+        if r.get("out_of_memory_retries"):
+            notes.append(f"{r['out_of_memory_retries']} out-of-memory retries with smaller tiles")
+        if "reference_denoise_s" in r and "ours_denoise_s" in r:
+            notes.insert(0, f"denoise: reference {r['reference_denoise_s']} s, ours (eager) {r['ours_denoise_s']} s")
+        stage_times = r.get("stages_s", {})
+        cells = [r["case"], f"{r['size']}{' tiled' if r.get('tiled') else ''}", show(r.get("first_image_s")),
+                 show(r.get("seconds_per_image")), *(show(stage_times.get(stage)) for stage in stages),
+                 show(r.get("peak_memory_gib")), show(r.get("ours_over_reference_denoise")), "; ".join(notes)]
+        rows.append("| " + " | ".join(cells) + " |")
+    head = ", ".join(f"{key}: {report.get(key, '-')}" for key in ("date", "gpu", "driver", "torch", "cuda"))
+    return f"{head}; {report['steps']} steps.\nCommand: `{report['command']}`\n\n" + "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
+    started = time.monotonic()
     args = parse_args(argv)
     warnings.filterwarnings("ignore")
     from diffusers.utils import logging as diffusers_logging
@@ -375,28 +665,32 @@ def main(argv: list[str] | None = None) -> dict:
     arch, dtype = (TINY, torch.float32) if args.tiny else (FULL, torch.bfloat16)
     torch.backends.cuda.matmul.allow_tf32 = True
     reference = None
-    if args.reference:
+    if args.reference and any(case.variant == "reference" for case in args.cases):
         reference = load_reference(args.reference, arch, device, dtype)
         backbone, branches = ours_from_reference(*reference, dtype)
         components = build_components(arch, device, dtype, backbone, branches)
     else:
         components = build_components(arch, device, dtype)
-    placement = acceleration.Placement(args.offload, device)
-    compiled = acceleration.apply(components, device=device, precision=args.precision, compile_mode=args.compile,
-                                  placement=placement, cache_dir=args.cache_dir)
-    pipeline = LucidFluxPipeline(components, device, dtype, placement)
-    report = {**environment(device), "architecture": "tiny" if args.tiny else "full", "compiled": compiled,
+    report = {**environment(device), "architecture": "tiny" if args.tiny else "full", "steps": args.steps,
               "options": {k: str(v) for k, v in vars(args).items()}, "results": []}
-    for size in (int(s) for s in args.sizes.split(",")):
-        tiled = size >= args.tiled_from
-        tiles = TileOptions(size=args.tile_size if tiled else max(size, 64), batch=args.tile_batch)
-        result = measure(pipeline, size, RestoreSettings(steps=args.steps, tiles=tiles), args.images)
-        if reference is not None and not tiled:
-            theirs, ours = time_reference_denoise(args.reference, *reference, pipeline, size, args.steps, args.images)
-            result["reference_denoise_s"], result["our_denoise_s"] = round(theirs, 3), round(ours, 3)
-            result["ours_over_theirs"] = round(ours / theirs, 3)
-        report["results"].append(result)
-        print(json.dumps(result), flush=True)
+    suite = Suite(args, components, device, dtype, reference)
+    del reference, components
+    for case in args.cases:
+        record = {"case": case.label}
+        if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+            record.update(size=case.size, skipped="time budget spent")
+        else:
+            try:
+                record.update(suite.run(case))
+            except (CaseError, torch.cuda.OutOfMemoryError, RuntimeError, ValueError, ImportError) as error:
+                record.update(size=case.size, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        report["results"].append(record)
+        append_line(args.jsonl, record)
+        if args.markdown:  # rewritten after every case, like the JSON lines
+            args.markdown.write_text(markdown_table(report))
+    report["total_s"] = round(time.monotonic() - started, 1)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return report
