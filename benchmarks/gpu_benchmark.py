@@ -51,7 +51,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lucidflux_cli import acceleration  # noqa: E402
+from lucidflux_cli import acceleration, tiling  # noqa: E402
 from lucidflux_cli import pipeline as pipeline_module
 from lucidflux_cli.models import DualConditionBranch, LayerAdaptiveModulation  # noqa: E402
 from lucidflux_cli.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings  # noqa: E402
@@ -484,6 +484,11 @@ class Suite:
         finally:
             logging.getLogger("lucidflux_cli").removeHandler(retries)
         result["out_of_memory_retries"] = retries.count
+        side = min(case.size, tiles.size)
+        result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, case.precision, case.offload), 1)
+        if self.device.type == "cuda":  # what --tile-size auto picks on this GPU for this case's mode
+            gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+            result["auto_tile_size"] = tiling.auto_tile_size(gib, case.precision, case.offload)
         if case.size in self.reference_denoise_s and not case.tiled:
             theirs = self.reference_denoise_s[case.size]
             result["reference_denoise_s"] = theirs
@@ -638,7 +643,8 @@ def markdown_table(report: dict) -> str:
     show = lambda value: "-" if value is None else str(value)  # noqa: E731
     for r in report["results"]:
         notes = [f"{key} {r[key]}" for key in ("velocity_rel_l2", "final_latent_rel_l2", "velocity_rel_l2_vs_bf16",
-                                               "error", "skipped") if r.get(key) is not None]
+                                               "estimated_peak_gib", "auto_tile_size", "error", "skipped")
+                 if r.get(key) is not None]
         if r.get("out_of_memory_retries"):
             notes.append(f"{r['out_of_memory_retries']} out-of-memory retries with smaller tiles")
         if "reference_denoise_s" in r and "ours_denoise_s" in r:

@@ -43,6 +43,16 @@ def _size(ctx, param, value):
         raise click.BadParameter(str(error)) from error
 
 
+def _tile_size(ctx, param, value) -> int | str:
+    """``auto`` (chosen by the device's memory) or a tile side in px."""
+    if value is None or str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'auto' or a number of px, got {value!r}") from None
+
+
 def _key_values(ctx, param, values) -> dict[str, str]:
     """Repeated KEY=VALUE options (or a config file's list of them) -> dict."""
     pairs: dict[str, str] = {}
@@ -84,8 +94,9 @@ main.add_command(doctor_command)
               help="Output size = SCALE x input size (aspect kept); not with --size.")
 @click.option("--min-side", type=click.IntRange(0), default=1024, show_default=True,
               help="Restore at a short side of at least this many px, then resize to the output size (0: off).")
-@click.option("--tile-size", type=int, default=1024, show_default=True,
-              help="Above this processing size (px, multiple of 16) the image is restored in overlapping tiles.")
+@click.option("--tile-size", default="auto", show_default=True, callback=_tile_size, metavar="auto|PX",
+              help="Above this processing size (px, multiple of 16) the image is restored in overlapping tiles. "
+                   "auto: the largest of 2048, 1536, 1024 that the GPU's memory holds in one piece (CPU: 1024).")
 @click.option("--tile-overlap", type=int,
               help="Minimum overlap of neighbouring tiles in px (multiple of 16, at most half a tile). "
                    "Default: a quarter of the tile size.")

@@ -102,6 +102,7 @@ class LucidFluxPipeline:
         self.device = torch.device(device)
         self.dtype = dtype
         self.placement = placement or Placement("none", self.device)  # --offload
+        self._fitted_tiles: dict[TileOptions, TileOptions] = {}  # asked -> what fitted after running out of memory
 
     @torch.no_grad()
     def __call__(
@@ -118,9 +119,13 @@ class LucidFluxPipeline:
         """
         settings = settings or RestoreSettings()
         size = size or _size_of(image)
+        asked = settings.tiles
+        # Tiles that ran out of memory once are not tried again: the next images start at what fitted.
+        settings = replace(settings, tiles=self._fitted_tiles.get(asked, asked))
         while True:
             try:
-                return self._restore(image, size, settings, on_step)
+                restored = self._restore(image, size, settings, on_step)
+                break
             except torch.cuda.OutOfMemoryError:
                 smaller = settings.tiles.smaller()
                 if smaller is None:
@@ -131,6 +136,10 @@ class LucidFluxPipeline:
             settings = replace(settings, tiles=smaller)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
+        if settings.tiles != self._fitted_tiles.get(asked, asked):
+            self._fitted_tiles[asked] = settings.tiles
+            log.warning("using %s for the rest of this run", settings.tiles.describe())
+        return restored
 
     @torch.no_grad()
     def restore_batch(

@@ -7,6 +7,7 @@ Exit codes: 0 all restored or skipped, 1 some files failed, 2 usage error (raise
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lucidflux_cli import __version__, atomic, batch, discovery, formats, media
+from lucidflux_cli import __version__, atomic, batch, discovery, formats, media, tiling
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
 from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, output_size, probe_size, processing_size
@@ -71,13 +72,38 @@ class RestoreRequest:
     progress: bool = True
     scale: float = 1.0  # output = scale x input (when no --size)
     min_side: int = DEFAULT_MIN_SIDE  # restore at >= this short side, then resize to the output size
-    tile_size: int = TileOptions.size
+    tile_size: int | str = "auto"  # px, or "auto": by the device's memory (tiling.auto_tile_size)
     tile_overlap: int | None = None  # None: a quarter of the tile
     tile_batch: int = TileOptions.batch
     batch_size: int = 1  # --batch-size: same-size images per model call (single-process runs)
 
     def tiles(self) -> TileOptions:
-        return TileOptions(size=self.tile_size, overlap=self.tile_overlap, batch=self.tile_batch)
+        return TileOptions(size=resolve_tile_size(self), overlap=self.tile_overlap, batch=self.tile_batch)
+
+
+def resolve_tile_size(request: RestoreRequest) -> int:
+    """``--tile-size``, or for ``auto`` the largest tile the device's memory holds in one piece."""
+    if request.tile_size != "auto":
+        return int(request.tile_size)
+    if request.shard_model:  # each GPU holds a part of the model: keep FLUX's native tile
+        return tiling.AUTO_TILE_SIDES[-1]
+    return tiling.auto_tile_size(device_memory_gib(request.device), request.precision, request.offload)
+
+
+@functools.cache
+def device_memory_gib(name: str) -> float | None:
+    """Total memory of the CUDA device ``name`` (``auto``: the first GPU) in GiB; None for a CPU."""
+    import torch
+
+    from lucidflux_cli.components import resolve_device
+
+    try:
+        device = resolve_device(name)
+    except (ValueError, RuntimeError):
+        return None  # validate() reports a bad --device
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory / 2**30
 
 
 class SetupError(LucidFluxError):
@@ -270,6 +296,10 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
         raise SetupError(str(error)) from error
     settings = RestoreSettings(steps=request.steps, guidance=request.guidance, seed=request.seed,
                                color_fix=request.color_fix, tiles=request.tiles())
+    if request.tile_size == "auto":
+        memory = device_memory_gib(request.device)
+        log.info("tile size auto: %d px (%s)", settings.tiles.size,
+                 f"{memory:.0f} GiB on {device}" if memory else "the CPU keeps 1024 px")
     return PipelineRestorer(LucidFluxPipeline(components, device, dtype, placement), settings,
                             "includes compiling, cached for later runs" if compiled else "includes warm-up")
 

@@ -23,6 +23,44 @@ COLOR_FIX_MARGIN = 64  # the wavelet fix reaches 1+2+4+8+16 = 31 px each side; 6
 BLENDS = ("cosine", "linear", "hard")
 
 
+# --tile-size auto: the largest of these tile sides whose one-tile restore fits the GPU. Larger
+# tiles cost about the same per pixel (at 1024-2048 px the linear layers, not attention, take
+# most of a step) and waste less on overlaps: a 1536x1024 photo in one tile is ~1.4x less work
+# than in two overlapping 1024 px tiles, a 2048 px square ~1.4x less than in 3x3.
+AUTO_TILE_SIDES = (2048, 1536, 1024)
+# Estimated device memory, from the architecture (benchmarks/gpu_benchmark.py measures the real
+# peaks): weights kept on the GPU while denoising (FLUX backbone 11.9 B parameters, the two
+# condition branches 1.4 B, SigLIP, connector, VAE and SwinIR), per precision and offload mode ...
+RESIDENT_GIB = {("bf16", "none"): 27.0, ("bf16", "model"): 26.0, ("fp8", "none"): 16.0, ("fp8", "model"): 15.0}
+SEQUENTIAL_RESIDENT_GIB = 1.0  # --offload sequential streams the weights in, layer by layer
+# ... plus what one tile's activations take per megapixel (the float32 VAE decoder's
+# full-resolution activations ~2 GiB, the 19 stored residuals and a block's activations ~1 GiB),
+ACTIVATION_GIB_PER_MEGAPIXEL = 3.0
+HEADROOM_GIB = 4.0  # CUDA context, allocator fragmentation, compiled kernels' workspaces
+
+
+def auto_tile_size(device_gib: float | None, precision: str = "bf16", offload: str = "none") -> int:
+    """The tile side ``--tile-size auto`` picks for a device of ``device_gib`` GiB (None: a CPU).
+
+    By the device's total memory, not what is free at the moment, so one GPU model always
+    restores an image in the same tiles (and so to the same pixels). The CPU keeps FLUX's native
+    1024 px. If an estimate is too optimistic, the out-of-memory retry halves the tiles.
+    """
+    if device_gib is None:
+        return AUTO_TILE_SIDES[-1]
+    for side in AUTO_TILE_SIDES:
+        if estimated_peak_gib(side, side, precision, offload) + HEADROOM_GIB <= device_gib:
+            return side
+    return AUTO_TILE_SIDES[-1]
+
+
+def estimated_peak_gib(width: int, height: int, precision: str = "bf16", offload: str = "none") -> float:
+    """Estimated peak device memory of restoring one tile of ``width`` x ``height`` px (the
+    benchmark prints it beside the measured peak)."""
+    resident = SEQUENTIAL_RESIDENT_GIB if offload == "sequential" else RESIDENT_GIB[(precision, offload)]
+    return resident + ACTIVATION_GIB_PER_MEGAPIXEL * width * height / 2**20
+
+
 @dataclass(frozen=True)
 class TileOptions:
     """How an image larger than one tile is covered. Sizes are output pixels at processing size."""

@@ -429,6 +429,11 @@ def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplo
         out = spied(textured_image(96, 80), size=(96, 80), settings=RestoreSettings(steps=1, tiles=options))
     assert out.shape == (80, 96, 3) and np.isfinite(out).all()
     assert spy.failed and "retrying this image with 64 px tiles" in caplog.text
+    assert "using 64 px tiles, overlap 16 px, batch 1 for the rest of this run" in caplog.text
+    # The next image starts at the tiles that fitted: nothing larger reaches the backbone again.
+    spy.largest = 0
+    spied(textured_image(96, 80), size=(96, 80), settings=RestoreSettings(steps=1, tiles=options))
+    assert spy.largest == 4 * 4 * 64
 
 
 def test_out_of_memory_at_the_floor_is_raised(tiny_pipeline):
@@ -452,8 +457,44 @@ def test_dry_run_shows_the_tile_grid_per_image(tmp_path):
     assert "process 160x120 px in one tile" in result.stdout
 
 
+@pytest.mark.parametrize("gib,precision,offload,side", [
+    (None, "bf16", "none", 1024),  # the CPU: FLUX's native tile
+    (79.1, "bf16", "none", 2048),  # 80 GB (H100, A100 80GB)
+    (39.4, "bf16", "none", 1536),  # A100 40GB
+    (23.6, "bf16", "none", 1024),  # 24 GB: smallest; the out-of-memory retry goes lower
+    (31.7, "fp8", "none", 1536),
+    (23.6, "bf16", "sequential", 2048),  # weights streamed in: the activations alone decide
+])
+def test_auto_tile_size_is_the_largest_that_the_device_holds(gib, precision, offload, side):
+    assert tiling.auto_tile_size(gib, precision, offload) == side
+
+
+def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident():
+    sides = [tiling.auto_tile_size(gib) for gib in range(8, 160)]
+    assert sides == sorted(sides) and set(sides) == set(tiling.AUTO_TILE_SIDES)
+    for gib in range(8, 160):
+        assert tiling.auto_tile_size(gib, "fp8") >= tiling.auto_tile_size(gib, "bf16")
+        assert tiling.auto_tile_size(gib, "bf16", "sequential") >= tiling.auto_tile_size(gib, "bf16", "model")
+
+
+@pytest.mark.parametrize("gib,plan", [(None, "3x2 tiles of 1024x1024 px"), (40.0, "2x1 tiles of 1536x1200 px"),
+                                      (80.0, "one tile")])
+def test_dry_run_tile_size_auto_follows_the_device_memory(tmp_path, monkeypatch, gib, plan):
+    from lucidflux_cli import restore
+
+    monkeypatch.setattr(restore, "device_memory_gib", lambda name: gib)
+    smooth_image(1800, 1200).save(tmp_path / "photo.png")
+    result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"process 1800x1200 px in {plan}" in result.stdout
+    pinned = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run",
+                                       "--tile-size", "1024"], catch_exceptions=False)
+    assert "process 1800x1200 px in 3x2 tiles of 1024x1024 px" in pinned.stdout
+
+
 def test_tiling_usage_errors_exit_2(tmp_path):
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"]
-    for extra in (["--tile-size", "100"], ["--tile-overlap", "900"], ["--scale", "2", "--size", "64x64"],
+    for extra in (["--tile-size", "100"], ["--tile-size", "big"], ["--tile-overlap", "900"], ["--scale", "2", "--size", "64x64"],
                   ["--scale", "0"], ["--tile-batch", "0"]):
         assert CliRunner().invoke(main, base + extra).exit_code == 2, extra
