@@ -446,6 +446,12 @@ def memory_cap(device: torch.device, gib: float | None):
         torch.cuda.set_per_process_memory_fraction(1.0, device)
 
 
+def compile_cache_counts() -> dict[str, int]:
+    from torch._dynamo.utils import counters
+
+    return {"hits": counters["inductor"]["fxgraph_cache_hit"], "misses": counters["inductor"]["fxgraph_cache_miss"]}
+
+
 class OutOfMemoryRetries(logging.Handler):
     """Counts the pipeline's "out of device memory ... retrying" warnings during a case."""
 
@@ -478,12 +484,15 @@ class Suite:
         settings = RestoreSettings(steps=self.args.steps, tiles=tiles)
         retries = OutOfMemoryRetries()
         logging.getLogger("lucidflux_cli").addHandler(retries)
+        before = compile_cache_counts()
         try:
             with memory_cap(self.device, case.cap_gib):
                 result = measure(self.pipeline, case.size, settings, self.args.images)
         finally:
             logging.getLogger("lucidflux_cli").removeHandler(retries)
         result["out_of_memory_retries"] = retries.count
+        if case.compiled:  # graphs compiled afresh (miss) or loaded from the on-disk cache (hit)
+            result["compile_cache"] = {k: v - before[k] for k, v in compile_cache_counts().items()}
         side = min(case.size, tiles.size)
         result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, case.precision, case.offload), 1)
         if self.device.type == "cuda":  # what --tile-size auto picks on this GPU for this case's mode
@@ -643,7 +652,8 @@ def markdown_table(report: dict) -> str:
     show = lambda value: "-" if value is None else str(value)  # noqa: E731
     for r in report["results"]:
         notes = [f"{key} {r[key]}" for key in ("velocity_rel_l2", "final_latent_rel_l2", "velocity_rel_l2_vs_bf16",
-                                               "estimated_peak_gib", "auto_tile_size", "error", "skipped")
+                                               "compile_cache", "estimated_peak_gib", "auto_tile_size", "error",
+                                               "skipped")
                  if r.get(key) is not None]
         if r.get("out_of_memory_retries"):
             notes.append(f"{r['out_of_memory_retries']} out-of-memory retries with smaller tiles")

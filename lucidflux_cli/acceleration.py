@@ -59,16 +59,36 @@ def compile_blocks(components, cache_dir: Path | None = None, backend: str = "in
     """Regional compilation: each repeated block is compiled in place (blocks of one kind share
     one graph, so 57 backbone blocks compile about as fast as two). Returns the block count."""
     if cache_dir is not None:
-        # Read by inductor when it first resolves its cache: must be set before any compile.
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
-        os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
-        os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+        use_compile_cache(cache_dir)
     blocks = repeated_blocks(components)
     for block in blocks:
         block.compile(backend=backend)
-    log.info("compiling %d transformer blocks (%s); cache %s", len(blocks), backend, cache_dir or "default")
+    log.info("compiling %d transformer blocks (%s); cache %s", len(blocks), backend,
+             os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default"))
     return len(blocks)
+
+
+def use_compile_cache(cache_dir: Path) -> None:
+    """Keep inductor's on-disk caches (FX graphs, AOT autograd, kernels; on by default) in
+    ``cache_dir``, unless the user chose a folder with TORCHINDUCTOR_CACHE_DIR.
+
+    Inductor reads that variable whenever it looks for its cache, but importing diffusers or
+    transformers already makes torch resolve its default (/tmp/torchinductor_<user>) and write it
+    into the variable, so an unset variable is not the test: torch's own default is replaced,
+    any other value is the user's and kept.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or _is_torch_default_cache(current):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir)
+
+
+def _is_torch_default_cache(path: str) -> bool:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # another torch layout: treat the value as the user's
+        return False
+    return os.path.abspath(path) == os.path.abspath(default_cache_dir())
 
 
 def timed_first_call(function: Callable, what: str) -> Callable:

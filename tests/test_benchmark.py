@@ -101,3 +101,21 @@ def test_velocity_drift_is_measured_on_the_kept_bf16_inputs():
     assert 0.0 < drift["velocity_rel_l2_vs_bf16"] < 0.05
     assert len(drift["velocity_rel_l2_vs_bf16_steps"]) == 3
     assert suite._fp8_drift(128) == {"velocity_rel_l2_vs_bf16": None}
+
+
+def test_a_second_process_loads_the_compiled_blocks_from_the_tools_cache(tmp_path):
+    """The cron-job promise: the inductor cache lands under --cache-dir (not torch's /tmp default,
+    which importing diffusers selects), and the next process compiles nothing afresh."""
+    counts = []
+    for run in range(2):
+        out = tmp_path / f"run{run}.json"
+        env = {key: value for key, value in os.environ.items() if key != "TORCHINDUCTOR_CACHE_DIR"}
+        command = [sys.executable, str(SCRIPT), "--tiny", "--cases", "compiled:64", "--steps", "1", "--images", "1",
+                   "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
+        done = subprocess.run(command, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        counts.append(json.loads(out.read_text())["results"][0]["compile_cache"])
+    assert any((tmp_path / "cache" / "torch-compile" / "fxgraph").iterdir())
+    assert counts[0]["misses"] > 0
+    assert counts[1] == {"hits": counts[0]["hits"] + counts[0]["misses"], "misses": 0}

@@ -138,6 +138,22 @@ def test_compile_cache_lives_under_the_tool_cache(tmp_path):
     assert acceleration.compile_cache_dir(tmp_path) == tmp_path / "torch-compile"
 
 
+def test_compile_cache_replaces_torchs_default_but_not_the_users_choice(tmp_path, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    ours = tmp_path / "torch-compile"
+    # Importing diffusers/transformers has torch write its default into the variable: replaced.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    acceleration.use_compile_cache(ours)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(ours) and ours.is_dir()
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    acceleration.use_compile_cache(ours)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(ours)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    acceleration.use_compile_cache(ours)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+
+
 def test_regional_compile_wraps_every_block_and_keeps_the_output(tiny_paths, tmp_path, monkeypatch):
     # A pipeline of its own: compiling changes the modules in place.
     components = load_components(tiny_paths, torch.device("cpu"), torch.float32)
