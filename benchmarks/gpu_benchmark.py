@@ -100,6 +100,8 @@ def _build(factory, device: torch.device, dtype: torch.dtype, seed: int) -> nn.M
     both small) are built on the device directly instead, keeping those buffers.
     """
     module = _construct(factory, device).to(dtype)
+    if device.type == "meta":  # shapes only (benchmarks/memory_model.py)
+        return module.eval().requires_grad_(False)
     generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict(keep_vars=True).items():
@@ -123,6 +125,8 @@ def _construct(factory, device: torch.device) -> nn.Module:
             return module.to_empty(device=device)
     except RuntimeError:  # constructors that compute on tensors (SwinIR's drop-path schedule)
         pass
+    if device.type == "meta":  # those need real values: build on the host (they are small)
+        return factory().to(device)
     with torch.device(device):
         return factory()
 

@@ -28,15 +28,16 @@ BLENDS = ("cosine", "linear", "hard")
 # most of a step) and waste less on overlaps: a 1536x1024 photo in one tile is ~1.4x less work
 # than in two overlapping 1024 px tiles, a 2048 px square ~1.4x less than in 3x3.
 AUTO_TILE_SIDES = (2048, 1536, 1024)
-# Estimated device memory, from the architecture (benchmarks/gpu_benchmark.py measures the real
-# peaks): weights kept on the GPU while denoising (FLUX backbone 11.9 B parameters, the two
-# condition branches 1.4 B, SigLIP, connector, VAE and SwinIR), per precision and offload mode ...
+# Estimated device memory, rounded up from benchmarks/memory_model.py (the full-size architecture
+# counted on meta tensors; docs/performance.md) until a GPU benchmark measures it: the weights
+# kept on the GPU (26.4 GiB in bf16: backbone 22.2, condition branches 2.9, SigLIP + connector
+# 0.9, VAE and SwinIR 0.4; 15.4 GiB with float8 blocks), per precision and offload mode ...
 RESIDENT_GIB = {("bf16", "none"): 27.0, ("bf16", "model"): 26.0, ("fp8", "none"): 16.0, ("fp8", "model"): 15.0}
 SEQUENTIAL_RESIDENT_GIB = 1.0  # --offload sequential streams the weights in, layer by layer
-# ... plus what one tile's activations take per megapixel (the float32 VAE decoder's
-# full-resolution activations ~2 GiB, the 19 stored residuals and a block's activations ~1 GiB),
+# ... plus the largest stage's activations per megapixel of tile: the float32 VAE decode, 3.0 GiB
+# (denoising takes 1.5),
 ACTIVATION_GIB_PER_MEGAPIXEL = 3.0
-HEADROOM_GIB = 4.0  # CUDA context, allocator fragmentation, compiled kernels' workspaces
+HEADROOM_GIB = 4.0  # CUDA context, allocator rounding and fragmentation, kernels' workspaces
 
 
 def auto_tile_size(device_gib: float | None, precision: str = "bf16", offload: str = "none") -> int:
