@@ -375,18 +375,27 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
 # Each case is VARIANT:SIZE[@CAP_GIB]. The model is changed in place as the cases go, one way only
 # (eager -> compiled -> float8), so the cases must come in that order; the reference comes first
 # (its modules are freed before our own figures are taken, so they do not count in our peaks).
-VARIANTS = {  # variant: (stage in the one-way order, compiled, precision, offload, tiled)
-    "reference": (0, False, "bf16", "none", False),
-    "eager": (0, False, "bf16", "none", False),
-    "compiled": (1, True, "bf16", "none", False),
-    "tiled": (1, True, "bf16", "none", True),
-    "offload": (1, True, "bf16", "model", False),
-    "fp8": (2, True, "fp8", "none", False),
-    "fp8-tiled": (2, True, "fp8", "none", True),
-    "fp8-offload": (2, True, "fp8", "model", False),
+@dataclass(frozen=True)
+class Variant:
+    stage: int  # place in the one-way order of in-place changes
+    compiled: bool = True
+    precision: str = "bf16"
+    offload: str = "none"
+    tiled: bool = False
+
+
+VARIANTS = {
+    "reference": Variant(0, compiled=False),
+    "eager": Variant(0, compiled=False),
+    "compiled": Variant(1),
+    "tiled": Variant(1, tiled=True),
+    "offload": Variant(1, offload="model"),
+    "fp8": Variant(2, precision="fp8"),
+    "fp8-tiled": Variant(2, precision="fp8", tiled=True),
+    "fp8-offload": Variant(2, precision="fp8", offload="model"),
 }
 DEFAULT_CASES = ("reference:1024,eager:1024,compiled:512,compiled:1024,compiled:2048,tiled:2048,tiled:4096,"
-                 "offload:1024@24,fp8:1024,fp8-offload:1024@16")
+                 "offload:1024,fp8:1024,fp8-offload:1024@16")
 TINY_CASES = "reference:64,eager:64,compiled:64,tiled:128,offload:64,fp8:64,fp8-offload:64"
 
 
@@ -401,24 +410,8 @@ class Case:
         return f"{self.variant}:{self.size}" + (f"@{self.cap_gib:g}" if self.cap_gib else "")
 
     @property
-    def stage(self) -> int:
-        return VARIANTS[self.variant][0]
-
-    @property
-    def compiled(self) -> bool:
-        return VARIANTS[self.variant][1]
-
-    @property
-    def precision(self) -> str:
-        return VARIANTS[self.variant][2]
-
-    @property
-    def offload(self) -> str:
-        return VARIANTS[self.variant][3]
-
-    @property
-    def tiled(self) -> bool:
-        return VARIANTS[self.variant][4]
+    def mode(self) -> Variant:
+        return VARIANTS[self.variant]
 
 
 def parse_cases(text: str) -> list[Case]:
@@ -429,7 +422,7 @@ def parse_cases(text: str) -> list[Case]:
         if variant not in VARIANTS or not size.isdigit():
             raise SystemExit(f"gpu_benchmark: bad case {token!r}: VARIANT:SIZE[@GIB], VARIANT one of {', '.join(VARIANTS)}")
         case = Case(variant, int(size), float(cap) if cap else None)
-        if cases and case.stage < cases[-1].stage:
+        if cases and case.mode.stage < cases[-1].mode.stage:
             raise SystemExit(f"gpu_benchmark: case {token!r} after {cases[-1].label}: the model only changes "
                              "one way (reference/eager, then compiled, then fp8)")
         cases.append(case)
@@ -484,8 +477,26 @@ class Suite:
             return self._reference(case)
         self._free_reference()
         self._prepare(case)
-        tiles = TileOptions(size=self.args.tile_size if case.tiled else max(case.size, 64), batch=self.args.tile_batch)
-        settings = RestoreSettings(steps=self.args.steps, tiles=tiles)
+        mode = case.mode
+        tiles = TileOptions(size=self.args.tile_size if mode.tiled else max(case.size, 64), batch=self.args.tile_batch)
+        result = self._measure(case, RestoreSettings(steps=self.args.steps, tiles=tiles))
+        side = min(case.size, tiles.size)
+        result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, mode.precision, mode.offload), 1)
+        if self.device.type == "cuda":  # what --tile-size auto picks on this GPU for this case's mode
+            gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+            result["auto_tile_size"] = tiling.auto_tile_size(gib, mode.precision, mode.offload)
+        if case.size in self.reference_denoise_s and not mode.tiled:
+            theirs = self.reference_denoise_s[case.size]
+            result["reference_denoise_s"] = theirs
+            result["ours_over_reference_denoise"] = round(result["stages_s"]["denoise"] / theirs, 3)
+        if mode.precision == "bf16" and not mode.tiled and mode.offload == "none":
+            self._keep_velocities(case.size)
+        if mode.precision == "fp8" and not mode.tiled:
+            result.update(self._fp8_drift(case.size))
+        return result
+
+    def _measure(self, case: Case, settings: RestoreSettings) -> dict:
+        """The timings and peak, plus the out-of-memory retries and compile-cache use they include."""
         retries = OutOfMemoryRetries()
         logging.getLogger("lucidflux_cli").addHandler(retries)
         before = compile_cache_counts()
@@ -495,27 +506,14 @@ class Suite:
         finally:
             logging.getLogger("lucidflux_cli").removeHandler(retries)
         result["out_of_memory_retries"] = retries.count
-        if case.compiled:  # graphs compiled afresh (miss) or loaded from the on-disk cache (hit)
+        if case.mode.compiled:  # graphs compiled afresh (miss) or loaded from the on-disk cache (hit)
             result["compile_cache"] = {k: v - before[k] for k, v in compile_cache_counts().items()}
-        side = min(case.size, tiles.size)
-        result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, case.precision, case.offload), 1)
-        if self.device.type == "cuda":  # what --tile-size auto picks on this GPU for this case's mode
-            gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
-            result["auto_tile_size"] = tiling.auto_tile_size(gib, case.precision, case.offload)
-        if case.size in self.reference_denoise_s and not case.tiled:
-            theirs = self.reference_denoise_s[case.size]
-            result["reference_denoise_s"] = theirs
-            result["ours_over_reference_denoise"] = round(result["stages_s"]["denoise"] / theirs, 3)
-        if case.precision == "bf16" and not case.tiled and case.offload == "none":
-            self._keep_velocities(case.size)
-        if case.precision == "fp8" and not case.tiled:
-            result.update(self._fp8_drift(case.size))
         return result
 
     # -- the model's state --------------------------------------------------------------------
 
     def _prepare(self, case: Case) -> None:
-        if case.precision == "fp8" and self.precision != "fp8":
+        if case.mode.precision == "fp8" and self.precision != "fp8":
             self._place("none")  # quantize on the device
             problem = acceleration.fp8_problem(self.device)
             if problem:
@@ -523,11 +521,11 @@ class Suite:
             acceleration.quantize_fp8(self.components.transformer)
             torch._dynamo.reset()  # trace the float8 blocks afresh, as a run with --precision fp8 does
             self.precision = "fp8"
-        if case.compiled and not self.compiled:
+        if case.mode.compiled and not self.compiled:
             acceleration.compile_blocks(self.components, acceleration.compile_cache_dir(self.args.cache_dir),
                                         backend=self.args.compile_backend)
             self.compiled = True
-        self._place(case.offload)
+        self._place(case.mode.offload)
 
     def _place(self, mode: str) -> None:
         if mode == self.offload:
