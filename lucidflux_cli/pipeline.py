@@ -157,6 +157,7 @@ class LucidFluxPipeline:
         memory, goes one image at a time through :meth:`__call__` and its smaller-tile retry.
         """
         settings = settings or RestoreSettings()
+        settings = replace(settings, tiles=self._fitted_tiles.get(settings.tiles, settings.tiles))
         if len(images) > 1 and tiling.denoise_grid(*size, settings.tiles).count == 1:
             try:
                 return self._restore_untiled(images, size, settings, on_step)

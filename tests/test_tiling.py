@@ -434,6 +434,9 @@ def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplo
     spy.largest = 0
     spied(textured_image(96, 80), size=(96, 80), settings=RestoreSettings(steps=1, tiles=options))
     assert spy.largest == 4 * 4 * 64
+    # So do batches: one image at a time in those tiles, not 96x80 untiled.
+    spied.restore_batch([textured_image(96, 80)] * 2, (96, 80), RestoreSettings(steps=1, tiles=options))
+    assert spy.largest == 4 * 4 * 64
 
 
 def test_out_of_memory_at_the_floor_is_raised(tiny_pipeline):
