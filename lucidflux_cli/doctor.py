@@ -380,21 +380,43 @@ def _judge_cache(report: Report) -> None:
             report.warnings.append(f"could not check access to {repo}: {check['detail']}")
 
 
-def _judge_memory(report: Report) -> None:
-    """Only warnings: the transformer's size is known, the rest depends on the photo size."""
-    from lucidflux_cli.weights import REGISTRY, format_size
+# Memory modes from the fastest to the leanest; float8 needs Ada/Hopper (compute 8.9+).
+MEMORY_MODES = (("bf16", "none"), ("fp8", "none"), ("fp8", "model"), ("bf16", "model"), ("bf16", "sequential"))
 
-    bf16_bytes = REGISTRY["flux"].size or 0  # the bf16 file; fp8 files are upcast to this on load
+
+def _judge_memory(report: Report) -> None:
+    """Warn when the default restore will not fit the device, naming the fastest mode that will.
+
+    Only warnings: the estimates (tiling.estimated_peak_gib, from benchmarks/memory_model.py) are
+    for a 1024 px tile, and the out-of-memory retry shrinks tiles; float32 is twice the weights.
+    """
+    from lucidflux_cli import tiling
+
     device = report.restore.get("device", "")
-    for info in report.devices:
-        total = info.get("memory_total")
-        if info["name"] != device or total is None:
-            continue
-        needed = bf16_bytes if report.restore.get("dtype") in ("bfloat16", "float16") else 2 * bf16_bytes
-        if total < needed:
-            report.warnings.append(
-                f"{device} has {format_size(total, approx=False)} of memory; the FLUX.1-dev transformer alone "
-                f"needs {format_size(needed)} in {report.restore['dtype']}, so restore will likely run out")
+    info = next((d for d in report.devices if d["name"] == device and d.get("memory_total")), None)
+    if info is None or not device.startswith("cuda"):
+        return
+    gib = info["memory_total"] / 2**30
+    report.restore["tile_size_auto"] = tiling.auto_tile_size(gib)
+    scale = 2 if report.restore.get("dtype") == "float32" else 1
+
+    def fits(mode: tuple[str, str]) -> bool:
+        return scale * tiling.estimated_peak_gib(1024, 1024, *mode) + tiling.HEADROOM_GIB <= gib
+
+    if fits(MEMORY_MODES[0]):
+        return
+    fp8 = tuple(int(part) for part in info.get("capability", "0.0").split(".")) >= (8, 9)
+    usable = [mode for mode in MEMORY_MODES[1:] if (fp8 or mode[0] != "fp8") and fits(mode)]
+    need = scale * tiling.estimated_peak_gib(1024, 1024) + tiling.HEADROOM_GIB
+    hint = (f"use {_flags(usable[0])}" if usable
+            else "no memory mode fits it: use a larger GPU, or --shard-model over several")
+    report.warnings.append(f"{device} has {gib:.0f} GiB; a default restore needs about {need:.0f} GiB; {hint}")
+
+
+def _flags(mode: tuple[str, str]) -> str:
+    precision, offload = mode
+    return " ".join(flag for flag in (f"--precision {precision}" if precision != "bf16" else "",
+                                      f"--offload {offload}" if offload != "none" else "") if flag)
 
 
 # ------------------------------------------------------------------------------------ output
@@ -407,7 +429,9 @@ def render(report: Report) -> str:
     lines += [f"  {name:<15} {value or 'not installed'}" for name, value in report.versions.items()]
     lines.append("devices")
     lines += [f"  {d['name']:<8} {_describe_device(d, format_size)}" for d in report.devices]
-    lines.append(f"  restore would use: {report.restore.get('device')} ({report.restore.get('dtype')})")
+    tiles = report.restore.get("tile_size_auto")
+    lines.append(f"  restore would use: {report.restore.get('device')} ({report.restore.get('dtype')})"
+                 + (f", one tile up to {tiles} px (--tile-size auto)" if tiles else ""))
     lines += _render_cache(report.cache, format_size)
     lines += _render_hub(report.hub)
     if report.selftest:

@@ -155,3 +155,37 @@ def test_a_configured_device_that_does_not_exist_blocks(monkeypatch):
     report = json.loads(result.stdout)
     assert result.exit_code == 3
     assert any(e.startswith("--device cuda:99") for e in report["errors"])
+
+
+def _gpu_report(gib: float, capability: str = "9.0", dtype: str = "bfloat16") -> doctor.Report:
+    """This machine's report, as if it had one CUDA device of ``gib`` GiB."""
+    report = doctor.collect(doctor.Settings(), selftest=False)
+    device = {"name": "cuda:0", "model": "GPU", "capability": capability, "memory_total": int(gib * 2**30),
+              "memory_free": int(gib * 2**30), "bf16": True}
+    report.devices, report.restore, report.warnings = [device], {"device": "cuda:0", "dtype": dtype}, []
+    return report
+
+
+@pytest.mark.parametrize("gib,capability,hint", [
+    (79.1, "9.0", None),  # H100: the default fits, in one tile up to 2048 px
+    (23.6, "8.9", "use --precision fp8"),  # RTX 4090: float8 weights fit
+    (23.6, "8.6", "use --offload sequential"),  # no float8 tensor cores: stream the weights
+    (15.6, "8.9", "use --offload sequential"),
+    (5.8, "8.6", "no memory mode fits it: use a larger GPU, or --shard-model over several"),
+])
+def test_memory_warning_names_the_fastest_mode_that_fits(gib, capability, hint):
+    report = _gpu_report(gib, capability)
+    doctor._judge_memory(report)
+    if hint is None:
+        assert report.warnings == [] and report.restore["tile_size_auto"] == 2048
+    else:
+        (warning,) = report.warnings
+        assert warning.startswith(f"cuda:0 has {gib:.0f} GiB; a default restore needs about 34 GiB; ")
+        assert warning.endswith(hint)
+    assert "restore would use: cuda:0 (bfloat16), one tile up to" in doctor.render(report)
+
+
+def test_float32_counts_twice_the_weights():
+    report = _gpu_report(44.4, dtype="float32")
+    doctor._judge_memory(report)
+    assert "needs about 64 GiB" in report.warnings[0]
