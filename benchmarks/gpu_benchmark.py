@@ -518,7 +518,7 @@ class Suite:
             problem = acceleration.fp8_problem(self.device)
             if problem:
                 raise CaseError(problem)
-            acceleration.quantize_fp8(self.components.transformer)
+            acceleration.quantize_fp8(self.components)
             torch._dynamo.reset()  # trace the float8 blocks afresh, as a run with --precision fp8 does
             self.precision = "fp8"
         if case.mode.compiled and not self.compiled:

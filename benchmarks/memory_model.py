@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_benchmark import FULL, TINY, build_components  # noqa: E402
 
-from lucidflux_cli import sampling, tiling  # noqa: E402
+from lucidflux_cli import acceleration, sampling, tiling  # noqa: E402
 from lucidflux_cli.colorfix import wavelet_color_fix  # noqa: E402
 from lucidflux_cli.pipeline import LucidFluxPipeline  # noqa: E402
 
@@ -106,17 +106,17 @@ def weight_bytes(module: torch.nn.Module) -> int:
 
 
 def resident_bytes(components, precision: str = "bf16") -> dict[str, int]:
-    """Weights on the device while denoising, per component (float8: one byte per backbone block
-    weight, plus a float32 scale per row)."""
+    """Weights on the device while denoising, per component (float8: one byte per weight of the
+    blocks' Linear layers, as acceleration.quantize_fp8 does, plus a float32 scale per row)."""
     sizes = {"backbone": weight_bytes(components.transformer), "condition branches": weight_bytes(components.dual_branch),
              "siglip + connector": weight_bytes(components.siglip) + weight_bytes(components.connector),
              "vae": weight_bytes(components.vae), "swinir": weight_bytes(components.remover.run)}
     if precision == "fp8":
-        quantized = sum(m.weight.numel() for name, m in components.transformer.named_modules()
-                        if isinstance(m, torch.nn.Linear) and "transformer_blocks." in name)
-        rows = sum(m.weight.shape[0] for name, m in components.transformer.named_modules()
-                   if isinstance(m, torch.nn.Linear) and "transformer_blocks." in name)
-        sizes["backbone"] -= quantized * (components.transformer.dtype.itemsize - 1) - rows * 4
+        for part, model in (("backbone", components.transformer), ("condition branches", components.dual_branch)):
+            for name, module in model.named_modules():
+                if acceleration._fp8_target(module, name):
+                    weight = module.weight
+                    sizes[part] -= weight.numel() * (weight.element_size() - 1) - weight.shape[0] * 4
     return sizes
 
 

@@ -31,8 +31,9 @@ AUTO_TILE_SIDES = (2048, 1536, 1024)
 # Estimated device memory, rounded up from benchmarks/memory_model.py (the full-size architecture
 # counted on meta tensors; docs/performance.md) until a GPU benchmark measures it: the weights
 # kept on the GPU (26.4 GiB in bf16: backbone 22.2, condition branches 2.9, SigLIP + connector
-# 0.9, VAE and SwinIR 0.4; 15.4 GiB with float8 blocks), per precision and offload mode ...
-RESIDENT_GIB = {("bf16", "none"): 27.0, ("bf16", "model"): 26.0, ("fp8", "none"): 16.0, ("fp8", "model"): 15.0}
+# 0.9, VAE and SwinIR 0.4; 14.1 GiB with float8 blocks; with --offload model the denoise stage's
+# backbone and branches, 25.1 and 12.8 GiB), per precision and offload mode ...
+RESIDENT_GIB = {("bf16", "none"): 27.0, ("bf16", "model"): 26.0, ("fp8", "none"): 15.0, ("fp8", "model"): 13.5}
 SEQUENTIAL_RESIDENT_GIB = 1.0  # --offload sequential streams the weights in, layer by layer
 # ... plus the largest stage's activations per megapixel of tile: the float32 VAE decode, 3.0 GiB
 # (denoising takes 1.5),

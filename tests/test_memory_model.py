@@ -54,4 +54,4 @@ def test_full_size_weights_are_flux_dev_sized():
     bf16, fp8 = (memory_model.resident_bytes(pipeline.c, p) for p in ("bf16", "fp8"))
     assert bf16["backbone"] / 2 == pytest.approx(11.9e9, rel=0.01)  # FLUX.1-dev's parameters, bf16
     assert 0.49 < fp8["backbone"] / bf16["backbone"] < 0.52  # one byte per block weight (+ row scales)
-    assert fp8["condition branches"] == bf16["condition branches"]
+    assert 0.5 < fp8["condition branches"] / bf16["condition branches"] < 0.6  # blocks float8, embedders not

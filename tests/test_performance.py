@@ -180,6 +180,36 @@ def test_fp8_on_cpu_is_a_one_line_usage_error(tmp_path, tiny_release):
     assert len(message) == 1 and "NVIDIA GPU" in message[0] and "--precision bf16" in message[0]
 
 
+@torch.no_grad()
+def test_fp8_quantizes_the_block_linears_of_backbone_and_branches_only(tiny_paths, monkeypatch):
+    """The layer choice and the quantized pipeline end to end, on the CPU: torchao refuses float8
+    off Ada/Hopper, but its reference kernels run the very same Float8Tensor weights here."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import Float8Tensor, quant_api
+
+    monkeypatch.setattr(quant_api, "_check_hardware_support", lambda granularity: None)
+    cpu = torch.device("cpu")
+    components = load_components(tiny_paths, cpu, torch.bfloat16)
+    pipeline = LucidFluxPipeline(components, cpu, torch.bfloat16)
+    settings = RestoreSettings(steps=2, seed=7)
+    before = pipeline(photo(64, 48), size=(64, 48), settings=settings)
+    linears = {f"{part}.{name}": module for part, model in (("backbone", components.transformer),
+                                                           ("branches", components.dual_branch))
+               for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    in_blocks = {name for name in linears if ".transformer_blocks." in name or ".single_transformer_blocks." in name}
+    assert acceleration.quantize_fp8(components) == len(in_blocks) > 0
+    for name, module in linears.items():
+        assert isinstance(module.weight, Float8Tensor) == (name in in_blocks), name
+    assert any("lq.transformer_blocks" in name for name in in_blocks)  # the branches' blocks too
+    for kept in ("backbone.proj_out", "backbone.x_embedder", "backbone.context_embedder",
+                 "branches.lq.controlnet_blocks.0", "branches.ldr.controlnet_x_embedder"):
+        assert not isinstance(linears[kept].weight, Float8Tensor), kept  # embedders and heads stay bf16
+    assert not any(isinstance(module.weight, Float8Tensor) for name, module in linears.items() if "modulation" in name)
+    after = pipeline(photo(64, 48), size=(64, 48), settings=settings)
+    assert after.shape == before.shape and np.isfinite(after).all()
+    assert 0 < np.abs(after - before).mean() < 0.1  # float8 rounding, not a different picture
+
+
 def test_fp8_without_torchao_says_how_to_install(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
