@@ -131,7 +131,7 @@ def quantize_fp8(components) -> int:
     transformer blocks of the backbone and of both condition branches.
 
     Embedders, output head, hint encoders and modulations stay bf16: they are small and the
-    most sensitive. The branches' blocks are included for memory, not speed (2.9 -> 1.5 GiB; with
+    most sensitive. The branches' blocks are included for memory, not speed (2.9 -> 1.65 GiB; with
     ``--offload model`` the denoise stage holds backbone and branches together).
     Returns the number of quantized layers.
     """
