@@ -16,7 +16,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/lucidflux-device-check}
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
+if [ -z "${REHEARSAL:-}" ] && compgen -G ".whl/*.whl" >/dev/null; then  # (a rehearsal uses this venv)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit
   export PYTHONPATH=/tmp/site
 fi
