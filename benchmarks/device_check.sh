@@ -8,8 +8,9 @@
 #      bf16) and fp8 + `--offload model` under a 16 GiB cap;
 #   3. a second process on the same compile cache (what a cron job's next run pays: the
 #      first-image latency of compiled:1024), then `--offload model` in bf16 (uncapped: its
-#      denoise stage alone holds 25.1 GiB of weights, docs/performance.md), 2048 untiled, 2048
-#      and 4096 tiled, as far as its time budget goes.
+#      denoise stage alone holds 25.1 GiB of weights, docs/performance.md), 2048 in one tile
+#      (--tile-size 2048), 2048 and 4096 in the tiles --tile-size auto picks, as far as its time
+#      budget goes.
 # Each case is on disk in $OUT/*.jsonl the moment it is measured, so a timeout loses only the
 # case in flight. First, here: `bash benchmarks/device_prepare.sh <LucidFlux checkout>`, then
 #   run(command="bash benchmarks/device_check.sh", carry=[".whl", ".ref"], timeout_s=450)

@@ -478,13 +478,15 @@ class Suite:
         self._free_reference()
         self._prepare(case)
         mode = case.mode
-        tiles = TileOptions(size=self.args.tile_size if mode.tiled else max(case.size, 64), batch=self.args.tile_batch)
+        # What --tile-size auto picks on this GPU for this case's mode (the CPU's 1024 at tiny size is 64).
+        gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30 if self.device.type == "cuda" else None
+        auto = tiling.auto_tile_size(gib, mode.precision, mode.offload) if gib else self.args.tile_size or 64
+        tile = (self.args.tile_size or auto) if mode.tiled else max(case.size, 64)
+        tiles = TileOptions(size=tile, batch=self.args.tile_batch)
         result = self._measure(case, RestoreSettings(steps=self.args.steps, tiles=tiles))
         side = min(case.size, tiles.size)
         result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, mode.precision, mode.offload), 1)
-        if self.device.type == "cuda":  # what --tile-size auto picks on this GPU for this case's mode
-            gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
-            result["auto_tile_size"] = tiling.auto_tile_size(gib, mode.precision, mode.offload)
+        result["auto_tile_size"] = auto
         if case.size in self.reference_denoise_s and not mode.tiled:
             theirs = self.reference_denoise_s[case.size]
             result["reference_denoise_s"] = theirs
@@ -615,7 +617,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=DEFAULT_CASES,
                         help=f"VARIANT:SIZE[@GIB] in order, comma-separated; variants: {', '.join(VARIANTS)}")
-    parser.add_argument("--tile-size", type=int, default=1024, help="tile side of the tiled cases")
+    parser.add_argument("--tile-size", type=int, help="tile side of the tiled cases (default: what --tile-size auto picks)")
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--images", type=int, default=2, help="steady-state images per case, after the first")

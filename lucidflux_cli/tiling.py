@@ -24,10 +24,13 @@ BLENDS = ("cosine", "linear", "hard")
 
 
 # --tile-size auto: the largest of these tile sides whose one-tile restore fits the GPU. Larger
-# tiles cost about the same per pixel (at 1024-2048 px the linear layers, not attention, take
-# most of a step) and waste less on overlaps: a 1536x1024 photo in one tile is ~1.4x less work
-# than in two overlapping 1024 px tiles, a 2048 px square ~1.4x less than in 3x3.
-AUTO_TILE_SIDES = (2048, 1536, 1024)
+# tiles cost about the same per pixel (at 1024-1536 px the linear layers, not attention, take
+# most of a step) and waste less on overlaps: a 1536x1024 photo (3:2 at --min-side 1024) in one
+# tile is ~1.4x less work than in two overlapping 1024 px tiles, and has no seam at all. Not
+# 2048: a 2048 px tile is 4 megapixels and RoPE ids up to 128, beyond the 1-2 megapixels FLUX
+# was trained at and the 1024 px the reference is run at (docs/tiling.md); --tile-size 2048 asks
+# for it.
+AUTO_TILE_SIDES = (1536, 1024)
 # Estimated device memory, rounded up from benchmarks/memory_model.py (the full-size architecture
 # counted on meta tensors; docs/performance.md) until a GPU benchmark measures it: the weights
 # kept on the GPU (26.4 GiB in bf16: backbone 22.2, condition branches 2.9, SigLIP + connector

@@ -167,7 +167,7 @@ def _gpu_report(gib: float, capability: str = "9.0", dtype: str = "bfloat16") ->
 
 
 @pytest.mark.parametrize("gib,capability,hint", [
-    (79.1, "9.0", None),  # H100: the default fits, in one tile up to 2048 px
+    (79.1, "9.0", None),  # H100: the default fits, in one tile up to 1536 px
     (23.6, "8.9", "use --precision fp8"),  # RTX 4090: float8 weights fit
     (23.6, "8.6", "use --offload sequential"),  # no float8 tensor cores: stream the weights
     (15.6, "8.9", "use --offload sequential"),
@@ -177,7 +177,7 @@ def test_memory_warning_names_the_fastest_mode_that_fits(gib, capability, hint):
     report = _gpu_report(gib, capability)
     doctor._judge_memory(report)
     if hint is None:
-        assert report.warnings == [] and report.restore["tile_size_auto"] == 2048
+        assert report.warnings == [] and report.restore["tile_size_auto"] == 1536
     else:
         (warning,) = report.warnings
         assert warning.startswith(f"cuda:0 has {gib:.0f} GiB; a default restore needs about 34 GiB; ")

@@ -462,11 +462,13 @@ def test_dry_run_shows_the_tile_grid_per_image(tmp_path):
 
 @pytest.mark.parametrize("gib,precision,offload,side", [
     (None, "bf16", "none", 1024),  # the CPU: FLUX's native tile
-    (79.1, "bf16", "none", 2048),  # 80 GB (H100, A100 80GB)
+    (79.1, "bf16", "none", 1536),  # 80 GB (H100, A100 80GB): never 2048 (quality)
     (39.4, "bf16", "none", 1536),  # A100 40GB
+    (35.0, "bf16", "none", 1024),
     (23.6, "bf16", "none", 1024),  # 24 GB: smallest; the out-of-memory retry goes lower
     (27.0, "fp8", "none", 1536),
-    (23.6, "bf16", "sequential", 2048),  # weights streamed in: the activations alone decide
+    (20.0, "fp8", "none", 1024),
+    (15.6, "bf16", "sequential", 1536),  # weights streamed in: the activations alone decide
 ])
 def test_auto_tile_size_is_the_largest_that_the_device_holds(gib, precision, offload, side):
     assert tiling.auto_tile_size(gib, precision, offload) == side
@@ -480,20 +482,25 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
         assert tiling.auto_tile_size(gib, "bf16", "sequential") >= tiling.auto_tile_size(gib, "bf16", "model")
 
 
-@pytest.mark.parametrize("gib,plan", [(None, "3x2 tiles of 1024x1024 px"), (40.0, "2x1 tiles of 1536x1200 px"),
-                                      (80.0, "one tile")])
-def test_dry_run_tile_size_auto_follows_the_device_memory(tmp_path, monkeypatch, gib, plan):
+@pytest.mark.parametrize("gib,plans", [
+    (None, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "2400x1600 px in 3x2 tiles of 1024x1024 px"]),  # CPU
+    (30.0, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
+    (80.0, ["1536x1024 px in one tile", "2400x1600 px in 2x2 tiles of 1536x1536 px"]),
+])
+def test_dry_run_tile_size_auto_follows_the_device_memory(tmp_path, monkeypatch, gib, plans):
     from lucidflux_cli import restore
 
     monkeypatch.setattr(restore, "device_memory_gib", lambda name: gib)
-    smooth_image(1800, 1200).save(tmp_path / "photo.png")
+    smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
+    smooth_image(2400, 1600).save(tmp_path / "scan.png")
     result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert f"process 1800x1200 px in {plan}" in result.stdout
+    for plan in plans:
+        assert f"process {plan}" in result.stdout
     pinned = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run",
-                                       "--tile-size", "1024"], catch_exceptions=False)
-    assert "process 1800x1200 px in 3x2 tiles of 1024x1024 px" in pinned.stdout
+                                       "--tile-size", "2048"], catch_exceptions=False)
+    assert "process 2400x1600 px in 2x1 tiles of 2048x1600 px" in pinned.stdout
 
 
 def test_tiling_usage_errors_exit_2(tmp_path):
