@@ -478,15 +478,11 @@ class Suite:
         self._free_reference()
         self._prepare(case)
         mode = case.mode
-        # What --tile-size auto picks on this GPU for this case's mode (the CPU's 1024 at tiny size is 64).
-        gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30 if self.device.type == "cuda" else None
-        auto = tiling.auto_tile_size(gib, mode.precision, mode.offload) if gib else self.args.tile_size or 64
-        tile = (self.args.tile_size or auto) if mode.tiled else max(case.size, 64)
-        tiles = TileOptions(size=tile, batch=self.args.tile_batch)
+        tiles = self._tiles(case)
         result = self._measure(case, RestoreSettings(steps=self.args.steps, tiles=tiles))
         side = min(case.size, tiles.size)
+        result["tile_size"] = tiles.size
         result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, mode.precision, mode.offload), 1)
-        result["auto_tile_size"] = auto
         if case.size in self.reference_denoise_s and not mode.tiled:
             theirs = self.reference_denoise_s[case.size]
             result["reference_denoise_s"] = theirs
@@ -496,6 +492,17 @@ class Suite:
         if mode.precision == "fp8" and not mode.tiled:
             result.update(self._fp8_drift(case.size))
         return result
+
+    def _tiles(self, case: Case) -> TileOptions:
+        """One tile for untiled cases; for tiled ones --tile-size, or what --tile-size auto picks
+        for this size on this GPU in this case's mode."""
+        if not case.mode.tiled:
+            return TileOptions(size=max(case.size, 64), batch=self.args.tile_batch)
+        if self.args.tile_size or self.device.type != "cuda":
+            return TileOptions(size=self.args.tile_size or 64, batch=self.args.tile_batch)
+        gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+        largest = tiling.auto_tile_size(gib, case.mode.precision, case.mode.offload)
+        return tiling.auto_tiles(case.size, case.size, largest, batch=self.args.tile_batch)
 
     def _measure(self, case: Case, settings: RestoreSettings) -> dict:
         """The timings and peak, plus the out-of-memory retries and compile-cache use they include."""
@@ -656,7 +663,7 @@ def markdown_table(report: dict) -> str:
     show = lambda value: "-" if value is None else str(value)  # noqa: E731
     for r in report["results"]:
         notes = [f"{key} {r[key]}" for key in ("velocity_rel_l2", "final_latent_rel_l2", "velocity_rel_l2_vs_bf16",
-                                               "compile_cache", "estimated_peak_gib", "auto_tile_size", "error",
+                                               "compile_cache", "tile_size", "estimated_peak_gib", "error",
                                                "skipped")
                  if r.get(key) is not None]
         if r.get("out_of_memory_retries"):

@@ -96,7 +96,7 @@ main.add_command(doctor_command)
               help="Restore at a short side of at least this many px, then resize to the output size (0: off).")
 @click.option("--tile-size", default="auto", show_default=True, callback=_tile_size, metavar="auto|PX",
               help="Above this processing size (px, multiple of 16) the image is restored in overlapping tiles. "
-                   "auto: 1536 if the GPU's memory holds such a tile in one piece, else 1024 (CPU: 1024).")
+                   "auto: per image 1024 or 1536, whichever is less work; 1536 only where the GPU holds it (CPU: 1024).")
 @click.option("--tile-overlap", type=int,
               help="Minimum overlap of neighbouring tiles in px (multiple of 16, at most half a tile). "
                    "Default: a quarter of the tile size.")

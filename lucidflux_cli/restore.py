@@ -11,8 +11,8 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,8 +77,13 @@ class RestoreRequest:
     tile_batch: int = TileOptions.batch
     batch_size: int = 1  # --batch-size: same-size images per model call (single-process runs)
 
-    def tiles(self) -> TileOptions:
-        return TileOptions(size=resolve_tile_size(self), overlap=self.tile_overlap, batch=self.tile_batch)
+    def tiles(self, size: tuple[int, int] | None = None) -> TileOptions:
+        """Tiles for an image of processing ``size``: with ``--tile-size auto`` the cheapest the
+        device holds (tiling.cheapest_tiles); without a size, the largest allowed."""
+        largest = resolve_tile_size(self)
+        if self.tile_size != "auto" or size is None:
+            return TileOptions(size=largest, overlap=self.tile_overlap, batch=self.tile_batch)
+        return tiling.auto_tiles(*size, largest, self.tile_overlap, self.tile_batch)
 
 
 def resolve_tile_size(request: RestoreRequest) -> int:
@@ -251,7 +256,7 @@ def _tile_plan(source: Path, options: batch.OutputOptions, request: RestoreReque
     if size is None:
         return "size unknown"
     work = processing_size(output_size(size, options.size, options.scale), options.min_side)
-    return describe_plan(*work, request.tiles())
+    return describe_plan(*work, request.tiles(work))
 
 
 def provenance(request: RestoreRequest) -> dict[str, str]:
@@ -298,29 +303,37 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
                                color_fix=request.color_fix, tiles=request.tiles())
     if request.tile_size == "auto":
         memory = device_memory_gib(request.device)
-        log.info("tile size auto: %d px (%s)", settings.tiles.size,
+        log.info("tile size auto: the cheapest per image, up to %d px (%s)", settings.tiles.size,
                  f"{memory:.0f} GiB on {device}" if memory else "the CPU keeps 1024 px")
     return PipelineRestorer(LucidFluxPipeline(components, device, dtype, placement), settings,
-                            "includes compiling, cached for later runs" if compiled else "includes warm-up")
+                            "includes compiling, cached for later runs" if compiled else "includes warm-up",
+                            tiles_for=request.tiles)
 
 
 class PipelineRestorer:
     """A :data:`batch.Restorer` over a pipeline; ``batch`` is its :data:`batch.BatchRestorer` form."""
 
-    def __init__(self, pipeline: LucidFluxPipeline, settings: RestoreSettings, first_call: str):
+    def __init__(self, pipeline: LucidFluxPipeline, settings: RestoreSettings, first_call: str,
+                 tiles_for: Callable[[tuple[int, int]], TileOptions] | None = None):
         from lucidflux_cli import acceleration
 
         self.pipeline, self.settings = pipeline, settings
+        self.tiles_for = tiles_for  # per processing size (--tile-size auto); None: settings.tiles
         # Whichever call comes first, single or batched, logs its time (compilation, warm-up).
         self.timed = acceleration.timed_first_call(lambda call: call(), first_call)
 
     def __call__(self, image: Image.Image | np.ndarray, size: tuple[int, int],
                  on_step: batch.StepCallback | None = None) -> np.ndarray:
-        return self.timed(lambda: self.pipeline(image, size=size, settings=self.settings, on_step=on_step))
+        settings = self._settings(size)
+        return self.timed(lambda: self.pipeline(image, size=size, settings=settings, on_step=on_step))
 
     def batch(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int],
               on_step: batch.StepCallback | None = None) -> list[np.ndarray]:
-        return self.timed(lambda: self.pipeline.restore_batch(images, size, self.settings, on_step))
+        settings = self._settings(size)
+        return self.timed(lambda: self.pipeline.restore_batch(images, size, settings, on_step))
+
+    def _settings(self, size: tuple[int, int]) -> RestoreSettings:
+        return self.settings if self.tiles_for is None else replace(self.settings, tiles=self.tiles_for(size))
 
 
 def _shard_devices(request: RestoreRequest) -> list[str]:

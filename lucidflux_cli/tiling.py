@@ -23,10 +23,10 @@ COLOR_FIX_MARGIN = 64  # the wavelet fix reaches 1+2+4+8+16 = 31 px each side; 6
 BLENDS = ("cosine", "linear", "hard")
 
 
-# --tile-size auto: the largest of these tile sides whose one-tile restore fits the GPU. Larger
-# tiles cost about the same per pixel (at 1024-1536 px the linear layers, not attention, take
-# most of a step) and waste less on overlaps: a 1536x1024 photo (3:2 at --min-side 1024) in one
-# tile is ~1.4x less work than in two overlapping 1024 px tiles, and has no seam at all. Not
+# --tile-size auto: of these tile sides, those whose one-tile restore fits the GPU; per image,
+# the one that needs the least work (cheapest_tiles): a 1536x1024 photo (3:2 at --min-side 1024)
+# in one 1536 px tile is ~1.4x less work than in two overlapping 1024 px tiles, and has no seam
+# at all, while large scans divide better into 1024 px tiles. Not
 # 2048: a 2048 px tile is 4 megapixels and RoPE ids up to 128, beyond the 1-2 megapixels FLUX
 # was trained at and the 1024 px the reference is run at (docs/tiling.md); --tile-size 2048 asks
 # for it.
@@ -44,8 +44,42 @@ ACTIVATION_GIB_PER_MEGAPIXEL = 3.0
 HEADROOM_GIB = 4.0  # CUDA context, allocator rounding and fragmentation, kernels' workspaces
 
 
+def cheapest_tiles(width: int, height: int, sides: tuple[int, ...], overlap: int | None = None,
+                   batch: int = 1) -> TileOptions:
+    """Of tiles with these ``sides``, the ones whose grid over a ``width`` x ``height`` image needs
+    the least diffusion work (ties: the larger tile, fewer seams).
+
+    Which size is cheaper depends on how the image divides: a 1536x1024 photo is one 1536 px tile
+    but two overlapping 1024 px ones (1.4x the work); a 4096x3072 scan is 12 tiles of 1536 px but
+    20 of 1024 px, which is less work (0.8x).
+    """
+    options = [TileOptions(size=side, overlap=overlap, batch=batch) for side in sorted(sides, reverse=True)]
+    return min(options, key=lambda tiles: denoise_work(width, height, tiles))
+
+
+def auto_tiles(width: int, height: int, largest: int, overlap: int | None = None, batch: int = 1) -> TileOptions:
+    """``--tile-size auto`` for one image: the cheapest of the auto sides up to ``largest``
+    (``auto_tile_size``) that take the given ``overlap``."""
+    sides = tuple(side for side in AUTO_TILE_SIDES if side <= largest and (overlap is None or overlap <= side // 2))
+    return cheapest_tiles(width, height, sides or (largest,), overlap, batch)
+
+
+# Context tokens every tile attends to (512 T5 + 1024 SigLIP), and the token count at which a
+# step's attention costs as much as its linear layers (FLUX.1-dev: 4 N^2 x 3072 x 57 blocks
+# against 2 N x 11.9e9 parameters).
+CONTEXT_TOKENS = 1536
+ATTENTION_BREAK_EVEN_TOKENS = 34_000
+
+
+def denoise_work(width: int, height: int, options: TileOptions) -> float:
+    """Relative work of one denoising step over the image's tile grid (linear + attention)."""
+    grid = denoise_grid(width, height, options)
+    tokens = grid.tile_width * grid.tile_height + CONTEXT_TOKENS
+    return grid.count * (tokens + tokens * tokens / ATTENTION_BREAK_EVEN_TOKENS)
+
+
 def auto_tile_size(device_gib: float | None, precision: str = "bf16", offload: str = "none") -> int:
-    """The tile side ``--tile-size auto`` picks for a device of ``device_gib`` GiB (None: a CPU).
+    """The largest tile side ``--tile-size auto`` may use on a device of ``device_gib`` GiB (None: a CPU).
 
     By the device's total memory, not what is free at the moment, so one GPU model always
     restores an image in the same tiles (and so to the same pixels). The CPU keeps FLUX's native

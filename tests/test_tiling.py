@@ -483,15 +483,19 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
 
 
 @pytest.mark.parametrize("gib,plans", [
-    (None, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "2400x1600 px in 3x2 tiles of 1024x1024 px"]),  # CPU
-    (30.0, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
-    (80.0, ["1536x1024 px in one tile", "2400x1600 px in 2x2 tiles of 1536x1536 px"]),
+    (None, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "1800x1200 px in 3x2 tiles of 1024x1024 px",
+            "2400x1600 px in 3x2 tiles of 1024x1024 px"]),  # the CPU
+    (30.0, ["1536x1024 px in 2x1 tiles of 1024x1024 px"]),  # 1536 px tiles do not fit
+    # Room for 1536 px tiles: each image gets the tiles that need the least work.
+    (80.0, ["1536x1024 px in one tile", "1800x1200 px in 2x1 tiles of 1536x1200 px",
+            "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
 ])
-def test_dry_run_tile_size_auto_follows_the_device_memory(tmp_path, monkeypatch, gib, plans):
+def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
     from lucidflux_cli import restore
 
     monkeypatch.setattr(restore, "device_memory_gib", lambda name: gib)
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
+    smooth_image(1800, 1200).save(tmp_path / "print.png")
     smooth_image(2400, 1600).save(tmp_path / "scan.png")
     result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"],
                                 catch_exceptions=False)
@@ -503,8 +507,46 @@ def test_dry_run_tile_size_auto_follows_the_device_memory(tmp_path, monkeypatch,
     assert "process 2400x1600 px in 2x1 tiles of 2048x1600 px" in pinned.stdout
 
 
+@pytest.mark.parametrize("width,height,side", [(1536, 1024, 1536), (1365, 1024, 1536), (2048, 1365, 1536),
+                                               (3000, 2000, 1024), (4096, 3072, 1024), (6000, 4000, 1024)])
+def test_cheapest_tiles_depend_on_how_the_image_divides(width, height, side):
+    chosen = tiling.cheapest_tiles(width, height, (1024, 1536))
+    assert chosen.size == side and chosen.overlap == side // 4
+    other = TileOptions(size=2560 - side)
+    assert tiling.denoise_work(width, height, chosen) < tiling.denoise_work(width, height, other)
+
+
+def test_denoise_work_counts_tiles_and_attention():
+    one = tiling.denoise_work(1024, 1024, TileOptions(size=1024))
+    assert tiling.denoise_work(1024, 1024, TileOptions(size=512)) > one  # 3x3 overlapping tiles
+    assert tiling.denoise_work(2048, 2048, TileOptions(size=2048)) > 4 * one  # attention grows faster
+
+
 def test_tiling_usage_errors_exit_2(tmp_path):
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"]
     for extra in (["--tile-size", "100"], ["--tile-size", "big"], ["--tile-overlap", "900"], ["--scale", "2", "--size", "64x64"],
                   ["--scale", "0"], ["--tile-batch", "0"]):
         assert CliRunner().invoke(main, base + extra).exit_code == 2, extra
+
+
+def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path):
+    from lucidflux_cli import restore
+
+    monkeypatch.setattr(restore, "device_memory_gib", lambda name: 80.0)
+    request = restore.RestoreRequest(inputs=[], out_dir=tmp_path)
+    seen = []
+
+    class Recorder:  # stands in for the pipeline: records the tiles each call gets
+        def __call__(self, image, size, settings, on_step=None):
+            seen.append(settings.tiles.size)
+
+        def restore_batch(self, images, size, settings, on_step=None):
+            seen.append(settings.tiles.size)
+
+    restorer = restore.PipelineRestorer(Recorder(), RestoreSettings(), "warm-up", tiles_for=request.tiles)
+    restorer(None, (1536, 1024))
+    restorer(None, (4096, 3072))
+    restorer.batch([None, None], (1800, 1200))
+    assert seen == [1536, 1024, 1536]
+    pinned = restore.RestoreRequest(inputs=[], out_dir=tmp_path, tile_size=1024)
+    assert {pinned.tiles(size).size for size in [(1536, 1024), (4096, 3072)]} == {1024}
