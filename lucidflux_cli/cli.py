@@ -7,6 +7,7 @@ Every ``restore`` option can also come from a ``LUCIDFLUX_<OPTION>`` environment
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -29,7 +30,7 @@ WEIGHT_OPTIONS = {
     "text_encoders": "for --prompt: a FLUX.1-dev folder with text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/",
 }
 QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "httpx", "httpx2", "httpcore",
-                 "httpcore2", "filelock")
+                 "httpcore2", "filelock", "torch.utils._pytree")
 
 
 def _size(ctx, param, value):
@@ -195,4 +196,11 @@ def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> 
     logging.basicConfig(level=level, handlers=handlers, force=True)
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+    # diffusers and transformers set their loggers' levels from these when first imported (after
+    # this), which would undo the line above (torchao, if installed, makes both talk at import).
+    for library in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        os.environ.setdefault(library, "warning" if verbose else "error")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    if not verbose:  # the libraries' advice to their own callers (torch.meshgrid's indexing, ...): not the user's
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -3,48 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from lucidflux_cli import removers
 from lucidflux_cli.loading import models
 from lucidflux_cli.pipeline import LucidFluxComponents
+from lucidflux_cli.weights import WeightPaths
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WeightPaths:
-    """Local paths of every weight file the pipeline needs."""
-
-    flux: Path  # flux1-dev.safetensors (BFL, bf16 or fp8) or a FLUX.1-dev diffusers folder
-    ae: Path  # ae.safetensors or a diffusers vae/ folder (or the FLUX.1-dev folder)
-    lucidflux: Path  # lucidflux.pth
-    swinir: Path | None  # general_swinir_v1.ckpt (None when another remover is chosen)
-    siglip: Path  # SigLIP folder
-    prompt_embeddings: Path  # prompt_embeddings.pt
-    text_encoders: Path | None = None  # FLUX.1-dev folder with text_encoder*/ and tokenizer*/ (--prompt only)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name} requested but CUDA is not available")
-    return device
-
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on CUDA (as the reference), float32 on CPU."""
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return _DTYPES[name]
 
 
 def load_components(

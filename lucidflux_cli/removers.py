@@ -30,8 +30,7 @@ from lucidflux_cli.errors import LucidFluxError
 if TYPE_CHECKING:
     import torch
 
-    from lucidflux_cli.components import WeightPaths
-    from lucidflux_cli.weights import WeightFile
+    from lucidflux_cli.weights import WeightFile, WeightPaths
 
 log = logging.getLogger("lucidflux")
 
@@ -181,8 +180,7 @@ def resolve_weights(
     """
     from dataclasses import fields
 
-    from lucidflux_cli.components import WeightPaths
-    from lucidflux_cli.weights import REGISTRY, ensure
+    from lucidflux_cli.weights import REGISTRY, WeightPaths, ensure
 
     names, own = weight_needs(remover)
     wanted = list(dict.fromkeys([*CORE_WEIGHTS, *names]))

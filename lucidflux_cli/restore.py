@@ -100,7 +100,7 @@ def device_memory_gib(name: str) -> float | None:
     """Total memory of the CUDA device ``name`` (``auto``: the first GPU) in GiB; None for a CPU."""
     import torch
 
-    from lucidflux_cli.components import resolve_device
+    from lucidflux_cli.devices import resolve_device
 
     try:
         device = resolve_device(name)
@@ -156,7 +156,7 @@ def _validate_batch_size(request: RestoreRequest) -> None:
 
 def _validate_acceleration(request: RestoreRequest) -> None:
     from lucidflux_cli import acceleration
-    from lucidflux_cli.components import resolve_device
+    from lucidflux_cli.devices import resolve_device
 
     acceleration.Placement(request.offload, "cpu")  # raises ValueError for unknown modes
     acceleration.resolve_compile(request.compile, resolve_device("cpu"))
@@ -274,7 +274,8 @@ def provenance(request: RestoreRequest) -> dict[str, str]:
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
     """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
     from lucidflux_cli import acceleration, removers
-    from lucidflux_cli.components import load_components, resolve_device, resolve_dtype
+    from lucidflux_cli.components import load_components
+    from lucidflux_cli.devices import resolve_device, resolve_dtype
     from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
 
     try:

@@ -20,10 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lucidflux_cli.components import WeightPaths
 from lucidflux_cli.errors import LucidFluxError
 
 log = logging.getLogger("lucidflux")
+
+
+@dataclass(frozen=True)
+class WeightPaths:
+    """Local paths of every weight file the pipeline needs."""
+
+    flux: Path  # flux1-dev.safetensors (BFL, bf16 or fp8) or a FLUX.1-dev diffusers folder
+    ae: Path  # ae.safetensors or a diffusers vae/ folder (or the FLUX.1-dev folder)
+    lucidflux: Path  # lucidflux.pth
+    swinir: Path | None  # general_swinir_v1.ckpt (None when another remover is chosen)
+    siglip: Path  # SigLIP folder
+    prompt_embeddings: Path  # prompt_embeddings.pt
+    text_encoders: Path | None = None  # FLUX.1-dev folder with text_encoder*/ and tokenizer*/ (--prompt only)
+
 
 GB = 1_000_000_000
 # Headroom on top of the bytes still to fetch: the filesystem, logs and the prompt cache need some too.

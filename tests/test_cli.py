@@ -240,3 +240,25 @@ def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_r
     result = run("restore", str(folder), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
     assert result.exit_code == 1 and "already written by" in result.output  # photos/a.png and other/a.png
     assert len(outputs(tmp_path / "out")) == 1
+
+
+def test_commands_that_load_no_model_import_no_model_code():
+    """`--help`, `config`, `weights list`... start at once: the CLI imports no torch or diffusers."""
+    code = ("import sys, lucidflux_cli.cli; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_restore_says_only_what_lucidflux_says(tmp_path, tiny_release):
+    """No import-time chatter from the libraries (diffusers, transformers, torch; torchao's when
+    the fp8 extra is installed) on stderr: every line there is ours."""
+    Image.fromarray(rgb_pattern(64, 48)).save(tmp_path / "photo.png")
+    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(tmp_path), "-o", str(tmp_path / "out"),
+               "--steps", "1", "--min-side", "0", "--device", "cpu", *weight_args(tiny_release)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert done.stderr and all(line.startswith("lucidflux: ") for line in done.stderr.splitlines()), done.stderr
