@@ -51,12 +51,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lucidflux_cli import acceleration, tiling  # noqa: E402
-from lucidflux_cli import pipeline as pipeline_module
-from lucidflux_cli.models import DualConditionBranch, LayerAdaptiveModulation  # noqa: E402
-from lucidflux_cli.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings  # noqa: E402
-from lucidflux_cli.removers import RemoverModel  # noqa: E402
-from lucidflux_cli.tiling import TileOptions  # noqa: E402
+from lucidflux_cli.model import acceleration, tiling  # noqa: E402
+from lucidflux_cli.model import pipeline as pipeline_module
+from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation  # noqa: E402
+from lucidflux_cli.model.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings  # noqa: E402
+from lucidflux_cli.model.removers import RemoverModel  # noqa: E402
+from lucidflux_cli.model.tiling import TileOptions  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -282,8 +282,8 @@ def ours_from_reference(model: nn.Module, dual: nn.Module, dtype: torch.dtype):
     """The very same tensors in our modules, through the product's BFL converters."""
     from diffusers import FluxTransformer2DModel
 
-    from lucidflux_cli.loading import models
-    from lucidflux_cli.loading.flux_layout import bfl_to_diffusers_transformer, infer_flux_shape
+    from lucidflux_cli.model.loading import models
+    from lucidflux_cli.model.loading.flux_layout import bfl_to_diffusers_transformer, infer_flux_shape
 
     state = dict(model.state_dict())
     shape = infer_flux_shape(state, "reference backbone")
@@ -321,7 +321,7 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
     sys.path.insert(0, str(path))
     from src.flux.sampling import denoise_lucidflux
 
-    from lucidflux_cli import sampling
+    from lucidflux_cli.model import sampling
 
     device, dtype, c = pipeline.device, pipeline.dtype, pipeline.c
     lq, cleaned, context = denoise_inputs(pipeline, size)

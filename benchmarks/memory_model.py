@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_benchmark import FULL, TINY, build_components  # noqa: E402
 
-from lucidflux_cli import acceleration, sampling, tiling  # noqa: E402
-from lucidflux_cli.colorfix import wavelet_color_fix  # noqa: E402
-from lucidflux_cli.pipeline import LucidFluxPipeline  # noqa: E402
+from lucidflux_cli.model import acceleration, sampling, tiling  # noqa: E402
+from lucidflux_cli.model.colorfix import wavelet_color_fix  # noqa: E402
+from lucidflux_cli.model.pipeline import LucidFluxPipeline  # noqa: E402
 
 GIB = 2**30
 META = torch.device("meta")

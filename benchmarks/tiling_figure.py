@@ -5,7 +5,7 @@
 Top: the diffusion tiles of a WIDTH x HEIGHT processing size with the default options, each
 tile in its own colour, mixed by its blending weight (overlaps show the ramps); tile outlines
 on top. Bottom: the normalised 1-D weights of each column of tiles along one row; they sum
-to one at every position. Uses the project's own geometry (lucidflux_cli.tiling); no model.
+to one at every position. Uses the project's own geometry (lucidflux_cli.model.tiling); no model.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lucidflux_cli import tiling
-from lucidflux_cli.tiling import TileOptions
+from lucidflux_cli.model import tiling
+from lucidflux_cli.model.tiling import TileOptions
 
 SCALE = 3  # pixels of the figure per latent position (8 px of the image)
 PLOT_HEIGHT = 160

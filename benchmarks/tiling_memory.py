@@ -55,9 +55,9 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from tiny_weights import write_tiny_release
 
-    from lucidflux_cli import tiling
-    from lucidflux_cli.components import WeightPaths, load_components
-    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+    from lucidflux_cli.model import tiling
+    from lucidflux_cli.model.components import WeightPaths, load_components
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -106,7 +106,7 @@ def _inherited_env() -> dict[str, str]:
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
-    from lucidflux_cli import tiling
+    from lucidflux_cli.model import tiling
 
     head = (f"Tiny random model, {args.device}, {args.threads} threads, {args.steps} step(s), "
             f"{tiling.TileOptions(size=args.tile_size, overlap=args.tile_overlap, batch=args.tile_batch).describe()}; "

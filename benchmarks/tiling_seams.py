@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import test_tiling as t  # noqa: E402  (the seam measure and stand-ins live with the tests)
 from tiny_weights import write_tiny_release  # noqa: E402
 
-from lucidflux_cli.components import WeightPaths, load_components  # noqa: E402
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings  # noqa: E402
-from lucidflux_cli.tiling import TileOptions  # noqa: E402
+from lucidflux_cli.model.components import WeightPaths, load_components  # noqa: E402
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings  # noqa: E402
+from lucidflux_cli.model.tiling import TileOptions  # noqa: E402
 
 CHOICES = {
     "cosine, local RoPE, global SigLIP (default)": {},

@@ -1,4 +1,4 @@
-from lucidflux_cli.cli import main
+from lucidflux_cli.commands.main import main
 
 if __name__ == "__main__":
     main()

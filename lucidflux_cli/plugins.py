@@ -133,7 +133,7 @@ def _contract_problem(value: object, group: str, target: str) -> str | None:
         missing = ", ".join(sorted(value.__abstractmethods__))
         return f"{target} does not implement {missing}"
     if group == FORMATS:
-        from lucidflux_cli.formats import capabilities_problem
+        from lucidflux_cli.imageio.formats import capabilities_problem
 
         problem = capabilities_problem(value)
         if problem:
@@ -147,10 +147,10 @@ def _contract_problem(value: object, group: str, target: str) -> str | None:
 
 def _base_class(group: str) -> type:
     if group == REMOVERS:
-        from lucidflux_cli.removers import Remover
+        from lucidflux_cli.model.removers import Remover
 
         return Remover
-    from lucidflux_cli.formats import OutputFormat
+    from lucidflux_cli.imageio.formats import OutputFormat
 
     return OutputFormat
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from tiny_weights import TinyRelease, write_tiny_release
 
-from lucidflux_cli.components import WeightPaths, load_components
-from lucidflux_cli.pipeline import LucidFluxPipeline
+from lucidflux_cli.model.components import WeightPaths, load_components
+from lucidflux_cli.model.pipeline import LucidFluxPipeline
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # diffusers' own deprecations
 torch.set_num_threads(min(2, torch.get_num_threads()))

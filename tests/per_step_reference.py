@@ -1,6 +1,6 @@
 """The denoising step as it was before the prepared path: diffusers' own forwards every step.
 
-Kept only here, as the yardstick the production path (lucidflux_cli.models.flux_step and
+Kept only here, as the yardstick the production path (lucidflux_cli.model.modules.flux_step and
 DualConditionBranch) must match: every step recomputes the hint encoders, ``pos_embed_input``,
 ``txt_in``, the guidance/pooled embeddings and the RoPE tables in both branches and the backbone.
 """
@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import torch
 
-from lucidflux_cli import sampling
-from lucidflux_cli.models.dual_branch import DualConditionBranch
-from lucidflux_cli.pipeline import LucidFluxPipeline
+from lucidflux_cli.model import sampling
+from lucidflux_cli.model.modules.dual_branch import DualConditionBranch
+from lucidflux_cli.model.pipeline import LucidFluxPipeline
 
 
 def reference_residuals(dual: DualConditionBranch, latents, timestep, lq_image, ldr_image, txt, vec, img_ids, guidance):

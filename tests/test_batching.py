@@ -12,10 +12,10 @@ from conftest import weight_args
 from make_images import make_truncated_jpeg, rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import batch
-from lucidflux_cli.cli import main
-from lucidflux_cli.discovery import InputFile
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.engine import batch
+from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
 FAST = ["--steps", "2", "--device", "cpu", "--min-side", "0"]
 SETTINGS = RestoreSettings(steps=2, seed=5)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lucidflux_cli import sampling
+from lucidflux_cli.model import sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_benchmark.py"

@@ -18,9 +18,9 @@ from conftest import weight_args
 from make_images import BROKEN, DATE_TAKEN, GPS_LAT, make_image_zoo, make_jpeg_exif, make_png16, rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import atomic, media
-from lucidflux_cli.cli import main
-from lucidflux_cli.runctl import output_lock
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.engine.control import output_lock
+from lucidflux_cli.imageio import atomic, media
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]
 
@@ -244,7 +244,7 @@ def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_r
 
 def test_commands_that_load_no_model_import_no_model_code():
     """`--help`, `config`, `weights list`... start at once: the CLI imports no torch or diffusers."""
-    code = ("import sys, lucidflux_cli.cli; "
+    code = ("import sys, lucidflux_cli.commands.main; "
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from lucidflux_cli import config
-from lucidflux_cli.cli import main
+from lucidflux_cli.commands import config
+from lucidflux_cli.commands.main import main
 
 ORIGINAL_USER_CONFIG_PATH = config.user_config_path
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import make_images as mk
 import pytest
 
-from lucidflux_cli import discovery
-from lucidflux_cli.discovery import InputFile, discover, split_stdin
+from lucidflux_cli.imageio import discovery
+from lucidflux_cli.imageio.discovery import InputFile, discover, split_stdin
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

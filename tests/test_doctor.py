@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lucidflux_cli import config, doctor, selftest
-from lucidflux_cli.cli import main
+from lucidflux_cli.commands import config, doctor
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.model import selftest
 from lucidflux_cli.weights import REGISTRY
 
 TOKEN = "hf_secretXYZ"

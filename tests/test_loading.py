@@ -9,10 +9,10 @@ from safetensors.torch import load_file, save_file
 from test_pipeline import photo
 from tiny_weights import write_tiny_diffusers_flux
 
-from lucidflux_cli.components import load_components
 from lucidflux_cli.errors import CheckpointError
-from lucidflux_cli.loading import models
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.model.components import load_components
+from lucidflux_cli.model.loading import models
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
 ONE_STEP = RestoreSettings(steps=2, seed=3)
 

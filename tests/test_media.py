@@ -14,8 +14,8 @@ import piexif.helper
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from lucidflux_cli import atomic, media
 from lucidflux_cli.errors import ImageReadError, ImageWriteError
+from lucidflux_cli.imageio import atomic, media
 
 READABLE = [
     "jpeg_exif",
@@ -234,7 +234,7 @@ def test_broken_exif_is_dropped_with_warning(tmp_path: Path, caplog: pytest.LogC
     path = tmp_path / "broken_exif.jpg"
     bad_exif = b"Exif\0\0MM\0*\0\0\0\x08\xff\xff" + b"\x01" * 20
     Image.fromarray(mk.rgb_pattern(32, 16)).save(path, "JPEG", exif=bad_exif)
-    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.media"):
+    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.imageio.media"):
         loaded = media.read_image(path)
     assert loaded.metadata.exif is None and loaded.size == (32, 16)
     assert "EXIF" in caplog.text

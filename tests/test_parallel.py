@@ -17,10 +17,14 @@ from conftest import weight_args
 from make_images import rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import atomic, batch, distributed, parallel, sharding
-from lucidflux_cli.cli import main
-from lucidflux_cli.discovery import InputFile
-from lucidflux_cli.runctl import output_lock
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.engine import batch
+from lucidflux_cli.engine import ranks as distributed
+from lucidflux_cli.engine import workers as parallel
+from lucidflux_cli.engine.control import output_lock
+from lucidflux_cli.imageio import atomic
+from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model import sharding
 
 FAST = ["--steps", "2", "--min-side", "0"]
 NAMES = [f"{index}.png" for index in range(5)]  # odd: the ranks get unequal shares
@@ -260,8 +264,8 @@ def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths, tiny_pip
     import numpy as np
     import torch
 
-    from lucidflux_cli.components import load_components
-    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+    from lucidflux_cli.model.components import load_components
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
     image = Image.fromarray(rgb_pattern(48, 32, seed=1))
     settings = RestoreSettings(steps=2)

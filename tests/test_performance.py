@@ -14,11 +14,11 @@ from conftest import weight_args
 from per_step_reference import PerStepPipeline
 from test_pipeline import photo
 
-from lucidflux_cli import acceleration, sampling, tiling
-from lucidflux_cli.cli import main
-from lucidflux_cli.components import load_components
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
-from lucidflux_cli.tiling import TileOptions
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.model import acceleration, sampling, tiling
+from lucidflux_cli.model.components import load_components
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.model.tiling import TileOptions
 
 STEPS = 3
 

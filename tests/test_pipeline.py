@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lucidflux_cli.models.dual_branch import DualConditionBranch
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.model.modules.dual_branch import DualConditionBranch
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
 FEW_STEPS = RestoreSettings(steps=3, seed=11)
 

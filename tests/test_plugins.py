@@ -21,16 +21,18 @@ from conftest import weight_args
 from PIL import Image
 from test_weights import cache, hub, registry  # noqa: F401 (fixtures: a local fake hub)
 
-from lucidflux_cli import formats, media, plugins, removers
-from lucidflux_cli.cli import main
+from lucidflux_cli import plugins
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.imageio import formats, media
+from lucidflux_cli.model import removers
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]  # restore at the input size
 BUILTIN_REMOVERS = {"swinir", "none"}
 BUILTIN_FORMATS = {"png", "jpeg", "webp", "tiff", "heif", "avif", "bmp", "ppm", "tga", "jpeg2000"}
 
 TEST_PLUGINS = '''
-from lucidflux_cli.formats import FormatCapabilities, OutputFormat
-from lucidflux_cli.removers import Remover, RemoverModel
+from lucidflux_cli.imageio.formats import FormatCapabilities, OutputFormat
+from lucidflux_cli.model.removers import Remover, RemoverModel
 from lucidflux_cli.weights import WeightFile
 
 
@@ -260,7 +262,7 @@ def test_broken_plugins_are_listed_with_their_errors(test_plugins):
     assert listed["broken_import"]["status"] == "failed"
     assert listed["broken_import"]["error"] == "cannot import lucidflux_test_broken:Anything (RuntimeError: boom at import)"
     assert listed["broken_import"]["distribution"] == "lucidflux-test-plugins"
-    assert "not a subclass of lucidflux_cli.removers.Remover" in listed["not_a_class"]["error"]
+    assert "not a subclass of lucidflux_cli.model.removers.Remover" in listed["not_a_class"]["error"]
     assert "extensions must be like" in listed["bad_caps"]["error"]
     assert listed["broken_format"]["status"] == "failed"
     assert listed["fails_inside"]["status"] == "loaded" and listed["swinir"]["status"] == "loaded"

@@ -9,9 +9,9 @@ import torch
 from tiny_text_encoders import CLIP_HIDDEN, T5_HIDDEN, write_tiny_text_encoders
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-from lucidflux_cli import prompt as prompt_mod
 from lucidflux_cli.errors import CheckpointError
-from lucidflux_cli.prompt import DEFAULT_PROMPT, PromptEmbedding, encode_prompt, load_prompt_embeddings
+from lucidflux_cli.model import prompt as prompt_mod
+from lucidflux_cli.model.prompt import DEFAULT_PROMPT, PromptEmbedding, encode_prompt, load_prompt_embeddings
 
 CPU = torch.device("cpu")
 

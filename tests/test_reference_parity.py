@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from tiny_weights import release_digests
 
-from lucidflux_cli import sampling
-from lucidflux_cli.pipeline import RestoreSettings
+from lucidflux_cli.model import sampling
+from lucidflux_cli.model.pipeline import RestoreSettings
 
 DATA = Path(__file__).parent / "data" / "reference"
 CASES = json.loads((DATA / "cases.json").read_text())

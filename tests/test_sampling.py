@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from lucidflux_cli import sampling
-from lucidflux_cli.colorfix import wavelet_color_fix, wavelet_split
-from lucidflux_cli.sizes import crop_to_aspect, output_size, parse_size
+from lucidflux_cli.model import sampling
+from lucidflux_cli.model.colorfix import wavelet_color_fix, wavelet_split
+from lucidflux_cli.model.sizes import crop_to_aspect, output_size, parse_size
 
 
 def test_pack_unpack_round_trip_and_token_layout():

@@ -25,13 +25,14 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
-from lucidflux_cli import batch, sampling, tiling
-from lucidflux_cli.cli import main
-from lucidflux_cli.colorfix import wavelet_color_fix
-from lucidflux_cli.discovery import InputFile
-from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings, color_fix_tiled
-from lucidflux_cli.sizes import output_size, processing_size
-from lucidflux_cli.tiling import TileOptions, axis_weights, make_grid, spans
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.engine import batch
+from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model import sampling, tiling
+from lucidflux_cli.model.colorfix import wavelet_color_fix
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings, color_fix_tiled
+from lucidflux_cli.model.sizes import output_size, processing_size
+from lucidflux_cli.model.tiling import TileOptions, axis_weights, make_grid, spans
 
 SMALL = TileOptions(size=64, overlap=16, min_size=64)  # 4x4-token tiles: many tiles on small images
 STEPS = 2
@@ -245,7 +246,7 @@ def test_tiled_stages_with_one_tile_are_bitwise_untiled(tiny_pipeline):
 
 @pytest.mark.parametrize("tileable", [True, False])
 def test_remover_is_windowed_only_when_it_says_it_may_be(tiny_pipeline, tileable):
-    from lucidflux_cli.removers import RemoverModel
+    from lucidflux_cli.model.removers import RemoverModel
 
     shapes = []
 
@@ -425,7 +426,7 @@ def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplo
     options = TileOptions(size=128, overlap=32, min_size=64)
     spy = StepSpy(tiny_pipeline.backbone, fail_above=4 * 4 * 64)  # more than a 64 px tile's tokens
     spied = with_backbone(tiny_pipeline, spy)
-    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.model.pipeline"):
         out = spied(textured_image(96, 80), size=(96, 80), settings=RestoreSettings(steps=1, tiles=options))
     assert out.shape == (80, 96, 3) and np.isfinite(out).all()
     assert spy.failed and "retrying this image with 64 px tiles" in caplog.text
@@ -491,7 +492,7 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
             "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
 ])
 def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
-    from lucidflux_cli import restore
+    from lucidflux_cli.engine import run as restore
 
     monkeypatch.setattr(restore, "device_memory_gib", lambda name: gib)
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
@@ -530,7 +531,7 @@ def test_tiling_usage_errors_exit_2(tmp_path):
 
 
 def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path):
-    from lucidflux_cli import restore
+    from lucidflux_cli.engine import run as restore
 
     monkeypatch.setattr(restore, "device_memory_gib", lambda name: 80.0)
     request = restore.RestoreRequest(inputs=[], out_dir=tmp_path)

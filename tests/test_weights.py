@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from fake_hub import FakeHub
 
 from lucidflux_cli import weights
-from lucidflux_cli.cli_weights import weights_group
+from lucidflux_cli.commands.weights import weights_group
 from lucidflux_cli.weights import WeightFile, WeightsUnavailable
 
 TOKEN = "hf_secretTOKEN0123456789abcdef"  # granted access to the fake gated repo
@@ -234,7 +234,7 @@ def test_offline_with_empty_cache_lists_every_missing_file(registry, hub, cache,
 def _restore_offline(cache: Path, tmp_path: Path):
     from PIL import Image
 
-    from lucidflux_cli.cli import main
+    from lucidflux_cli.commands.main import main
 
     Image.new("RGB", (16, 16), "gray").save(tmp_path / "in.png")
     return CliRunner().invoke(
@@ -371,7 +371,7 @@ def test_real_registry_served_by_the_fake_hub(hub, cache, monkeypatch, tiny_rele
     """The real names and repos, served with tiny loadable weights, load as a pipeline."""
     import torch
 
-    from lucidflux_cli.components import load_components
+    from lucidflux_cli.model.components import load_components
 
     # The tiny files are not the pinned releases: unpin them (pins have their own test).
     monkeypatch.setattr(weights, "REGISTRY", {n: dataclasses.replace(e, sha256=None) for n, e in weights.REGISTRY.items()})
@@ -407,7 +407,7 @@ def test_a_pinned_file_that_changed_on_the_hub_is_not_downloaded(registry, hub, 
 def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(hub, cache, monkeypatch, tmp_path):
     from tiny_text_encoders import write_tiny_text_encoders
 
-    from lucidflux_cli.prompt import load_clip, load_t5
+    from lucidflux_cli.model.prompt import load_clip, load_t5
 
     folder = write_tiny_text_encoders(tmp_path / "FLUX.1-dev")
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -434,7 +434,7 @@ def test_the_released_flux_files_are_pinned_by_content():
 def test_registry_is_complete_and_documented():
     from dataclasses import fields
 
-    from lucidflux_cli.components import WeightPaths
+    from lucidflux_cli.model.components import WeightPaths
 
     assert set(weights.REGISTRY) == {f.name for f in fields(WeightPaths)}
     docs = Path(__file__).parent.parent / "docs" / "weights.md"

@@ -15,7 +15,7 @@ import numpy as np
 import pyjpegxl
 from PIL import Image, ImageFile
 
-from lucidflux_cli.formats import FormatCapabilities, OutputFormat, OutputImage
+from lucidflux_cli.imageio.formats import FormatCapabilities, OutputFormat, OutputImage
 
 __version__ = "0.1.0"
 

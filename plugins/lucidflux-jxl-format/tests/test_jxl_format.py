@@ -24,8 +24,9 @@ from make_images import DATE_TAKEN, GPS_LAT, make_jpeg_exif, make_png16, make_pn
 from plugin_testing import FAST, require_installed, shared_release  # noqa: E402
 from tiny_weights import TinyRelease  # noqa: E402
 
-from lucidflux_cli import media, plugins  # noqa: E402
-from lucidflux_cli.cli import main  # noqa: E402
+from lucidflux_cli import plugins  # noqa: E402
+from lucidflux_cli.commands.main import main  # noqa: E402
+from lucidflux_cli.imageio import media  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 require_installed("lucidflux.formats", "jxl", "lucidflux-jxl-format")

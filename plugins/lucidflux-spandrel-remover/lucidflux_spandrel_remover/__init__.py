@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lucidflux_cli.removers import Remover, RemoverModel
+from lucidflux_cli.model.removers import Remover, RemoverModel
 
 __version__ = "0.1.0"
 

@@ -24,8 +24,9 @@ from make_images import make_jpeg_exif, rgb_pattern  # noqa: E402
 from plugin_testing import FAST, require_installed, shared_release  # noqa: E402
 from tiny_weights import TinyRelease  # noqa: E402
 
-from lucidflux_cli import plugins, removers  # noqa: E402
-from lucidflux_cli.cli import main  # noqa: E402
+from lucidflux_cli import plugins  # noqa: E402
+from lucidflux_cli.commands.main import main  # noqa: E402
+from lucidflux_cli.model import removers  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 require_installed("lucidflux.removers", "spandrel", "lucidflux-spandrel-remover")

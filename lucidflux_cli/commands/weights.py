@@ -63,8 +63,9 @@ def _disk_size(path: Path) -> int:
 
 def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.WeightFile]:
     """What a run with the chosen remover plugin needs (its declared weights included)."""
-    from lucidflux_cli import plugins, removers
-    from lucidflux_cli.cli import _key_values
+    from lucidflux_cli import plugins
+    from lucidflux_cli.commands.main import _key_values
+    from lucidflux_cli.model import removers
 
     try:
         return removers.run_weights(removers.create(remover, _key_values(None, None, options)))

@@ -6,9 +6,9 @@ import logging
 
 import torch
 
-from lucidflux_cli import removers
-from lucidflux_cli.loading import models
-from lucidflux_cli.pipeline import LucidFluxComponents
+from lucidflux_cli.model import removers
+from lucidflux_cli.model.loading import models
+from lucidflux_cli.model.pipeline import LucidFluxComponents
 from lucidflux_cli.weights import WeightPaths
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,10 @@ def load_components(
 ) -> LucidFluxComponents:
     """Load every component strictly. ``prompt`` = (txt, vec) overrides the shipped embeddings.
 
-    ``remover``: a loaded degradation remover (lucidflux_cli.removers); default: the ``swinir``
+    ``remover``: a loaded degradation remover (lucidflux_cli.model.removers); default: the ``swinir``
     plugin on ``paths.swinir``, found through the registry like any other.
     """
-    from lucidflux_cli.prompt import load_prompt_embeddings
+    from lucidflux_cli.model.prompt import load_prompt_embeddings
 
     log.info("loading FLUX transformer from %s", paths.flux)
     transformer = models.load_flux_transformer(paths.flux, dtype, device)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from lucidflux_cli import atomic, batch, discovery, formats
+from lucidflux_cli.engine import batch
+from lucidflux_cli.engine.control import Interrupted, output_lock, stop_on_signals
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
+from lucidflux_cli.imageio import atomic, discovery, formats
 
 log = logging.getLogger("lucidflux")
 
@@ -77,12 +78,12 @@ def _device_name(name: str, cuda_count: int) -> str:
 
 def validate(request) -> None:
     """Usage errors of ``--devices`` / ``--shard-model`` (ValueError -> exit 2)."""
-    from lucidflux_cli import distributed
+    from lucidflux_cli.engine import ranks as distributed
 
     if request.devices is not None and distributed.world() is not None:
         raise ValueError("--devices cannot be used under torchrun/accelerate launch: each rank uses its LOCAL_RANK GPU")
     if request.shard_model:
-        from lucidflux_cli import sharding
+        from lucidflux_cli.model import sharding
 
         if request.offload != "none":
             raise ValueError("--shard-model and --offload are two answers to one problem; choose one")
@@ -96,8 +97,8 @@ def validate(request) -> None:
 
 
 def run(request, found: discovery.DiscoveryResult, options: batch.OutputOptions) -> int:
-    """The parallel counterpart of :func:`lucidflux_cli.restore.run` after discovery."""
-    from lucidflux_cli import restore as job
+    """The parallel counterpart of :func:`lucidflux_cli.engine.run.run` after discovery."""
+    from lucidflux_cli.engine import run as job
 
     devices = parse_devices(request.devices)
     events = job.EventSink(request)
@@ -221,7 +222,7 @@ class Pool:
             worker.conn.close()
 
     def handle(self, worker: Worker, message: tuple) -> None:
-        from lucidflux_cli.restore import SetupError
+        from lucidflux_cli.engine.run import SetupError
 
         kind = message[0]
         if kind == "setup_error":
@@ -310,7 +311,13 @@ def describe_exit(code: int | None) -> str:
 
 def worker_main(conn: Connection, request, device: str, name: str, log_level: int, threads: int | None = None) -> None:
     """Entry point of a worker process: restore the files the parent sends until it sends None."""
-    from lucidflux_cli.restore import EXIT_INTERRUPTED, SetupError, build_restorer, output_options, provenance
+    from lucidflux_cli.engine.run import (
+        EXIT_INTERRUPTED,
+        SetupError,
+        build_restorer,
+        output_options,
+        provenance,
+    )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     if threads is not None:

@@ -81,7 +81,7 @@ def describe(plugin: plugins.Plugin, detailed: bool = False) -> dict[str, Any]:
 
 
 def _remover_details(plugin: plugins.Plugin) -> dict[str, Any]:
-    from lucidflux_cli import removers
+    from lucidflux_cli.model import removers
 
     try:  # what it fetches may depend on its options (e.g. a model path): say so when it does
         names, own = removers.weight_needs(removers.create(plugin.name))

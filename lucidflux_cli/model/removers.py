@@ -97,7 +97,7 @@ class SwinIR(Remover):
         return ("swinir",)
 
     def load(self, weights: Mapping[str, Path], device: torch.device) -> RemoverModel:
-        from lucidflux_cli.loading import models
+        from lucidflux_cli.model.loading import models
 
         descriptor = models.load_swinir(weights["swinir"]).to(device)  # float32, as the reference
         return RemoverModel(run=descriptor, multiple_of=descriptor.size_requirements.multiple_of, tileable=True)
@@ -200,7 +200,7 @@ def load(remover: Remover, weights: Mapping[str, Path], device: torch.device) ->
     except Exception as error:
         raise plugins.PluginError("remover", remover.name, f"loading failed ({_one_line(error)})") from error
     if not isinstance(model, RemoverModel) or not callable(model.run):
-        cause = f"load() returned {type(model).__name__}, expected lucidflux_cli.removers.RemoverModel"
+        cause = f"load() returned {type(model).__name__}, expected lucidflux_cli.model.removers.RemoverModel"
         raise plugins.PluginError("remover", remover.name, cause)
     if not isinstance(model.multiple_of, int) or model.multiple_of < 1:
         raise plugins.PluginError("remover", remover.name, f"multiple_of must be an int >= 1, got {model.multiple_of!r}")

@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 
 from lucidflux_cli import __version__
-from lucidflux_cli.cli_plugins import plugins_group
-from lucidflux_cli.cli_weights import weights_group
-from lucidflux_cli.config import config_group, config_option
-from lucidflux_cli.doctor import doctor_command
+from lucidflux_cli.commands.config import config_group, config_option
+from lucidflux_cli.commands.doctor import doctor_command
+from lucidflux_cli.commands.plugins import plugins_group
+from lucidflux_cli.commands.weights import weights_group
 
 WEIGHT_OPTIONS = {
     "flux": "FLUX.1-dev transformer: flux1-dev.safetensors (bf16 or fp8) or a diffusers FLUX.1-dev folder",
@@ -34,7 +34,7 @@ QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL
 
 
 def _size(ctx, param, value):
-    from lucidflux_cli.sizes import parse_size
+    from lucidflux_cli.model.sizes import parse_size
 
     if value is None:
         return None
@@ -154,7 +154,7 @@ main.add_command(doctor_command)
 @_weight_options
 def restore(inputs, out_dir, log_file, verbose, **options) -> None:
     """Restore INPUTS (files, folders, globs, or - for paths on stdin) into OUTPUT."""
-    from lucidflux_cli import restore as job
+    from lucidflux_cli.engine import run as job
 
     _setup_logging(options["quiet"], verbose, log_file)
     weights = {name: options.pop(name) for name in WEIGHT_OPTIONS}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lucidflux_cli.sizes import LATENT_MULTIPLE, round_up
+from lucidflux_cli.model.sizes import LATENT_MULTIPLE, round_up
 
 TOKEN = LATENT_MULTIPLE  # pixels per packed latent token (8x VAE, then 2x2 packing)
 LATENT = 8  # pixels per VAE latent position

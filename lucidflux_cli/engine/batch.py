@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lucidflux_cli import __version__, media
-from lucidflux_cli.discovery import InputFile
+from lucidflux_cli import __version__
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
+from lucidflux_cli.imageio import media
+from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
 from torch import nn
 
 from lucidflux_cli.errors import CheckpointError
-from lucidflux_cli.loading import files
-from lucidflux_cli.loading.files import StateDict
-from lucidflux_cli.loading.flux_layout import (
+from lucidflux_cli.model.loading import files
+from lucidflux_cli.model.loading.files import StateDict
+from lucidflux_cli.model.loading.flux_layout import (
     FluxShape,
     _linear,
     bfl_to_diffusers_transformer,
@@ -28,7 +28,7 @@ from lucidflux_cli.loading.flux_layout import (
     flux_layout,
     infer_flux_shape,
 )
-from lucidflux_cli.models import DualConditionBranch, LayerAdaptiveModulation
+from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lucidflux_cli import __version__, atomic, batch, discovery, formats, media, tiling
+from lucidflux_cli import __version__
+from lucidflux_cli.engine import batch
+from lucidflux_cli.engine.control import Interrupted, output_lock, stop_on_signals
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
-from lucidflux_cli.sizes import DEFAULT_MIN_SIDE, output_size, probe_size, processing_size
-from lucidflux_cli.tiling import TileOptions, describe_plan
+from lucidflux_cli.imageio import atomic, discovery, formats, media
+from lucidflux_cli.model import tiling
+from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, output_size, probe_size, processing_size
+from lucidflux_cli.model.tiling import TileOptions, describe_plan
 
 if TYPE_CHECKING:  # the pipeline imports torch; this module stays light until a model is built
     import numpy as np
     from PIL import Image
 
-    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
 log = logging.getLogger("lucidflux")
 
@@ -42,7 +45,7 @@ class RestoreRequest:
     guidance: float = 4.0
     seed: int = 123456789
     device: str = "auto"
-    devices: str | None = None  # --devices: one worker process per listed device (lucidflux_cli.parallel)
+    devices: str | None = None  # --devices: one worker process per listed device (lucidflux_cli.engine.workers)
     shard_model: bool = False  # --shard-model: one copy of the model spread over the --devices GPUs
     dtype: str = "auto"
     compile: str = "auto"  # auto (on for CUDA), on, off
@@ -100,7 +103,7 @@ def device_memory_gib(name: str) -> float | None:
     """Total memory of the CUDA device ``name`` (``auto``: the first GPU) in GiB; None for a CPU."""
     import torch
 
-    from lucidflux_cli.devices import resolve_device
+    from lucidflux_cli.model.devices import resolve_device
 
     try:
         device = resolve_device(name)
@@ -117,7 +120,8 @@ class SetupError(LucidFluxError):
 
 def validate(request: RestoreRequest) -> None:
     """Usage errors (exit 2) before any work: raise ValueError with a one-line message."""
-    from lucidflux_cli import plugins, removers
+    from lucidflux_cli import plugins
+    from lucidflux_cli.model import removers
 
     try:  # a broken or unknown plugin, or options it refuses, names itself and the cause
         removers.create(request.remover, request.remover_options)
@@ -136,7 +140,7 @@ def validate(request: RestoreRequest) -> None:
         except RuntimeError as error:
             raise ValueError(f"invalid --device {request.device!r}") from error
     if request.devices is not None or request.shard_model:
-        from lucidflux_cli import parallel
+        from lucidflux_cli.engine import workers as parallel
 
         parallel.validate(request)
     _validate_batch_size(request)
@@ -145,7 +149,7 @@ def validate(request: RestoreRequest) -> None:
 
 def _validate_batch_size(request: RestoreRequest) -> None:
     """Batches are formed in the single-process loop only; workers take files one at a time."""
-    from lucidflux_cli import distributed
+    from lucidflux_cli.engine import ranks as distributed
 
     if request.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {request.batch_size}")
@@ -155,8 +159,8 @@ def _validate_batch_size(request: RestoreRequest) -> None:
 
 
 def _validate_acceleration(request: RestoreRequest) -> None:
-    from lucidflux_cli import acceleration
-    from lucidflux_cli.devices import resolve_device
+    from lucidflux_cli.model import acceleration
+    from lucidflux_cli.model.devices import resolve_device
 
     acceleration.Placement(request.offload, "cpu")  # raises ValueError for unknown modes
     acceleration.resolve_compile(request.compile, resolve_device("cpu"))
@@ -173,7 +177,8 @@ def _validate_acceleration(request: RestoreRequest) -> None:
 def run(request: RestoreRequest, stdin=None) -> int:
     found = discover(request, stdin or sys.stdin)
     options = output_options(request)
-    from lucidflux_cli import distributed, parallel
+    from lucidflux_cli.engine import ranks as distributed
+    from lucidflux_cli.engine import workers as parallel
 
     if request.dry_run:
         if (distributed.world() or (0,))[0] != 0:  # under torchrun the plan is printed once, by rank 0
@@ -273,10 +278,10 @@ def provenance(request: RestoreRequest) -> dict[str, str]:
 
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
     """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
-    from lucidflux_cli import acceleration, removers
-    from lucidflux_cli.components import load_components
-    from lucidflux_cli.devices import resolve_device, resolve_dtype
-    from lucidflux_cli.pipeline import LucidFluxPipeline, RestoreSettings
+    from lucidflux_cli.model import acceleration, removers
+    from lucidflux_cli.model.components import load_components
+    from lucidflux_cli.model.devices import resolve_device, resolve_dtype
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 
     try:
         shard_over = _shard_devices(request)  # --shard-model: load on the host, then spread over these
@@ -293,7 +298,7 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
         load_device = resolve_device("cpu") if shard_over else placement.load_device
         components = load_components(paths, load_device, dtype, prompt=prompt, remover=loaded_remover)
         if shard_over:
-            from lucidflux_cli import sharding
+            from lucidflux_cli.model import sharding
 
             components = sharding.shard(components, shard_over)
         compiled = acceleration.apply(components, device=device, precision=request.precision,
@@ -316,7 +321,7 @@ class PipelineRestorer:
 
     def __init__(self, pipeline: LucidFluxPipeline, settings: RestoreSettings, first_call: str,
                  tiles_for: Callable[[tuple[int, int]], TileOptions] | None = None):
-        from lucidflux_cli import acceleration
+        from lucidflux_cli.model import acceleration
 
         self.pipeline, self.settings = pipeline, settings
         self.tiles_for = tiles_for  # per processing size (--tile-size auto); None: settings.tiles
@@ -340,7 +345,7 @@ class PipelineRestorer:
 def _shard_devices(request: RestoreRequest) -> list[str]:
     if not request.shard_model:
         return []
-    from lucidflux_cli.parallel import parse_devices
+    from lucidflux_cli.engine.workers import parse_devices
 
     return parse_devices(request.devices or "")
 
@@ -354,7 +359,7 @@ def _local_weights(weights: dict[str, Path | None]) -> dict[str, Path | None]:
 
 
 def _encode_prompt(request: RestoreRequest, paths, device):
-    from lucidflux_cli.prompt import encode_prompt
+    from lucidflux_cli.model.prompt import encode_prompt
     from lucidflux_cli.weights import cache_root
 
     cache = Path(request.cache_dir) if request.cache_dir else cache_root(None)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lucidflux_cli.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.model.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings
 
 IMAGE_SIZE = 64  # smallest input that passes every stage unpadded (SwinIR works on multiples of 64)
 STEPS = 2
@@ -48,7 +48,7 @@ def devices() -> list[str]:
 
 def run(device: str, dtype: torch.dtype | None = None) -> SelfTestResult:
     """Build the tiny pipeline on ``device`` and restore one small image; never raises."""
-    from lucidflux_cli.devices import resolve_dtype
+    from lucidflux_cli.model.devices import resolve_dtype
 
     target = torch.device(device)
     dtype = dtype or resolve_dtype("auto", target)
@@ -69,8 +69,8 @@ def build_components(device: torch.device, dtype: torch.dtype) -> LucidFluxCompo
     """Tiny random components placed as ``load_components`` places them (VAE, SwinIR in float32)."""
     from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
 
-    from lucidflux_cli.loading.flux_layout import FluxShape
-    from lucidflux_cli.models import DualConditionBranch, LayerAdaptiveModulation
+    from lucidflux_cli.model.loading.flux_layout import FluxShape
+    from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation
 
     backbone = FluxShape(hidden=64, in_channels=64, context_dim=32, vec_dim=16, head_dim=32, mlp_hidden=256,
                          depth=3, depth_single=1, guidance=True)
@@ -111,7 +111,7 @@ def build_components(device: torch.device, dtype: torch.dtype) -> LucidFluxCompo
 def _transformer(shape):
     from diffusers import FluxTransformer2DModel
 
-    from lucidflux_cli.loading.models import _transformer_config
+    from lucidflux_cli.model.loading.models import _transformer_config
 
     return FluxTransformer2DModel(**_transformer_config(shape))
 
@@ -119,7 +119,7 @@ def _transformer(shape):
 def _condition_branch(shape):
     from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
 
-    from lucidflux_cli.loading.models import _transformer_config
+    from lucidflux_cli.model.loading.models import _transformer_config
 
     # The arguments load_condition_branch uses; diffusers zero-initialises the output
     # projections, so give them values for the residuals to reach the backbone.
@@ -143,7 +143,7 @@ def _siglip(hidden: int):
 def _vae():
     from diffusers import AutoencoderKL
 
-    from lucidflux_cli.loading.models import FLUX_VAE_SCALING, FLUX_VAE_SHIFT
+    from lucidflux_cli.model.loading.models import FLUX_VAE_SCALING, FLUX_VAE_SHIFT
 
     # Four levels: the same 8x downsampling and 16 latent channels as the FLUX autoencoder.
     return AutoencoderKL(
@@ -159,7 +159,7 @@ def _swinir(device: torch.device):
     from spandrel import ModelLoader
     from spandrel.architectures.SwinIR import SwinIR
 
-    from lucidflux_cli.removers import RemoverModel
+    from lucidflux_cli.model.removers import RemoverModel
 
     model = SwinIR(img_size=64, patch_size=1, in_chans=3, embed_dim=16, depths=[2], num_heads=[2], window_size=8,
                    mlp_ratio=2.0, upscale=8, img_range=1.0, upsampler="nearest+conv", resi_connection="1conv",

@@ -33,9 +33,9 @@ import piexif.helper
 import pillow_heif
 from PIL import Image, ImageCms, ImageFile, PngImagePlugin, UnidentifiedImageError
 
-from . import __version__
-from .atomic import atomic_write
-from .errors import ImageReadError, ImageWriteError
+from lucidflux_cli import __version__
+from lucidflux_cli.errors import ImageReadError, ImageWriteError
+from lucidflux_cli.imageio.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,15 @@ _FORMAT_ALIASES = {
 
 class _FormatExtensions(Mapping[str, str]):
     """Writable output formats -> file extension, read live from the format registry
-    (lucidflux_cli.formats: the built-ins and installed plugins, through entry points)."""
+    (lucidflux_cli.imageio.formats: the built-ins and installed plugins, through entry points)."""
 
     def __getitem__(self, fmt: str) -> str:
-        from lucidflux_cli import formats
+        from lucidflux_cli.imageio import formats
 
         return formats.extension(fmt)
 
     def __iter__(self) -> Iterator[str]:
-        from lucidflux_cli import formats
+        from lucidflux_cli.imageio import formats
 
         return iter(formats.names())
 
@@ -526,7 +526,7 @@ def write_image(
 ) -> None:
     """Atomically write float RGB in [0, 1] (HxWx3) as ``fmt``, carrying ``metadata`` over.
 
-    ``fmt`` names a format of the registry (lucidflux_cli.formats: the built-ins below and
+    ``fmt`` names a format of the registry (lucidflux_cli.imageio.formats: the built-ins below and
     installed plugins); ``options`` are its options (None: the run's ``--format-option``).
     What follows describes the built-in formats.
 
@@ -540,7 +540,7 @@ def write_image(
     On failure nothing is left behind, any previous file is untouched, and ImageWriteError is
     raised.
     """
-    from lucidflux_cli import formats
+    from lucidflux_cli.imageio import formats
 
     path = Path(path)
     fmt = normalize_format(fmt)
@@ -566,7 +566,8 @@ def write_image(
 
 
 def _format_writer(path: Path, fmt: str, options: dict[str, str] | None):
-    from lucidflux_cli import formats, plugins
+    from lucidflux_cli import plugins
+    from lucidflux_cli.imageio import formats
 
     try:
         return formats.get(fmt, options)

@@ -8,8 +8,8 @@ import torch
 from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
 from torch import nn
 
-from lucidflux_cli.models.flux_step import EmbeddedText, Rope, embed_text, rope, time_embedding
-from lucidflux_cli.models.modulation import LayerAdaptiveModulation
+from lucidflux_cli.model.modules.flux_step import EmbeddedText, Rope, embed_text, rope, time_embedding
+from lucidflux_cli.model.modules.modulation import LayerAdaptiveModulation
 
 Hints = tuple[torch.Tensor, torch.Tensor]  # packed hint-encoder outputs (B, N, 64) of the LQ and LDR images
 

@@ -274,7 +274,7 @@ def restore_command(ctx: click.Context) -> click.Command:
         found = root.command.get_command(root, "restore")
         if found is not None:
             return found
-    from lucidflux_cli.cli import restore  # called outside ``lucidflux`` (tests, embedding)
+    from lucidflux_cli.commands.main import restore  # called outside ``lucidflux`` (tests, embedding)
 
     return restore
 

@@ -1,7 +1,7 @@
 """The LucidFlux restoration pipeline, in the order of the paper's figure:
 
 clean (SwinIR) -> encode (SigLIP tokens, text context) -> denoise with the dual condition
--> decode (VAE) -> colour fix. Components are passed in; :mod:`lucidflux_cli.components`
+-> decode (VAE) -> colour fix. Components are passed in; :mod:`lucidflux_cli.model.components`
 builds them from weight files.
 """
 
@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lucidflux_cli import sampling, tiling
-from lucidflux_cli.acceleration import Placement
-from lucidflux_cli.colorfix import wavelet_color_fix, wavelet_split
-from lucidflux_cli.models.dual_branch import BranchText, DualConditionBranch, Hints
-from lucidflux_cli.models.flux_step import BackboneStep, EmbeddedText, Rope
-from lucidflux_cli.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
-from lucidflux_cli.tiling import TOKEN, Box, TileOptions
+from lucidflux_cli.model import sampling, tiling
+from lucidflux_cli.model.acceleration import Placement
+from lucidflux_cli.model.colorfix import wavelet_color_fix, wavelet_split
+from lucidflux_cli.model.modules.dual_branch import BranchText, DualConditionBranch, Hints
+from lucidflux_cli.model.modules.flux_step import BackboneStep, EmbeddedText, Rope
+from lucidflux_cli.model.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
+from lucidflux_cli.model.tiling import TOKEN, Box, TileOptions
 
 log = logging.getLogger(__name__)
 

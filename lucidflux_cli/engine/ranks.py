@@ -22,9 +22,10 @@ import datetime as dt
 import logging
 import os
 
-from lucidflux_cli import atomic, batch, discovery, formats
+from lucidflux_cli.engine import batch
+from lucidflux_cli.engine.control import Interrupted, output_lock, stop_on_signals
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.runctl import Interrupted, output_lock, stop_on_signals
+from lucidflux_cli.imageio import atomic, discovery, formats
 
 log = logging.getLogger("lucidflux")
 
@@ -76,7 +77,7 @@ def _run_rank(request, found, options, rank: int, size: int, device: str) -> int
 
     import torch.distributed as dist
 
-    from lucidflux_cli import restore as job
+    from lucidflux_cli.engine import run as job
 
     request = dataclasses.replace(request, device=device, progress=request.progress and rank == 0)
     events = job.EventSink(request)
@@ -113,7 +114,7 @@ def _lock_on_rank0(stack: contextlib.ExitStack, request) -> str | None:
 
 def _restore_share(request, found, options, rank: int, size: int, events) -> tuple[list[tuple[int, batch.FileResult]], str | None]:
     """Restore this rank's files; returns ``[(index, result)]`` and a setup error, if any."""
-    from lucidflux_cli import restore as job
+    from lucidflux_cli.engine import run as job
 
     files = found.files
     conflicts = batch.output_conflicts(files, options)  # judged over the whole list, as a single run would
@@ -149,7 +150,7 @@ def _restore_share(request, found, options, rank: int, size: int, events) -> tup
 
 def _merge(found, parts: list, events) -> int:
     """Rank 0: one report in discovery order, and the run's exit code."""
-    from lucidflux_cli import restore as job
+    from lucidflux_cli.engine import run as job
 
     results = sorted((pair for mine, _ in parts for pair in mine), key=lambda pair: pair[0])
     report = batch.BatchReport([result for _, result in results])

@@ -10,7 +10,7 @@ Options come from ``--format-option key=value`` (strings; validate them in ``__i
 a ``ValueError`` is a usage error), ``--quality`` arrives as :attr:`OutputImage.quality`.
 
 The built-ins (png, jpeg, webp, tiff, heif, and avif/bmp/ppm/tga/jpeg2000 where Pillow can)
-delegate to the encoders in :mod:`lucidflux_cli.media`.
+delegate to the encoders in :mod:`lucidflux_cli.imageio.media`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
-from lucidflux_cli import media, plugins
+from lucidflux_cli import plugins
+from lucidflux_cli.imageio import media
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class OutputFormat(plugins.Configurable, ABC):
 
 
 class _MediaFormat(OutputFormat):
-    """A format written by lucidflux_cli.media's encoders."""
+    """A format written by lucidflux_cli.imageio.media's encoders."""
 
     media_name: ClassVar[str]
     pillow_feature: ClassVar[str | None] = None  # Pillow build feature it needs, if any
@@ -191,7 +192,7 @@ def capabilities_problem(cls: type) -> str | None:
     """What is wrong with a format class's declared capabilities (None: nothing)."""
     caps = getattr(cls, "capabilities", None)
     if not isinstance(caps, FormatCapabilities):
-        return "capabilities must be a lucidflux_cli.formats.FormatCapabilities"
+        return "capabilities must be a lucidflux_cli.imageio.formats.FormatCapabilities"
     if not caps.extensions or not all(isinstance(e, str) and e.startswith(".") for e in caps.extensions):
         return f"capabilities.extensions must be like ('.jxl',), got {caps.extensions!r}"
     if not caps.bit_depths or not set(caps.bit_depths) <= {8, 16}:

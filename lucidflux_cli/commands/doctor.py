@@ -22,7 +22,8 @@ from typing import Any
 
 import click
 
-from lucidflux_cli import __version__, config
+from lucidflux_cli import __version__
+from lucidflux_cli.commands import config
 
 EXIT_OK, EXIT_SELFTEST, EXIT_BLOCKED = 0, 1, 3
 PACKAGES = ("torch", "diffusers", "transformers", "huggingface_hub", "safetensors", "spandrel", "pillow",
@@ -160,7 +161,7 @@ def restore_device(settings: Settings) -> dict[str, Any]:
     """What ``restore`` would pick with these settings (``auto``: CUDA + bf16 if present)."""
     import torch
 
-    from lucidflux_cli.devices import resolve_device, resolve_dtype
+    from lucidflux_cli.model.devices import resolve_device, resolve_dtype
 
     try:
         device = resolve_device(settings.device)
@@ -316,7 +317,7 @@ def _redact(text: str, token: str | None) -> str:
 
 
 def run_selftests() -> list[dict[str, Any]]:
-    from lucidflux_cli import selftest
+    from lucidflux_cli.model import selftest
 
     return [selftest.run(device).to_dict() for device in selftest.devices()]
 
@@ -390,7 +391,7 @@ def _judge_memory(report: Report) -> None:
     Only warnings: the estimates (tiling.estimated_peak_gib, from benchmarks/memory_model.py) are
     for a 1024 px tile, and the out-of-memory retry shrinks tiles; float32 is twice the weights.
     """
-    from lucidflux_cli import tiling
+    from lucidflux_cli.model import tiling
 
     device = report.restore.get("device", "")
     info = next((d for d in report.devices if d["name"] == device and d.get("memory_total")), None)

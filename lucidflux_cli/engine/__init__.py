@@ -1,0 +1,1 @@
+"""The run engine: settings, the one run loop and its schedulers, per-file batch logic."""

@@ -1,0 +1,1 @@
+"""Image I/O: finding files, decoding with metadata, output formats, atomic writes."""

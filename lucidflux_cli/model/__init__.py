@@ -1,0 +1,1 @@
+"""The LucidFlux model: configuration, loading, modules, pipeline, tiling, acceleration."""
