@@ -34,3 +34,10 @@ class ImageWriteError(LucidFluxError):
         self.path = Path(path)
         self.cause = cause
         super().__init__(f"{path}: {cause}")
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` (ANSI styling removed): how a cause is shown in one line."""
+    text = str(error).replace("\x1b[1m", "").replace("\x1b[0m", "").strip()
+    first = " ".join(text.splitlines()[0].split()) if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

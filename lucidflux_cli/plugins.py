@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, ClassVar
 
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import LucidFluxError, one_line
 
 REMOVERS = "lucidflux.removers"
 FORMATS = "lucidflux.formats"
@@ -48,6 +48,8 @@ class Configurable:
     option_help: ClassVar[Mapping[str, str]] = {}
 
     name: str = ""  # the entry-point name it was chosen by (set by the tool)
+    #: The entry-point group whose contract this class is (set by the contract classes).
+    plugin_group: ClassVar[str] = ""
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         """Keep and validate ``options``; raise ValueError (one line) for bad ones. Load nothing here."""
@@ -56,6 +58,11 @@ class Configurable:
         if unknown:
             known = ", ".join(sorted(self.option_help)) or "none"
             raise ValueError(f"unknown option(s) {', '.join(unknown)} (accepted: {known})")
+
+    @classmethod
+    def contract_problem(cls) -> str | None:
+        """Why this class breaks its contract beyond the abstract methods (None if it does not)."""
+        return None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -115,7 +122,7 @@ class Plugin:
         try:
             value = self.entry_point.load() if self.entry_point is not None else None
         except (Exception, SystemExit) as error:  # a plugin must never take the tool down
-            self._error = f"cannot import {self.target} ({_one_line(error)})"
+            self._error = f"cannot import {self.target} ({one_line(error)})"
             self._traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             return
         self._error = _contract_problem(value, self.group, self.target)
@@ -124,35 +131,25 @@ class Plugin:
 
 
 def _contract_problem(value: object, group: str, target: str) -> str | None:
-    """Why ``value`` is not a usable plugin class for ``group`` (None if it is)."""
-    base = _base_class(group)
-    if not (inspect.isclass(value) and issubclass(value, base)):
+    """Why ``value`` is not a usable plugin class for ``group`` (None if it is).
+
+    Each contract class (the remover's, the format's) names its group in ``plugin_group``, so the
+    registry checks contracts without importing the layers that define them.
+    """
+    if not (inspect.isclass(value) and issubclass(value, Configurable) and value.plugin_group == group):
         what = type(value).__name__ if not inspect.isclass(value) else f"class {value.__qualname__}"
-        return f"{target} is a {what}, not a subclass of {base.__module__}.{base.__qualname__}"
+        return f"{target} is a {what}, not a subclass of the {GROUPS[group]} contract class (docs/plugins.md)"
     if inspect.isabstract(value):
         missing = ", ".join(sorted(value.__abstractmethods__))
         return f"{target} does not implement {missing}"
-    if group == FORMATS:
-        from lucidflux_cli.imageio.formats import capabilities_problem
-
-        problem = capabilities_problem(value)
-        if problem:
-            return f"{target}: {problem}"
+    problem = value.contract_problem()
+    if problem:
+        return f"{target}: {problem}"
     try:
         reason = value.unavailable()
     except Exception as error:  # the availability probe is plugin code too
-        return f"{target}.unavailable() failed ({_one_line(error)})"
+        return f"{target}.unavailable() failed ({one_line(error)})"
     return f"unavailable: {reason}" if reason else None
-
-
-def _base_class(group: str) -> type:
-    if group == REMOVERS:
-        from lucidflux_cli.model.removers import Remover
-
-        return Remover
-    from lucidflux_cli.imageio.formats import OutputFormat
-
-    return OutputFormat
 
 
 class Registry:
@@ -245,6 +242,3 @@ def find(name: str) -> list[Plugin]:
     return [plugin for plugin in all_plugins() if plugin.name == key]
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

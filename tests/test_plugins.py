@@ -262,7 +262,7 @@ def test_broken_plugins_are_listed_with_their_errors(test_plugins):
     assert listed["broken_import"]["status"] == "failed"
     assert listed["broken_import"]["error"] == "cannot import lucidflux_test_broken:Anything (RuntimeError: boom at import)"
     assert listed["broken_import"]["distribution"] == "lucidflux-test-plugins"
-    assert "not a subclass of lucidflux_cli.model.removers.Remover" in listed["not_a_class"]["error"]
+    assert "not a subclass of the remover contract class" in listed["not_a_class"]["error"]
     assert "extensions must be like" in listed["bad_caps"]["error"]
     assert listed["broken_format"]["status"] == "failed"
     assert listed["fails_inside"]["status"] == "loaded" and listed["swinir"]["status"] == "loaded"

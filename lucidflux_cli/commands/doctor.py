@@ -24,6 +24,7 @@ import click
 
 from lucidflux_cli import __version__
 from lucidflux_cli.commands import config
+from lucidflux_cli.errors import one_line
 
 EXIT_OK, EXIT_SELFTEST, EXIT_BLOCKED = 0, 1, 3
 PACKAGES = ("torch", "diffusers", "transformers", "huggingface_hub", "safetensors", "spandrel", "pillow",
@@ -152,7 +153,7 @@ def _cuda(index: int) -> dict[str, Any]:
         with torch.cuda.device(index):
             bf16 = torch.cuda.is_bf16_supported()
     except Exception as error:  # noqa: BLE001 - a broken device is reported, not raised
-        return {"name": name, "error": _one_line(error)}
+        return {"name": name, "error": one_line(error)}
     return {"name": name, "model": props.name, "capability": f"{props.major}.{props.minor}", "memory_total": total,
             "memory_free": free, "bf16": bf16}
 
@@ -167,7 +168,7 @@ def restore_device(settings: Settings) -> dict[str, Any]:
         device = resolve_device(settings.device)
         dtype = resolve_dtype(settings.dtype, device)
     except (ValueError, RuntimeError) as error:
-        return {"device": settings.device, "dtype": settings.dtype, "error": _one_line(error)}
+        return {"device": settings.device, "dtype": settings.dtype, "error": one_line(error)}
     if device.type == "cuda" and device.index is None:
         device = type(device)("cuda", 0)
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
@@ -306,7 +307,7 @@ def _hub_error(error: BaseException) -> tuple[str, str]:
         if error.response.status_code == 401:
             return "denied", "the token was rejected (401): log in again with `hf auth login`"
         return "unknown", f"HTTP {error.response.status_code}"
-    return "unknown", f"cannot reach the hub ({_one_line(error)})"
+    return "unknown", f"cannot reach the hub ({one_line(error)})"
 
 
 def _redact(text: str, token: str | None) -> str:
@@ -496,9 +497,6 @@ def _size(value: int | None, format_size) -> str:
     return "?" if value is None else format_size(value, approx=False)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 # ----------------------------------------------------------------------------------- command

@@ -71,8 +71,13 @@ class OutputImage:
 class OutputFormat(plugins.Configurable, ABC):
     """Base class of every output format plugin (see the module docstring)."""
 
+    plugin_group: ClassVar[str] = plugins.FORMATS
     #: What the format keeps; ``extensions`` is required.
     capabilities: ClassVar[FormatCapabilities]
+
+    @classmethod
+    def contract_problem(cls) -> str | None:
+        return capabilities_problem(cls)
 
     def bits_for(self, image: OutputImage) -> int:
         """The source depth when the format has it, else the deepest it has below (or its least)."""

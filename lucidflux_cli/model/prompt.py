@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from lucidflux_cli.errors import CheckpointError
+from lucidflux_cli.errors import CheckpointError, one_line
 
 # The prompt the reference inference script passes; prompt_embeddings.pt holds its encoding.
 DEFAULT_PROMPT = "restore this image into high-quality, clean, high-resolution result"
@@ -51,10 +51,6 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).replace("\x1b[1m", "").replace("\x1b[0m", "").strip()
-    first = text.splitlines()[0].split(". ")[0] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def load_prompt_embeddings(path: Path) -> PromptEmbedding:
@@ -72,7 +68,7 @@ def load_prompt_embeddings(path: Path) -> PromptEmbedding:
             path, f"refused to load: the file holds Python objects other than tensors{what}"
         ) from e
     except (OSError, RuntimeError, EOFError, KeyError, ValueError) as e:
-        raise CheckpointError(path, f"unreadable or truncated prompt embeddings file ({_one_line(e)})") from e
+        raise CheckpointError(path, f"unreadable or truncated prompt embeddings file ({one_line(e)})") from e
 
     expected = "expected {'txt': (1, L, C) tensor, 'vec': (1, P) tensor, 'prompt': str (optional)}"
     if not isinstance(data, dict):
@@ -113,7 +109,7 @@ def _load_pretrained(cls: Any, folder: Path, **kwargs: Any) -> Any:
     try:
         return cls.from_pretrained(folder, local_files_only=True, **kwargs)
     except (OSError, ValueError, KeyError, SafetensorError) as e:
-        raise CheckpointError(folder, f"cannot load {cls.__name__} ({_one_line(e)})") from e
+        raise CheckpointError(folder, f"cannot load {cls.__name__} ({one_line(e)})") from e
 
 
 def load_clip(flux_dir: Path, *, device: torch.device, dtype: torch.dtype) -> tuple[Any, torch.nn.Module]:

@@ -22,10 +22,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from lucidflux_cli import plugins
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import LucidFluxError, one_line
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +62,7 @@ class RemoverModel:
         except (torch.cuda.OutOfMemoryError, MemoryError):
             raise  # the pipeline retries smaller tiles on out-of-memory
         except Exception as error:
-            raise RemoverFailed(f"remover {self.name!r} failed: {_one_line(error)}") from error
+            raise RemoverFailed(f"remover {self.name!r} failed: {one_line(error)}") from error
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise RemoverFailed(f"remover {self.name!r} returned {got} for an input of {tuple(x.shape)}")
@@ -75,6 +75,8 @@ class RemoverFailed(RuntimeError):
 
 class Remover(plugins.Configurable, ABC):
     """Base class of every degradation remover plugin (see the module docstring)."""
+
+    plugin_group: ClassVar[str] = plugins.REMOVERS
 
     def weights(self) -> Sequence[str | WeightFile]:
         """Weight files to fetch: REGISTRY names (``"swinir"``) or WeightFile specs of its own."""
@@ -137,7 +139,7 @@ def weight_needs(remover: Remover) -> tuple[list[str], list[WeightFile]]:
     try:
         declared = list(remover.weights())
     except Exception as error:
-        raise plugins.PluginError("remover", remover.name, f"weights() failed ({_one_line(error)})") from error
+        raise plugins.PluginError("remover", remover.name, f"weights() failed ({one_line(error)})") from error
     names = [w for w in declared if isinstance(w, str)]
     own = [w for w in declared if isinstance(w, WeightFile)]
     wrong = [w for w in declared if not isinstance(w, (str, WeightFile))]
@@ -198,7 +200,7 @@ def load(remover: Remover, weights: Mapping[str, Path], device: torch.device) ->
     except LucidFluxError as error:  # already one line with its cause (a bad checkpoint, ...)
         raise plugins.PluginError("remover", remover.name, str(error)) from error
     except Exception as error:
-        raise plugins.PluginError("remover", remover.name, f"loading failed ({_one_line(error)})") from error
+        raise plugins.PluginError("remover", remover.name, f"loading failed ({one_line(error)})") from error
     if not isinstance(model, RemoverModel) or not callable(model.run):
         cause = f"load() returned {type(model).__name__}, expected lucidflux_cli.model.removers.RemoverModel"
         raise plugins.PluginError("remover", remover.name, cause)
@@ -211,9 +213,6 @@ def load(remover: Remover, weights: Mapping[str, Path], device: torch.device) ->
 def _option_cause(error: Exception) -> str:
     if isinstance(error, ValueError):
         return str(error) or "invalid options"
-    return f"cannot be configured ({_one_line(error)})"
+    return f"cannot be configured ({one_line(error)})"
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

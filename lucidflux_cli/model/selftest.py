@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lucidflux_cli.errors import one_line
 from lucidflux_cli.model.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings
 
 IMAGE_SIZE = 64  # smallest input that passes every stage unpadded (SwinIR works on multiples of 64)
@@ -61,7 +62,7 @@ def run(device: str, dtype: torch.dtype | None = None) -> SelfTestResult:
             torch.cuda.synchronize(target)
         _check_output(restored)
     except Exception as error:  # noqa: BLE001 - any failure is the answer, reported in one line
-        return SelfTestResult(device, _dtype_name(dtype), False, time.perf_counter() - started, _one_line(error))
+        return SelfTestResult(device, _dtype_name(dtype), False, time.perf_counter() - started, one_line(error))
     return SelfTestResult(device, _dtype_name(dtype), True, time.perf_counter() - started)
 
 
@@ -231,6 +232,3 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
