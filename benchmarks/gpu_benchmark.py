@@ -52,42 +52,15 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lucidflux_cli.model import acceleration, tiling  # noqa: E402
-from lucidflux_cli.model import pipeline as pipeline_module
+from lucidflux_cli.model.config import LucidFluxConfig  # noqa: E402
+from lucidflux_cli.model.loading import models  # noqa: E402
 from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation  # noqa: E402
 from lucidflux_cli.model.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings  # noqa: E402
 from lucidflux_cli.model.removers import RemoverModel  # noqa: E402
 from lucidflux_cli.model.tiling import TileOptions  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Architecture:
-    hidden: int = 3072
-    heads: int = 24
-    axes: tuple[int, int, int] = (16, 56, 56)
-    depth: int = 19
-    single: int = 38
-    branch_depth: int = 2
-    context: int = 4096  # T5 width
-    vec: int = 768  # CLIP pooled width
-    txt_len: int = 512
-    siglip: dict = None  # SiglipVisionConfig arguments
-    vae_channels: tuple[int, ...] = (128, 256, 512, 512)
-    vae_layers: int = 2
-    swinir: dict = None  # spandrel SwinIR arguments
-
-
-FULL = Architecture(
-    siglip=dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                image_size=512, patch_size=16),
-    swinir=dict(img_size=64, embed_dim=180, depths=[6] * 8, num_heads=[6] * 8, window_size=8, mlp_ratio=2.0),
-)
-TINY = Architecture(
-    hidden=64, heads=2, axes=(4, 14, 14), depth=3, single=2, context=32, vec=16, txt_len=16,
-    siglip=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                image_size=64, patch_size=16),
-    vae_channels=(32, 32, 32, 32), vae_layers=1,
-    swinir=dict(img_size=64, embed_dim=16, depths=[2], num_heads=[2], window_size=8, mlp_ratio=2.0),
-)
+FULL = LucidFluxConfig.full()
+TINY = LucidFluxConfig.tiny()
 
 
 # --- random models ---------------------------------------------------------------------------
@@ -131,14 +104,7 @@ def _construct(factory, device: torch.device) -> nn.Module:
         return factory()
 
 
-def flux_config(arch: Architecture) -> dict:
-    return dict(patch_size=1, in_channels=64, num_layers=arch.depth, num_single_layers=arch.single,
-                attention_head_dim=arch.hidden // arch.heads, num_attention_heads=arch.heads,
-                joint_attention_dim=arch.context, pooled_projection_dim=arch.vec, guidance_embeds=True,
-                axes_dims_rope=arch.axes)
-
-
-def build_components(arch: Architecture, device: torch.device, dtype: torch.dtype,
+def build_components(arch: LucidFluxConfig, device: torch.device, dtype: torch.dtype,
                      backbone: nn.Module | None = None, branches: tuple | None = None) -> LucidFluxComponents:
     """Our components with random weights; ``backbone``/``branches`` (converted from the
     reference's modules) replace the random ones when given."""
@@ -148,43 +114,45 @@ def build_components(arch: Architecture, device: torch.device, dtype: torch.dtyp
     from spandrel.architectures.SwinIR import SwinIR
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    branch_config = {**flux_config(arch), "num_layers": arch.branch_depth, "num_single_layers": 0, "patch_size": 2}
-    transformer = backbone or _build(lambda: FluxTransformer2DModel(**flux_config(arch)), device, dtype, 1)
+    hidden, context = arch.backbone.hidden, arch.backbone.context_dim
+    branch = models.branch_config(arch.branch, arch.hint_channels)
+    transformer = backbone or _build(lambda: FluxTransformer2DModel(**models.transformer_config(arch.backbone)),
+                                     device, dtype, 1)
     if branches is None:
         lq, ldr, mod_lq, mod_ldr = (
-            _build(lambda: FluxControlNetModel(**branch_config, conditioning_embedding_channels=16), device, dtype, 2),
-            _build(lambda: FluxControlNetModel(**branch_config, conditioning_embedding_channels=16), device, dtype, 3),
-            _build(lambda: LayerAdaptiveModulation(arch.hidden), device, dtype, 4),
-            _build(lambda: LayerAdaptiveModulation(arch.hidden), device, dtype, 5),
+            _build(lambda: FluxControlNetModel(**branch), device, dtype, 2),
+            _build(lambda: FluxControlNetModel(**branch), device, dtype, 3),
+            _build(lambda: LayerAdaptiveModulation(hidden), device, dtype, 4),
+            _build(lambda: LayerAdaptiveModulation(hidden), device, dtype, 5),
         )
     else:
         lq, ldr, mod_lq, mod_ldr = branches
-    vae = _build(lambda: AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * len(arch.vae_channels),
-        up_block_types=["UpDecoderBlock2D"] * len(arch.vae_channels), block_out_channels=list(arch.vae_channels),
-        layers_per_block=arch.vae_layers, latent_channels=16, norm_num_groups=32, scaling_factor=0.3611,
-        shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False), device, torch.float32, 6)
-    siglip = _build(lambda: SiglipVisionModel(SiglipVisionConfig(**arch.siglip)), device, dtype, 7)
-    connector = _build(lambda: ReduxImageEncoder(redux_dim=arch.siglip["hidden_size"], txt_in_features=arch.context),
-                       device, dtype, 8)
-    swinir = _build(lambda: SwinIR(**arch.swinir, upscale=8, upsampler="nearest+conv", resi_connection="1conv",
-                                   start_unshuffle=8, img_range=1.0), device, torch.float32, 9)
+    vae = _build(lambda: AutoencoderKL(**models.vae_config(arch.vae)), device, torch.float32, 6)
+    s = arch.siglip
+    siglip = _build(lambda: SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=s.hidden, intermediate_size=s.intermediate, num_hidden_layers=s.layers, num_attention_heads=s.heads,
+        image_size=s.image_size, patch_size=s.patch_size)), device, dtype, 7)
+    connector = _build(lambda: ReduxImageEncoder(redux_dim=s.hidden, txt_in_features=context), device, dtype, 8)
+    w = arch.swinir
+    swinir = _build(lambda: SwinIR(img_size=w.img_size, embed_dim=w.embed_dim, depths=list(w.depths),
+                                   num_heads=list(w.heads), window_size=w.window, mlp_ratio=w.mlp_ratio,
+                                   upscale=w.unshuffle, upsampler="nearest+conv", resi_connection="1conv",
+                                   start_unshuffle=w.unshuffle, img_range=1.0), device, torch.float32, 9)
     generator = torch.Generator().manual_seed(10)
     return LucidFluxComponents(
         transformer=transformer, vae=vae,
-        dual_branch=DualConditionBranch(lq, ldr, mod_lq, mod_ldr, arch.depth),
+        dual_branch=DualConditionBranch(lq, ldr, mod_lq, mod_ldr, arch.residuals),
         connector=connector, siglip=siglip,
         remover=RemoverModel(run=swinir, multiple_of=64, name="swinir"), remover_multiple=64,
-        txt=torch.randn(1, arch.txt_len, arch.context, generator=generator).to(dtype) * 0.5,
-        vec=torch.randn(1, arch.vec, generator=generator).to(dtype) * 0.5,
+        txt=torch.randn(1, arch.prompt_tokens, context, generator=generator).to(dtype) * 0.5,
+        vec=torch.randn(1, arch.backbone.vec_dim, generator=generator).to(dtype) * 0.5,
     )
 
 
 # --- timing ------------------------------------------------------------------------------------
 
-STAGES = {  # pipeline method or module function -> stage name
-    "clean": "clean", "clean_tiled": "clean", "encode_context": "encode", "denoise": "denoise",
-    "denoise_tiled": "denoise", "decode": "decode", "decode_tiled": "decode",
+STAGES = {  # pipeline method -> stage name
+    "clean": "clean", "encode_context": "encode", "denoise": "denoise", "decode": "decode", "color_fix": "colour fix",
 }
 
 
@@ -218,14 +186,9 @@ def stage_clock(pipeline: LucidFluxPipeline) -> StageClock:
     clock = StageClock(pipeline.device)
     for method, stage in STAGES.items():
         setattr(pipeline, method, clock.wrap(stage, getattr(pipeline, method)))
-    originals = {name: getattr(pipeline_module, name) for name in ("wavelet_color_fix", "color_fix_tiled")}
-    for name, function in originals.items():
-        setattr(pipeline_module, name, clock.wrap("colour fix", function))
     try:
         yield clock
     finally:
-        for name, function in originals.items():
-            setattr(pipeline_module, name, function)
         for method in STAGES:
             delattr(pipeline, method)
 
@@ -258,7 +221,7 @@ def measure(pipeline: LucidFluxPipeline, size: int, settings: RestoreSettings, i
 # --- the reference ----------------------------------------------------------------------------
 
 
-def load_reference(path: Path, arch: Architecture, device: torch.device, dtype: torch.dtype):
+def load_reference(path: Path, arch: LucidFluxConfig, device: torch.device, dtype: torch.dtype):
     """The reference's backbone, branches and modulations (its own classes) with random weights."""
     sys.path.insert(0, str(path))
     from src.flux.condition import SingleConditionBranch
@@ -267,14 +230,16 @@ def load_reference(path: Path, arch: Architecture, device: torch.device, dtype: 
     spec = importlib.util.spec_from_file_location("lucidflux_reference_inference", path / "inference.py")
     inference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(inference)
-    params = FluxParams(in_channels=64, vec_in_dim=arch.vec, context_in_dim=arch.context, hidden_size=arch.hidden,
-                        mlp_ratio=4.0, num_heads=arch.heads, depth=arch.depth, depth_single_blocks=arch.single,
-                        axes_dim=list(arch.axes), theta=10_000, qkv_bias=True, guidance_embed=True)
+    b = arch.backbone
+    params = FluxParams(in_channels=b.in_channels, vec_in_dim=b.vec_dim, context_in_dim=b.context_dim,
+                        hidden_size=b.hidden, mlp_ratio=b.mlp_hidden / b.hidden, num_heads=b.heads, depth=b.depth,
+                        depth_single_blocks=b.depth_single, axes_dim=list(b.axes_dim), theta=10_000, qkv_bias=True,
+                        guidance_embed=b.guidance)
     model = _build(lambda: Flux(params), device, dtype, 1)
     lq = _build(lambda: SingleConditionBranch(params), device, dtype, 2)
     ldr = _build(lambda: SingleConditionBranch(params), device, dtype, 3)
-    mod_lq = _build(lambda: inference.Modulation(dim=arch.hidden), device, dtype, 4)
-    mod_ldr = _build(lambda: inference.Modulation(dim=arch.hidden), device, dtype, 5)
+    mod_lq = _build(lambda: inference.Modulation(dim=b.hidden), device, dtype, 4)
+    mod_ldr = _build(lambda: inference.Modulation(dim=b.hidden), device, dtype, 5)
     return model, inference.DualConditionBranch(lq, ldr, mod_lq, mod_ldr)
 
 
@@ -282,13 +247,12 @@ def ours_from_reference(model: nn.Module, dual: nn.Module, dtype: torch.dtype):
     """The very same tensors in our modules, through the product's BFL converters."""
     from diffusers import FluxTransformer2DModel
 
-    from lucidflux_cli.model.loading import models
     from lucidflux_cli.model.loading.flux_layout import bfl_to_diffusers_transformer, infer_flux_shape
 
     state = dict(model.state_dict())
     shape = infer_flux_shape(state, "reference backbone")
     with torch.device("meta"):
-        transformer = FluxTransformer2DModel(**models._transformer_config(shape))
+        transformer = FluxTransformer2DModel(**models.transformer_config(shape))
     converted = bfl_to_diffusers_transformer(state, shape)
     del state
     transformer.load_state_dict(converted, strict=True, assign=True)
@@ -299,12 +263,14 @@ def ours_from_reference(model: nn.Module, dual: nn.Module, dtype: torch.dtype):
     return transformer.eval().requires_grad_(False), (*branches, *mods)
 
 
-def denoise_inputs(pipeline: LucidFluxPipeline, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Seeded random LQ and cleaned images at ``size`` and their SigLIP context (for denoise-only runs)."""
-    generator = torch.Generator().manual_seed(size)
-    lq = (torch.rand(1, 3, size, size, generator=generator) * 2 - 1).to(pipeline.device, pipeline.dtype)
-    cleaned = torch.rand(1, 3, size, size, generator=generator).to(pipeline.device)
-    return lq, cleaned, pipeline.encode_context(cleaned)
+def denoise_inputs(pipeline: LucidFluxPipeline, size: int) -> tuple:
+    """Seeded random LQ and cleaned images at ``size``, their SigLIP context and the one-tile plan
+    (the arguments of ``pipeline.denoise`` but the settings, in order)."""
+    rng = np.random.default_rng(size)
+    lq = pipeline.lq_image([rng.integers(0, 256, (size, size, 3), dtype=np.uint8)], (size, size))
+    cleaned = torch.from_numpy(rng.random((1, 3, size, size), dtype=np.float32))
+    plan = pipeline.plan(lq, TileOptions(size=max(4 * tiling.TOKEN, -(-size // tiling.TOKEN) * tiling.TOKEN)))
+    return lq, cleaned, pipeline.encode_context(cleaned), plan
 
 
 def relative_l2(value: torch.Tensor, target: torch.Tensor) -> float:
@@ -324,7 +290,8 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
     from lucidflux_cli.model import sampling
 
     device, dtype, c = pipeline.device, pipeline.dtype, pipeline.c
-    lq, cleaned, context = denoise_inputs(pipeline, size)
+    lq_image, cleaned, context, plan = denoise_inputs(pipeline, size)
+    lq, cleaned = lq_image.crop(), cleaned.to(device)
     noise = sampling.pack_latents(sampling.make_noise(size, size, 0, device, dtype))
     img_ids = sampling.image_positions(size, size, device)[None].to(dtype)
     txt = c.txt.to(device, dtype)
@@ -339,7 +306,7 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
             condition_cond_ldr=(cleaned * 2 - 1).to(dtype))
 
     def ours():
-        return pipeline.denoise(lq, cleaned, context, settings)
+        return sampling.pack_latents(pipeline.denoise(lq_image, cleaned, context, settings, plan))
 
     def their_velocity(latents, t_curr):  # the body of the reference's loop, one step
         t = torch.full((1,), t_curr, device=device, dtype=dtype)
@@ -583,7 +550,8 @@ class Suite:
         recording.step = 0
         self.pipeline.velocity = recording
         try:
-            self.pipeline.denoise(*denoise_inputs(self.pipeline, size), RestoreSettings(steps=self.args.steps))
+            lq, cleaned, context, plan = denoise_inputs(self.pipeline, size)
+            self.pipeline.denoise(lq, cleaned, context, RestoreSettings(steps=self.args.steps), plan)
         finally:
             del self.pipeline.velocity
         self.bf16_velocities[size] = kept

@@ -135,7 +135,7 @@ def stage_peaks(pipeline: LucidFluxPipeline, size: int) -> dict[str, int]:
     with fused_attention_everywhere(), tracker:
         lq = torch.empty(1, 3, size, size, device=META, dtype=dtype)
         with stage("clean"):
-            cleaned = pipeline.clean(lq)
+            cleaned = pipeline.remove(((lq.float() + 1) / 2).clamp(0, 1))
         with stage("encode"):
             pixels = torch.empty(1, 3, c.siglip.config.image_size, c.siglip.config.image_size, device=META,
                                  dtype=c.siglip.dtype)
@@ -150,7 +150,7 @@ def stage_peaks(pipeline: LucidFluxPipeline, size: int) -> dict[str, int]:
             del fixed
         del lq, context
         with stage("decode"):
-            decoded = pipeline.decode(latents, size, size)
+            decoded = pipeline.decode_latents(sampling.unpack_latents(latents, size, size))
             del latents
         with stage("colour fix"):
             restored = wavelet_color_fix(decoded, cleaned)

@@ -12,9 +12,13 @@ from types import SimpleNamespace
 
 import torch
 
-from lucidflux_cli.model import sampling
 from lucidflux_cli.model.modules.dual_branch import DualConditionBranch
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
+
+
+def text_positions(length: int, device: torch.device | None = None) -> torch.Tensor:
+    """RoPE ids of text tokens: the reference puts every one (T5 and SigLIP alike) at zero."""
+    return torch.zeros(length, 3, device=device)
 
 
 def reference_residuals(dual: DualConditionBranch, latents, timestep, lq_image, ldr_image, txt, vec, img_ids, guidance):
@@ -23,7 +27,7 @@ def reference_residuals(dual: DualConditionBranch, latents, timestep, lq_image, 
     def branch(model, hint):
         return model(
             hidden_states=latents, controlnet_cond=hint, encoder_hidden_states=txt, pooled_projections=vec,
-            timestep=timestep, img_ids=img_ids, txt_ids=sampling.text_positions(txt.shape[1], latents.device),
+            timestep=timestep, img_ids=img_ids, txt_ids=text_positions(txt.shape[1], latents.device),
             guidance=guidance, return_dict=False,
         )[0]
 
@@ -69,7 +73,7 @@ class PerStepPipeline(LucidFluxPipeline):
             pooled_projections=vec,
             timestep=t,
             img_ids=fixed.img_ids,
-            txt_ids=sampling.text_positions(context.shape[1], self.device),
+            txt_ids=text_positions(context.shape[1], self.device),
             guidance=guidance,
             controlnet_block_samples=residuals,
             return_dict=False,

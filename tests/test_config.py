@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from lucidflux_cli.commands import config
+from lucidflux_cli.commands import configfile as config
 from lucidflux_cli.commands.main import main
 
 ORIGINAL_USER_CONFIG_PATH = config.user_config_path

@@ -8,7 +8,7 @@ from pathlib import Path
 import make_images as mk
 import pytest
 
-from lucidflux_cli.imageio import discovery
+from lucidflux_cli.imageio import discovery, formats
 from lucidflux_cli.imageio.discovery import InputFile, discover, split_stdin
 
 
@@ -103,10 +103,11 @@ def test_same_names_from_different_folders_do_not_collide(tmp_path: Path) -> Non
     assert rels(discover(["-"], stdin_lines=split_stdin(text, nul=False))) == ["1998/x.jpg", "1999/x.jpg"]
 
 
-def test_walks_take_extra_extensions_when_asked(tree: Path) -> None:
-    touch(tree / "scan.jxl")
-    assert "scan.jxl" not in rels(discover([str(tree)]))
-    assert "scan.jxl" in rels(discover([str(tree)], extensions=discovery.IMAGE_EXTENSIONS | {".jxl"}))
+def test_walks_take_exactly_the_extensions_asked_for(tree: Path) -> None:
+    touch(tree / "scan.qoi")
+    assert "scan.qoi" not in rels(discover([str(tree)]))
+    only = rels(discover([str(tree)], extensions=frozenset({".qoi", ".png"})))
+    assert "scan.qoi" in only and all(name.lower().endswith((".qoi", ".png")) for name in only)
 
 
 def test_roots_keep_given_order_and_duplicates_are_removed(tree: Path) -> None:
@@ -222,8 +223,7 @@ def test_zoo_discovery_finds_every_file(tmp_path: Path) -> None:
     assert result.problems == []
 
 
-def test_image_extensions_are_lower_case_with_dot() -> None:
-    assert all(ext.startswith(".") and ext == ext.lower() for ext in discovery.IMAGE_EXTENSIONS)
-    assert (
-        ".gif" not in discovery.IMAGE_EXTENSIONS and {".jpg", ".heic", ".tif"} <= discovery.IMAGE_EXTENSIONS
-    )
+def test_default_extensions_are_what_the_formats_read() -> None:
+    readable = formats.readable_extensions()
+    assert all(ext.startswith(".") and ext == ext.lower() for ext in readable)
+    assert ".gif" not in readable and {".jpg", ".jpe", ".heic", ".hif", ".tif", ".pgm", ".j2k"} <= readable

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lucidflux_cli.commands import config, doctor
+from lucidflux_cli.commands import configfile
+from lucidflux_cli.engine import doctor
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.model import selftest
 from lucidflux_cli.weights import REGISTRY
@@ -27,7 +28,7 @@ def machine(tmp_path, monkeypatch) -> list[tuple]:
             monkeypatch.delenv(name)
     monkeypatch.setenv("LUCIDFLUX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(config, "user_config_path", lambda: tmp_path / "no-user-config.toml")
+    monkeypatch.setattr(configfile, "user_config_path", lambda: tmp_path / "no-user-config.toml")
     monkeypatch.setattr(doctor, "free_disk", lambda path: 10**13)
     used: list[tuple] = []
 
@@ -144,10 +145,17 @@ def test_settings_error_is_reported(tmp_path):
     assert result.exit_code == 3 and "unknown key 'stepz'" in report["errors"][0]
 
 
-def test_report_paths_are_strings():
-    report = doctor.collect(doctor.Settings(cache_dir=Path("/nonexistent/cache")), selftest=False)
-    json.dumps(report.to_dict())  # serialisable
-    assert report.cache["exists"] is False
+def test_a_missing_cache_is_reported_as_missing_weights_at_the_given_root(tmp_path):
+    local = tmp_path / "my-flux.safetensors"
+    local.write_bytes(b"x")
+    settings = doctor.Settings(cache_dir=tmp_path / "no-cache", overrides={"flux": local})
+    data = json.loads(json.dumps(doctor.collect(settings, selftest=False).to_dict()))
+    assert data["cache"]["root"] == str(tmp_path / "no-cache") and data["cache"]["exists"] is False
+    states = {entry["name"]: (entry["state"], entry["path"]) for entry in data["cache"]["entries"]}
+    assert states["flux"] == ("local", str(local))  # a path given on the command line is used as it is
+    assert states["lucidflux"] == ("missing", None) and states["text_encoders"] == ("optional", None)
+    assert data["cache"]["missing_bytes"] == sum(e.size or 0 for e in REGISTRY.values()
+                                                 if e.name not in ("flux",) and not e.optional)
 
 
 def test_a_configured_device_that_does_not_exist_blocks(monkeypatch):

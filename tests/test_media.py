@@ -12,10 +12,12 @@ import numpy as np
 import piexif
 import piexif.helper
 import pytest
-from PIL import Image, ImageFile, ImageOps
+import png
+import tifffile
+from PIL import Image, ImageOps
 
 from lucidflux_cli.errors import ImageReadError, ImageWriteError
-from lucidflux_cli.imageio import atomic, media
+from lucidflux_cli.imageio import atomic, formats, media, metadata
 
 READABLE = [
     "jpeg_exif",
@@ -226,20 +228,66 @@ def test_corrupt_png_is_one_line(tmp_path: Path, zoo: dict[str, Path]) -> None:
     assert str(info.value).startswith(f"{bad}: ") and "\n" not in str(info.value)
 
 
-def test_truncated_loading_stays_strict() -> None:
-    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+@pytest.mark.parametrize("maker", [mk.make_png16, mk.make_tiff16])
+def test_truncated_16bit_files_are_one_line_errors(tmp_path: Path, maker) -> None:
+    # The 16-bit path decodes twice (Pillow, then pypng/tifffile): a cut file must still fail cleanly.
+    path = maker(tmp_path / "cut.img")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 4])
+    with pytest.raises(ImageReadError) as info:
+        media.read_image(path)
+    assert str(info.value) == f"{path}: truncated image data"
+
+
+def test_16bit_png_transparency_key_becomes_alpha(tmp_path: Path) -> None:
+    values = mk.png16_values()
+    key = tuple(int(v) for v in values[0, 0])
+    path = tmp_path / "keyed.png"
+    with path.open("wb") as fp:
+        writer = png.Writer(values.shape[1], values.shape[0], bitdepth=16, greyscale=False, transparent=key)
+        writer.write(fp, values.reshape(values.shape[0], -1).tolist())
+    loaded = media.read_image(path)
+    assert loaded.metadata.bit_depth == 16 and loaded.alpha is not None
+    np.testing.assert_array_equal(as16(loaded.rgb), values)
+    np.testing.assert_array_equal(loaded.alpha == 0, np.all(values == key, axis=2))
+
+
+def test_planar_16bit_tiff_reads_exactly(tmp_path: Path) -> None:
+    values = mk.tiff16_values()
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, np.moveaxis(values, -1, 0), photometric="rgb", planarconfig="separate")
+    loaded = media.read_image(path)
+    assert loaded.metadata.bit_depth == 16
+    np.testing.assert_array_equal(as16(loaded.rgb), values)
+
+
+def test_lzw_16bit_tiff_reads_exactly_with_imagecodecs(tmp_path: Path) -> None:
+    pytest.importorskip("imagecodecs")  # tifffile's LZW codec; without it such files are read as 8-bit
+    values = mk.tiff16_values()
+    path = tmp_path / "lzw.tif"
+    tifffile.imwrite(path, values, photometric="rgb", compression="lzw")
+    np.testing.assert_array_equal(as16(media.read_image(path).rgb), values)
+
+
+def test_format_names_and_extensions_come_from_the_format_classes() -> None:
+    assert formats.canonical("MPO") == "jpeg" and formats.canonical(".jfif") == "jpeg"
+    assert formats.canonical("pgm") == "ppm" and formats.canonical("j2k") == "jpeg2000"
+    assert formats.extension("tif") == ".tif" and formats.extension("heic") == ".heic"
+    readable = formats.readable_extensions()
+    assert {".jpe", ".jfif", ".hif", ".pgm", ".pnm", ".j2k", ".tiff"} <= readable
+    assert not {".gif", ".mpo", ".pbm", ".dib"} & readable  # names Pillow knows, never walked
 
 
 def test_broken_exif_is_dropped_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "broken_exif.jpg"
     bad_exif = b"Exif\0\0MM\0*\0\0\0\x08\xff\xff" + b"\x01" * 20
     Image.fromarray(mk.rgb_pattern(32, 16)).save(path, "JPEG", exif=bad_exif)
-    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.imageio.media"):
+    with caplog.at_level(logging.WARNING, logger="lucidflux_cli.imageio"):
         loaded = media.read_image(path)
     assert loaded.metadata.exif is None and loaded.size == (32, 16)
     assert "EXIF" in caplog.text
     out = tmp_path / "out.jpg"
-    media.write_image(out, loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="jpeg")
+    formats.write_image(out, loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="jpeg")
     assert media.read_image(out).size == (32, 16)
 
 
@@ -251,8 +299,8 @@ ROUND_TRIP_FORMATS = ["png", "jpeg", "webp", "tiff", "heif"]
 @pytest.mark.parametrize("fmt", ROUND_TRIP_FORMATS)
 def test_write_keeps_exif_icc_and_records_provenance(zoo: dict[str, Path], tmp_path: Path, fmt: str) -> None:
     source = media.read_image(zoo["jpeg_exif"])
-    out = tmp_path / f"restored{media.EXTENSIONS[fmt]}"
-    media.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt=fmt, provenance=PROVENANCE)
+    out = tmp_path / f"restored{formats.EXTENSIONS[fmt]}"
+    formats.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt=fmt, provenance=PROVENANCE)
     back = media.read_image(out)
     assert back.metadata.format == fmt and back.size == source.size == (40, 64)
     exif = exif_dict(back)
@@ -263,13 +311,13 @@ def test_write_keeps_exif_icc_and_records_provenance(zoo: dict[str, Path], tmp_p
     assert gps[piexif.GPSIFD.GPSLatitudeRef] == b"N"
     assert gps_degrees(gps[piexif.GPSIFD.GPSLatitude]) == pytest.approx(gps_degrees(mk.GPS_LAT))
     assert gps_degrees(gps[piexif.GPSIFD.GPSLongitude]) == pytest.approx(gps_degrees(mk.GPS_LON))
-    assert zeroth[piexif.ImageIFD.Software] == media.SOFTWARE.encode()
+    assert zeroth[piexif.ImageIFD.Software] == metadata.SOFTWARE.encode()
     summary = piexif.helper.UserComment.load(sub[piexif.ExifIFD.UserComment])
-    assert summary == media.provenance_summary(PROVENANCE)
+    assert summary == metadata.provenance_summary(PROVENANCE)
     assert "seed: 1234" in summary and summary.startswith("Restored by lucidflux-cli")
     assert zeroth[piexif.ImageIFD.ImageDescription].decode() == summary
     assert back.metadata.icc_profile == mk.srgb_icc()
-    assert back.metadata.xmp is not None and media.SOFTWARE.encode() in back.metadata.xmp
+    assert back.metadata.xmp is not None and metadata.SOFTWARE.encode() in back.metadata.xmp
     tolerance = 0 if fmt in ("png", "tiff") else 0.2
     assert np.abs(back.rgb - source.rgb).max() <= tolerance + 1e-6
 
@@ -277,10 +325,10 @@ def test_write_keeps_exif_icc_and_records_provenance(zoo: dict[str, Path], tmp_p
 def test_png_text_chunks_and_xmp(zoo: dict[str, Path], tmp_path: Path) -> None:
     source = media.read_image(zoo["jpeg_exif"])
     out = tmp_path / "x.png"
-    media.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt="png", provenance=PROVENANCE)
+    formats.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt="png", provenance=PROVENANCE)
     with Image.open(out) as img:
-        assert img.info["Software"] == media.SOFTWARE
-        assert img.info["Comment"] == media.provenance_summary(PROVENANCE)
+        assert img.info["Software"] == metadata.SOFTWARE
+        assert img.info["Comment"] == metadata.provenance_summary(PROVENANCE)
         assert b"<xmp:CreatorTool>lucidflux-cli" in img.info["xmp"]
 
 
@@ -299,14 +347,14 @@ def test_existing_description_and_xmp_are_kept(tmp_path: Path) -> None:
     loaded = media.read_image(src)
     assert loaded.metadata.xmp is not None and b'tiff:Orientation="1"' in loaded.metadata.xmp
     out = tmp_path / "out.jpg"
-    media.write_image(
+    formats.write_image(
         out, loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="jpeg", provenance=PROVENANCE
     )
     back = media.read_image(out)
     exif_back = exif_dict(back)
     assert exif_back["0th"][piexif.ImageIFD.ImageDescription] == b"Grandma, 1962"
     comment = piexif.helper.UserComment.load(exif_back["Exif"][piexif.ExifIFD.UserComment])
-    assert comment == media.provenance_summary(PROVENANCE)
+    assert comment == metadata.provenance_summary(PROVENANCE)
     xmp_back = back.metadata.xmp or b""
     assert b"Aunt May" in xmp_back and b"Scanner 3000" not in xmp_back
     assert xmp_back.count(b"CreatorTool") == 2 and b"lucidflux-cli" in xmp_back  # open + close tag
@@ -316,11 +364,11 @@ def test_existing_description_and_xmp_are_kept(tmp_path: Path) -> None:
 def test_write_without_metadata_still_records_provenance(tmp_path: Path) -> None:
     rgb = np.random.default_rng(0).random((16, 24, 3), dtype=np.float32)
     for fmt in ("png", "jpeg", "tiff"):
-        out = tmp_path / f"plain{media.EXTENSIONS[fmt]}"
-        media.write_image(out, rgb, alpha=None, metadata=None, fmt=fmt)
+        out = tmp_path / f"plain{formats.EXTENSIONS[fmt]}"
+        formats.write_image(out, rgb, alpha=None, metadata=None, fmt=fmt)
         exif = exif_dict(media.read_image(out))
-        assert exif["0th"][piexif.ImageIFD.Software] == media.SOFTWARE.encode()
-        assert exif["0th"][piexif.ImageIFD.ImageDescription] == f"Restored by {media.SOFTWARE}".encode()
+        assert exif["0th"][piexif.ImageIFD.Software] == metadata.SOFTWARE.encode()
+        assert exif["0th"][piexif.ImageIFD.ImageDescription] == f"Restored by {metadata.SOFTWARE}".encode()
 
 
 @pytest.mark.parametrize("fmt", ["png", "tiff"])
@@ -329,8 +377,8 @@ def test_16bit_round_trip_is_exact(tmp_path: Path, fmt: str, with_alpha: bool) -
     values = mk.rgb16_pattern(37, 21, seed=42)  # odd sizes: rows not aligned to anything
     rgb = values.astype(np.float32) / 65535
     alpha = mk.rgb16_pattern(37, 21, seed=43)[..., 0].astype(np.float32) / 65535 if with_alpha else None
-    out = tmp_path / f"deep{media.EXTENSIONS[fmt]}"
-    media.write_image(out, rgb, alpha=alpha, metadata=None, fmt=fmt, bit_depth=16)
+    out = tmp_path / f"deep{formats.EXTENSIONS[fmt]}"
+    formats.write_image(out, rgb, alpha=alpha, metadata=None, fmt=fmt, bit_depth=16)
     back = media.read_image(out)
     assert back.metadata.bit_depth == 16
     np.testing.assert_array_equal(as16(back.rgb), values)
@@ -344,24 +392,24 @@ def test_16bit_round_trip_is_exact(tmp_path: Path, fmt: str, with_alpha: bool) -
 def test_16bit_source_round_trips_through_write(zoo: dict[str, Path], tmp_path: Path) -> None:
     for name, fmt in (("png16", "png"), ("tiff16", "tiff")):
         source = media.read_image(zoo[name])
-        out = tmp_path / f"{name}{media.EXTENSIONS[fmt]}"
-        media.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt=fmt, bit_depth=16)
+        out = tmp_path / f"{name}{formats.EXTENSIONS[fmt]}"
+        formats.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt=fmt, bit_depth=16)
         np.testing.assert_array_equal(as16(media.read_image(out).rgb), as16(source.rgb))
 
 
 def test_16bit_request_for_8bit_format_writes_8bit(tmp_path: Path) -> None:
     rgb = mk.rgb16_pattern(8, 8).astype(np.float32) / 65535
     out = tmp_path / "x.jpg"
-    media.write_image(out, rgb, alpha=None, metadata=None, fmt="jpeg", bit_depth=16)
+    formats.write_image(out, rgb, alpha=None, metadata=None, fmt="jpeg", bit_depth=16)
     assert media.read_image(out).metadata.bit_depth == 8
 
 
 @pytest.mark.parametrize(("fmt", "tolerance"), [("png", 0), ("tiff", 0), ("webp", 0), ("heif", 0.25)])
 def test_alpha_round_trip(zoo: dict[str, Path], tmp_path: Path, fmt: str, tolerance: float) -> None:
     source = media.read_image(zoo["png_rgba"])
-    out = tmp_path / f"a{media.EXTENSIONS[fmt]}"
+    out = tmp_path / f"a{formats.EXTENSIONS[fmt]}"
     quality = 100 if fmt == "webp" else None  # 100 = lossless WebP
-    media.write_image(out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt=fmt, quality=quality)
+    formats.write_image(out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt=fmt, quality=quality)
     back = media.read_image(out)
     assert back.alpha is not None and source.alpha is not None
     assert np.abs(back.alpha - source.alpha).max() <= tolerance + 1e-6
@@ -370,7 +418,7 @@ def test_alpha_round_trip(zoo: dict[str, Path], tmp_path: Path, fmt: str, tolera
 def test_jpeg_drops_alpha(zoo: dict[str, Path], tmp_path: Path) -> None:
     source = media.read_image(zoo["png_rgba"])
     out = tmp_path / "flat.jpg"
-    media.write_image(out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt="jpeg")
+    formats.write_image(out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt="jpeg")
     back = media.read_image(out)
     assert back.alpha is None and back.metadata.mode == "RGB"
 
@@ -378,30 +426,30 @@ def test_jpeg_drops_alpha(zoo: dict[str, Path], tmp_path: Path) -> None:
 def test_out_of_range_and_nan_values_are_clipped(tmp_path: Path) -> None:
     rgb = np.array([[[-0.5, 0.5, 1.7], [np.nan, 1.0, 0.0]]], dtype=np.float32)
     out = tmp_path / "clip.png"
-    media.write_image(out, rgb, alpha=None, metadata=None, fmt="png")
+    formats.write_image(out, rgb, alpha=None, metadata=None, fmt="png")
     np.testing.assert_array_equal(pil_rgb(out), [[[0, 128, 255], [0, 255, 0]]])
 
 
 def test_every_listed_format_can_be_written(tmp_path: Path) -> None:
     rgb = mk.rgb_pattern(24, 16).astype(np.float32) / 255
-    for fmt, ext in media.EXTENSIONS.items():
+    for fmt, ext in formats.EXTENSIONS.items():
         out = tmp_path / f"any{ext}"
-        media.write_image(out, rgb, alpha=None, metadata=None, fmt=fmt)
+        formats.write_image(out, rgb, alpha=None, metadata=None, fmt=fmt)
         assert media.read_image(out).size == (24, 16), fmt
 
 
 def test_invalid_write_arguments(tmp_path: Path) -> None:
     rgb = np.zeros((4, 4, 3), dtype=np.float32)
     with pytest.raises(ImageWriteError, match="unsupported output format"):
-        media.write_image(tmp_path / "x.gif", rgb, alpha=None, metadata=None, fmt="gif")
+        formats.write_image(tmp_path / "x.gif", rgb, alpha=None, metadata=None, fmt="gif")
     with pytest.raises(ImageWriteError, match="HxWx3"):
-        media.write_image(tmp_path / "x.png", rgb[..., 0], alpha=None, metadata=None, fmt="png")
+        formats.write_image(tmp_path / "x.png", rgb[..., 0], alpha=None, metadata=None, fmt="png")
     with pytest.raises(ImageWriteError, match="alpha shape"):
-        media.write_image(tmp_path / "x.png", rgb, alpha=np.zeros((3, 4)), metadata=None, fmt="png")
+        formats.write_image(tmp_path / "x.png", rgb, alpha=np.zeros((3, 4)), metadata=None, fmt="png")
     with pytest.raises(ImageWriteError, match="bit depth"):
-        media.write_image(tmp_path / "x.png", rgb, alpha=None, metadata=None, fmt="png", bit_depth=12)
+        formats.write_image(tmp_path / "x.png", rgb, alpha=None, metadata=None, fmt="png", bit_depth=12)
     with pytest.raises(ImageWriteError) as info:
-        media.write_image(tmp_path / "missing" / "x.png", rgb, alpha=None, metadata=None, fmt="png")
+        formats.write_image(tmp_path / "missing" / "x.png", rgb, alpha=None, metadata=None, fmt="png")
     assert str(info.value).startswith(str(tmp_path / "missing" / "x.png")) and "\n" not in str(info.value)
 
 
@@ -421,7 +469,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(
     monkeypatch.setitem(Image.SAVE, "PNG", _raise_midway)
     rgb = np.zeros((8, 8, 3), dtype=np.float32)
     with pytest.raises(ImageWriteError) as info:
-        media.write_image(out, rgb, alpha=None, metadata=None, fmt="png")
+        formats.write_image(out, rgb, alpha=None, metadata=None, fmt="png")
     assert str(info.value) == f"{out}: disk full (simulated)"
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
@@ -433,12 +481,12 @@ def test_failed_16bit_write_and_interrupt_leave_no_temp(
     out = tmp_path / "deep.png"
     rgb = np.zeros((8, 8, 3), dtype=np.float32)
 
-    def boom(samples: np.ndarray) -> bytes:
+    def boom(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(media, "_png16_idat", boom)
+    monkeypatch.setattr(png.Writer, "write_packed", boom)
     with pytest.raises(KeyboardInterrupt):
-        media.write_image(out, rgb, alpha=None, metadata=None, fmt="png", bit_depth=16)
+        formats.write_image(out, rgb, alpha=None, metadata=None, fmt="png", bit_depth=16)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -481,26 +529,26 @@ def test_remove_stale_temps_only_touches_our_pattern(tmp_path: Path) -> None:
 
 
 def test_output_format_for() -> None:
-    assert media.output_format_for("jpeg", "same") == "jpeg"
-    assert media.output_format_for("mpo", "same") == "jpeg"
-    assert media.output_format_for("gif", "same") == "png"
-    assert media.output_format_for("heif", "same") == "heif"
-    assert media.output_format_for("png", "JPG") == "jpeg"
-    assert media.output_format_for("png", "tif") == "tiff"
-    assert media.output_format_for("png", "heic") == "heif"
+    assert formats.output_format_for("jpeg", "same") == "jpeg"
+    assert formats.output_format_for("mpo", "same") == "jpeg"
+    assert formats.output_format_for("gif", "same") == "png"
+    assert formats.output_format_for("heif", "same") == "heif"
+    assert formats.output_format_for("png", "JPG") == "jpeg"
+    assert formats.output_format_for("png", "tif") == "tiff"
+    assert formats.output_format_for("png", "heic") == "heif"
     with pytest.raises(ValueError, match="unsupported output format 'gif'"):
-        media.output_format_for("png", "gif")
+        formats.output_format_for("png", "gif")
     expected = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "heif": ".heic"}
-    assert expected.items() <= media.EXTENSIONS.items()
-    assert media.format_from_extension(".JPG") == "jpeg" and media.format_from_extension("x.heic") == "heif"
+    assert expected.items() <= formats.EXTENSIONS.items()
+    assert formats.format_from_extension(".JPG") == "jpeg" and formats.format_from_extension("x.heic") == "heif"
 
 
 def test_16bit_png_text_chunks_hold_unicode(tmp_path: Path) -> None:
-    # The 16-bit PNG writer builds its own chunks; Pillow must parse them back.
+    # The 16-bit PNG writer adds its own text chunks to pypng's output; Pillow must parse them back.
     out = tmp_path / "deep.png"
     rgb = np.full((4, 4, 3), 0.5, dtype=np.float32)
     provenance = {"source": "café ✓"}
-    media.write_image(out, rgb, alpha=None, metadata=None, fmt="png", bit_depth=16, provenance=provenance)
+    formats.write_image(out, rgb, alpha=None, metadata=None, fmt="png", bit_depth=16, provenance=provenance)
     with Image.open(out) as img:
-        assert img.info["Software"] == media.SOFTWARE
-        assert img.info["Comment"] == media.provenance_summary(provenance)
+        assert img.info["Software"] == metadata.SOFTWARE
+        assert img.info["Comment"] == metadata.provenance_summary(provenance)

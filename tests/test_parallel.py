@@ -21,7 +21,8 @@ from lucidflux_cli.commands.main import main
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine import ranks as distributed
 from lucidflux_cli.engine import workers as parallel
-from lucidflux_cli.engine.control import output_lock
+from lucidflux_cli.engine.control import OutputLocked, output_lock
+from lucidflux_cli.engine.settings import parse_devices
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model import sharding
@@ -30,8 +31,9 @@ FAST = ["--steps", "2", "--min-side", "0"]
 NAMES = [f"{index}.png" for index in range(5)]  # odd: the ranks get unequal shares
 
 
-def lucidflux(*args: str, env: dict[str, str] | None = None, launcher: list[str] | None = None):
-    command = [sys.executable, *(launcher or []), "-m", "lucidflux_cli", "restore", *args]
+def lucidflux(*args: str, env: dict[str, str] | None = None, launcher: list[str] | None = None,
+              program: list[str] | None = None):
+    command = [sys.executable, *(launcher or []), *(program or ["-m", "lucidflux_cli"]), "restore", *args]
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})}
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
 
@@ -88,14 +90,14 @@ def test_dry_run_under_torchrun_prints_the_plan_once(photos, tmp_path, rank):
 
 
 def test_parse_devices():
-    assert parallel.parse_devices("cpu,cpu", cuda_count=0) == ["cpu", "cpu"]
-    assert parallel.parse_devices(" cuda:1, cuda:0 ", cuda_count=2) == ["cuda:1", "cuda:0"]
-    assert parallel.parse_devices("all", cuda_count=3) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert parse_devices("cpu,cpu", cuda_count=0) == ["cpu", "cpu"]
+    assert parse_devices(" cuda:1, cuda:0 ", cuda_count=2) == ["cuda:1", "cuda:0"]
+    assert parse_devices("all", cuda_count=3) == ["cuda:0", "cuda:1", "cuda:2"]
     for bad, message in [("all", "no CUDA device"), ("cpu,,cpu", "comma-separated"), ("", "comma-separated"),
                          ("cuda", "name the GPU"), ("cuda:2", "does not exist"), ("gpu0", "not a device"),
                          ("meta", "only cpu and cuda")]:
         with pytest.raises(ValueError, match=message):
-            parallel.parse_devices(bad, cuda_count=0 if bad == "all" else 2)
+            parse_devices(bad, cuda_count=0 if bad == "all" else 2)
 
 
 def test_devices_usage_errors_exit_2_with_one_line(tmp_path):
@@ -134,14 +136,22 @@ def test_world_is_read_from_the_launcher_environment(monkeypatch):
     assert distributed.world() == (2, 4, 0)
 
 
-def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path):
+def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
     import contextlib
 
-    request = type("Request", (), {"out_dir": tmp_path / "out"})()
-    with output_lock(tmp_path / "out"), contextlib.ExitStack() as stack:
-        assert "another lucidflux run" in distributed._lock_on_rank0(stack, request)
+    import torch.distributed as dist
+
+    broadcast = []  # what rank 0 tells the other ranks
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda objects, src: broadcast.append(list(objects)))
+    rank0 = distributed.Ranks.__new__(distributed.Ranks)  # no process group: only the lock is under test
+    rank0.rank, rank0.request = 0, type("Request", (), {"out_dir": tmp_path / "out"})()
+    with (output_lock(tmp_path / "out"), contextlib.ExitStack() as stack,
+          pytest.raises(OutputLocked, match="another lucidflux run")):
+        rank0.lock(stack)
+    assert "another lucidflux run" in broadcast[-1][0]
     with contextlib.ExitStack() as stack:
-        assert distributed._lock_on_rank0(stack, request) is None
+        rank0.lock(stack)
+        assert broadcast[-1] == [None] and (tmp_path / "out" / ".lucidflux.lock").exists()
 
 
 def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
@@ -176,7 +186,9 @@ def test_two_cpu_workers_give_the_single_run_bytes(photos, single, tiny_release,
 def test_a_killed_worker_has_its_file_retried_then_rerun_resumes(photos, single, tiny_release, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json"]
-    process = lucidflux(*args, "--report", str(report), env={parallel.TEST_KILL_ENV: "2.png"})
+    marker = tmp_path / "killed-once"  # workers die on 2.png until this exists (tests/dying_workers.py)
+    process = lucidflux(*args, "--report", str(report), program=[str(Path(__file__).parent / "dying_workers.py")],
+                        env={"LUCIDFLUX_TEST_KILL": f"2.png:{marker}"})
     assert process.returncode == 0, process.stderr
     assert "died (exit code 137) while restoring" in process.stderr
     assert_same_bytes(out, single)

@@ -208,8 +208,8 @@ def test_plugins_list_and_info_show_the_builtins():
 
 
 def test_remover_weights_are_only_what_the_chosen_remover_needs():
-    assert removers.needed_weights(removers.create("swinir")) == {*removers.CORE_WEIGHTS, "swinir"}
-    assert removers.needed_weights(removers.create("none")) == set(removers.CORE_WEIGHTS)
+    assert [w.name for w in removers.run_weights(removers.create("swinir"))] == [*removers.CORE_WEIGHTS, "swinir"]
+    assert [w.name for w in removers.run_weights(removers.create("none"))] == list(removers.CORE_WEIGHTS)
     from lucidflux_cli.weights import REGISTRY
 
     assert {*removers.CORE_WEIGHTS, "swinir"} == {name for name, entry in REGISTRY.items() if not entry.optional}

@@ -40,7 +40,6 @@ def test_positions():
     ids = sampling.image_positions(32, 48)
     assert ids.shape == (6, 3)
     assert ids[:, 0].eq(0).all() and ids[4].tolist() == [0.0, 1.0, 1.0]
-    assert sampling.text_positions(5).abs().sum() == 0
 
 
 def test_wavelet_color_fix_takes_colour_from_the_source_and_detail_from_the_content():

@@ -29,8 +29,8 @@ from lucidflux_cli.commands.main import main
 from lucidflux_cli.engine import batch
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model import sampling, tiling
-from lucidflux_cli.model.colorfix import wavelet_color_fix
-from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings, color_fix_tiled
+from lucidflux_cli.model.colorfix import color_fix_windows, wavelet_color_fix
+from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 from lucidflux_cli.model.sizes import output_size, processing_size
 from lucidflux_cli.model.tiling import TileOptions, axis_weights, make_grid, spans
 
@@ -207,41 +207,48 @@ def test_plan_description_names_the_grid():
 
 def test_lq_crops_equal_regions_of_the_whole(tiny_pipeline):
     for image in (textured_image(90, 70), np.asarray(textured_image(90, 70), dtype=np.float32) / 255):
-        lq = tiny_pipeline.lq_image(image, (80, 56))
-        whole = tiny_pipeline.prepare_lq(image, (80, 56))
+        lq = tiny_pipeline.lq_image([image, image], (80, 56))
+        whole = lq.crop()
         box = tiling.Box(16, 32, 32, 48)
+        assert whole.shape == (2, 3, 64, 80)  # padded to whole tokens
         assert torch.equal(lq.crop(box), whole[(..., *box.slices)])
-        assert torch.equal(lq.crop(), whole)
+        assert torch.equal(lq.crop(box, image=1), whole[(slice(1, 2), slice(None), *box.slices)])
 
 
-def test_one_tile_image_is_identical_tiled_and_untiled(tiny_pipeline):
+def test_one_tile_image_is_identical_whatever_the_tile_size(tiny_pipeline):
     image, size = textured_image(70, 50), (64, 48)
     settings = RestoreSettings(steps=STEPS, seed=5)
     untiled = tiny_pipeline(image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=4096)))
     one_tile = tiny_pipeline(image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=64)))
     assert np.array_equal(untiled, one_tile)
-    # The tiled machinery itself, forced on a one-tile image, reduces to the untiled stages exactly.
-    options = TileOptions(size=64, overlap=0, min_size=64)
-    no_fix = dataclasses.replace(settings, color_fix="none", tiles=options)
-    forced = tiny_pipeline._restore_tiled(image, size, no_fix, None)
-    plain = tiny_pipeline._restore(image, size, dataclasses.replace(no_fix, tiles=TileOptions(size=4096)), None)
-    assert np.array_equal(forced, plain)
-    fixed = tiny_pipeline._restore_tiled(image, size, dataclasses.replace(no_fix, color_fix="wavelet"), None)
-    np.testing.assert_allclose(fixed, untiled, atol=1e-6)  # the tiled colour fix differs by rounding only
 
 
-def test_tiled_stages_with_one_tile_are_bitwise_untiled(tiny_pipeline):
-    image, size = textured_image(64, 48), (64, 48)
-    settings = RestoreSettings(steps=STEPS, seed=5, tiles=TileOptions(size=64, overlap=0))
-    lq = tiny_pipeline.lq_image(image, size)
-    cleaned = tiny_pipeline.clean(lq.crop())
-    assert torch.equal(tiny_pipeline.clean_tiled(lq, TileOptions(size=128, overlap=64)), cleaned)
-    context = tiny_pipeline.encode_context(cleaned)
-    packed = tiny_pipeline.denoise(lq.crop(), cleaned, context, settings)
-    spatial = tiny_pipeline.denoise_tiled(lq, cleaned, context, settings)
-    assert torch.equal(sampling.unpack_latents(packed, 48, 64), spatial)
-    decoded = tiny_pipeline.decode(packed, 48, 64)[0].permute(1, 2, 0).numpy()
-    assert np.array_equal(tiny_pipeline.decode_tiled(spatial, 64, 48, TileOptions(size=64, overlap=0)), decoded)
+def test_an_image_of_one_tile_is_one_window_in_every_stage():
+    # The reference's computation: each stage sees the whole (padded) image.
+    for options in (TileOptions(size=64, overlap=0), TileOptions(size=1024, semantic="tile", blend="hard")):
+        plan = tiling.plan(64, 48, options)
+        assert not plan.tiled and plan.semantic == "global"
+        assert (plan.denoise.count, plan.clean.count, plan.decode.count) == (1, 1, 1)
+        assert (plan.clean.height, plan.clean.width, plan.decode.height, plan.decode.width) == (48, 64, 6, 8)
+        assert tiling.core_boxes(48, 64, plan.color_window, tiling.COLOR_FIX_MARGIN) == [
+            (tiling.Box(0, 0, 48, 64), tiling.Box(0, 0, 48, 64))]
+    tiled = tiling.plan(256, 192, SMALL)
+    assert tiled.tiled and tiled.clean.count > 1 and tiled.decode.count > 1
+    assert tiling.plan(256, 192, SMALL, remover_tileable=False).clean.count == 1
+
+
+def test_stages_over_one_window_are_the_models_on_the_whole_image(tiny_pipeline):
+    pipe, size = tiny_pipeline, (64, 48)
+    lq = pipe.lq_image([textured_image(64, 48)], size)
+    plan = pipe.plan(lq, TileOptions(size=64, overlap=0))
+    cleaned = pipe.clean(lq, plan)
+    assert torch.equal(cleaned, pipe.remove(torch.clamp((lq.crop().float() + 1) / 2, 0, 1)))
+    latents = torch.randn(1, 16, 6, 8, generator=torch.Generator().manual_seed(0))
+    decoded = pipe.decode(latents, size, plan)
+    whole = pipe.decode_latents(latents)
+    assert np.array_equal(decoded[0], whole[0].permute(1, 2, 0).numpy())
+    fixed = pipe.color_fix(decoded, cleaned, plan)
+    assert np.array_equal(fixed[0], wavelet_color_fix(whole, cleaned)[0].permute(1, 2, 0).numpy())
 
 
 @pytest.mark.parametrize("tileable", [True, False])
@@ -255,23 +262,25 @@ def test_remover_is_windowed_only_when_it_says_it_may_be(tiny_pipeline, tileable
         return (x - x.mean() + 0.5).clamp(0, 1)
 
     pipeline = variant(tiny_pipeline, remover=RemoverModel(run=global_contrast, tileable=tileable), remover_multiple=1)
-    lq = pipeline.lq_image(textured_image(256, 192), (256, 192))
-    cleaned = pipeline.clean_tiled(lq, TileOptions(size=128, overlap=32))
+    lq = pipeline.lq_image([textured_image(256, 192)], (256, 192))
+    cleaned = pipeline.clean(lq, pipeline.plan(lq, TileOptions(size=128, overlap=32)))
     if tileable:
         assert len(shapes) > 1 and all(h < 192 and w < 256 for h, w in shapes)
     else:
         assert shapes == [(192, 256)]
-        assert torch.equal(cleaned, pipeline.clean(lq.crop()))
+        assert torch.equal(cleaned, pipeline.remove(torch.clamp((lq.crop().float() + 1) / 2, 0, 1)))
 
 
-def test_tiled_colour_fix_equals_whole_image_fix():
+def test_windowed_colour_fix_equals_whole_image_fix():
     rng = np.random.default_rng(1)
-    content = torch.from_numpy(rng.random((1, 3, 150, 230), dtype=np.float32))
-    colour = torch.from_numpy(rng.random((1, 3, 150, 230), dtype=np.float32))
-    expected = wavelet_color_fix(content, colour)[0].permute(1, 2, 0).numpy()
-    restored = np.ascontiguousarray(content[0].permute(1, 2, 0).numpy())
-    color_fix_tiled(restored, colour.clone(), window=64)  # 64 px margins: many windows
-    np.testing.assert_allclose(restored, expected, atol=2e-6)
+    content = torch.from_numpy(rng.random((2, 3, 150, 230), dtype=np.float32))
+    colour = torch.from_numpy(rng.random((2, 3, 150, 230), dtype=np.float32))
+    expected = wavelet_color_fix(content, colour).permute(0, 2, 3, 1).numpy()
+    restored = np.ascontiguousarray(content.permute(0, 2, 3, 1).numpy())
+    assert len(tiling.core_boxes(150, 230, 256, tiling.COLOR_FIX_MARGIN)) == 4  # 64 px margins: several windows
+    fixed = color_fix_windows(restored, colour, window=256, device=torch.device("cpu"))
+    np.testing.assert_allclose(fixed, expected, atol=2e-6)
+    assert not np.array_equal(fixed, restored)
 
 
 # --- a stand-in denoiser whose exact answer is known ----------------------------------------
@@ -324,11 +333,11 @@ def stand_in(tiny_pipeline) -> LucidFluxPipeline:
                                      dataclasses.replace(SMALL, positions="global", overlap=32)])
 def test_stand_in_denoiser_lands_exactly_on_the_known_answer(stand_in, options):
     width, height = 208, 144
-    lq = stand_in.lq_image(smooth_image(width, height), (width, height))
+    lq = stand_in.lq_image([smooth_image(width, height)], (width, height))
     cleaned = torch.zeros(1, 3, lq.height, lq.width)
     context = torch.zeros(1, 4, 32)
     settings = RestoreSettings(steps=4, seed=1, tiles=options)
-    latents = stand_in.denoise_tiled(lq, cleaned, context, settings)
+    latents = stand_in.denoise(lq, cleaned, context, settings, stand_in.plan(lq, options))
     exact = F.avg_pool2d(lq.crop().float(), 8).repeat(1, 6, 1, 1)[:, :16]
     assert tiling.denoise_grid(width, height, options).count >= 12
     torch.testing.assert_close(latents, exact, atol=1e-5, rtol=0)
@@ -492,9 +501,9 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
             "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
 ])
 def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
-    from lucidflux_cli.engine import run as restore
+    from lucidflux_cli.engine import settings
 
-    monkeypatch.setattr(restore, "device_memory_gib", lambda name: gib)
+    monkeypatch.setattr(settings, "device_memory_gib", lambda name: gib)
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
     smooth_image(1800, 1200).save(tmp_path / "print.png")
     smooth_image(2400, 1600).save(tmp_path / "scan.png")
@@ -531,10 +540,11 @@ def test_tiling_usage_errors_exit_2(tmp_path):
 
 
 def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path):
-    from lucidflux_cli.engine import run as restore
+    from lucidflux_cli.engine import restorer as engine_restorer
+    from lucidflux_cli.engine import settings
 
-    monkeypatch.setattr(restore, "device_memory_gib", lambda name: 80.0)
-    request = restore.RestoreRequest(inputs=[], out_dir=tmp_path)
+    monkeypatch.setattr(settings, "device_memory_gib", lambda name: 80.0)
+    request = settings.RestoreRequest(inputs=[], out_dir=tmp_path)
     seen = []
 
     class Recorder:  # stands in for the pipeline: records the tiles each call gets
@@ -544,10 +554,10 @@ def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path)
         def restore_batch(self, images, size, settings, on_step=None):
             seen.append(settings.tiles.size)
 
-    restorer = restore.PipelineRestorer(Recorder(), RestoreSettings(), "warm-up", tiles_for=request.tiles)
+    restorer = engine_restorer.PipelineRestorer(Recorder(), request.sampling, "warm-up")
     restorer(None, (1536, 1024))
     restorer(None, (4096, 3072))
     restorer.batch([None, None], (1800, 1200))
     assert seen == [1536, 1024, 1536]
-    pinned = restore.RestoreRequest(inputs=[], out_dir=tmp_path, tile_size=1024)
+    pinned = settings.RestoreRequest(inputs=[], out_dir=tmp_path, tile_size=1024)
     assert {pinned.tiles(size).size for size in [(1536, 1024), (4096, 3072)]} == {1024}

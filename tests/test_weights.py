@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import shutil
 import socket
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from fake_hub import FakeHub
 
 from lucidflux_cli import weights
 from lucidflux_cli.commands.weights import weights_group
-from lucidflux_cli.weights import WeightFile, WeightsUnavailable
+from lucidflux_cli.weights import WeightFile, WeightsUnavailable, resume
+from lucidflux_cli.weights import registry as weights_registry
 
 TOKEN = "hf_secretTOKEN0123456789abcdef"  # granted access to the fake gated repo
 
@@ -91,8 +93,14 @@ def registry(hub, monkeypatch) -> dict[str, WeightFile]:
         single = next(iter(files)) if len(files) == 1 else None
         fake[name] = WeightFile(name, repo, single, files=() if single else tuple(files), size=real.size,
                                 gated=real.gated, about=real.about)
-    monkeypatch.setattr(weights, "REGISTRY", fake)
+    use_registry(monkeypatch, fake)
     return fake
+
+
+def use_registry(monkeypatch, replacement: dict[str, WeightFile]) -> None:
+    """Swap the registry where the weights package reads it and where other layers import it from."""
+    monkeypatch.setattr(weights_registry, "REGISTRY", replacement)
+    monkeypatch.setattr(weights, "REGISTRY", replacement)
 
 
 @pytest.fixture
@@ -167,15 +175,15 @@ def test_overrides_are_not_downloaded(registry, hub, cache, tmp_path):
 
 
 def test_interrupted_download_resumes_on_the_next_run(registry, hub, cache, monkeypatch):
-    from huggingface_hub import constants, file_download
+    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # so a few KB arrive in several writes
     hub.cut_after("test/flux", "flux.safetensors", 3500)
 
-    def user_presses_ctrl_c(seconds):  # huggingface_hub sleeps before its own retry
+    def user_presses_ctrl_c(seconds):  # the downloader pauses before resuming a dropped connection
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(file_download.time, "sleep", user_presses_ctrl_c)
+    monkeypatch.setattr(resume.time, "sleep", user_presses_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         weights.fetch(registry["flux"], cache_dir=cache, offline=False, quiet=True)
     (partial,) = cache.glob("models--test--flux/blobs/*.incomplete")
@@ -183,7 +191,7 @@ def test_interrupted_download_resumes_on_the_next_run(registry, hub, cache, monk
     assert 0 < kept <= 3500
     assert weights.cached_path(registry["flux"], cache) is None
 
-    monkeypatch.setattr(file_download.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(resume.time, "sleep", lambda seconds: None)
     path = weights.fetch(registry["flux"], cache_dir=cache, offline=False, quiet=True)
     assert hub.ranges("flux.safetensors") == [f"bytes={kept}-"]
     assert sha(path.read_bytes()) == sha(content("flux"))
@@ -191,13 +199,14 @@ def test_interrupted_download_resumes_on_the_next_run(registry, hub, cache, monk
 
 
 def test_connection_drop_is_resumed_within_the_run(registry, hub, cache, monkeypatch):
-    from huggingface_hub import constants, file_download
+    from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)
-    monkeypatch.setattr(file_download.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(resume.time, "sleep", lambda seconds: None)
     hub.cut_after("test/lucid", "lucidflux.pth", 2100)
     path = weights.fetch(registry["lucidflux"], cache_dir=cache, offline=False, quiet=True)
-    assert hub.ranges("lucidflux.pth") == ["bytes=2048-"]
+    (wanted,) = hub.ranges("lucidflux.pth")  # one more request, from where the data stopped
+    assert wanted in ("bytes=2048-", "bytes=2100-")
     assert path.read_bytes() == content("lucidflux")
 
 
@@ -210,6 +219,26 @@ def test_corrupt_partial_is_discarded_not_published(registry, hub, cache):
         weights.fetch(entry, cache_dir=cache, offline=False, quiet=True)
     assert not list(blobs.iterdir())
     assert weights.fetch(entry, cache_dir=cache, offline=False, quiet=True).read_bytes() == content("swinir")
+
+
+def test_a_complete_partial_is_checked_and_published_without_a_transfer(registry, hub, cache):
+    blobs = cache / "models--test--diffbir" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{sha(content('swinir'))}.incomplete").write_bytes(content("swinir"))  # stopped while checking
+    assert weights.fetch(registry["swinir"], cache_dir=cache, offline=False, quiet=True).read_bytes() == content("swinir")
+    assert not hub.gets("swinir.ckpt")
+
+
+def test_list_counts_only_a_folder_entrys_own_files(registry, hub, cache, monkeypatch):
+    """A folder entry's path is a snapshot it may share (text_encoders with flux): its size is its own files'."""
+    hub.repos["test/flux"].files["enc/config.json"] = b'{"x": 1}'
+    encoders = WeightFile("text_encoders", "test/flux", None, files=("enc/config.json",), optional=True)
+    monkeypatch.setitem(registry, "text_encoders", encoders)
+    weights.fetch(registry["flux"], cache_dir=cache, offline=False, quiet=True)
+    assert weights.fetch(encoders, cache_dir=cache, offline=False, quiet=True) == weights.cached_path(registry["flux"], cache).parent
+    listing = run_cli("list", "--cache-dir", str(cache)).output.splitlines()
+    line = next(row for row in listing if row.startswith("text_encoders "))
+    assert " 8 B " in line
 
 
 # ----------------------------------------------------------------------------------- offline / errors
@@ -297,13 +326,13 @@ def test_unreachable_hub(registry, hub, cache):
 
 
 def test_disk_space_is_checked_before_downloading(registry, hub, cache, monkeypatch):
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: _Usage(10_000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: _Usage(10_000))
     with pytest.raises(WeightsUnavailable) as caught:
         weights.resolve_weights({}, cache_dir=cache, quiet=True)
     message = str(caught.value)
     assert "not enough disk space" in message and "GB free" in message and "--cache-dir" in message
     assert not [r for r in hub.requests if r.method == "GET"]
-    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: _Usage(10**12))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: _Usage(10**12))
     weights.resolve_weights({}, cache_dir=cache, quiet=True)
 
 
@@ -374,7 +403,7 @@ def test_real_registry_served_by_the_fake_hub(hub, cache, monkeypatch, tiny_rele
     from lucidflux_cli.model.components import load_components
 
     # The tiny files are not the pinned releases: unpin them (pins have their own test).
-    monkeypatch.setattr(weights, "REGISTRY", {n: dataclasses.replace(e, sha256=None) for n, e in weights.REGISTRY.items()})
+    use_registry(monkeypatch, {n: dataclasses.replace(e, sha256=None) for n, e in weights.REGISTRY.items()})
     for entry in weights.REGISTRY.values():
         if entry.optional:
             continue
@@ -422,10 +451,37 @@ def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(hu
     load_t5(snapshot, device=torch.device("cpu"), dtype=torch.float32)
 
 
-def test_the_released_flux_files_are_pinned_by_content():
-    for name in ("flux", "ae"):
-        entry = weights.REGISTRY[name]
-        assert len(entry.sha256) == 64 and int(entry.sha256, 16) and entry.size > 0
+# Written once from Black Forest Labs' published values (github.com/black-forest-labs/flux README:
+# the FLUX.1 [dev] sha256; the hub's LFS metadata of black-forest-labs/FLUX.1-dev for ae and the sizes),
+# independently of the registry: a typo or a swapped value there fails here.
+RELEASED = {
+    "flux": ("flux1-dev.safetensors", "4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7", 23_802_932_552),
+    "ae": ("ae.safetensors", "afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38", 335_304_388),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_the_released_flux_files_are_pinned_by_content(name):
+    entry = weights.REGISTRY[name]
+    assert (entry.filename, entry.sha256, entry.size) == RELEASED[name]
+    assert entry.repo == "black-forest-labs/FLUX.1-dev" and entry.gated
+
+
+def test_verify_checks_a_pinned_file_against_its_pin_not_the_hub(registry, hub, cache, monkeypatch):
+    """The pin is what is compared: a file the hub serves unchanged still fails when it is not the pinned one."""
+    pinned = dataclasses.replace(registry["ae"], sha256=sha(content("ae")), size=len(content("ae")))
+    assert weights.fetch(pinned, cache_dir=cache, offline=False, quiet=True).read_bytes() == content("ae")
+    assert [c.status for c in weights.verify(pinned, cache)] == ["ok"]
+    other = dataclasses.replace(pinned, sha256=sha(b"another release"))
+    (check,) = weights.verify(other, cache)
+    assert check.status == "mismatch" and sha(b"another release") in check.detail
+
+
+def test_a_pinned_file_of_another_size_is_not_downloaded(registry, hub, cache):
+    wrong = dataclasses.replace(registry["swinir"], sha256=sha(content("swinir")), size=len(content("swinir")) + 1)
+    with pytest.raises(weights.WeightsUnavailable, match="serves another file"):
+        weights.ensure([wrong], cache_dir=cache, quiet=True)
+    assert not hub.gets("swinir.ckpt")
 
 
 # ------------------------------------------------------------------------------------ the registry

@@ -45,62 +45,67 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from lucidflux_cli.model.config import LucidFluxConfig
+
 PROMPT = "restore this image into high-quality, clean, high-resolution result"
+
+
+_ARCH = LucidFluxConfig.tiny()  # the architecture's sizes; below, what only the file formats add
 
 
 @dataclass(frozen=True)
 class TinyConfig:
     # FLUX backbone (BFL FluxParams equivalent)
-    hidden_size: int = 64
-    num_heads: int = 2
-    axes_dim: tuple[int, int, int] = (4, 14, 14)
+    hidden_size: int = _ARCH.backbone.hidden
+    num_heads: int = _ARCH.backbone.heads
+    axes_dim: tuple[int, int, int] = _ARCH.backbone.axes_dim
     theta: int = 10_000
-    in_channels: int = 64
-    vec_in_dim: int = 16
-    context_in_dim: int = 32
-    mlp_ratio: float = 4.0
-    depth: int = 19
-    depth_single_blocks: int = 2
+    in_channels: int = _ARCH.backbone.in_channels
+    vec_in_dim: int = _ARCH.backbone.vec_dim
+    context_in_dim: int = _ARCH.backbone.context_dim
+    mlp_ratio: float = _ARCH.backbone.mlp_hidden / _ARCH.backbone.hidden
+    depth: int = _ARCH.backbone.depth
+    depth_single_blocks: int = _ARCH.backbone.depth_single
     qkv_bias: bool = True
-    guidance_embed: bool = True
+    guidance_embed: bool = _ARCH.backbone.guidance
     # condition branches
-    condition_depth: int = 2
-    hint_channels: int = 16
+    condition_depth: int = _ARCH.branch_depth
+    hint_channels: int = _ARCH.hint_channels
     # LucidFlux modulation
-    modulation_dim: int = 64
+    modulation_dim: int = _ARCH.backbone.hidden
     # connector (diffusers ReduxImageEncoder)
-    redux_dim: int = 32
-    txt_in_features: int = 32
+    redux_dim: int = _ARCH.siglip.hidden
+    txt_in_features: int = _ARCH.backbone.context_dim
     # prompt embeddings
-    txt_len: int = 16
+    txt_len: int = _ARCH.prompt_tokens
     # SigLIP (vision tower is what the pipeline uses)
-    siglip_hidden: int = 32
-    siglip_intermediate: int = 64
-    siglip_layers: int = 2
-    siglip_heads: int = 2
-    siglip_image_size: int = 512
-    siglip_patch_size: int = 16
+    siglip_hidden: int = _ARCH.siglip.hidden
+    siglip_intermediate: int = _ARCH.siglip.intermediate
+    siglip_layers: int = _ARCH.siglip.layers
+    siglip_heads: int = _ARCH.siglip.heads
+    siglip_image_size: int = _ARCH.siglip.image_size
+    siglip_patch_size: int = _ARCH.siglip.patch_size
     siglip_text_vocab: int = 128
     siglip_text_max_positions: int = 16
     # autoencoder (BFL AutoEncoderParams equivalent)
     ae_resolution: int = 256
     ae_in_channels: int = 3
-    ae_ch: int = 32
+    ae_ch: int = _ARCH.vae.channels[0]
     ae_out_ch: int = 3
-    ae_ch_mult: tuple[int, ...] = (1, 1, 1, 1)
-    ae_num_res_blocks: int = 1
-    ae_z_channels: int = 16
-    ae_scale_factor: float = 0.3611
-    ae_shift_factor: float = 0.1159
+    ae_ch_mult: tuple[int, ...] = tuple(c // _ARCH.vae.channels[0] for c in _ARCH.vae.channels)
+    ae_num_res_blocks: int = _ARCH.vae.layers_per_block
+    ae_z_channels: int = _ARCH.vae.latent_channels
+    ae_scale_factor: float = _ARCH.vae.scaling
+    ae_shift_factor: float = _ARCH.vae.shift
     # SwinIR (DiffBIR layout, pixel-unshuffle variant)
-    swinir_img_size: int = 64
-    swinir_embed_dim: int = 16
-    swinir_depths: tuple[int, ...] = (2,)
-    swinir_num_heads: tuple[int, ...] = (2,)
-    swinir_window_size: int = 8
-    swinir_mlp_ratio: float = 2.0
+    swinir_img_size: int = _ARCH.swinir.img_size
+    swinir_embed_dim: int = _ARCH.swinir.embed_dim
+    swinir_depths: tuple[int, ...] = _ARCH.swinir.depths
+    swinir_num_heads: tuple[int, ...] = _ARCH.swinir.heads
+    swinir_window_size: int = _ARCH.swinir.window
+    swinir_mlp_ratio: float = _ARCH.swinir.mlp_ratio
     swinir_sf: int = 8
-    swinir_unshuffle_scale: int = 8
+    swinir_unshuffle_scale: int = _ARCH.swinir.unshuffle
     swinir_num_feat: int = 64
 
     @property

@@ -49,28 +49,32 @@ def list_command(cache_dir: Path | None) -> None:
     rows = [("NAME", "SOURCE", "CACHED", "SIZE", "PATH")]
     for entry in weights.REGISTRY.values():
         path = weights.cached_path(entry, root)
-        size = weights.format_size(_disk_size(path), approx=False) if path else weights.format_size(entry.size)
+        size = weights.format_size(_disk_size(entry, path), approx=False) if path else weights.format_size(entry.size)
         rows.append((entry.name, entry.source, "yes" if path else "no", size, str(path) if path else "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
-def _disk_size(path: Path) -> int:
-    files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+def _disk_size(entry: weights.WeightFile, path: Path) -> int:
+    # A folder entry's path is a repository snapshot that may hold other entries' files too
+    # (text_encoders shares FLUX.1-dev's with flux and ae): count only the entry's own.
+    files = [path] if entry.filename is not None else [path / name for name in entry.files]
     return sum(p.stat().st_size for p in files)
 
 
 def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.WeightFile]:
     """What a run with the chosen remover plugin needs (its declared weights included)."""
     from lucidflux_cli import plugins
-    from lucidflux_cli.commands.main import _key_values
+    from lucidflux_cli.engine.settings import parse_key_values
     from lucidflux_cli.model import removers
 
     try:
-        return removers.run_weights(removers.create(remover, _key_values(None, None, options)))
+        return removers.run_weights(removers.create(remover, parse_key_values(options)))
     except plugins.PluginError as error:
         raise click.UsageError(f"{error.kind} plugin {error.name!r} cannot be used: {error.cause}") from error
+    except ValueError as error:  # a malformed --remover-option
+        raise click.UsageError(f"--remover-option: {error}") from error
 
 
 @weights_group.command("download")

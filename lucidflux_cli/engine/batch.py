@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lucidflux_cli import __version__
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
@@ -41,6 +42,12 @@ class OutputOptions:
     scale: float = 1.0  # output = scale x input when no exact size is asked for
     min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
 
+    @classmethod
+    def from_request(cls, request) -> OutputOptions:
+        """The output side of a :class:`~lucidflux_cli.engine.settings.RestoreRequest`."""
+        return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
+                   size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side)
+
 
 @dataclass
 class FileResult:
@@ -51,15 +58,23 @@ class FileResult:
     seconds: float = 0.0
     worker: str | None = None  # parallel runs: who did it ("cpu#1", "rank 3")
     retried: bool = False  # parallel runs: its first worker died, another one redid it
+    bug: bool = False  # failed through an unexpected exception (ours or a plugin's), not bad input
+    traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
 
     def to_event(self) -> dict:
+        """The ``--json`` line: optional keys only where they say something."""
         event = asdict(self)
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
-        for key, default in (("worker", None), ("retried", False)):  # single runs report as before
+        del event["traceback"]
+        for key, default in (("worker", None), ("retried", False), ("bug", False)):
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}
+
+    def to_record(self) -> dict:
+        """The ``--report`` entry: the event, plus the traceback of a bug."""
+        return {**self.to_event(), **({"traceback": self.traceback} if self.traceback else {})}
 
 
 @dataclass
@@ -70,8 +85,8 @@ class BatchReport:
         return sum(r.status == status for r in self.results)
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.count("failed") else 0
+    def bugs(self) -> int:
+        return sum(r.bug for r in self.results)
 
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
@@ -171,8 +186,7 @@ class DecodedFile:
         return self.loaded.to_pil_rgb8() if self.loaded.metadata.bit_depth <= 8 else self.loaded.rgb
 
     def failed(self, error: Exception, seconds: float) -> FileResult:
-        return FileResult(self.item.path, None, "failed", error=describe_error(self.item.path, error),
-                          seconds=self.seconds + seconds)
+        return failure(self.item.path, error, self.seconds + seconds)
 
 
 def restore_file(
@@ -212,7 +226,7 @@ def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Pa
                 return DecodedFile(item, loaded, target, size, processing_size(size, options.min_side),
                                    time.monotonic() - started)
     except Exception as error:  # any decoding problem fails this file only
-        result = FileResult(item.path, None, "failed", error=describe_error(item.path, error))
+        return failure(item.path, error, time.monotonic() - started)
     result.seconds = time.monotonic() - started
     return result
 
@@ -298,12 +312,24 @@ def check_target(item: InputFile, target: Path, claimed: dict[Path, Path]) -> No
         raise OutputConflict(f"{item.path}: output {target} is already written by {owner}; use --suffix or separate runs")
 
 
+def failure(path: Path, error: Exception, seconds: float = 0.0) -> FileResult:
+    """A failed file: one line naming it and the cause; an unexpected exception is marked a bug
+    and keeps its traceback, so it can be diagnosed (``-v``, ``--log-file``, the report)."""
+    bug = not is_expected(error)
+    return FileResult(path, None, "failed", error=describe_error(path, error), seconds=seconds, bug=bug,
+                      traceback="".join(traceback.format_exception(error)) if bug else None)
+
+
+def is_expected(error: BaseException) -> bool:
+    """Failures that bad input or the machine cause (unreadable files, full disks, out of memory)."""
+    return isinstance(error, (LucidFluxError, OSError, MemoryError)) or type(error).__name__ == "OutOfMemoryError"
+
+
 def describe_error(path: Path, error: Exception) -> str:
     """One line naming the file and the cause."""
     if isinstance(error, LucidFluxError):
         return str(error)
-    text = str(error).strip().splitlines()
-    return f"{path}: {type(error).__name__}: {text[0] if text else 'no details'}"
+    return f"{path}: {one_line(error) if str(error).strip() else type(error).__name__ + ': no details'}"
 
 
 def write_restored(loaded: media.LoadedImage, target: Path, restored: np.ndarray, work: tuple[int, int],

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import signal
 from collections.abc import Iterator
@@ -31,28 +29,33 @@ class Interrupted(KeyboardInterrupt):
 def output_lock(out_dir: Path) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock on ``out_dir`` for the whole run.
 
-    ``flock`` is released by the kernel when the process dies, so a killed run never leaves
-    a stale lock behind; the file itself is harmless.
+    filelock uses the OS lock (``flock`` on POSIX, ``LockFileEx`` on Windows), which the kernel
+    releases when the process dies, so a killed run never leaves a stale lock behind. The holder
+    writes its pid into the file so that a refused run can name it.
     """
+    import filelock
+
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_NAME
-    handle = open(path, "a+")  # noqa: SIM115 (held for the duration of the context)
+    lock = filelock.FileLock(path, timeout=0)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise OutputLocked(f"{out_dir}: another lucidflux run (pid {owner}) is writing here; wait for it or use another -o") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        lock.acquire()
+    except filelock.Timeout:
+        owner = _read_owner(path)
+        raise OutputLocked(f"{out_dir}: another lucidflux run (pid {owner}) is writing here; "
+                           "wait for it or use another -o") from None
+    try:
+        path.write_text(str(os.getpid()))
         yield path
     finally:
-        handle.close()
+        lock.release()
+
+
+def _read_owner(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 @contextlib.contextmanager

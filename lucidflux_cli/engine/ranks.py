@@ -18,14 +18,20 @@ finished files and temps that the next run removes; torchrun then stops the othe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
+from collections.abc import Iterator, Sequence
 
 from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.control import Interrupted, output_lock, stop_on_signals
+from lucidflux_cli.engine.control import OutputLocked
+from lucidflux_cli.engine.report import SetupError
+from lucidflux_cli.engine.restorer import lazy_restorer
+from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
+from lucidflux_cli.engine.settings import RestoreRequest
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic, discovery, formats
+from lucidflux_cli.imageio.discovery import InputFile
 
 log = logging.getLogger("lucidflux")
 
@@ -55,114 +61,95 @@ def rank_device(requested: str, local_rank: int, cuda_available: bool) -> str:
     return requested
 
 
-def run(request, found: discovery.DiscoveryResult, options: batch.OutputOptions) -> int:
-    import torch
-    import torch.distributed as dist
+class Ranks(Scheduler):
+    """This process is one rank of a torchrun / accelerate launch: it restores its share of the files.
 
-    rank, size, local_rank = world()
-    _prefix_log(f"rank {rank}/{size}")
-    timeout = dt.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
-    dist.init_process_group("gloo", timeout=timeout)
-    try:
-        device = rank_device(request.device, local_rank, torch.cuda.is_available())
-        if device.startswith("cuda:") and torch.cuda.is_available():
-            torch.cuda.set_device(torch.device(device))  # libraries that use "the" current GPU
-        return _run_rank(request, found, options, rank, size, device)
-    finally:
-        dist.destroy_process_group()
+    Rank 0 holds the output lock, gathers every rank's results and writes the one report; every
+    rank exits with rank 0's code.
+    """
 
+    def __init__(self, request: RestoreRequest):
+        import torch
 
-def _run_rank(request, found, options, rank: int, size: int, device: str) -> int:
-    import dataclasses
+        self.rank, self.size, local_rank = world()
+        self.device = rank_device(request.device, local_rank, torch.cuda.is_available())
+        super().__init__(dataclasses.replace(request, device=self.device, progress=request.progress and self.rank == 0))
+        self.writes_report = self.rank == 0
+        self.setup_error: str | None = None
 
-    import torch.distributed as dist
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        import torch
+        import torch.distributed as dist
 
-    from lucidflux_cli.engine import run as job
-
-    request = dataclasses.replace(request, device=device, progress=request.progress and rank == 0)
-    events = job.EventSink(request)
-    with contextlib.ExitStack() as stack:
-        locked = [_lock_on_rank0(stack, request) if rank == 0 else None]
-        dist.broadcast_object_list(locked, src=0)  # the others wait here until rank 0 has the lock
-        if locked[0] is not None:
-            if rank == 0:
-                log.error("%s", locked[0])
-                events.finish(None, found, job.EXIT_SETUP, locked[0])
-            return job.EXIT_SETUP
+        _prefix_log(f"rank {self.rank}/{self.size}")
+        timeout = dt.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+        dist.init_process_group("gloo", timeout=timeout)
         try:
-            mine, error = _restore_share(request, found, options, rank, size, events)
-        except (KeyboardInterrupt, Interrupted):  # torchrun stops every rank when one dies
-            log.error("interrupted; finished files are kept, nothing is half-written; rerun to resume")
-            return job.EXIT_INTERRUPTED
-        parts = [None] * size if rank == 0 else None
-        dist.gather_object((mine, error), parts, dst=0)
-        code = [_merge(found, parts, events) if rank == 0 else None]
-        dist.broadcast_object_list(code, src=0)  # every rank exits with the run's code
-        return code[0]
+            if self.device.startswith("cuda:") and torch.cuda.is_available():
+                torch.cuda.set_device(torch.device(self.device))  # libraries that use "the" current GPU
+            yield
+        finally:
+            dist.destroy_process_group()
 
+    def lock(self, stack: contextlib.ExitStack) -> None:
+        """Rank 0 alone holds the output lock for the whole run: ranks of one run never contend,
+        while another run (single or distributed) is still refused."""
+        import torch.distributed as dist
 
-def _lock_on_rank0(stack: contextlib.ExitStack, request) -> str | None:
-    """Rank 0 alone holds the output lock for the whole run: ranks of one run never contend,
-    while another run (single or distributed) is still refused. Returns an error or None."""
-    try:
-        stack.enter_context(output_lock(request.out_dir))
-    except (LucidFluxError, OSError) as error:
-        return str(error)
-    atomic.remove_stale_temps(request.out_dir)  # before any rank of this run writes
-    return None
+        error = [None]
+        if self.rank == 0:
+            try:
+                super().lock(stack)  # also clears temps before any rank of this run writes
+            except (LucidFluxError, OSError) as failure:
+                error = [str(failure)]
+        dist.broadcast_object_list(error, src=0)  # the others wait here until rank 0 has the lock
+        if error[0] is not None:
+            raise OutputLocked(error[0])
 
+    def count(self, files: Sequence[InputFile]) -> int:
+        return len(share(len(files), self.rank, self.size))
 
-def _restore_share(request, found, options, rank: int, size: int, events) -> tuple[list[tuple[int, batch.FileResult]], str | None]:
-    """Restore this rank's files; returns ``[(index, result)]`` and a setup error, if any."""
-    from lucidflux_cli.engine import run as job
-
-    files = found.files
-    conflicts = batch.output_conflicts(files, options)  # judged over the whole list, as a single run would
-    indices = share(len(files), rank, size)
-    restorers: list[batch.Restorer] = []
-    claimed: dict = {}
-    name = f"rank {rank}"
-
-    def restorer() -> batch.Restorer:
-        if not restorers:
-            restorers.append(job.build_restorer(request))
-        return restorers[0]
-
-    mine: list[tuple[int, batch.FileResult]] = []
-    with (stop_on_signals(), formats.using_options(request.fmt, request.format_options),
-          job.Progress(len(indices), request) as progress):
-        for index in indices:
+    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
+                on_step: batch.StepCallback | None) -> list[tuple[int, batch.FileResult]]:
+        """This rank's files; a setup error is kept for :meth:`gather`, so no rank waits forever."""
+        conflicts = batch.output_conflicts(files, self.options)  # judged over the whole list, as a single run
+        restorer = lazy_restorer(self.request)
+        claimed: dict = {}
+        mine: list[tuple[int, batch.FileResult]] = []
+        for index in share(len(files), self.rank, self.size):
             item = files[index]
             try:
                 result = conflicts.get(item.path) or batch.restore_file(
-                    item, restorer, options, job.provenance(request), claimed, on_step=progress.step)
-            except (job.SetupError, LucidFluxError) as error:
-                log.error("%s", error)
-                return mine, str(error)
-            result.worker = name
-            mine.append((index, result))
-            events.file(result)
-            progress.file_done()
-            if request.fail_fast and result.status == "failed":  # this rank only; others finish their share
+                    item, restorer, self.options, self.request.provenance(), claimed, on_step=on_step)
+            except (SetupError, LucidFluxError) as error:
+                self.setup_error = str(error)
                 break
-    return mine, None
+            result.worker = f"rank {self.rank}"
+            mine.append((index, result))
+            on_result(result)
+            if self.request.fail_fast and result.status == "failed":  # this rank only; others finish their share
+                break
+        return mine
 
+    def gather(self, results: list) -> tuple[batch.BatchReport | None, str | None]:
+        """Rank 0: every rank's results in discovery order, and the first setup error."""
+        import torch.distributed as dist
 
-def _merge(found, parts: list, events) -> int:
-    """Rank 0: one report in discovery order, and the run's exit code."""
-    from lucidflux_cli.engine import run as job
+        parts = [None] * self.size if self.rank == 0 else None
+        dist.gather_object((results, self.setup_error), parts, dst=0)
+        if self.rank != 0:
+            return None, self.setup_error
+        ordered = sorted((pair for mine, _ in parts for pair in mine), key=lambda pair: pair[0])
+        errors = [error for _, error in parts if error]
+        return batch.BatchReport([result for _, result in ordered]), (errors[0] if errors else None)
 
-    results = sorted((pair for mine, _ in parts for pair in mine), key=lambda pair: pair[0])
-    report = batch.BatchReport([result for _, result in results])
-    errors = [error for _, error in parts if error]
-    if errors:
-        code = job.EXIT_SETUP
-    else:
-        code = job.EXIT_FAILED if found.problems and report.exit_code == job.EXIT_OK else report.exit_code
-    log.info("all ranks: %d restored, %d skipped, %d failed", report.count("done"), report.count("skipped"),
-             report.count("failed"))
-    events.finish(report, found, code, errors[0] if errors else None)
-    return code
+    def agree(self, code: int) -> int:
+        import torch.distributed as dist
+
+        codes = [code]
+        dist.broadcast_object_list(codes, src=0)  # every rank exits with the run's code
+        return codes[0]
 
 
 def _prefix_log(tag: str) -> None:

@@ -20,108 +20,34 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.control import Interrupted, output_lock, stop_on_signals
+from lucidflux_cli.engine.control import Interrupted, stop_on_signals
+from lucidflux_cli.engine.report import EXIT_INTERRUPTED, SetupError
+from lucidflux_cli.engine.restorer import lazy_restorer
+from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
+from lucidflux_cli.engine.settings import RestoreRequest, parse_devices
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic, discovery, formats
+from lucidflux_cli.imageio import formats
+from lucidflux_cli.imageio.discovery import InputFile
 
 log = logging.getLogger("lucidflux")
 
-# Test hook: the first worker handed a file with this name exits with code 137 (as if OOM-killed)
-# before touching it. Only read when set; never set it outside tests.
-TEST_KILL_ENV = "LUCIDFLUX_TEST_KILL_WORKER"
 MAX_SLOT_DEATHS = 2  # a device whose worker died twice is given up (lost device)
 STOP_TIMEOUT_S = 60.0
 
 
-def parse_devices(spec: str, cuda_count: int | None = None) -> list[str]:
-    """``all`` | ``cuda:0,cuda:1`` | ``cpu,cpu`` -> canonical device names (repeats allowed).
+class Workers(Scheduler):
+    """``--devices``: one spawned worker process (one model copy) per device, fed by this process."""
 
-    Raises ValueError with a one-line message. ``cuda_count`` defaults to the visible GPUs.
-    """
-    import torch
-
-    count = torch.cuda.device_count() if cuda_count is None else cuda_count
-    text = spec.strip()
-    if text == "all":
-        if count == 0:
-            raise ValueError("--devices all: no CUDA device is visible; list devices instead, e.g. --devices cpu,cpu")
-        return [f"cuda:{index}" for index in range(count)]
-    names = [part.strip() for part in text.split(",")]
-    if not text or not all(names):
-        raise ValueError(f"--devices {spec!r}: expected 'all' or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu")
-    return [_device_name(name, count) for name in names]
-
-
-def _device_name(name: str, cuda_count: int) -> str:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--devices: {name!r} is not a device (use cpu or cuda:N)") from None
-    if device.type == "cpu":
-        return "cpu"
-    if device.type != "cuda":
-        raise ValueError(f"--devices: {name!r}: only cpu and cuda:N are supported")
-    if device.index is None:
-        raise ValueError(f"--devices: {name!r}: name the GPU (cuda:0) or use --devices all")
-    if device.index >= cuda_count:
-        raise ValueError(f"--devices: {name} does not exist ({cuda_count} CUDA device(s) visible)")
-    return f"cuda:{device.index}"
-
-
-def validate(request) -> None:
-    """Usage errors of ``--devices`` / ``--shard-model`` (ValueError -> exit 2)."""
-    from lucidflux_cli.engine import ranks as distributed
-
-    if request.devices is not None and distributed.world() is not None:
-        raise ValueError("--devices cannot be used under torchrun/accelerate launch: each rank uses its LOCAL_RANK GPU")
-    if request.shard_model:
-        from lucidflux_cli.model import sharding
-
-        if request.offload != "none":
-            raise ValueError("--shard-model and --offload are two answers to one problem; choose one")
-
-        sharding.check_devices(parse_devices(request.devices) if request.devices is not None else [])
-    elif request.devices is not None:
-        parse_devices(request.devices)
-
-
-# ------------------------------------------------------------------------------------ parent
-
-
-def run(request, found: discovery.DiscoveryResult, options: batch.OutputOptions) -> int:
-    """The parallel counterpart of :func:`lucidflux_cli.engine.run.run` after discovery."""
-    from lucidflux_cli.engine import run as job
-
-    devices = parse_devices(request.devices)
-    events = job.EventSink(request)
-    try:
-        with output_lock(request.out_dir), stop_on_signals(), job.Progress(len(found.files), request) as progress:
-            atomic.remove_stale_temps(request.out_dir)
-            pool = Pool(found.files, request, options, devices,
-                        on_result=lambda result: (events.file(result), progress.file_done()))
-            report = pool.run()
-    except (job.SetupError, LucidFluxError) as error:
-        log.error("%s", error)
-        events.finish(None, found, job.EXIT_SETUP, str(error))
-        return job.EXIT_SETUP
-    except (KeyboardInterrupt, Interrupted):
-        log.error("interrupted; finished files are kept, nothing is half-written; rerun to resume")
-        events.finish(None, found, job.EXIT_INTERRUPTED, "interrupted")
-        return job.EXIT_INTERRUPTED
-    code = job.EXIT_FAILED if found.problems and report.exit_code == job.EXIT_OK else report.exit_code
-    retried = sum(r.retried for r in report.results)
-    log.info("%d restored, %d skipped, %d failed%s", report.count("done"), report.count("skipped"),
-             report.count("failed"), f" ({retried} retried after a worker died)" if retried else "")
-    events.finish(report, found, code)
-    return code
+    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
+                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+        pool = Pool(list(files), self.request, self.options, parse_devices(self.request.devices), on_result)
+        return pool.run().results
 
 
 @dataclass
@@ -141,8 +67,8 @@ class Worker:
 class Pool:
     """Hands files to idle workers, collects results, retries the files of dead workers."""
 
-    files: list[discovery.InputFile]
-    request: object  # RestoreRequest
+    files: list[InputFile]
+    request: RestoreRequest
     options: batch.OutputOptions
     devices: list[str]
     on_result: Callable[[batch.FileResult], None]
@@ -192,7 +118,7 @@ class Pool:
                 index = self.next_for(worker)
                 if index is not None:
                     worker.task = index
-                    worker.conn.send((index, self.files[index], index in self.avoid))
+                    worker.conn.send((index, self.files[index]))
 
     def next_for(self, worker: Worker) -> int | None:
         """The next file, skipping retries that died on this worker's slot while another slot lives."""
@@ -222,8 +148,6 @@ class Pool:
             worker.conn.close()
 
     def handle(self, worker: Worker, message: tuple) -> None:
-        from lucidflux_cli.engine.run import SetupError
-
         kind = message[0]
         if kind == "setup_error":
             raise SetupError(message[1])
@@ -309,16 +233,9 @@ def describe_exit(code: int | None) -> str:
 # ------------------------------------------------------------------------------------ worker
 
 
-def worker_main(conn: Connection, request, device: str, name: str, log_level: int, threads: int | None = None) -> None:
+def worker_main(conn: Connection, request: RestoreRequest, device: str, name: str, log_level: int,
+                threads: int | None = None) -> None:
     """Entry point of a worker process: restore the files the parent sends until it sends None."""
-    from lucidflux_cli.engine.run import (
-        EXIT_INTERRUPTED,
-        SetupError,
-        build_restorer,
-        output_options,
-        provenance,
-    )
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     if threads is not None:
         import torch
@@ -326,24 +243,15 @@ def worker_main(conn: Connection, request, device: str, name: str, log_level: in
         torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format=f"lucidflux[{name}]: %(message)s", force=True)
     request = replace(request, device=device, devices=None, progress=False)
-    options = output_options(request)
-    restorers: list[batch.Restorer] = []
+    options = batch.OutputOptions.from_request(request)
+    restorer = lazy_restorer(request)
     claimed: dict[Path, Path] = {}
-    kill_name = os.environ.get(TEST_KILL_ENV)
-
-    def restorer() -> batch.Restorer:
-        if not restorers:
-            restorers.append(build_restorer(request))
-        return restorers[0]
-
     try:
         with stop_on_signals(), formats.using_options(request.fmt, request.format_options):
             while (message := conn.recv()) is not None:
-                index, item, retry = message
-                if kill_name and item.path.name == kill_name and not retry:
-                    os._exit(137)  # test hook (see TEST_KILL_ENV)
+                index, item = message
                 try:
-                    result = batch.restore_file(item, restorer, options, provenance(request), claimed)
+                    result = batch.restore_file(item, restorer, options, request.provenance(), claimed)
                 except (SetupError, LucidFluxError) as error:
                     conn.send(("setup_error", str(error)))
                     return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -98,27 +99,25 @@ def atomic_write(path: str | os.PathLike[str], write_fn: Callable[[BinaryIO], ob
 
 
 def remove_stale_temps(directory: str | os.PathLike[str], *, min_age_s: float = 0.0) -> list[Path]:
-    """Delete temp files left in ``directory`` by a killed run; return what was removed.
+    """Delete temp files left anywhere under ``directory`` by a killed run; return what was removed.
 
-    Only names matching our temp pattern are touched. Pass ``min_age_s`` when another run may be
-    writing into the same folder right now, so its in-progress temps survive.
+    Outputs mirror the inputs' sub-folders, so the whole tree is searched (symlinked folders are
+    not followed). Only names matching our temp pattern are touched. Pass ``min_age_s`` when
+    another run may be writing into the same folder right now, so its in-progress temps survive.
     """
     removed: list[Path] = []
     now = time.time()
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not is_temp_name(entry.name):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
+    for folder, _subfolders, names in os.walk(directory):
+        for name in names:
+            if not is_temp_name(name):
                 continue
-            if min_age_s and now - entry.stat(follow_symlinks=False).st_mtime < min_age_s:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode) or (min_age_s and now - info.st_mtime < min_age_s):
+                    continue
+                os.unlink(path)
+            except OSError:
                 continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
+            removed.append(Path(path))
     return sorted(removed)

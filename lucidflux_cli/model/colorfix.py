@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lucidflux_cli.model import tiling
 
 LEVELS = 5
 
@@ -31,3 +34,24 @@ def wavelet_color_fix(content: torch.Tensor, color_source: torch.Tensor) -> torc
     high, _ = wavelet_split(content)
     _, low = wavelet_split(color_source)
     return (high + low).clamp(0, 1)
+
+
+def color_fix_windows(restored: np.ndarray, color_source: torch.Tensor, window: int,
+                      device: torch.device) -> np.ndarray:
+    """:func:`wavelet_color_fix` of host ``restored`` (B, H, W, 3) from host ``color_source``
+    (B, 3, >= H, >= W), computed on ``device`` window by window; returns a new host array.
+
+    Each window is a core plus ``COLOR_FIX_MARGIN`` px of context, and the blur reaches
+    1+2+4+8+16 = 31 px, so the cores equal the whole-image fix (up to rounding); a window
+    as large as the image is the whole-image fix exactly.
+    """
+    batch, height, width = restored.shape[:3]
+    fixed = np.empty_like(restored)
+    for core, box in tiling.core_boxes(height, width, window, tiling.COLOR_FIX_MARGIN):
+        content = torch.from_numpy(restored[:, box.slices[0], box.slices[1]]).permute(0, 3, 1, 2)
+        source = color_source[(slice(0, batch), slice(None), *box.slices)]
+        result = wavelet_color_fix(content.to(device).contiguous(), source.to(device).float().contiguous())
+        top, left = core.top - box.top, core.left - box.left
+        part = result[..., top:top + core.height, left:left + core.width]
+        fixed[:, core.slices[0], core.slices[1]] = part.permute(0, 2, 3, 1).cpu().numpy()
+    return fixed

@@ -152,12 +152,6 @@ def weight_needs(remover: Remover) -> tuple[list[str], list[WeightFile]]:
     return names, own
 
 
-def needed_weights(remover: Remover) -> set[str]:
-    """Names of every weight a run with ``remover`` needs (LucidFlux's own and the remover's)."""
-    names, own = weight_needs(remover)
-    return {*CORE_WEIGHTS, *names, *(w.name for w in own)}
-
-
 def run_weights(remover: Remover) -> list[WeightFile]:
     """Every weight file a run with ``remover`` needs, as entries to fetch (``weights download``)."""
     from lucidflux_cli.weights import REGISTRY

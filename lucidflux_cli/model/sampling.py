@@ -6,7 +6,9 @@ import math
 
 import torch
 
-LATENT_CHANNELS = 16
+from lucidflux_cli.model.config import LucidFluxConfig
+
+LATENT_CHANNELS = LucidFluxConfig.full().vae.latent_channels
 
 
 def make_noise(height: int, width: int, seed: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -38,11 +40,6 @@ def image_positions(height: int, width: int, device: torch.device | None = None)
     ids[..., 1] = torch.arange(h)[:, None]
     ids[..., 2] = torch.arange(w)[None, :]
     return ids.reshape(h * w, 3).to(device)
-
-
-def text_positions(length: int, device: torch.device | None = None) -> torch.Tensor:
-    """Text tokens (T5 and SigLIP alike) all sit at position zero."""
-    return torch.zeros(length, 3, device=device)
 
 
 def schedule_mu(height: int, width: int, base_shift: float = 0.5, max_shift: float = 1.15) -> float:

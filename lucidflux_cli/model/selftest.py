@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from lucidflux_cli.errors import one_line
+from lucidflux_cli.model.config import LucidFluxConfig
 from lucidflux_cli.model.pipeline import LucidFluxComponents, LucidFluxPipeline, RestoreSettings
 
 IMAGE_SIZE = 64  # smallest input that passes every stage unpadded (SwinIR works on multiples of 64)
@@ -66,32 +67,35 @@ def run(device: str, dtype: torch.dtype | None = None) -> SelfTestResult:
     return SelfTestResult(device, _dtype_name(dtype), True, time.perf_counter() - started)
 
 
-def build_components(device: torch.device, dtype: torch.dtype) -> LucidFluxComponents:
-    """Tiny random components placed as ``load_components`` places them (VAE, SwinIR in float32)."""
+def build_components(device: torch.device, dtype: torch.dtype,
+                     config: LucidFluxConfig | None = None) -> LucidFluxComponents:
+    """Random components of ``config`` (default: the tiny test size) placed as ``load_components``
+    places them (VAE, SwinIR in float32)."""
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+    from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
     from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
 
-    from lucidflux_cli.model.loading.flux_layout import FluxShape
+    from lucidflux_cli.model.loading.models import branch_config, transformer_config, vae_config
     from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation
 
-    backbone = FluxShape(hidden=64, in_channels=64, context_dim=32, vec_dim=16, head_dim=32, mlp_hidden=256,
-                         depth=3, depth_single=1, guidance=True)
-    branch = FluxShape(**{**backbone.__dict__, "depth": 2})
-    siglip_hidden = 32
+    config = config or LucidFluxConfig.tiny()
+    backbone = config.backbone
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
         torch.manual_seed(SEED)
-        transformer = _transformer(backbone)
+        transformer = FluxTransformer2DModel(**transformer_config(backbone))
+        lq, ldr = (_condition_branch(FluxControlNetModel(**branch_config(config.branch, config.hint_channels)))
+                   for _ in range(2))
         dual = DualConditionBranch(
-            lq=_condition_branch(branch),
-            ldr=_condition_branch(branch),
+            lq=lq, ldr=ldr,
             modulation_lq=LayerAdaptiveModulation(dim=backbone.hidden),
             modulation_ldr=LayerAdaptiveModulation(dim=backbone.hidden),
-            num_backbone_blocks=backbone.depth,
+            num_backbone_blocks=config.residuals,
         )
-        connector = ReduxImageEncoder(redux_dim=siglip_hidden, txt_in_features=backbone.context_dim)
-        siglip = _siglip(siglip_hidden)
-        vae = _vae()
-        remover = _swinir(device)
-        txt = torch.randn(1, 8, backbone.context_dim)
+        connector = ReduxImageEncoder(redux_dim=config.siglip.hidden, txt_in_features=backbone.context_dim)
+        siglip = _siglip(config)
+        vae = AutoencoderKL(**vae_config(config.vae))
+        remover = _swinir(config, device)
+        txt = torch.randn(1, config.prompt_tokens, backbone.context_dim)
         vec = torch.randn(1, backbone.vec_dim)
     return LucidFluxComponents(
         transformer=_ready(transformer, device, dtype),
@@ -109,62 +113,35 @@ def build_components(device: torch.device, dtype: torch.dtype) -> LucidFluxCompo
 # --- tiny components ----------------------------------------------------------------------
 
 
-def _transformer(shape):
-    from diffusers import FluxTransformer2DModel
-
-    from lucidflux_cli.model.loading.models import _transformer_config
-
-    return FluxTransformer2DModel(**_transformer_config(shape))
-
-
-def _condition_branch(shape):
-    from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
-
-    from lucidflux_cli.model.loading.models import _transformer_config
-
-    # The arguments load_condition_branch uses; diffusers zero-initialises the output
-    # projections, so give them values for the residuals to reach the backbone.
-    model = FluxControlNetModel(**{**_transformer_config(shape), "patch_size": 2, "num_single_layers": 0},
-                                conditioning_embedding_channels=16)
+def _condition_branch(model: torch.nn.Module) -> torch.nn.Module:
+    # diffusers zero-initialises the output projections; give them values for the residuals
+    # to reach the backbone.
     with torch.no_grad():
         for block in model.controlnet_blocks:
             torch.nn.init.normal_(block.weight, std=0.02)
     return model
 
 
-def _siglip(hidden: int):
+def _siglip(config: LucidFluxConfig):
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
-    # 64 px / 16 px patches = 16 image tokens; the pipeline takes whatever count SigLIP gives.
-    config = SiglipVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1,
-                                num_attention_heads=2, image_size=64, patch_size=16)
-    return SiglipVisionModel(config)
+    s = config.siglip
+    return SiglipVisionModel(SiglipVisionConfig(hidden_size=s.hidden, intermediate_size=s.intermediate,
+                                                num_hidden_layers=s.layers, num_attention_heads=s.heads,
+                                                image_size=s.image_size, patch_size=s.patch_size))
 
 
-def _vae():
-    from diffusers import AutoencoderKL
-
-    from lucidflux_cli.model.loading.models import FLUX_VAE_SCALING, FLUX_VAE_SHIFT
-
-    # Four levels: the same 8x downsampling and 16 latent channels as the FLUX autoencoder.
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[8] * 4, layers_per_block=1,
-        latent_channels=16, norm_num_groups=4, scaling_factor=FLUX_VAE_SCALING, shift_factor=FLUX_VAE_SHIFT,
-        use_quant_conv=False, use_post_quant_conv=False,
-    )
-
-
-def _swinir(device: torch.device):
+def _swinir(config: LucidFluxConfig, device: torch.device):
     """DiffBIR's pixel-unshuffle SwinIR through spandrel's detection, wrapped as the swinir remover does."""
     from spandrel import ModelLoader
     from spandrel.architectures.SwinIR import SwinIR
 
     from lucidflux_cli.model.removers import RemoverModel
 
-    model = SwinIR(img_size=64, patch_size=1, in_chans=3, embed_dim=16, depths=[2], num_heads=[2], window_size=8,
-                   mlp_ratio=2.0, upscale=8, img_range=1.0, upsampler="nearest+conv", resi_connection="1conv",
-                   start_unshuffle=8)
+    s = config.swinir
+    model = SwinIR(img_size=s.img_size, patch_size=1, in_chans=3, embed_dim=s.embed_dim, depths=list(s.depths),
+                   num_heads=list(s.heads), window_size=s.window, mlp_ratio=s.mlp_ratio, upscale=s.unshuffle,
+                   img_range=1.0, upsampler="nearest+conv", resi_connection="1conv", start_unshuffle=s.unshuffle)
     # DiffBIR checkpoints name the conv after the unshuffle ``conv_first.1``; spandrel detects the variant by it.
     state = {k.replace("conv_first.", "conv_first.1.", 1) if k.startswith("conv_first.") else k: v
              for k, v in model.state_dict().items()}

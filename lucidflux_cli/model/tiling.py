@@ -333,6 +333,49 @@ def swinir_grid(height: int, width: int, options: TileOptions) -> Grid:
     return make_grid(height, width, window, overlap, align=SWINIR_MULTIPLE, margin=margin)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How each stage covers one processing size: a single window is the whole image.
+
+    An image that fits in one diffusion tile is processed whole by every stage, which is the
+    reference's computation; a larger one gets each stage's own windows.
+    """
+
+    denoise: Grid  # packed tokens (16 px)
+    clean: Grid  # pixels
+    decode: Grid  # VAE latent positions (8 px)
+    color_window: int  # side of the colour fix's windows, margins included
+    semantic: str  # SigLIP tokens: "global" or "tile" (per tile only when there are tiles)
+    blend: str  # TileOptions.blend, for every stage's windows
+
+    @property
+    def tiled(self) -> bool:
+        return self.denoise.count > 1
+
+
+def whole(height: int, width: int) -> Grid:
+    """One window covering a ``height`` x ``width`` array."""
+    return make_grid(height, width, max(height, width), 0)
+
+
+def plan(width: int, height: int, options: TileOptions, remover_tileable: bool = True) -> Plan:
+    """Every stage's windows for a processing size padded to whole tokens (``latent_shape``).
+
+    ``remover_tileable``: False for a degradation remover whose output depends on the whole
+    image; it then sees the whole image in one piece, at the cost of memory.
+    """
+    rows, cols = latent_shape(width, height)
+    pixels_h, pixels_w = rows * TOKEN, cols * TOKEN
+    denoise = denoise_grid(width, height, options)
+    latent_h, latent_w = pixels_h // LATENT, pixels_w // LATENT
+    if denoise.count == 1:
+        return Plan(denoise, whole(pixels_h, pixels_w), whole(latent_h, latent_w),
+                    max(pixels_h, pixels_w) + 2 * COLOR_FIX_MARGIN, "global", options.blend)
+    clean = swinir_grid(pixels_h, pixels_w, options) if remover_tileable else whole(pixels_h, pixels_w)
+    return Plan(denoise, clean, decode_grid(latent_h, latent_w, options),
+                max(options.size, 4 * COLOR_FIX_MARGIN), options.semantic, options.blend)
+
+
 def core_boxes(height: int, width: int, window: int, margin: int) -> list[tuple[Box, Box]]:
     """Non-overlapping cores covering the image, each with its window (core + ``margin``, clipped)."""
     core = max(window - 2 * margin, TOKEN)

@@ -7,41 +7,15 @@ LucidFlux's condition branches use BFL names too. diffusers' own converter hard-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from lucidflux_cli.errors import CheckpointError
+from lucidflux_cli.model.config import FluxShape
+
+__all__ = ["FluxShape"]  # re-exported: loaders take shapes from here
 
 StateDict = dict[str, torch.Tensor]
 Layout = dict[str, tuple[int, ...]]
-
-
-@dataclass(frozen=True)
-class FluxShape:
-    """Hyper-parameters of a Flux-style transformer, as read off its tensors."""
-
-    hidden: int
-    in_channels: int
-    context_dim: int
-    vec_dim: int
-    head_dim: int
-    mlp_hidden: int
-    depth: int
-    depth_single: int
-    guidance: bool
-
-    @property
-    def heads(self) -> int:
-        return self.hidden // self.head_dim
-
-    @property
-    def axes_dim(self) -> tuple[int, int, int]:
-        # RoPE axes are not stored in checkpoints; FLUX splits each head 1/8 : 7/16 : 7/16
-        # (16, 56, 56 for 128-dim heads).
-        first = self.head_dim // 8
-        rest = (self.head_dim - first) // 2
-        return (first, rest, self.head_dim - first - rest)
 
 
 def count_blocks(state: StateDict, prefix: str) -> int:

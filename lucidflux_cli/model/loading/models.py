@@ -14,6 +14,7 @@ from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
 from torch import nn
 
 from lucidflux_cli.errors import CheckpointError
+from lucidflux_cli.model.config import VaeShape
 from lucidflux_cli.model.loading import files
 from lucidflux_cli.model.loading.files import StateDict
 from lucidflux_cli.model.loading.flux_layout import (
@@ -32,9 +33,6 @@ from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModula
 
 log = logging.getLogger(__name__)
 
-# Facts of the FLUX.1 autoencoder that its checkpoint does not store.
-FLUX_VAE_SCALING = 0.3611
-FLUX_VAE_SHIFT = 0.1159
 LUCIDFLUX_PARTS = ("condition_lq", "condition_ldr", "modulation_lq", "modulation_ldr", "connector")
 # Hint encoder: Sequential indices of its 8 convs (SiLU in between) -> diffusers names.
 _HINT_CONVS = {0: "conv_in", **{2 * (i + 1): f"blocks.{i}" for i in range(6)}, 14: "conv_out"}
@@ -76,11 +74,12 @@ def load_flux_transformer(path: Path, dtype: torch.dtype, device: str | torch.de
     if shape.mlp_hidden != 4 * shape.hidden:
         raise CheckpointError(path, f"unsupported MLP width {shape.mlp_hidden} (FLUX uses 4 x {shape.hidden})")
     with _meta_init():
-        model = FluxTransformer2DModel(**_transformer_config(shape))
+        model = FluxTransformer2DModel(**transformer_config(shape))
     return _materialise(model, bfl_to_diffusers_transformer(state, shape), path, "FLUX transformer", dtype)
 
 
-def _transformer_config(s: FluxShape) -> dict:
+def transformer_config(s: FluxShape) -> dict:
+    """``FluxTransformer2DModel`` arguments for a shape (also the condition branches' base)."""
     return dict(
         patch_size=1,
         in_channels=s.in_channels,
@@ -132,21 +131,16 @@ def load_flux_vae(path: Path, dtype: torch.dtype) -> AutoencoderKL:
 def _vae_config(state: StateDict, path: Path) -> dict:
     try:
         levels = count_blocks(state, "encoder.down.")
-        channels = [state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(levels)]
-        return dict(
-            in_channels=state["encoder.conv_in.weight"].shape[1],
-            out_channels=state["decoder.conv_out.weight"].shape[0],
-            down_block_types=["DownEncoderBlock2D"] * levels,
-            up_block_types=["UpDecoderBlock2D"] * levels,
-            block_out_channels=channels,
+        shape = VaeShape(
+            channels=tuple(state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] for i in range(levels)),
             layers_per_block=count_blocks(state, "encoder.down.0.block."),
             latent_channels=state["decoder.conv_in.weight"].shape[1],
-            norm_num_groups=32,
-            scaling_factor=FLUX_VAE_SCALING,
-            shift_factor=FLUX_VAE_SHIFT,
-            use_quant_conv="quant_conv.weight" in state,
-            use_post_quant_conv="post_quant_conv.weight" in state,
         )
+        config = vae_config(shape, quant_conv="quant_conv.weight" in state,
+                            post_quant_conv="post_quant_conv.weight" in state)
+        config.update(in_channels=state["encoder.conv_in.weight"].shape[1],
+                      out_channels=state["decoder.conv_out.weight"].shape[0])
+        return config
     except KeyError as error:
         raise CheckpointError(path, f"not a FLUX autoencoder (BFL layout): key {error} is missing") from error
 
@@ -198,11 +192,28 @@ def load_condition_branch(state: StateDict, path: Path, part: str, dtype: torch.
             out[f"input_hint_block.{name}.{suffix}"] = state[f"input_hint_block.{index}.{suffix}"]
     with _meta_init():
         # patch_size=2 makes diffusers pack the (16, H/8, W/8) hint 2x2 like the latent.
-        model = FluxControlNetModel(
-            **{**_transformer_config(shape), "patch_size": 2, "num_single_layers": 0},
-            conditioning_embedding_channels=16,
-        )
+        model = FluxControlNetModel(**branch_config(shape))
     return _materialise(model, out, path, what, dtype)
+
+
+def branch_config(s: FluxShape, hint_channels: int = 16) -> dict:
+    """``FluxControlNetModel`` arguments of one condition branch (double blocks only)."""
+    # patch_size=2 makes diffusers pack the (16, H/8, W/8) hint 2x2 like the latent.
+    return {**transformer_config(s), "patch_size": 2, "num_single_layers": 0,
+            "conditioning_embedding_channels": hint_channels}
+
+
+def vae_config(v: VaeShape, *, quant_conv: bool = False, post_quant_conv: bool = False) -> dict:
+    """``AutoencoderKL`` arguments of a FLUX autoencoder shape."""
+    return dict(
+        in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * len(v.channels),
+        up_block_types=["UpDecoderBlock2D"] * len(v.channels),
+        block_out_channels=list(v.channels), layers_per_block=v.layers_per_block,
+        latent_channels=v.latent_channels, norm_num_groups=v.norm_groups,
+        scaling_factor=v.scaling, shift_factor=v.shift,
+        use_quant_conv=quant_conv, use_post_quant_conv=post_quant_conv,
+    )
 
 
 def load_modulation(state: StateDict, path: Path, part: str, dtype: torch.dtype) -> LayerAdaptiveModulation:

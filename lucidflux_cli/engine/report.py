@@ -1,0 +1,133 @@
+"""What a run tells the user: per-file log lines, ``--json`` events, progress bars, the
+``--report`` file, and the exit code. Every scheduler reports through here.
+
+Exit codes: 0 all restored or skipped, 1 some files failed, 2 usage error (raised by the CLI),
+3 setup error (weights, device, output locked), 130 interrupted (SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+
+from lucidflux_cli import __version__
+from lucidflux_cli.engine.batch import BatchReport, FileResult
+from lucidflux_cli.engine.settings import RestoreRequest
+from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio import atomic
+from lucidflux_cli.imageio.discovery import DiscoveryResult
+
+log = logging.getLogger("lucidflux")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class SetupError(LucidFluxError):
+    """Weights, device or model could not be prepared (exit code 3)."""
+
+
+def exit_code(report: BatchReport | None, found: DiscoveryResult, error: str | None = None,
+              interrupted: bool = False) -> int:
+    """The one rule: interrupted > setup error > a failed file or an input problem > success."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if error is not None:
+        return EXIT_SETUP
+    if (report is not None and report.count("failed")) or found.problems:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def summary_line(report: BatchReport) -> str:
+    retried = sum(r.retried for r in report.results)
+    return (f"{report.count('done')} restored, {report.count('skipped')} skipped, {report.count('failed')} failed"
+            + (f" ({retried} retried after a worker died)" if retried else "")
+            + (f"; {report.bugs} failed through a bug (tracebacks with -v and in --log-file)" if report.bugs else ""))
+
+
+class EventSink:
+    """Per-file log lines, ``--json`` events on stdout, and the ``--report`` file.
+
+    ``writes_report``: only one process of a multi-process run writes the report and the summary.
+    """
+
+    def __init__(self, request: RestoreRequest, found: DiscoveryResult, writes_report: bool = True):
+        self.request, self.found, self.writes_report = request, found, writes_report
+        self.started = dt.datetime.now(dt.timezone.utc)
+        self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
+
+    def file(self, result: FileResult) -> None:
+        self.seen.append(result)
+        if self.request.json_events:
+            print(json.dumps(result.to_event()), flush=True)
+        if result.status == "failed":
+            log.error("failed %s", result.error)
+            if result.traceback:  # a bug: the whole story for -v and the log file
+                log.debug("traceback of the failure of %s:\n%s", result.source, result.traceback.rstrip())
+        elif result.status == "skipped":
+            log.info("skipped %s (exists: %s)", result.source, result.output)
+        else:
+            log.info("restored %s -> %s (%.1f s)", result.source, result.output, result.seconds)
+
+    def finish(self, report: BatchReport | None, code: int, error: str | None = None) -> None:
+        if not self.writes_report:
+            return
+        results = report.results if report is not None else self.seen
+        summary = {
+            "event": "summary",
+            "exit_code": code,
+            "done": sum(r.status == "done" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "failed": sum(r.status == "failed" for r in results),
+            "bugs": sum(r.bug for r in results),
+            "problems": self.found.problems,
+            "error": error,
+        }
+        if self.request.json_events:
+            print(json.dumps(summary), flush=True)
+        if self.request.report:
+            document = {
+                "tool": f"lucidflux-cli {__version__}",
+                "started": self.started.isoformat(),
+                "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "settings": self.request.provenance(),
+                **summary,
+                "files": [r.to_record() for r in results],
+            }
+            data = json.dumps(document, indent=2).encode()
+            self.request.report.parent.mkdir(parents=True, exist_ok=True)
+            atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+
+
+class Progress:
+    """tqdm bars for files and denoising steps; silent when not a terminal or quiet."""
+
+    def __init__(self, total: int, request: RestoreRequest):
+        self.enabled = request.progress and not request.quiet and sys.stderr.isatty()
+        self.total = total
+        self.files = self.steps = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.files = tqdm(total=self.total, unit="file", desc="restore", position=0)
+            self.steps = tqdm(total=0, unit="step", desc="denoise", position=1, leave=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bar in (self.steps, self.files):
+            if bar is not None:
+                bar.close()
+
+    def file_done(self) -> None:
+        if self.files is not None:
+            self.files.update(1)
+
+    def step(self, done: int, total: int) -> None:
+        if self.steps is not None:
+            if done == 1:
+                self.steps.reset(total=total)
+            self.steps.update(1)

@@ -1,0 +1,301 @@
+"""The one settings type of a restore run: every option, its default and its help, declared once.
+
+:class:`RestoreRequest` is the source of truth. The Click command (``commands/restore.py``)
+builds its options from the fields' :class:`OptionSpec`, the TOML/env config reads those Click
+options, and the pipeline's sampling settings come from :meth:`RestoreRequest.sampling`.
+This module stays light (no torch): the CLI imports it to print ``--help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, parse_size
+
+
+class model_config:  # noqa: N801  TODO(lead): these move to lucidflux_cli.model.config
+    @dataclass(frozen=True)
+    class SamplingDefaults:
+        steps: int = 20
+        guidance: float = 4.0
+        seed: int = 123456789
+        color_fix: str = "wavelet"
+
+    TILE_BATCH = 1
+    COMPILE_MODES = ("auto", "on", "off")
+    PRECISIONS = ("bf16", "fp8")
+    OFFLOAD_MODES = ("none", "model", "sequential")
+    COLOR_FIXES = ("wavelet", "none")
+    DEFAULT_REMOVER = "swinir"
+
+
+SAMPLING = model_config.SamplingDefaults()
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How a setting appears on the command line (and so in config files and ``LUCIDFLUX_*``)."""
+
+    help: str = ""
+    flags: tuple[str, ...] = ()  # default: ("--" + the field name with dashes,)
+    choices: tuple[str, ...] | None = None
+    minimum: int | None = None  # integer range, inclusive
+    maximum: int | None = None
+    flag: bool = False  # a switch without a value
+    multiple: bool = False  # repeatable
+    path: str | None = None  # "file", "dir" or "any": a filesystem path
+    parse: Callable[[str], Any] | None = None  # text -> value; ValueError with a one-line reason
+    metavar: str | None = None
+    envvar: str | None = None  # default: LUCIDFLUX_<FIRST LONG NAME>
+    required: bool = False
+    argument: bool = False  # a positional argument (nargs=-1)
+
+    def long_names(self, name: str) -> tuple[str, ...]:
+        return self.flags or ("--" + name.replace("_", "-"),)
+
+
+def setting(default: Any = None, *, factory: Callable[[], Any] | None = None, **spec: Any) -> Any:
+    """A dataclass field carrying its :class:`OptionSpec`."""
+    metadata = {"option": OptionSpec(**spec)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def parse_tile_size(text: str) -> int | str:
+    """``auto`` (chosen per image and device) or a tile side in px."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected 'auto' or a number of px, got {text!r}") from None
+
+
+def parse_key_values(values: Iterable[str]) -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` -> dict (ValueError for an item without ``=``)."""
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+# Weight files a user may point at instead of the cached downloads (``--flux PATH`` ...); each also
+# has a ``[weights]`` key in config files and a LUCIDFLUX_<NAME> variable.
+WEIGHT_OPTIONS = {
+    "flux": "FLUX.1-dev transformer: flux1-dev.safetensors (bf16 or fp8) or a diffusers FLUX.1-dev folder",
+    "ae": "FLUX autoencoder: ae.safetensors or a diffusers vae/ folder",
+    "lucidflux": "lucidflux.pth (condition branches, modulations, connector)",
+    "swinir": "DiffBIR SwinIR checkpoint (general_swinir_v1.ckpt)",
+    "siglip": "SigLIP folder (google/siglip2-so400m-patch16-512)",
+    "prompt_embeddings": "prompt_embeddings.pt (precomputed T5/CLIP prompt)",
+    "text_encoders": "for --prompt: a FLUX.1-dev folder with text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/",
+}
+
+
+@dataclass
+class RestoreRequest:
+    """Everything a ``restore`` run is told; field order is the order of ``--help``."""
+
+    inputs: list[str] = setting(factory=list, argument=True, required=True)
+    out_dir: Path = setting(None, flags=("-o", "--output"), path="dir", required=True,
+                            help="Output folder; the input tree is mirrored under it.")
+    size: tuple[int, int] | None = setting(
+        None, parse=parse_size, help="Exact output size WxH (one side 0 keeps the aspect ratio). Default: input size.")
+    scale: float = setting(1.0, help="Output size = SCALE x input size (aspect kept); not with --size.")
+    min_side: int = setting(
+        DEFAULT_MIN_SIDE, minimum=0,
+        help="Restore at a short side of at least this many px, then resize to the output size (0: off).")
+    tile_size: int | str = setting(
+        "auto", parse=parse_tile_size, metavar="auto|PX",
+        help="Above this processing size (px, multiple of 16) the image is restored in overlapping tiles. "
+             "auto: per image 1024 or 1536, whichever is less work; 1536 only where the GPU holds it (CPU: 1024).")
+    tile_overlap: int | None = setting(
+        None, help="Minimum overlap of neighbouring tiles in px (multiple of 16, at most half a tile). "
+                   "Default: a quarter of the tile size.")
+    tile_batch: int = setting(model_config.TILE_BATCH, help="Tiles per model call.")
+    batch_size: int = setting(
+        1, minimum=1, help="Consecutive images of one processing size restored together in one model call "
+                           "(single-process runs; not with --devices or torchrun).")
+    steps: int = setting(SAMPLING.steps, minimum=1, maximum=1000, help="Denoising steps.")
+    guidance: float = setting(SAMPLING.guidance, help="FLUX guidance embedding value.")
+    seed: int = setting(SAMPLING.seed, minimum=0, maximum=2**63 - 1, help="Noise seed.")
+    device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
+    devices: str | None = setting(
+        None, metavar="LIST",
+        help="Data parallel: one worker (one model copy) per device, e.g. cuda:0,cuda:1, all, or cpu,cpu. "
+             "See docs/cluster.md (also for torchrun).")
+    shard_model: bool = setting(
+        False, flag=True, help="Spread one copy of the model over the --devices GPUs (GPUs too small for the 12B backbone).")
+    dtype: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"), help="auto: bf16 on CUDA, fp32 on CPU.")
+    compile: str = setting(
+        "auto", choices=model_config.COMPILE_MODES,
+        help="torch.compile the transformer blocks (cached under the cache folder); auto: on for CUDA.")
+    precision: str = setting(
+        "bf16", choices=model_config.PRECISIONS,
+        help="fp8: float8 backbone matmuls via torchao (Ada/Hopper GPUs; pip install 'lucidflux-cli[fp8]').")
+    offload: str = setting(
+        "none", choices=model_config.OFFLOAD_MODES,
+        help="Keep models on the host: model = each moved to the GPU for its stage; sequential = per layer.")
+    fmt: str = setting(
+        "same", flags=("--format",),
+        help="same (the input's format where writable, else png), png, jpeg, webp, tiff, heif, "
+             "or an installed format plugin (`lucidflux plugins list`).")
+    format_options: dict[str, str] = setting(
+        factory=dict, flags=("--format-option",), multiple=True, parse=parse_key_values, metavar="KEY=VALUE",
+        help="Option for the --format plugin (repeatable), e.g. bits=16 for png/tiff.")
+    remover: str = setting(
+        model_config.DEFAULT_REMOVER,
+        help="Degradation remover run before LucidFlux: swinir (the paper's), none, or an installed plugin.")
+    remover_options: dict[str, str] = setting(
+        factory=dict, flags=("--remover-option",), multiple=True, parse=parse_key_values, metavar="KEY=VALUE",
+        help="Option for the --remover plugin (repeatable), e.g. model=PATH.")
+    quality: int | None = setting(None, minimum=1, maximum=100, help="JPEG/WebP/HEIF quality (default 95).")
+    suffix: str = setting("", help="Appended to output file names (photo.jpg -> photo<SUFFIX>.jpg).")
+    color_fix: str = setting(SAMPLING.color_fix, choices=model_config.COLOR_FIXES,
+                             help="Wavelet colour fix against the cleaned image (as the reference), or none.")
+    prompt: str | None = setting(None, help="Encode this prompt with FLUX.1-dev's T5/CLIP instead of the shipped embedding.")
+    overwrite: bool = setting(False, flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
+    no_recursive: bool = setting(False, flag=True, help="Do not descend into sub-folders.")
+    include: tuple[str, ...] = setting((), multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'.")
+    exclude: tuple[str, ...] = setting((), multiple=True, help="Skip files or folders matching this pattern (repeatable).")
+    null_separated: bool = setting(False, flags=("-0", "--null"), flag=True,
+                                   help="Paths read from stdin ('-') are NUL-separated.")
+    dry_run: bool = setting(False, flag=True, help="List what would be restored or skipped; load no model.")
+    fail_fast: bool = setting(False, flag=True, help="Stop at the first file that fails.")
+    json_events: bool = setting(False, flags=("--json",), flag=True,
+                                help="Print one JSON event per file (and a summary) on stdout.")
+    report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
+    log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
+    offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
+    cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
+                                     help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
+    quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
+    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
+                            help="Debug logging, and the traceback of a failure caused by a bug.")
+    # Not options: paths given with --flux, --ae, ... (WEIGHT_OPTIONS), and whether to draw progress bars.
+    weights: dict[str, Path | None] = field(default_factory=dict)
+    progress: bool = True
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> RestoreRequest:
+        """Build from parsed option values (by field name); weight paths by WEIGHT_OPTIONS name."""
+        weights = {name: values.pop(name, None) for name in WEIGHT_OPTIONS}
+        values = {key: (tuple(value) if key in ("include", "exclude") else value) for key, value in values.items()}
+        return cls(weights=weights, **{**values, "inputs": list(values.get("inputs", ()))})
+
+    @property
+    def recursive(self) -> bool:
+        return not self.no_recursive
+
+    def sampling(self, size: tuple[int, int] | None = None):
+        """The pipeline's settings for an image of processing ``size`` (tiles depend on it)."""
+        from lucidflux_cli.model.pipeline import RestoreSettings
+
+        return RestoreSettings(steps=self.steps, guidance=self.guidance, seed=self.seed, color_fix=self.color_fix,
+                               tiles=self.tiles(size))
+
+    def tiles(self, size: tuple[int, int] | None = None):
+        """Tiles for an image of processing ``size``: with ``--tile-size auto`` the cheapest the
+        device holds (tiling.cheapest_tiles); without a size, the largest allowed."""
+        from lucidflux_cli.model import tiling
+
+        largest = self.largest_tile()
+        if self.tile_size != "auto" or size is None:
+            return tiling.TileOptions(size=largest, overlap=self.tile_overlap, batch=self.tile_batch)
+        return tiling.auto_tiles(*size, largest, self.tile_overlap, self.tile_batch)
+
+    def largest_tile(self) -> int:
+        """``--tile-size``, or for ``auto`` the largest tile the device's memory holds in one piece."""
+        from lucidflux_cli.model import tiling
+
+        if self.tile_size != "auto":
+            return int(self.tile_size)
+        if self.shard_model:  # each GPU holds a part of the model: keep FLUX's native tile
+            return tiling.AUTO_TILE_SIDES[-1]
+        return tiling.auto_tile_size(device_memory_gib(self.device), self.precision, self.offload)
+
+    def provenance(self) -> dict[str, str]:
+        """What the output's metadata and the report record about how it was made."""
+        return {
+            "Model": "LucidFlux (FLUX.1-dev)",
+            "Steps": str(self.steps),
+            "Guidance": str(self.guidance),
+            "Seed": str(self.seed),
+            "ColorFix": self.color_fix,
+            "Remover": self.remover,
+            "Prompt": self.prompt or "(LucidFlux default embedding)",
+        }
+
+
+def options() -> Iterator[tuple[dataclasses.Field, OptionSpec]]:
+    """The fields of :class:`RestoreRequest` that are command-line options or arguments, in order."""
+    for item in dataclasses.fields(RestoreRequest):
+        spec = item.metadata.get("option")
+        if spec is not None:
+            yield item, spec
+
+
+def default_of(item: dataclasses.Field) -> Any:
+    return item.default_factory() if item.default_factory is not dataclasses.MISSING else item.default
+
+
+def parse_devices(spec: str, cuda_count: int | None = None) -> list[str]:
+    """``all`` | ``cuda:0,cuda:1`` | ``cpu,cpu`` -> canonical device names (repeats allowed).
+
+    Raises ValueError with a one-line message. ``cuda_count`` defaults to the visible GPUs.
+    """
+    import torch
+
+    count = torch.cuda.device_count() if cuda_count is None else cuda_count
+    text = spec.strip()
+    if text == "all":
+        if count == 0:
+            raise ValueError("--devices all: no CUDA device is visible; list devices instead, e.g. --devices cpu,cpu")
+        return [f"cuda:{index}" for index in range(count)]
+    names = [part.strip() for part in text.split(",")]
+    if not text or not all(names):
+        raise ValueError(f"--devices {spec!r}: expected 'all' or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu")
+    return [_device_name(name, count) for name in names]
+
+
+def _device_name(name: str, cuda_count: int) -> str:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--devices: {name!r} is not a device (use cpu or cuda:N)") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise ValueError(f"--devices: {name!r}: only cpu and cuda:N are supported")
+    if device.index is None:
+        raise ValueError(f"--devices: {name!r}: name the GPU (cuda:0) or use --devices all")
+    if device.index >= cuda_count:
+        raise ValueError(f"--devices: {name} does not exist ({cuda_count} CUDA device(s) visible)")
+    return f"cuda:{device.index}"
+
+
+@functools.cache
+def device_memory_gib(name: str) -> float | None:
+    """Total memory of the CUDA device ``name`` (``auto``: the first GPU) in GiB; None for a CPU."""
+    import torch
+
+    from lucidflux_cli.model.devices import resolve_device
+
+    try:
+        device = resolve_device(name)
+    except (ValueError, RuntimeError):
+        return None  # validation reports a bad --device
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).total_memory / 2**30

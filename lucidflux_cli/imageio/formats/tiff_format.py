@@ -1,0 +1,77 @@
+"""TIFF, 8 or 16 bit, deflate with the horizontal predictor, written by tifffile.
+
+tifffile writes the pixels and IFD0 (EXIF's IFD0 tags, the ICC profile and XMP go in as extra
+tags) but refuses EXIF's pointer tags, so it writes two stand-in tags that sort where the pointers
+belong; the Exif, GPS and Interop IFDs are appended after its output and the stand-ins turned into
+the pointers to them (docs/imageio-notes.md).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any, BinaryIO
+
+import piexif
+import tifffile
+
+from lucidflux_cli.imageio import exif as exif_ifds
+from lucidflux_cli.imageio.formats.base import FormatCapabilities, OutputImage
+from lucidflux_cli.imageio.formats.builtin import ALL_METADATA, BITS_HELP, BuiltinFormat
+
+_STRIP_TARGET_BYTES = 1 << 18
+_XMP = 700
+_RESOLUTION_TAGS = (282, 283, 296)  # tifffile writes these itself, from its arguments
+# Unassigned codes with no tag between them and the pointer each stands in for.
+_STAND_IN = {exif_ifds.EXIF_POINTER: 34666, exif_ifds.GPS_POINTER: 34854}
+
+
+class TIFF(BuiltinFormat):
+    summary = "TIFF, 8 or 16 bit, deflate"
+    aliases = ("tif",)
+    capabilities = FormatCapabilities((".tif", ".tiff"), (8, 16), alpha=True, **ALL_METADATA)
+    option_help = BITS_HELP
+
+    def write(self, fp: BinaryIO, image: OutputImage) -> None:
+        samples = self.samples(image)
+        height, width, channels = samples.shape
+        zeroth = image.exif_tags.get("0th", {})
+        ifd0, sub, gps, interop = exif_ifds.ifds(image.exif_tags, image.path)
+        for tag in (piexif.ExifIFD.PixelXDimension, piexif.ExifIFD.PixelYDimension):
+            sub.pop(tag, None)  # EXIF-in-TIFF does not allow these
+        pointers = [exif_ifds.EXIF_POINTER] * bool(sub or interop) + [exif_ifds.GPS_POINTER] * bool(gps)
+        skip = {*_RESOLUTION_TAGS, *_STAND_IN.values()}
+        # EXIF's values come packed big-endian, and tifffile takes packed bytes for any type.
+        extratags: list[tuple[Any, ...]] = [
+            (tag, kind, count, data, True) for tag, (kind, count, data) in ifd0.items() if tag not in skip
+        ]
+        extratags += [(_STAND_IN[tag], 4, 1, 0, True) for tag in pointers]
+        if image.xmp:
+            extratags.append((_XMP, 1, len(image.xmp), image.xmp, True))
+        buffer = io.BytesIO()
+        tifffile.imwrite(
+            buffer, samples, byteorder=">", photometric="rgb", planarconfig="contig",
+            extrasamples=("unassalpha",) if channels == 4 else None,
+            compression="zlib", compressionargs={"level": 6}, predictor=True,
+            rowsperstrip=max(1, min(height, _STRIP_TARGET_BYTES // (width * channels * samples.itemsize))),
+            resolution=(zeroth.get(282, (72, 1)), zeroth.get(283, (72, 1))), resolutionunit=zeroth.get(296, 2),
+            iccprofile=image.icc_profile, software=False, metadata=None, extratags=extratags,
+        )
+        if pointers:
+            _append_exif_ifds(buffer, sub, gps, interop)
+        fp.write(buffer.getbuffer())
+
+
+def _append_exif_ifds(buffer: io.BytesIO, sub, gps, interop) -> None:
+    end = buffer.seek(0, io.SEEK_END)
+    if end % 2:  # IFDs start on a word boundary
+        buffer.write(b"\0")
+        end += 1
+    data, offsets = exif_ifds.layout(None, sub, gps, interop, end)
+    buffer.write(data)
+    buffer.seek(0)
+    with tifffile.TiffFile(buffer) as tif:
+        entries = {tag.code: tag.offset for tag in tif.pages.first.tags}
+    for pointer, offset in offsets.items():
+        buffer.seek(entries[_STAND_IN[pointer]])  # the 12-byte IFD entry: code, type, count, value
+        buffer.write(struct.pack(">HHII", pointer, 4, 1, offset))
