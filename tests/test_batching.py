@@ -35,15 +35,15 @@ def events(output: str) -> list[dict]:
 
 @pytest.fixture
 def batch_sizes(monkeypatch) -> list[int]:
-    """Images per untiled model call, for every call the pipeline makes."""
+    """Images per restore (one model call per stage and step when untiled), for every restore the pipeline runs."""
     seen: list[int] = []
-    untiled = LucidFluxPipeline._restore_untiled
+    restore = LucidFluxPipeline._restore
 
     def spy(self, images, *args):
         seen.append(len(images))
-        return untiled(self, images, *args)
+        return restore(self, images, *args)
 
-    monkeypatch.setattr(LucidFluxPipeline, "_restore_untiled", spy)
+    monkeypatch.setattr(LucidFluxPipeline, "_restore", spy)
     return seen
 
 
@@ -122,14 +122,14 @@ def test_a_model_error_on_one_image_of_a_group_fails_only_that_file(tmp_path, ti
     for index in range(3):
         pixels = rgb_pattern(48, 32, seed=index) if index != 1 else np.full((32, 48, 3), 90, np.uint8)
         Image.fromarray(pixels).save(tmp_path / "in" / f"{index}.png")
-    remove = LucidFluxPipeline._remove
+    remove = LucidFluxPipeline.remove
 
     def picky_remover(self, x):  # a remover that rejects flat images, whatever batch they come in
         if any(bool(item.max() == item.min()) for item in x):
             raise ValueError("flat image")
         return remove(self, x)
 
-    monkeypatch.setattr(LucidFluxPipeline, "_remove", picky_remover)
+    monkeypatch.setattr(LucidFluxPipeline, "remove", picky_remover)
     result = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, "--batch-size", "3",
                  "--json", *weight_args(tiny_release))
     assert result.exit_code == 1

@@ -20,7 +20,7 @@ from PIL import Image
 
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.engine.control import output_lock
-from lucidflux_cli.imageio import atomic, media
+from lucidflux_cli.imageio import atomic, formats, media
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]
 
@@ -74,7 +74,7 @@ def test_outputs_mirror_the_tree_and_decode(restored):
     _, out, files, root, _ = restored
     for key, source in files.items():
         target = out / source.relative_to(root)
-        ext = media.EXTENSIONS[media.output_format_for(media.format_from_extension(source.name), "same")]
+        ext = formats.extension(formats.output_format_for(formats.format_from_extension(source.name), "same"))
         target = target.with_suffix(ext)
         if key in BROKEN:
             assert not target.exists()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from lucidflux_cli.commands import configfile
-from lucidflux_cli.engine import doctor
 from lucidflux_cli.commands.main import main
+from lucidflux_cli.engine import doctor
 from lucidflux_cli.model import selftest
 from lucidflux_cli.weights import REGISTRY
 

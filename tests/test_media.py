@@ -11,8 +11,8 @@ import make_images as mk
 import numpy as np
 import piexif
 import piexif.helper
-import pytest
 import png
+import pytest
 import tifffile
 from PIL import Image, ImageOps
 
@@ -484,7 +484,7 @@ def test_failed_16bit_write_and_interrupt_leave_no_temp(
     def boom(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(png.Writer, "write_packed", boom)
+    monkeypatch.setattr(png, "write_chunks", boom)
     with pytest.raises(KeyboardInterrupt):
         formats.write_image(out, rgb, alpha=None, metadata=None, fmt="png", bit_depth=16)
     assert list(tmp_path.iterdir()) == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from per_step_reference import PerStepPipeline
 from test_pipeline import photo
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.model import acceleration, sampling, tiling
+from lucidflux_cli.model import acceleration, sampling
 from lucidflux_cli.model.components import load_components
 from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 from lucidflux_cli.model.tiling import TileOptions
@@ -52,18 +54,20 @@ def _max_diff(ours: list[torch.Tensor], theirs: list[torch.Tensor]) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(ours, theirs, strict=True))
 
 
-def _stages(pipeline, width: int, height: int):
-    lq = pipeline.prepare_lq(photo(width, height, seed=3), (width, height))
-    cleaned = pipeline.clean(lq)
-    return lq, cleaned, pipeline.encode_context(cleaned[..., :height, :width])
+def _stages(pipeline, width: int, height: int, options: TileOptions | None = None, seed: int = 3):
+    """The denoise stage's inputs: (LQ image, plan, cleaned image, context)."""
+    lq = pipeline.lq_image([photo(width, height, seed=seed)], (width, height))
+    plan = pipeline.plan(lq, options or TileOptions())
+    cleaned = pipeline.clean(lq, plan)
+    return lq, plan, cleaned, pipeline.encode_context(cleaned[..., :height, :width])
 
 
 def test_prepared_step_equals_per_step_diffusers_path_untiled(tiny_pipeline):
     ours, theirs = Recording(tiny_pipeline), RecordingReference(tiny_pipeline)
-    lq, cleaned, context = _stages(tiny_pipeline, 80, 48)
+    lq, plan, cleaned, context = _stages(tiny_pipeline, 80, 48)
     settings = RestoreSettings(steps=STEPS, seed=5)
-    fast = ours.denoise(lq, cleaned, context, settings)
-    slow = theirs.denoise(lq, cleaned, context, settings)
+    fast = ours.denoise(lq, cleaned, context, settings, plan)
+    slow = theirs.denoise(lq, cleaned, context, settings, plan)
     assert len(ours.velocities) == STEPS
     # Same modules, same operations in the same order: equal to the last bit.
     assert _max_diff(ours.velocities, theirs.velocities) == 0.0
@@ -72,12 +76,12 @@ def test_prepared_step_equals_per_step_diffusers_path_untiled(tiny_pipeline):
 
 def test_prepared_residuals_equal_per_step_residuals(tiny_pipeline):
     pipe, theirs = tiny_pipeline, RecordingReference(tiny_pipeline)
-    lq, cleaned, context = _stages(pipe, 64, 64)
+    lq, plan, cleaned, context = _stages(pipe, 64, 64)
     ldr = (cleaned * 2.0 - 1.0).to(pipe.dtype)
     settings = RestoreSettings(steps=STEPS, seed=5)
-    theirs.denoise(lq, cleaned, context, settings)
+    theirs.denoise(lq, cleaned, context, settings, plan)
     img_ids = sampling.image_positions(64, 64)
-    fixed = pipe.step_inputs(context, settings.guidance, img_ids, pipe.c.dual_branch.hints(lq, ldr))
+    fixed = pipe.step_inputs(context, settings.guidance, img_ids, pipe.c.dual_branch.hints(lq.crop(), ldr))
     latents = sampling.pack_latents(sampling.make_noise(64, 64, 5, pipe.device, pipe.dtype))
     t = torch.full((1,), sampling.timesteps(STEPS, 64, 64)[0])
     ours = pipe.c.dual_branch(latents, t, fixed.branch_text, fixed.branch_rope, fixed.hints)
@@ -96,12 +100,10 @@ TILED = {
 def test_prepared_step_equals_per_step_diffusers_path_tiled(tiny_pipeline, options):
     ours, theirs = Recording(tiny_pipeline), RecordingReference(tiny_pipeline)
     width, height = 112, 96  # 2 x 2 tiles of 64 px: with 3 per call, a full and a partial batch
-    lq_image = tiny_pipeline.lq_image(photo(width, height, seed=4), (width, height))
-    cleaned = tiny_pipeline.clean_tiled(lq_image, options)
-    context = tiny_pipeline.encode_context(cleaned[..., :height, :width])
+    lq, plan, cleaned, context = _stages(tiny_pipeline, width, height, options, seed=4)
     settings = RestoreSettings(steps=2, seed=6, tiles=options)
-    fast = ours.denoise_tiled(lq_image, cleaned, context, settings)
-    slow = theirs.denoise_tiled(lq_image, cleaned, context, settings)
+    fast = ours.denoise(lq, cleaned, context, settings, plan)
+    slow = theirs.denoise(lq, cleaned, context, settings, plan)
     assert len(ours.velocities) == len(theirs.velocities) > 2  # several calls per step
     assert _max_diff(ours.velocities, theirs.velocities) <= 1e-6
     assert float((fast - slow).abs().max()) <= 1e-6
@@ -110,13 +112,11 @@ def test_prepared_step_equals_per_step_diffusers_path_tiled(tiny_pipeline, optio
 def test_tiles_share_text_and_positions_and_keep_only_small_hints(tiny_pipeline):
     options = TileOptions(size=64, overlap=16)
     width, height = 112, 96
-    lq_image = tiny_pipeline.lq_image(photo(width, height), (width, height))
-    cleaned = tiny_pipeline.clean_tiled(lq_image, options)
-    context = tiny_pipeline.encode_context(cleaned[..., :height, :width])
-    boxes = tiling.denoise_grid(width, height, options).boxes()
-    chunks = [range(i, i + 1) for i in range(len(boxes))]
-    fixed = tiny_pipeline._tile_step_inputs(chunks, boxes, lq_image, cleaned, context,
-                                            dataclasses.replace(RestoreSettings(), tiles=options))
+    lq, plan, cleaned, context = _stages(tiny_pipeline, width, height, options, seed=0)
+    boxes = plan.denoise.boxes()
+    calls = [[(0, i)] for i in range(len(boxes))]
+    fixed = tiny_pipeline._step_inputs_per_call(calls, boxes, lq, cleaned, context,
+                                                dataclasses.replace(RestoreSettings(), tiles=options), plan)
     assert len(fixed) == 4
     assert all(f.backbone_text is fixed[0].backbone_text and f.branch_rope is fixed[0].branch_rope for f in fixed)
     assert fixed[0].hints[0].shape[-1] == 64  # 16 hint channels x 2 x 2, not the model width
@@ -134,8 +134,25 @@ def test_compile_auto_is_off_on_cpu_and_on_for_cuda():
         acceleration.resolve_compile("sometimes", torch.device("cpu"))
 
 
-def test_compile_cache_lives_under_the_tool_cache(tmp_path):
-    assert acceleration.compile_cache_dir(tmp_path) == tmp_path / "torch-compile"
+def test_compiling_puts_inductors_cache_under_the_tool_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    blocks = [torch.nn.Linear(2, 2) for _ in range(5)]
+    components = SimpleNamespace(
+        transformer=SimpleNamespace(transformer_blocks=blocks[:2], single_transformer_blocks=blocks[2:3]),
+        dual_branch=SimpleNamespace(lq=SimpleNamespace(transformer_blocks=blocks[3:4]),
+                                    ldr=SimpleNamespace(transformer_blocks=blocks[4:])),
+        vae=None, siglip=None, connector=None,
+    )
+    assert acceleration.apply(components, device=torch.device("cpu"), compile_mode="on", cache_dir=tmp_path)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "torch-compile")
+    assert (tmp_path / "torch-compile").is_dir()
+    assert all(block._compiled_call_impl is not None for block in blocks)  # every repeated block, regionally
+    # Without --cache-dir: beside the weights, in huggingface_hub's cache.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert acceleration.compile_cache_dir() == tmp_path / "hub" / "torch-compile"
 
 
 def test_compile_cache_replaces_torchs_default_but_not_the_users_choice(tmp_path, monkeypatch):
@@ -232,15 +249,59 @@ class _Spy(torch.nn.Module):
         return self
 
 
-def test_offload_is_a_no_op_on_cpu_and_gives_the_same_output(tiny_pipeline, caplog):
+def test_offload_has_no_effect_on_the_cpu(caplog):
     with caplog.at_level("INFO"):
         placement = acceleration.Placement("model", torch.device("cpu"))
     assert placement.mode == "none" and placement.load_device == torch.device("cpu")
     assert "no effect on the CPU" in caplog.text
-    offloaded = LucidFluxPipeline(tiny_pipeline.c, tiny_pipeline.device, tiny_pipeline.dtype, placement)
-    settings = RestoreSettings(steps=2, seed=8)
-    expected = tiny_pipeline(photo(64, 48), size=(64, 48), settings=settings)
-    assert np.array_equal(offloaded(photo(64, 48), size=(64, 48), settings=settings), expected)
+
+
+class StagingPlacement(acceleration.Placement):
+    """Records each stage's modules instead of moving them; ``staged`` is what a stage holds now."""
+
+    def __init__(self):
+        super().__init__("none", torch.device("cpu"))
+        self.staged: set[int] = set()
+        self.stages: list[set[int]] = []
+
+    @contextlib.contextmanager
+    def stage(self, *modules):
+        outer, self.staged = self.staged, self.staged | {id(module) for module in modules}  # stages may nest
+        self.stages.append({id(module) for module in modules})
+        try:
+            yield
+        finally:
+            self.staged = outer
+
+
+def test_every_model_runs_inside_a_stage_that_brought_it_to_the_device(tiny_pipeline):
+    """With --offload model a component is on the device only inside its stage: each model call must
+    come from a stage that names that model (else it would run on host weights, or fail on a GPU)."""
+    placement = StagingPlacement()
+    c = tiny_pipeline.c
+    offloaded = {"transformer": c.transformer, "dual_branch": c.dual_branch, "vae": c.vae, "siglip": c.siglip,
+                 "connector": c.connector}
+    used: set[str] = set()
+
+    def guard(name, root):
+        def check(module, args):
+            used.add(name)
+            assert id(root) in placement.staged, f"{name} ran outside its stage"
+        return check
+
+    handles = [module.register_forward_pre_hook(guard(name, root))
+               for name, root in offloaded.items() for module in root.modules()]
+    try:
+        pipeline = LucidFluxPipeline(c, tiny_pipeline.device, tiny_pipeline.dtype, placement)
+        for options in (TileOptions(), TileOptions(size=64, overlap=16, semantic="tile")):  # one tile, tiles
+            pipeline(photo(112, 96), size=(112, 96), settings=RestoreSettings(steps=1, tiles=options))
+        with pytest.raises(AssertionError, match="vae ran outside its stage"):  # the guard bites
+            c.vae.decode(torch.zeros(1, 16, 2, 2))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert used == set(offloaded)
+    assert {id(c.transformer), id(c.dual_branch)} in placement.stages and {id(c.vae)} in placement.stages
 
 
 def test_model_offload_moves_a_stage_in_and_back_out():

@@ -174,9 +174,9 @@ def test_there_is_no_second_path_to_the_builtins(monkeypatch, tmp_path):
         assert plugins.all_plugins() == []
         with pytest.raises(plugins.PluginError, match="no such remover is installed"):
             removers.create("swinir")
-        assert dict(media.EXTENSIONS) == {} and "png" not in media.EXTENSIONS
+        assert dict(formats.EXTENSIONS) == {} and "png" not in formats.EXTENSIONS
         with pytest.raises(ValueError, match="unsupported output format"):
-            media.output_format_for("png", "png")
+            formats.output_format_for("png", "png")
         result = run("restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run")
         assert result.exit_code == 2 and "remover plugin 'swinir' cannot be used" in result.output
     finally:
@@ -186,9 +186,9 @@ def test_there_is_no_second_path_to_the_builtins(monkeypatch, tmp_path):
 
 
 def test_extensions_come_from_format_capabilities():
-    assert media.EXTENSIONS["jpeg"] == ".jpg" and media.EXTENSIONS["tiff"] == ".tif"
-    assert media.EXTENSIONS["jpg"] == ".jpg"  # aliases resolve before the registry is asked
-    assert set(formats.names()) <= set(media.EXTENSIONS) and "gif" not in media.EXTENSIONS
+    assert formats.EXTENSIONS["jpeg"] == ".jpg" and formats.EXTENSIONS["tiff"] == ".tif"
+    assert formats.EXTENSIONS["jpg"] == ".jpg"  # aliases resolve before the registry is asked
+    assert set(formats.names()) <= set(formats.EXTENSIONS) and "gif" not in formats.EXTENSIONS
 
 
 def test_plugins_list_and_info_show_the_builtins():
@@ -270,8 +270,8 @@ def test_broken_plugins_are_listed_with_their_errors(test_plugins):
     assert table.exit_code == 0 and "failed: cannot import lucidflux_test_broken" in table.stdout
     info = run("plugins", "info", "broken_import")
     assert info.exit_code == 1 and "RuntimeError: boom at import" in info.stdout and "Traceback" in info.stdout
-    assert "failing" not in media.EXTENSIONS or media.EXTENSIONS["failing"] == ".fail"
-    assert "bad_caps" not in media.EXTENSIONS and "broken_format" not in media.EXTENSIONS
+    assert "failing" not in formats.EXTENSIONS or formats.EXTENSIONS["failing"] == ".fail"
+    assert "bad_caps" not in formats.EXTENSIONS and "broken_format" not in formats.EXTENSIONS
 
 
 def test_choosing_a_broken_plugin_is_a_usage_error_naming_it(test_plugins, tmp_path):

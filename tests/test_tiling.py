@@ -232,8 +232,8 @@ def test_an_image_of_one_tile_is_one_window_in_every_stage():
         assert (plan.clean.height, plan.clean.width, plan.decode.height, plan.decode.width) == (48, 64, 6, 8)
         assert tiling.core_boxes(48, 64, plan.color_window, tiling.COLOR_FIX_MARGIN) == [
             (tiling.Box(0, 0, 48, 64), tiling.Box(0, 0, 48, 64))]
-    tiled = tiling.plan(256, 192, SMALL)
-    assert tiled.tiled and tiled.clean.count > 1 and tiled.decode.count > 1
+    tiled = tiling.plan(640, 512, SMALL)
+    assert tiled.tiled and tiled.clean.count > 1 and tiled.decode.count > 1 and tiled.color_window == 256
     assert tiling.plan(256, 192, SMALL, remover_tileable=False).clean.count == 1
 
 

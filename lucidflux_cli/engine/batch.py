@@ -17,7 +17,7 @@ from PIL import Image
 
 from lucidflux_cli import __version__
 from lucidflux_cli.errors import LucidFluxError, one_line
-from lucidflux_cli.imageio import media
+from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
 
@@ -91,14 +91,14 @@ class BatchReport:
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
     """Mirror the input's place under the output folder; extension from the output format."""
-    fmt = media.output_format_for(input_format, options.fmt)
-    relative = item.relative.with_name(item.relative.stem + options.suffix + media.EXTENSIONS[fmt])
+    fmt = formats.output_format_for(input_format, options.fmt)
+    relative = item.relative.with_name(item.relative.stem + options.suffix + formats.extension(fmt))
     return options.out_dir / relative
 
 
 def expected_output(item: InputFile, options: OutputOptions) -> Path:
     """Output path judged from the file name alone, to skip finished files without decoding them."""
-    return output_path(item, media.format_from_extension(item.path.name), options)
+    return output_path(item, formats.format_from_extension(item.path.name), options)
 
 
 def plan(items: Iterable[InputFile], options: OutputOptions) -> list[FileResult]:
@@ -338,9 +338,9 @@ def write_restored(loaded: media.LoadedImage, target: Path, restored: np.ndarray
     if work != size:  # restored larger than asked (--min-side): bring it to the output size
         restored = np.stack([resize_plane(restored[..., c], work, size) for c in range(3)], axis=-1)
     alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
-    fmt = media.output_format_for(loaded.metadata.format, options.fmt)
+    fmt = formats.output_format_for(loaded.metadata.format, options.fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
-    media.write_image(
+    formats.write_image(
         target,
         restored,
         alpha=alpha,

@@ -28,7 +28,8 @@ from lucidflux_cli.engine.scheduling import Scheduler, SingleProcess
 from lucidflux_cli.engine.settings import RestoreRequest, parse_devices
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import discovery, formats
-from lucidflux_cli.model.sizes import output_size, probe_size, processing_size
+from lucidflux_cli.imageio.media import probe_size
+from lucidflux_cli.model.sizes import output_size, processing_size
 
 log = logging.getLogger("lucidflux")
 
@@ -150,7 +151,6 @@ def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
     found = discovery.discover(
         request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
         output_dir=request.out_dir, stdin_lines=stdin_lines,
-        extensions=discovery.IMAGE_EXTENSIONS | formats.readable_extensions(),
     )
     for problem in found.problems:
         log.error("%s", problem)

@@ -218,11 +218,3 @@ def _glob_base(pattern: str) -> Path:
             break
         parts.append(part)
     return Path(*parts) if parts else Path()
-
-
-def __getattr__(name: str) -> frozenset[str]:
-    # TEMPORARY (issue 12): the extension list moved to the formats that own the extensions;
-    # use formats.readable_extensions() (or discover()'s default) and then delete this.
-    if name == "IMAGE_EXTENSIONS":
-        return formats.readable_extensions()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

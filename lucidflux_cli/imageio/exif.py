@@ -133,14 +133,14 @@ def layout(
     if interop:
         chain.append((interop, exif, INTEROP_POINTER))
     # Pointer values do not change sizes: place placeholders, measure, then fill in offsets.
-    for _entries_, owner, tag in chain:
+    for _ifd_entries, owner, tag in chain:
         if owner is not None:
             owner[tag] = field(4, 0)
     positions, where = [], at
     for entries, _owner, _tag in chain:
         positions.append(where)
         where += len(_ifd(entries, where))
-    for (_entries_, owner, tag), offset in zip(chain, positions, strict=True):
+    for (_ifd_entries, owner, tag), offset in zip(chain, positions, strict=True):
         if owner is not None:
             owner[tag] = field(4, offset)
     data = b"".join(_ifd(entries, offset) for (entries, _o, _t), offset in zip(chain, positions, strict=True))

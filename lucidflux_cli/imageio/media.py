@@ -266,17 +266,21 @@ def _wide_values(path: Path, img: Image.Image, fmt: str) -> np.ndarray | None:
 
 
 def _png16(path: Path) -> np.ndarray | None:
-    """16-bit RGB(A) samples through pypng; a tRNS key colour becomes alpha as Pillow would make it."""
+    """16-bit RGB(A) samples: pypng reads the header chunks (tRNS key included), imagecodecs' libpng
+    the pixels (pypng's pure-Python unfiltering is ~10x slower); a tRNS key colour becomes alpha
+    as Pillow would make it."""
+    import imagecodecs
+
     with open(path, "rb") as fh:
         reader = pypng.Reader(file=fh)
-        reader.preamble()  # the header chunks only: most RGB PNGs are 8-bit and need nothing more
+        reader.preamble()  # the chunks before the pixels: most RGB PNGs are 8-bit and need nothing more
         if reader.bitdepth != 16 or reader.greyscale:
             return None
-        width, height, rows, info = reader.read()
-        planes = info["planes"]
-        values = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
-    key: Any = info.get("transparent")
-    if planes == 3 and key is not None:
+        key: Any = getattr(reader, "transparent", None)
+    values = imagecodecs.png_decode(path.read_bytes())
+    if values.dtype != np.uint16 or values.ndim != 3:
+        return None
+    if values.shape[2] == 3 and key is not None:
         hit = np.all(values == np.asarray(key, dtype=np.uint16), axis=2)
         values = np.dstack([values, np.where(hit, 0, 65535).astype(np.uint16)])
     return values
@@ -316,23 +320,3 @@ def _apply_orientation(values: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return values if op is None else np.ascontiguousarray(op(values))
-
-
-# --------------------------------------------------------------------------------------------
-# TEMPORARY (issue 12): the write side moved to lucidflux_cli.imageio.formats. These old names
-# forward there until every caller is switched; then delete this block (it imports formats lazily).
-
-_MOVED_TO_FORMATS = frozenset({"EXTENSIONS", "output_format_for", "format_from_extension", "write_image"})
-_MOVED_TO_METADATA = frozenset({"SOFTWARE", "provenance_summary"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_FORMATS:
-        from lucidflux_cli.imageio import formats
-
-        return getattr(formats, name)
-    if name in _MOVED_TO_METADATA:
-        from lucidflux_cli.imageio import metadata
-
-        return getattr(metadata, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

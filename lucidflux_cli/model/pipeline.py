@@ -218,19 +218,25 @@ class LucidFluxPipeline:
             latents = stack(noise)
             times = sampling.timesteps(settings.steps, lq.height, lq.width)
             for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
-                velocity = torch.zeros(latents.shape, device=self.device, dtype=torch.float32)
-                for call, call_fixed in zip(calls, fixed, strict=True):
-                    tokens = stack([sampling.pack_latents(latents[(slice(i, i + 1), slice(None),
-                                                                   *boxes[b].scaled(2).slices)]) for i, b in call])
-                    first = boxes[call[0][1]]
-                    predicted = sampling.unpack_latents(self.velocity(tokens, t_curr, call_fixed),
-                                                        first.height * TOKEN, first.width * TOKEN)
-                    for (i, b), item_velocity in zip(call, predicted, strict=True):
-                        velocity[(i, slice(None), *boxes[b].scaled(2).slices)] += weights[b] * item_velocity.float()
+                velocity = self._blended_velocity(latents, t_curr, calls, fixed, boxes, weights)
                 latents = latents + (t_next - t_curr) * velocity.to(self.dtype)
                 if on_step is not None:
                     on_step(step, settings.steps)
             return latents
+
+    def _blended_velocity(self, latents: torch.Tensor, t_curr: float, calls: Sequence[Sequence[tuple[int, int]]],
+                          fixed: Sequence[StepInputs], boxes: Sequence[Box],
+                          weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Every (image, tile)'s velocity, blended into one float32 velocity of the whole latents."""
+        velocity = torch.zeros(latents.shape, device=self.device, dtype=torch.float32)
+        for call, call_fixed in zip(calls, fixed, strict=True):
+            tokens = stack([sampling.pack_latents(latents[_region(i, boxes[b].scaled(2))]) for i, b in call])
+            tile = boxes[call[0][1]]
+            predicted = sampling.unpack_latents(self.velocity(tokens, t_curr, call_fixed),
+                                                tile.height * TOKEN, tile.width * TOKEN)
+            for (i, b), item in zip(call, predicted, strict=True):
+                velocity[_region(i, boxes[b].scaled(2))] += weights[b] * item.float()
+        return velocity
 
     def _step_inputs_per_call(self, calls: Sequence[Sequence[tuple[int, int]]], boxes: Sequence[Box],
                               lq: LowQualityImage, cleaned: torch.Tensor, context: torch.Tensor,
@@ -250,17 +256,13 @@ class LucidFluxPipeline:
         fixed = []
         for call in calls:
             pixel_boxes = [(i, boxes[b].scaled(TOKEN)) for i, b in call]
-            hints = self.c.dual_branch.hints(
-                stack([lq.crop(box, image=i) for i, box in pixel_boxes]),
-                stack([(cleaned[(slice(i, i + 1), slice(None), *box.slices)].to(self.device) * 2.0 - 1.0)
-                       .to(self.dtype) for i, box in pixel_boxes]),
-            )
+            ldr = [(cleaned[_region(i, box)].to(self.device) * 2.0 - 1.0).to(self.dtype) for i, box in pixel_boxes]
+            hints = self.c.dual_branch.hints(stack([lq.crop(box, image=i) for i, box in pixel_boxes]), stack(ldr))
             images = tuple(i for i, _ in call)
             if per_tile:
                 call_context = stack([tile_contexts[b] for _, b in call])
             else:  # one image's context is expanded over its tiles, not copied
-                call_context = context[images[0]:images[0] + 1] if len(set(images)) == 1 else \
-                    stack([context[i:i + 1] for i in images])
+                call_context = stack([context[i:i + 1] for i in dict.fromkeys(images)])
             reusable = not per_tile and options.positions == "local"
             inputs = self.step_inputs(call_context, settings.guidance, self._positions(boxes[call[0][1]], options),
                                       hints, shared.get(images) if reusable else None)
@@ -347,6 +349,11 @@ def _calls(images: int, tiles: int, plan: Plan, options: TileOptions) -> list[li
     if not plan.tiled:
         per_call = images
     return [items[first:first + per_call] for first in range(0, len(items), per_call)]
+
+
+def _region(image: int, box: Box) -> tuple[slice, ...]:
+    """Index of ``box`` of one image in a (B, C, H, W) tensor."""
+    return (slice(image, image + 1), slice(None), *box.slices)
 
 
 def _batched(tensor: torch.Tensor, count: int) -> torch.Tensor:

@@ -7,7 +7,12 @@ the ``lucidflux.formats`` entry points exactly like a plugin (docs/plugins.md). 
 finds formats by name; :func:`write_image` writes one image atomically.
 """
 
-from lucidflux_cli.imageio.formats.base import FormatCapabilities, OutputFormat, OutputImage, capabilities_problem
+from lucidflux_cli.imageio.formats.base import (
+    FormatCapabilities,
+    OutputFormat,
+    OutputImage,
+    capabilities_problem,
+)
 from lucidflux_cli.imageio.formats.lookup import (
     EXTENSIONS,
     canonical,

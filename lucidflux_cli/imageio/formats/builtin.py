@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import piexif
 
 from lucidflux_cli.imageio import exif as exif_ifds
@@ -43,7 +44,7 @@ class BuiltinFormat(OutputFormat):
     def bits_for(self, image: OutputImage) -> int:
         return self.bits or super().bits_for(image)
 
-    def samples(self, image: OutputImage):
+    def samples(self, image: OutputImage) -> np.ndarray:
         """The pixels to encode: the chosen depth, alpha only where the format keeps it."""
         return image.pixels(self.bits_for(image), alpha=self.capabilities.alpha)
 

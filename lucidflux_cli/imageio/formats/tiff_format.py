@@ -62,7 +62,7 @@ class TIFF(BuiltinFormat):
         fp.write(buffer.getbuffer())
 
 
-def _append_exif_ifds(buffer: io.BytesIO, sub, gps, interop) -> None:
+def _append_exif_ifds(buffer: io.BytesIO, sub: exif_ifds.Entries, gps: exif_ifds.Entries, interop: exif_ifds.Entries) -> None:
     end = buffer.seek(0, io.SEEK_END)
     if end % 2:  # IFDs start on a word boundary
         buffer.write(b"\0")

@@ -26,7 +26,7 @@ from tiny_weights import TinyRelease  # noqa: E402
 
 from lucidflux_cli import plugins  # noqa: E402
 from lucidflux_cli.commands.main import main  # noqa: E402
-from lucidflux_cli.imageio import media  # noqa: E402
+from lucidflux_cli.imageio import formats, media  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 require_installed("lucidflux.formats", "jxl", "lucidflux-jxl-format")
@@ -67,7 +67,7 @@ def decode(path: Path):
 def test_listed_with_its_capabilities():
     plugin = plugins.registry(plugins.FORMATS).get("jxl")
     assert plugin.error is None and plugin.distribution == "lucidflux-jxl-format"
-    assert media.EXTENSIONS["jxl"] == ".jxl"
+    assert formats.EXTENSIONS["jxl"] == ".jxl"
     info = run("plugins", "info", "jxl")
     assert info.exit_code == 0 and "keeps:        alpha, exif, icc, xmp, quality" in info.output
 
@@ -96,7 +96,7 @@ def test_sixteen_bit_and_alpha_are_kept(restored):
 def test_lossless_at_quality_100_round_trips_exactly(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (20, 28, 3)).astype(np.float32) / 255
     out = tmp_path / "exact.jxl"
-    media.write_image(out, rgb, alpha=None, metadata=None, fmt="jxl", quality=100)
+    formats.write_image(out, rgb, alpha=None, metadata=None, fmt="jxl", quality=100)
     _, pixels = decode(out)
     np.testing.assert_array_equal(pixels, np.round(rgb * 255).astype(np.uint8))
 
