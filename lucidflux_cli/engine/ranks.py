@@ -76,6 +76,7 @@ class Ranks(Scheduler):
         super().__init__(dataclasses.replace(request, device=self.device, progress=request.progress and self.rank == 0))
         self.writes_report = self.rank == 0
         self.setup_error: str | None = None
+        self.agreed = False  # reached the end together (not interrupted)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -89,6 +90,8 @@ class Ranks(Scheduler):
             if self.device.startswith("cuda:") and torch.cuda.is_available():
                 torch.cuda.set_device(torch.device(self.device))  # libraries that use "the" current GPU
             yield
+            if self.agreed:  # a normal end: every rank is here. Leave together: a rank tearing its
+                dist.barrier()  # group down while another still talks to it aborts in gloo's threads
         finally:
             dist.destroy_process_group()
 
@@ -149,6 +152,7 @@ class Ranks(Scheduler):
 
         codes = [code]
         dist.broadcast_object_list(codes, src=0)  # every rank exits with the run's code
+        self.agreed = True
         return codes[0]
 
 

@@ -15,26 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lucidflux_cli.model import config as model_config
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, parse_size
 
-
-class model_config:  # noqa: N801  TODO(lead): these move to lucidflux_cli.model.config
-    @dataclass(frozen=True)
-    class SamplingDefaults:
-        steps: int = 20
-        guidance: float = 4.0
-        seed: int = 123456789
-        color_fix: str = "wavelet"
-
-    TILE_BATCH = 1
-    COMPILE_MODES = ("auto", "on", "off")
-    PRECISIONS = ("bf16", "fp8")
-    OFFLOAD_MODES = ("none", "model", "sequential")
-    COLOR_FIXES = ("wavelet", "none")
-    DEFAULT_REMOVER = "swinir"
-
-
-SAMPLING = model_config.SamplingDefaults()
+SAMPLING = model_config.SAMPLING
 
 
 @dataclass(frozen=True)

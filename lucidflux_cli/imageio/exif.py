@@ -2,7 +2,7 @@
 
 piexif parses EXIF well, but its dump() leaves no next-IFD field in the sub-IFDs, does not
 word-align values (ExifTool flags both) and raises on one odd value instead of dropping it, so the
-IFDs are serialised here (docs/imageio-notes.md).
+IFDs are serialised here (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lucidflux_cli.model.config import COMPILE_MODES as COMPILE_MODES  # re-exported: the engine's API
+from lucidflux_cli.model.config import OFFLOAD_MODES as OFFLOAD_MODES
+from lucidflux_cli.model.config import PRECISIONS as PRECISIONS
+
 log = logging.getLogger(__name__)
 
-COMPILE_MODES = ("auto", "on", "off")
-PRECISIONS = ("bf16", "fp8")
-OFFLOAD_MODES = ("none", "model", "sequential")
 FP8_CAPABILITY = (8, 9)  # Ada and Hopper have float8 tensor cores
 
 

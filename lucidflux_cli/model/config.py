@@ -82,9 +82,18 @@ class SamplingDefaults:
     steps: int = 20
     guidance: float = 4.0  # FLUX-dev guidance embedding; no classifier-free guidance
     seed: int = 123456789
+    color_fix: str = "wavelet"  # the reference's wavelet reconstruction
 
 
 SAMPLING = SamplingDefaults()
+
+# What the model layer can be asked to run with (the CLI's choices; the model modules validate them).
+COLOR_FIXES = ("wavelet", "none")
+PRECISIONS = ("bf16", "fp8")
+OFFLOAD_MODES = ("none", "model", "sequential")
+COMPILE_MODES = ("auto", "on", "off")
+DEFAULT_REMOVER = "swinir"
+TILE_BATCH = 1  # tiles per model call
 
 
 @dataclass(frozen=True)

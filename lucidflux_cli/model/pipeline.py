@@ -42,7 +42,7 @@ class RestoreSettings:
     steps: int = SAMPLING.steps
     guidance: float = SAMPLING.guidance
     seed: int = SAMPLING.seed
-    color_fix: str = "wavelet"  # or "none"
+    color_fix: str = SAMPLING.color_fix  # one of COLOR_FIXES
     tiles: TileOptions = TileOptions()
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from lucidflux_cli import plugins
 from lucidflux_cli.errors import LucidFluxError, one_line
+from lucidflux_cli.model.config import DEFAULT_REMOVER
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lucidflux")
 
-DEFAULT = "swinir"
+DEFAULT = DEFAULT_REMOVER
 # Weights LucidFlux needs whatever the remover; a remover adds its own (swinir: "swinir").
 CORE_WEIGHTS = ("flux", "ae", "lucidflux", "siglip", "prompt_embeddings")
 

@@ -50,19 +50,6 @@ def processing_size(size: tuple[int, int], min_side: int = DEFAULT_MIN_SIDE) -> 
     return max(min_side, round(width * factor)), min_side
 
 
-def probe_size(path) -> tuple[int, int] | None:
-    """Upright (width, height) from the file header without decoding pixels; None if unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            transposed = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap sides
-    except Exception:  # dry-run only: an unreadable file is reported when it is restored
-        return None
-    return (height, width) if transposed else (width, height)
-
-
 def crop_to_aspect(input_size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
     """Centred box (left, top, right, bottom) of the input with the target's aspect ratio.
 

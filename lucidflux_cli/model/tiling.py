@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lucidflux_cli.model.config import TILE_BATCH
 from lucidflux_cli.model.sizes import LATENT_MULTIPLE, round_up
 
 TOKEN = LATENT_MULTIPLE  # pixels per packed latent token (8x VAE, then 2x2 packing)
@@ -106,7 +107,7 @@ class TileOptions:
 
     size: int = 1024  # tile side; FLUX is at home near 1024 px
     overlap: int | None = None  # minimum overlap of neighbours (tiles are spread evenly); None: size / 4
-    batch: int = 1  # tiles per model call
+    batch: int = TILE_BATCH  # tiles per model call
     positions: str = "local"  # RoPE ids per tile: "local" (from 0, as in training) or "global"
     semantic: str = "global"  # SigLIP tokens: "global" (whole image, once) or "tile" (per tile crop)
     blend: str = "cosine"  # "cosine" ramps; "linear" and "hard" (no blending) exist for comparison

@@ -6,7 +6,7 @@ Local overrides win; otherwise files come from the Hugging Face cache (``--cache
 * :mod:`.registry`: ``WeightFile``, ``REGISTRY``, ``WeightPaths``, ``entries``, ``registry_markdown``;
 * :mod:`.cache`: where the cache is, what it holds (no network);
 * :mod:`.download`: ``ensure`` / ``fetch`` / ``resolve_weights`` (plan, disk check, download);
-* :mod:`.resume`: the resumable transfer huggingface_hub does not offer (see docs/weights-notes.md);
+* :mod:`.resume`: the resumable transfer huggingface_hub does not offer (see docs/architecture.md);
 * :mod:`.verify`: ``weights verify``; :mod:`.messages`: what the user reads when a file cannot be had.
 
 Code that swaps the registry (tests) must patch ``lucidflux_cli.weights.registry.REGISTRY``; the

@@ -3,7 +3,7 @@
 tifffile writes the pixels and IFD0 (EXIF's IFD0 tags, the ICC profile and XMP go in as extra
 tags) but refuses EXIF's pointer tags, so it writes two stand-in tags that sort where the pointers
 belong; the Exif, GPS and Interop IFDs are appended after its output and the stand-ins turned into
-the pointers to them (docs/imageio-notes.md).
+the pointers to them (docs/architecture.md).
 """
 
 from __future__ import annotations
