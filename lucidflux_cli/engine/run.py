@@ -184,4 +184,3 @@ def _tile_plan(source, options: batch.OutputOptions, request: RestoreRequest) ->
     return describe_plan(*work, request.tiles(work))
 
 
-__all__ = ["EXIT_INTERRUPTED", "execute", "run", "validate"]
