@@ -16,7 +16,6 @@ from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import Interrupted, stop_on_signals
 from lucidflux_cli.engine.report import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EventSink,
     Progress,
