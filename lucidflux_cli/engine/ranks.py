@@ -30,13 +30,14 @@ from lucidflux_cli.engine.report import SetupError
 from lucidflux_cli.engine.restorer import lazy_restorer
 from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
 from lucidflux_cli.engine.settings import RestoreRequest
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio.discovery import InputFile
 
 log = logging.getLogger("lucidflux")
 
 TIMEOUT_ENV = "LUCIDFLUX_DIST_TIMEOUT"  # seconds a rank waits for the others at the end
 DEFAULT_TIMEOUT_S = 7 * 24 * 3600  # ranks finish at different times; the gather must outlast that
+SALVAGE_TIMEOUT_S = 10.0  # after an interrupt: how long rank 0 waits for the others' finished files
 
 
 def world() -> tuple[int, int, int] | None:
@@ -77,6 +78,7 @@ class Ranks(Scheduler):
         self.writes_report = self.rank == 0
         self.setup_error: str | None = None
         self.agreed = False  # reached the end together (not interrupted)
+        self.order: dict = {}  # file -> its place in discovery order, to merge the ranks' results
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -114,12 +116,13 @@ class Ranks(Scheduler):
         return len(share(len(files), self.rank, self.size))
 
     def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
-                on_step: batch.StepCallback | None) -> list[tuple[int, batch.FileResult]]:
+                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
         """This rank's files; a setup error is kept for :meth:`gather`, so no rank waits forever."""
+        self.order = {item.path: index for index, item in enumerate(files)}  # to merge in discovery order
         conflicts = batch.output_conflicts(files, self.options)  # judged over the whole list, as a single run
         restorer = lazy_restorer(self.request)
         claimed: dict = {}
-        mine: list[tuple[int, batch.FileResult]] = []
+        mine: list[batch.FileResult] = []
         for index in share(len(files), self.rank, self.size):
             item = files[index]
             try:
@@ -129,13 +132,13 @@ class Ranks(Scheduler):
                 self.setup_error = str(error)
                 break
             result.worker = f"rank {self.rank}"
-            mine.append((index, result))
+            mine.append(result)
             on_result(result)
             if self.request.fail_fast and result.status == "failed":  # this rank only; others finish their share
                 break
         return mine
 
-    def gather(self, results: list) -> tuple[batch.BatchReport | None, str | None]:
+    def gather(self, results: list[batch.FileResult]) -> tuple[batch.BatchReport | None, str | None]:
         """Rank 0: every rank's results in discovery order, and the first setup error."""
         import torch.distributed as dist
 
@@ -143,9 +146,31 @@ class Ranks(Scheduler):
         dist.gather_object((results, self.setup_error), parts, dst=0)
         if self.rank != 0:
             return None, self.setup_error
-        ordered = sorted((pair for mine, _ in parts for pair in mine), key=lambda pair: pair[0])
         errors = [error for _, error in parts if error]
-        return batch.BatchReport([result for _, result in ordered]), (errors[0] if errors else None)
+        return self._merged([result for mine, _ in parts for result in mine]), (errors[0] if errors else None)
+
+    def salvage(self, seen: list[batch.FileResult]) -> batch.BatchReport:
+        """After an interrupt (torchrun sends SIGTERM to every rank): meet the other ranks for a
+        short while and collect what each finished; a rank that does not come (dead, or still
+        working) leaves rank 0's report with what rank 0 knows. torchrun kills ranks 30 s after
+        its SIGTERM, so this waits less."""
+        import torch.distributed as dist
+
+        try:
+            dist.monitored_barrier(timeout=dt.timedelta(seconds=SALVAGE_TIMEOUT_S), wait_all_ranks=True)
+            parts = [None] * self.size if self.rank == 0 else None
+            dist.gather_object(list(seen), parts, dst=0)
+        except (RuntimeError, ValueError) as error:
+            if self.rank == 0:
+                log.warning("the other ranks' finished files could not be collected (%s); the report lists "
+                            "rank 0's, and the outputs of all ranks are on disk", one_line(error))
+            return batch.BatchReport(list(seen))
+        if self.rank != 0:
+            return batch.BatchReport(list(seen))
+        return self._merged([result for part in parts for result in part])
+
+    def _merged(self, results: list[batch.FileResult]) -> batch.BatchReport:
+        return batch.BatchReport(sorted(results, key=lambda result: self.order.get(result.source, len(self.order))))
 
     def agree(self, code: int) -> int:
         import torch.distributed as dist

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 
 from lucidflux_cli import __version__
 from lucidflux_cli.engine.batch import BatchReport, FileResult
@@ -50,13 +51,17 @@ def summary_line(report: BatchReport) -> str:
 class EventSink:
     """Per-file log lines, ``--json`` events on stdout, and the ``--report`` file.
 
-    ``writes_report``: only one process of a multi-process run writes the report and the summary.
+    The report is rewritten atomically as files finish (at most every ``--report-every``
+    seconds), so even a SIGKILL or a power cut leaves a valid report of what was finished; the
+    last write says how the run ended. ``writes_report``: only one process of a multi-process
+    run writes the report and the summary.
     """
 
     def __init__(self, request: RestoreRequest, found: DiscoveryResult, writes_report: bool = True):
         self.request, self.found, self.writes_report = request, found, writes_report
         self.started = dt.datetime.now(dt.timezone.utc)
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
+        self.last_write = time.monotonic()
 
     def file(self, result: FileResult) -> None:
         self.seen.append(result)
@@ -70,35 +75,66 @@ class EventSink:
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
             log.info("restored %s -> %s (%.1f s)", result.source, result.output, result.seconds)
+        if self.writes_report and self.request.report and \
+                time.monotonic() - self.last_write >= self.request.report_every:
+            self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
 
     def finish(self, report: BatchReport | None, code: int, error: str | None = None) -> None:
+        """The summary event and the final report; without a whole-run ``report`` (an interrupt,
+        a setup error) the files finished in this process so far."""
         if not self.writes_report:
             return
         results = report.results if report is not None else self.seen
-        summary = {
+        summary = self._summary(results, code, error)
+        if self.request.json_events:
+            print(json.dumps(summary), flush=True)
+        if self.request.report:
+            state = "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
+            self._write_report(results, summary, state)
+
+    def _summary(self, results: list[FileResult], code: int | None, error: str | None) -> dict:
+        """Counts that add up: done + skipped + failed + not_started = the files planned."""
+        return {
             "event": "summary",
             "exit_code": code,
+            "planned": len(self.found.files),
             "done": sum(r.status == "done" for r in results),
             "skipped": sum(r.status == "skipped" for r in results),
             "failed": sum(r.status == "failed" for r in results),
+            "not_started": len(self._not_started(results)),
             "bugs": sum(r.bug for r in results),
             "problems": self.found.problems,
             "error": error,
         }
-        if self.request.json_events:
-            print(json.dumps(summary), flush=True)
-        if self.request.report:
-            document = {
-                "tool": f"lucidflux-cli {__version__}",
-                "started": self.started.isoformat(),
-                "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "settings": self.request.provenance(),
-                **summary,
-                "files": [r.to_record() for r in results],
-            }
-            data = json.dumps(document, indent=2).encode()
-            self.request.report.parent.mkdir(parents=True, exist_ok=True)
-            atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+
+    def _not_started(self, results: list[FileResult]) -> list[FileResult]:
+        finished = {r.source for r in results}
+        return [FileResult(item.path, None, "not_started") for item in self.found.files if item.path not in finished]
+
+    def _write_report(self, results: list[FileResult], summary: dict, state: str) -> None:
+        document = {
+            "tool": f"lucidflux-cli {__version__}",
+            "state": state,  # running (a periodic update), finished, interrupted or stopped (setup error)
+            "started": self.started.isoformat(),
+            "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "finished": None if state == "running" else dt.datetime.now(dt.timezone.utc).isoformat(),
+            "settings": self.request.provenance(),
+            **summary,
+            "files": [r.to_record() for r in results]
+                     + [{"source": str(r.source), "status": r.status} for r in self._not_started(results)],
+        }
+        data = json.dumps(document, indent=2).encode()
+        self.request.report.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+        self.last_write = time.monotonic()
+
+
+def interrupted_line(results: list[FileResult], planned: int) -> str:
+    """The last log line of an interrupted run: what is finished and how to go on."""
+    count = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    return (f"interrupted after {len(results)} of {planned} files ({count['done']} restored, {count['skipped']} "
+            f"skipped, {count['failed']} failed); finished files are kept, nothing is half-written; "
+            "run the same command again to resume")
 
 
 class Progress:

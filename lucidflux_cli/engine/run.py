@@ -21,6 +21,7 @@ from lucidflux_cli.engine.report import (
     Progress,
     SetupError,
     exit_code,
+    interrupted_line,
     summary_line,
 )
 from lucidflux_cli.engine.scheduling import Scheduler, SingleProcess
@@ -78,8 +79,10 @@ def execute(request: RestoreRequest, found: discovery.DiscoveryResult, scheduler
             interrupted = True
         code = exit_code(report, found, error, interrupted)
         if interrupted:
-            log.error("interrupted; finished files are kept, nothing is half-written; rerun to resume")
-            events.finish(None, code, "interrupted")
+            salvaged = scheduler.salvage(events.seen)  # every process's finished files, where reachable
+            if scheduler.writes_report:
+                log.error("%s", interrupted_line(salvaged.results, len(found.files)))
+            events.finish(salvaged, code, "interrupted")
             return code
         if error is not None and scheduler.writes_report:
             log.error("%s", error)

@@ -53,6 +53,10 @@ class Scheduler:
         """The whole run's report (None where another process writes it) and a setup error, if any."""
         return batch.BatchReport(results), None
 
+    def salvage(self, seen: list[batch.FileResult]) -> batch.BatchReport:
+        """After an interrupt: the files finished before the stop (``seen``: this process's)."""
+        return batch.BatchReport(list(seen))
+
     def agree(self, code: int) -> int:
         """The exit code every process of the run returns."""
         return code

@@ -158,6 +158,9 @@ class RestoreRequest:
     json_events: bool = setting(False, flags=("--json",), flag=True,
                                 help="Print one JSON event per file (and a summary) on stdout.")
     report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
+    report_every: float = setting(
+        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
+                   "killed run still leaves a report of what it finished.")
     log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
     offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
     cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
@@ -165,6 +168,13 @@ class RestoreRequest:
     quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
     verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
                             help="Debug logging, and the traceback of a failure caused by a bug.")
+    keep_color: bool = setting(
+        False, flag=True, help="Write a grayscale photo in the model's colour (default: gray in, gray out, "
+                               "from the restored luminance at the input's bit depth).")
+    frames: str = setting(
+        "all", choices=("all", "first"),
+        help="all: every page of a multi-page TIFF, animations (GIF, APNG, WebP) refused; "
+             "first: only the first page or frame, said in one line.")
     # Not options: paths given with --flux, --ae, ... (WEIGHT_OPTIONS), and whether to draw progress bars.
     weights: dict[str, Path | None] = field(default_factory=dict)
     progress: bool = True

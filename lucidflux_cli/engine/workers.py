@@ -14,6 +14,7 @@ device; a file that kills two workers fails alone. A slot whose worker died is r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -213,6 +214,9 @@ class Pool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+            if terminate:  # a file finished just before the stop is still reported (and counted)
+                with contextlib.suppress(Exception):
+                    self.drain(worker)
             worker.conn.close()
         self.workers = []
 
