@@ -217,6 +217,105 @@ def make_text_file(path: Path) -> Path:
     return path
 
 
+def gray_icc() -> bytes:
+    """A small valid ICC v2 gray display profile (gamma 2.2, D50 white): lcms creates none."""
+
+    def tag(kind: bytes, body: bytes) -> bytes:
+        data = kind + b"\0\0\0\0" + body
+        return data + b"\0" * (-len(data) % 4)
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    text = b"lucidflux test gray"
+    tags = [
+        (b"desc", tag(b"desc", struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67)),
+        (b"wtpt", tag(b"XYZ ", s15(0.9642) + s15(1.0) + s15(0.8249))),
+        (b"cprt", tag(b"text", b"no copyright\0")),
+        (b"kTRC", tag(b"curv", struct.pack(">IH", 1, 0x0233))),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, blobs = struct.pack(">I", len(tags)), b""
+    for signature, blob in tags:
+        table += signature + struct.pack(">II", offset + len(blobs), len(blob))
+        blobs += blob
+    size = offset + len(blobs)
+    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrGRAYXYZ "
+              + struct.pack(">6H", 2020, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    return header + table + blobs
+
+
+def make_gray_png(path: Path, *, bits: int = 8, size: tuple[int, int] = (40, 24), seed: int = 14) -> Path:
+    """Grayscale PNG (colour type 0) of 8 or 16 bits, written by hand. Pixels: :func:`gray_values`."""
+    values = gray_values(bits, size, seed)
+    height, width = values.shape
+    rows = values.astype(">u2" if bits == 16 else np.uint8).tobytes()
+    stride = len(rows) // height
+    raw = b"".join(b"\0" + rows[i * stride : (i + 1) * stride] for i in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw))
+    _ensure_dir(path).write_bytes(data + _png_chunk(b"IEND", b""))
+    return path
+
+
+def gray_values(bits: int = 8, size: tuple[int, int] = (40, 24), seed: int = 14) -> np.ndarray:
+    if bits == 16:
+        return rgb16_pattern(*size, seed=seed)[..., 1]
+    return rgb_pattern(*size, seed=seed)[..., 1]
+
+
+def make_gray_tiff16(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 15) -> Path:
+    """16-bit gray TIFF with a gray ICC profile (tifffile writes the fixture)."""
+    import tifffile
+
+    values = gray_values(16, size, seed)
+    tifffile.imwrite(_ensure_dir(path), values, photometric="minisblack", iccprofile=gray_icc(), metadata=None)
+    return path
+
+
+def make_float_tiff(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 16) -> Path:
+    """32-bit float gray TIFF (Pillow's mode F) with a gray ICC profile and camera EXIF."""
+    values = float_values(size, seed)
+    Image.fromarray(values, mode="F").save(_ensure_dir(path), "TIFF", exif=camera_exif(1), icc_profile=gray_icc())
+    return path
+
+
+def float_values(size: tuple[int, int] = (40, 24), seed: int = 16) -> np.ndarray:
+    """float32 in [0, 1], most values not representable in 16 bits."""
+    return np.random.default_rng(seed).random((size[1], size[0]), dtype=np.float32)
+
+
+PAGE_SIZES = ((48, 32), (40, 24), (24, 40))  # each page its own size, so order shows
+
+
+def make_multipage_tiff(path: Path, *, seed: int = 17) -> Path:
+    """Three palette pages of different sizes, each with its own ImageDescription (page i)."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    with tifffile.TiffWriter(_ensure_dir(path)) as tif:
+        for index, (width, height) in enumerate(PAGE_SIZES):
+            indices = rng.integers(0, 16, size=(height, width), dtype=np.uint8)
+            colormap = rng.integers(0, 65536, size=(3, 256), dtype=np.uint16)
+            tif.write(indices, photometric="palette", colormap=colormap, description=f"page {index + 1}",
+                      metadata=None)
+    return path
+
+
+def make_animated_gif(path: Path, *, frames: int = 3, size: tuple[int, int] = (32, 24)) -> Path:
+    images = [Image.fromarray(rgb_pattern(*size, seed=i)).quantize(colors=32) for i in range(frames)]
+    images[0].save(_ensure_dir(path), "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+    return path
+
+
+def make_mpo(path: Path, *, size: tuple[int, int] = (40, 24)) -> Path:
+    """A two-image MPO (as stereo cameras write): Pillow reads the first as the primary image."""
+    images = [Image.fromarray(rgb_pattern(*size, seed=20 + i)) for i in range(2)]
+    images[0].save(_ensure_dir(path), "MPO", save_all=True, append_images=images[1:], quality=92)
+    return path
+
+
 def make_image_zoo(root: Path) -> dict[str, Path]:
     """Every fixture under ``root`` (nested folders, unicode and space names); name -> path."""
     root = Path(root)

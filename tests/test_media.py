@@ -173,11 +173,14 @@ def test_16bit_gray_png_reads_exactly(tmp_path: Path) -> None:
         np.testing.assert_array_equal(as16(loaded.rgb[..., channel]), values)
 
 
-def test_float_tiff_is_an_unsupported_mode(tmp_path: Path) -> None:
+def test_float_tiff_reads_exactly_as_gray_float(tmp_path: Path) -> None:
+    values = mk.float_values((6, 4))
     path = tmp_path / "float.tif"
-    Image.fromarray(np.zeros((4, 6), dtype=np.float32)).save(path)
-    with pytest.raises(ImageReadError, match=r": unsupported mode F \(only RGB"):
-        media.read_image(path)
+    Image.fromarray(values, mode="F").save(path)
+    loaded = media.read_image(path)
+    assert loaded.metadata.bit_depth == 32 and loaded.metadata.gray and loaded.metadata.mode == "F"
+    for channel in range(3):
+        np.testing.assert_array_equal(loaded.rgb[..., channel], values)
 
 
 def test_heic_with_exif(zoo: dict[str, Path]) -> None:

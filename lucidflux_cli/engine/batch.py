@@ -41,12 +41,15 @@ class OutputOptions:
     overwrite: bool = False
     scale: float = 1.0  # output = scale x input when no exact size is asked for
     min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
+    keep_color: bool = False  # gray sources written in the model's colour, not gray
+    frames: str = "all"  # multi-page/multi-frame files: "all" pages (animations refused) or the "first"
 
     @classmethod
     def from_request(cls, request) -> OutputOptions:
         """The output side of a :class:`~lucidflux_cli.engine.settings.RestoreRequest`."""
         return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
-                   size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side)
+                   size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
+                   keep_color=request.keep_color, frames=request.frames)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class FileResult:
     retried: bool = False  # parallel runs: its first worker died, another one redid it
     bug: bool = False  # failed through an unexpected exception (ours or a plugin's), not bad input
     traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
+    note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
 
     def to_event(self) -> dict:
         """The ``--json`` line: optional keys only where they say something."""
@@ -67,7 +71,7 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False)):
+        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None)):
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}
@@ -90,9 +94,13 @@ class BatchReport:
 
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
-    """Mirror the input's place under the output folder; extension from the output format."""
+    """Mirror the input's place under the output folder. The input's own extension is kept, as
+    spelled (``.tiff``, ``.JPEG``, ``.j2k``), when the output has that format; another format
+    gets that format's extension."""
     fmt = formats.output_format_for(input_format, options.fmt)
-    relative = item.relative.with_name(item.relative.stem + options.suffix + formats.extension(fmt))
+    own = item.relative.suffix
+    ext = own if own and formats.format_from_extension(own) == fmt else formats.extension(fmt)
+    relative = item.relative.with_name(item.relative.stem + options.suffix + ext)
     return options.out_dir / relative
 
 
@@ -156,11 +164,12 @@ def restore_files(
 
     for item in items:
         entry = prepare_file(item, options, claimed)
-        other_size = isinstance(entry, DecodedFile) and bool(group()) and group()[0].work != entry.work
+        other_size = isinstance(entry, DecodedFile) and bool(group()) and group()[0].batch_key != entry.batch_key
         if other_size and not flush():  # another processing size completes the waiting group
             return report
         waiting.append(entry)
-        complete = not group() or len(group()) >= batch_size  # nothing to wait for, or a full group
+        # nothing to wait for, a full group, or a multi-page file (restored page by page, alone)
+        complete = not group() or len(group()) >= batch_size or group()[0].batch_key is None
         stop = fail_fast and isinstance(entry, FileResult) and entry.status == "failed"
         if (complete or stop) and not flush():
             return report
@@ -170,20 +179,50 @@ def restore_files(
 
 
 @dataclass
-class DecodedFile:
-    """A file decoded and due for restoring, with its output and processing sizes."""
+class DecodedPage:
+    """One image of a file (most files have one; a multi-page TIFF one per page) and its sizes."""
 
-    item: InputFile
     loaded: media.LoadedImage
-    target: Path
     size: tuple[int, int]  # output size
     work: tuple[int, int]  # processing size (--min-side)
-    seconds: float  # spent checking and decoding
+
+    @classmethod
+    def of(cls, loaded: media.LoadedImage, options: OutputOptions) -> DecodedPage:
+        size = output_size(loaded.size, options.size, options.scale)
+        return cls(loaded, size, processing_size(size, options.min_side))
 
     @property
     def image(self) -> Image.Image | np.ndarray:
         """What the restorer gets: 8-bit RGB as PIL, deeper images as float arrays."""
         return self.loaded.to_pil_rgb8() if self.loaded.metadata.bit_depth <= 8 else self.loaded.rgb
+
+
+@dataclass
+class DecodedFile:
+    """A file decoded and due for restoring: its pages in order, its output, what is left out."""
+
+    item: InputFile
+    pages: list[DecodedPage]
+    target: Path
+    seconds: float  # spent checking and decoding
+    note: str | None = None
+
+    @property
+    def loaded(self) -> media.LoadedImage:
+        return self.pages[0].loaded
+
+    @property
+    def work(self) -> tuple[int, int]:
+        return self.pages[0].work
+
+    @property
+    def image(self) -> Image.Image | np.ndarray:
+        return self.pages[0].image
+
+    @property
+    def batch_key(self) -> tuple[int, int] | None:
+        """Files of one key may share a model call (--batch-size); None: never (several pages)."""
+        return self.work if len(self.pages) == 1 else None
 
     def failed(self, error: Exception, seconds: float) -> FileResult:
         return failure(self.item.path, error, self.seconds + seconds)
@@ -216,15 +255,16 @@ def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Pa
         if guessed.exists() and not options.overwrite:  # resume without decoding the input
             result = FileResult(item.path, guessed, "skipped")
         else:
-            loaded = media.read_image(item.path)
-            target = output_path(item, loaded.metadata.format, options)
+            pages = media.read_pages(item.path, options.frames)
+            target = output_path(item, pages.images[0].metadata.format, options)
             check_target(item, target, claimed)
             if target.exists() and not options.overwrite:
                 result = FileResult(item.path, target, "skipped")
             else:
-                size = output_size(loaded.size, options.size, options.scale)
-                return DecodedFile(item, loaded, target, size, processing_size(size, options.min_side),
-                                   time.monotonic() - started)
+                if pages.note:
+                    log.warning("%s", pages.note)
+                decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
+                return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note)
     except Exception as error:  # any decoding problem fails this file only
         return failure(item.path, error, time.monotonic() - started)
     result.seconds = time.monotonic() - started
@@ -256,7 +296,7 @@ def restore_group(group: list[DecodedFile], restorer: Restorer, options: OutputO
                         len(group), type(error).__name__, cause)
         else:
             share = (time.monotonic() - started) / len(group)
-            return [_write(decoded, pixels, share, options, provenance)
+            return [_write(decoded, [pixels], share, options, provenance)
                     for decoded, pixels in zip(group, restored, strict=True)]
     return [_restore_single(decoded, restorer, options, provenance, on_step) for decoded in group]
 
@@ -264,22 +304,22 @@ def restore_group(group: list[DecodedFile], restorer: Restorer, options: OutputO
 def _restore_single(decoded: DecodedFile, restorer: Restorer, options: OutputOptions, provenance: dict[str, str],
                     on_step: StepCallback | None) -> FileResult:
     started = time.monotonic()
-    try:
-        restored = restorer(decoded.image, decoded.work, on_step)
+    try:  # every page of a multi-page file through the same restorer, in order
+        restored = [restorer(page.image, page.work, on_step) for page in decoded.pages]
     except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
         return decoded.failed(error, time.monotonic() - started)
     return _write(decoded, restored, time.monotonic() - started, options, provenance)
 
 
-def _write(decoded: DecodedFile, restored: np.ndarray, model_seconds: float, options: OutputOptions,
+def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: float, options: OutputOptions,
            provenance: dict[str, str]) -> FileResult:
     started = time.monotonic()
     try:
-        write_restored(decoded.loaded, decoded.target, restored, decoded.work, decoded.size, options, provenance)
+        write_restored(decoded.pages, decoded.target, restored, options, provenance)
     except Exception as error:
         return decoded.failed(error, model_seconds + time.monotonic() - started)
     seconds = decoded.seconds + model_seconds + time.monotonic() - started
-    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds)
+    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note)
 
 
 def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:
@@ -332,24 +372,23 @@ def describe_error(path: Path, error: Exception) -> str:
     return f"{path}: {one_line(error) if str(error).strip() else type(error).__name__ + ': no details'}"
 
 
-def write_restored(loaded: media.LoadedImage, target: Path, restored: np.ndarray, work: tuple[int, int],
-                   size: tuple[int, int], options: OutputOptions, provenance: dict[str, str]) -> None:
-    """Bring the pixels restored at ``work`` to the output ``size`` and write them with the input's metadata."""
-    if work != size:  # restored larger than asked (--min-side): bring it to the output size
-        restored = np.stack([resize_plane(restored[..., c], work, size) for c in range(3)], axis=-1)
-    alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
-    fmt = formats.output_format_for(loaded.metadata.format, options.fmt)
+def write_restored(pages: Sequence[DecodedPage], target: Path, restored: Sequence[np.ndarray],
+                   options: OutputOptions, provenance: dict[str, str]) -> None:
+    """Bring each page's pixels restored at its ``work`` size to its output ``size`` and write them,
+    in order, into one file with each page's metadata; a gray page is given back gray unless
+    ``options.keep_color``."""
+    written = []
+    for page, pixels in zip(pages, restored, strict=True):
+        loaded, work, size = page.loaded, page.work, page.size
+        if work != size:  # restored larger than asked (--min-side): bring it to the output size
+            pixels = np.stack([resize_plane(pixels[..., c], work, size) for c in range(3)], axis=-1)
+        alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
+        written.append(formats.Page(pixels, alpha, loaded.metadata, loaded.metadata.bit_depth,
+                                    gray=loaded.metadata.gray and not options.keep_color))
+    fmt = formats.output_format_for(pages[0].loaded.metadata.format, options.fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
-    formats.write_image(
-        target,
-        restored,
-        alpha=alpha,
-        metadata=loaded.metadata,
-        fmt=fmt,
-        quality=options.quality,
-        bit_depth=loaded.metadata.bit_depth,
-        provenance={"Software": f"lucidflux-cli {__version__}", **provenance},
-    )
+    formats.write_pages(target, written, fmt=fmt, quality=options.quality,
+                        provenance={"Software": f"lucidflux-cli {__version__}", **provenance})
 
 
 def resize_plane(plane: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

@@ -29,24 +29,67 @@ class Interrupted(KeyboardInterrupt):
 def output_lock(out_dir: Path) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock on ``out_dir`` for the whole run.
 
-    filelock uses the OS lock (``flock`` on POSIX, ``LockFileEx`` on Windows), which the kernel
-    releases when the process dies, so a killed run never leaves a stale lock behind. The holder
-    writes its pid into the file so that a refused run can name it.
+    The lock is the OS's (``flock`` on POSIX; on Windows filelock's ``LockFileEx``), which the
+    kernel releases when the process dies, so a killed run never leaves a stale lock. The file
+    ``.lucidflux.lock`` exists only while a run holds it: it is removed on the way out, so the
+    folder ends up holding outputs only (docs/archive-workflow.md); one left by a killed run is
+    taken over and removed by the next run. The holder writes its pid into it so that a refused
+    run can name it.
     """
-    import filelock
-
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / LOCK_NAME
+    hold = _hold_posix if os.name == "posix" else _hold_filelock
+    with hold(path, out_dir):
+        yield path
+
+
+def _refused(path: Path, out_dir: Path) -> OutputLocked:
+    return OutputLocked(f"{out_dir}: another lucidflux run (pid {_read_owner(path)}) is writing here; "
+                        "wait for it or use another -o")
+
+
+@contextlib.contextmanager
+def _hold_posix(path: Path, out_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _refused(path, out_dir) from None
+        # Removing the file on exit is safe only with this check: a run that opened the file just
+        # before its holder removed it now holds a lock on a name-less file; it tries again.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(current, os.fstat(fd)):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still holding the lock: nobody can be between open and check here
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _hold_filelock(path: Path, out_dir: Path) -> Iterator[None]:
+    import filelock  # on Windows it removes the file on release itself
+
     lock = filelock.FileLock(path, timeout=0)
     try:
         lock.acquire()
     except filelock.Timeout:
-        owner = _read_owner(path)
-        raise OutputLocked(f"{out_dir}: another lucidflux run (pid {owner}) is writing here; "
-                           "wait for it or use another -o") from None
+        raise _refused(path, out_dir) from None
     try:
         path.write_text(str(os.getpid()))
-        yield path
+        yield
     finally:
         lock.release()
 

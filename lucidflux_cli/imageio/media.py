@@ -10,6 +10,7 @@ RGB(A) PNG and TIFF pixels are read again with pypng and tifffile.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import stat
@@ -26,19 +27,23 @@ import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from lucidflux_cli.errors import ImageReadError, one_line
-from lucidflux_cli.imageio.metadata import ImageMetadata, read_exif, read_xmp, rgb_icc
+from lucidflux_cli.imageio import exif as exif_ifds
+from lucidflux_cli.imageio import tiff_floats
+from lucidflux_cli.imageio.metadata import ImageMetadata, clean_xmp, icc_space, read_exif, read_xmp, rgb_icc
 from lucidflux_cli.imageio.samples import quantize, to_unit
 
 log = logging.getLogger(__name__)
 
 pillow_heif.register_heif_opener()
 
-__all__ = ["ImageMetadata", "LoadedImage", "probe_size", "read_image"]
+__all__ = ["ImageMetadata", "LoadedImage", "Pages", "probe_size", "read_image", "read_pages"]
+
+FRAMES = ("all", "first")  # --frames: every page of a multi-page TIFF (animations refused), or the first only
 
 
 @dataclass
 class LoadedImage:
-    rgb: np.ndarray  # float32 HxWx3 in [0, 1], upright (EXIF orientation applied)
+    rgb: np.ndarray  # float32 HxWx3 in [0, 1], upright (EXIF orientation applied); gray: 3 equal planes
     alpha: np.ndarray | None  # float32 HxW in [0, 1]
     metadata: ImageMetadata
     path: Path
@@ -53,24 +58,49 @@ class LoadedImage:
         return Image.fromarray(quantize(self.rgb, 8))
 
 
+@dataclass
+class Pages:
+    """What :func:`read_pages` restores of one file: its pages in order (most files: one)."""
+
+    images: list[LoadedImage]
+    note: str | None = None  # one line naming what of the file is not restored, if anything
+
+
 # --------------------------------------------------------------------------------------------
 # Reading
 
 
 def read_image(path: Path) -> LoadedImage:
-    """Fully decode ``path`` into upright float32 RGB in [0, 1] plus optional alpha.
+    """Fully decode ``path`` (its first page or frame) into upright float32 RGB in [0, 1] plus
+    optional alpha.
 
     Raises :class:`ImageReadError` with a one-line cause for anything that is not a readable
     image (missing, empty, not an image, truncated, unsupported mode, ...).
     """
-    path = Path(path)
+    return _reading(Path(path), lambda path: _open_pages(path, "first")).images[0]
+
+
+def read_pages(path: Path, frames: str = "all") -> Pages:
+    """Every image of ``path`` that a restore keeps, and a note naming what it does not.
+
+    A multi-page TIFF gives all its pages in order (``frames`` 'first': page 1, and a note). An
+    animation (GIF, APNG, WebP, ...) is refused with ImageReadError unless ``frames`` is 'first'.
+    Files whose further images are not the photo itself (MPO previews and views, HEIF
+    thumbnails or bursts) give their primary image and a note.
+    """
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    return _reading(Path(path), lambda path: _open_pages(path, frames))
+
+
+def _reading(path: Path, decode: Callable[[Path], Pages]) -> Pages:
     problem = _unreadable_reason(path)
     if problem:
         raise ImageReadError(path, problem)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # Pillow's notes (corrupt EXIF, ...) become log lines
-            loaded = _open_and_decode(path)
+            loaded = decode(path)
         for note in caught:
             log.warning("%s: %s", path, _squash(note.message))
         return loaded
@@ -78,7 +108,7 @@ def read_image(path: Path) -> LoadedImage:
         raise
     except _UnsupportedMode as exc:
         raise ImageReadError(
-            path, f"{exc} (only RGB, RGBA, gray, palette and CMYK images are supported)"
+            path, f"{exc} (only RGB, RGBA, gray, float gray, palette and CMYK images are supported)"
         ) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (cannot identify image file)") from None
@@ -101,10 +131,74 @@ def probe_size(path: Path) -> tuple[int, int] | None:
     return (height, width) if transposed else (width, height)
 
 
-def _open_and_decode(path: Path) -> LoadedImage:
-    with Image.open(path) as img:
-        img.load()
-        return _decode(path, img)
+_PAGED = frozenset({"tiff"})  # formats whose frames are pages of one document
+_PRIMARY = frozenset({"mpo", "heif"})  # further images are previews, views or bursts, not the photo
+_ANIMATION_NAMES = {"gif": "GIF", "png": "PNG (APNG)", "webp": "WebP", "avif": "AVIF"}
+
+
+def _open_pages(path: Path, frames: str) -> Pages:
+    try:
+        opened = Image.open(path)
+    except UnidentifiedImageError:
+        if tiff_floats.is_tiff(path):  # float RGB(A), float16/64: Pillow has no mode for them
+            return _float_tiff_pages(path, frames)
+        raise
+    with opened as img:
+        count = int(getattr(img, "n_frames", 1) or 1)
+        fmt = (img.format or "").lower()
+        if count > 1 and fmt in _PAGED and frames == "all":
+            return Pages([_decode_frame(path, img, page) for page in range(count)])
+        if count > 1 and fmt not in _PAGED | _PRIMARY and frames == "all":
+            kind = _ANIMATION_NAMES.get(fmt, fmt.upper())
+            raise ImageReadError(path, f"animated {kind} with {count} frames: not restored "
+                                       "(--frames first restores its first frame only)")
+        first = _decode_frame(path, img, 0)
+    if count == 1:
+        return Pages([first])
+    if fmt in _PAGED:
+        note = _first_page_note(count)
+    elif fmt in _PRIMARY:
+        note = (f"{fmt.upper()} file with {count} images: restored the primary image; "
+                f"{count - 1} other image(s) (previews, further views or a burst) not in the output")
+    else:
+        note = f"animated {_ANIMATION_NAMES.get(fmt, fmt.upper())} with {count} frames: restored the first frame only (--frames first)"
+    return Pages([first], f"{path}: {note}")
+
+
+def _first_page_note(count: int) -> str:
+    return f"restored page 1 of {count} only (--frames first); {count - 1} page(s) not in the output"
+
+
+def _float_tiff_pages(path: Path, frames: str) -> Pages:
+    try:
+        pages, count = tiff_floats.read_float_pages(path, first_only=frames == "first")
+    except tiff_floats.UnsupportedSamples as exc:
+        raise _UnsupportedMode(str(exc)) from None
+    images = []
+    for index, page in enumerate(pages):
+        if page.values.dtype.itemsize > 4:
+            log.warning("%s: %d-bit float samples are restored and written as 32-bit float", path,
+                        page.values.dtype.itemsize * 8)
+        values = _unit_floats(path, page.values.astype(np.float32))
+        rgb = _gray_to_rgb(values[..., 0]) if page.gray else values[..., :3]
+        alpha = None if page.alpha is None else values[..., -1]
+        icc = (page.icc if icc_space(page.icc) == "GRAY" else None) if page.gray else rgb_icc(page.icc)
+        # Page 1's EXIF is read whole; later pages keep their text tags (description, page name, ...).
+        exif = read_exif(path, None, "tiff") if index == 0 else exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
+        metadata = ImageMetadata(format="tiff", exif=exif,
+                                 icc_profile=icc, xmp=clean_xmp(page.xmp), bit_depth=32,
+                                 mode="F" if page.gray else "RGBF", gray=page.gray)
+        rgb = _apply_orientation(rgb, page.orientation)
+        alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
+        images.append(LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path))
+    note = f"{path}: {_first_page_note(count)}" if count > len(images) else None
+    return Pages(images, note)
+
+
+def _decode_frame(path: Path, img: Image.Image, page: int) -> LoadedImage:
+    img.seek(page)
+    img.load()
+    return _decode(path, img, page)
 
 
 def _unreadable_reason(path: Path) -> str | None:
@@ -138,21 +232,22 @@ def _squash(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _decode(path: Path, img: Image.Image) -> LoadedImage:
+def _decode(path: Path, img: Image.Image, page: int = 0) -> LoadedImage:
     fmt = (img.format or "").lower()
     icc = img.info.get("icc_profile") or None
     orientation = _orientation(img)
-    rgb, alpha, bit_depth, icc = _pixels(path, img, fmt, icc)
+    rgb, alpha, bit_depth, icc, gray = _pixels(path, img, fmt, icc, page)
     rgb = _apply_orientation(rgb, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
     metadata = ImageMetadata(
         format=fmt,
-        exif=read_exif(path, img, fmt),
+        exif=read_exif(path, img, fmt, page),
         icc_profile=icc if isinstance(icc, bytes) else None,
         xmp=read_xmp(img),
         bit_depth=bit_depth,
         mode=img.mode,
+        gray=gray,
     )
     return LoadedImage(rgb=rgb, alpha=alpha, metadata=metadata, path=path)
 
@@ -160,25 +255,34 @@ def _decode(path: Path, img: Image.Image) -> LoadedImage:
 # -- pixels ----------------------------------------------------------------------------------
 
 _GRAY16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_GRAY_MODES = _GRAY16_MODES | {"L", "LA", "La", "1", "F"}
 _TO_RGB_MODES = frozenset({"YCbCr", "HSV", "RGBX"})
 
 
 def _pixels(
-    path: Path, img: Image.Image, fmt: str, icc: bytes | None
-) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None]:
-    """Return (rgb float32, alpha float32 | None, bit depth, ICC profile still valid for rgb)."""
+    path: Path, img: Image.Image, fmt: str, icc: bytes | None, page: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None, bool]:
+    """Return (rgb float32, alpha float32 | None, bit depth, ICC profile still valid for the output, gray).
+
+    A gray source keeps a gray profile: its output is gray too (unless --keep-color, which
+    drops it when writing)."""
     mode = img.mode
+    gray_icc = icc if icc_space(icc) == "GRAY" else None
     if mode in ("RGB", "RGBA"):
-        values = _wide_values(path, img, fmt)
+        values = _wide_values(path, img, fmt, page)
+        if values is not None and values.shape[2] == 2:  # 16-bit gray + alpha PNG (Pillow: 8-bit RGBA)
+            return to_unit(_gray_to_rgb(values[..., 0]), 16), to_unit(values[..., 1], 16), 16, gray_icc, True
         if values is not None:
             rgb, alpha = _split_alpha(values)
-            return to_unit(rgb, 16), _unit_or_none(alpha, 16), 16, rgb_icc(icc)
+            return to_unit(rgb, 16), _unit_or_none(alpha, 16), 16, rgb_icc(icc), False
     if mode in _GRAY16_MODES:
         gray = np.clip(np.asarray(img).astype(np.int64), 0, 65535).astype(np.uint16)
-        return to_unit(_gray_to_rgb(gray), 16), None, 16, None
+        return to_unit(_gray_to_rgb(gray), 16), None, 16, gray_icc, True
+    if mode == "F":  # 32-bit float gray (scientific and film scans): float32 exactly as stored
+        return _gray_to_rgb(_unit_floats(path, np.asarray(img, dtype=np.float32))), None, 32, gray_icc, True
     if mode == "CMYK":
         converted, icc = _cmyk_to_rgb(img, icc)
-        return to_unit(np.asarray(converted), 8), None, 8, icc
+        return to_unit(np.asarray(converted), 8), None, 8, icc, False
     converted = _to_8bit_rgb_or_rgba(img)
     values = np.asarray(converted)
     if converted.mode == "L":
@@ -186,8 +290,8 @@ def _pixels(
     elif converted.mode == "LA":
         values = np.dstack([_gray_to_rgb(values[..., 0]), values[..., 1]])
     rgb, alpha = _split_alpha(values)
-    keep_icc = rgb_icc(icc) if mode not in ("L", "LA", "1", "La") else None
-    return to_unit(rgb, 8), _unit_or_none(alpha, 8), 8, keep_icc
+    keep_icc = gray_icc if mode in _GRAY_MODES else rgb_icc(icc)
+    return to_unit(rgb, 8), _unit_or_none(alpha, 8), 8, keep_icc, mode in _GRAY_MODES
 
 
 class _UnsupportedMode(ValueError):
@@ -224,6 +328,16 @@ def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     return img.convert("RGB"), rgb_icc(icc)
 
 
+def _unit_floats(path: Path, values: np.ndarray) -> np.ndarray:
+    """Float samples are taken as [0, 1] (the usual convention); others are clipped, and said so."""
+    finite = np.isfinite(values)
+    low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+    if not finite.all() or low < 0.0 or high > 1.0:
+        log.warning("%s: float samples outside [0, 1] (%g to %g%s) are clipped for restoring", path, low, high,
+                    ", NaN/inf as 0" if not finite.all() else "")
+    return np.clip(np.where(finite, values, 0.0), 0.0, 1.0).astype(np.float32)
+
+
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
@@ -241,8 +355,9 @@ def _unit_or_none(values: np.ndarray | None, bits: int) -> np.ndarray | None:
 # -- 16-bit RGB(A): Pillow keeps only the high byte, pypng and tifffile read all 16 bits -------
 
 
-def _wide_values(path: Path, img: Image.Image, fmt: str) -> np.ndarray | None:
-    """uint16 (H, W, 3|4) samples of a 16-bit RGB(A) PNG or TIFF (as Pillow's mode says), else None.
+def _wide_values(path: Path, img: Image.Image, fmt: str, page: int = 0) -> np.ndarray | None:
+    """uint16 (H, W, 3|4) samples of a 16-bit RGB(A) PNG or TIFF (as Pillow's mode says), (H, W, 2) of
+    a 16-bit gray + alpha PNG (which Pillow reads as RGBA), else None.
 
     A file the library cannot read (e.g. an LZW TIFF without imagecodecs) stays 8-bit, with a warning.
     """
@@ -250,7 +365,7 @@ def _wide_values(path: Path, img: Image.Image, fmt: str) -> np.ndarray | None:
     if fmt == "png":
         reader = _png16
     elif fmt == "tiff" and tuple(img.tag_v2.get(258, ())) in ((16, 16, 16), (16, 16, 16, 16)):
-        reader = _tiff16
+        reader = functools.partial(_tiff16, page=page)
     else:
         return None
     try:
@@ -258,6 +373,8 @@ def _wide_values(path: Path, img: Image.Image, fmt: str) -> np.ndarray | None:
     except Exception as exc:
         log.warning("%s: reading 16-bit data as 8-bit (%s)", path, one_line(exc))
         return None
+    if fmt == "png" and values is not None and values.shape[2] == 2 and values.shape[:2] == (img.height, img.width):
+        return values  # gray + alpha
     # pypng's planes already count a tRNS alpha; a TIFF's extra samples are alpha only if Pillow says so.
     channels = 4 if img.mode == "RGBA" or (fmt == "png" and values is not None and values.shape[2] == 4) else 3
     if values is None or values.shape[:2] != (img.height, img.width) or values.shape[2] < channels:
@@ -266,7 +383,7 @@ def _wide_values(path: Path, img: Image.Image, fmt: str) -> np.ndarray | None:
 
 
 def _png16(path: Path) -> np.ndarray | None:
-    """16-bit RGB(A) samples: pypng reads the header chunks (tRNS key included), imagecodecs' libpng
+    """16-bit RGB(A) or gray + alpha samples: pypng reads the header chunks (tRNS key included), imagecodecs' libpng
     the pixels (pypng's pure-Python unfiltering is ~10x slower); a tRNS key colour becomes alpha
     as Pillow would make it."""
     import imagecodecs
@@ -274,7 +391,7 @@ def _png16(path: Path) -> np.ndarray | None:
     with open(path, "rb") as fh:
         reader = pypng.Reader(file=fh)
         reader.preamble()  # the chunks before the pixels: most RGB PNGs are 8-bit and need nothing more
-        if reader.bitdepth != 16 or reader.greyscale:
+        if reader.bitdepth != 16 or (reader.greyscale and not reader.alpha):  # 16-bit gray: Pillow reads it
             return None
         key: Any = getattr(reader, "transparent", None)
     values = imagecodecs.png_decode(path.read_bytes())
@@ -286,12 +403,12 @@ def _png16(path: Path) -> np.ndarray | None:
     return values
 
 
-def _tiff16(path: Path) -> np.ndarray | None:
-    """Samples of the first TIFF page (the one Pillow shows), as (H, W, samples)."""
+def _tiff16(path: Path, page: int = 0) -> np.ndarray | None:
+    """Samples of TIFF page ``page`` (the one Pillow shows), as (H, W, samples)."""
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages.first
-        values = page.asarray()
-        if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+        ifd = tif.pages[page]
+        values = ifd.asarray()
+        if ifd.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
             values = np.moveaxis(values, 0, -1)
     return values if values.dtype == np.uint16 and values.ndim == 3 else None
 

@@ -45,16 +45,22 @@ class ImageMetadata:
     exif: bytes | None
     icc_profile: bytes | None
     xmp: bytes | None
-    bit_depth: int
+    bit_depth: int  # 8 or 16: integer samples; 32: float32 samples (TIFF mode F)
     mode: str
+    gray: bool = False  # one channel (gray, black-and-white): given back gray unless --keep-color
 
 
 # -- reading ---------------------------------------------------------------------------------
 
 
-def read_exif(path: Path, img: Image.Image, fmt: str) -> bytes | None:
-    """The source's EXIF (APP1 form, Orientation 1), or None when there is nothing worth keeping."""
-    raw: Any = path if fmt == "tiff" else img.info.get("exif")
+def read_exif(path: Path, img: Image.Image | None, fmt: str, page: int = 0) -> bytes | None:
+    """The source's EXIF (APP1 form, Orientation 1), or None when there is nothing worth keeping.
+
+    Page ``page`` of a multi-page TIFF: its own IFD's tags, as Pillow reads them after seek().
+    """
+    raw: Any = path if fmt == "tiff" else img.info.get("exif") if img else None
+    if fmt == "tiff" and page:
+        raw = _page_exif(img) if img else None
     if not raw:
         return None
     exif = exif_ifds.load(str(raw) if isinstance(raw, Path) else raw, path)
@@ -64,6 +70,14 @@ def read_exif(path: Path, img: Image.Image, fmt: str) -> bytes | None:
         return None  # only a stale Orientation: nothing worth carrying
     exif["0th"][piexif.ImageIFD.Orientation] = 1
     return exif_ifds.encode(exif, path)
+
+
+def _page_exif(img: Image.Image) -> bytes | None:
+    exif = img.getexif()
+    for pointer in (exif_ifds.EXIF_POINTER, exif_ifds.GPS_POINTER):
+        exif.get_ifd(pointer)  # loaded sub-IFDs are serialised with the rest
+    data = exif.tobytes()
+    return data if data.startswith(b"Exif") else b"Exif\0\0" + data
 
 
 _XMP_ORIENTATION = (
@@ -77,6 +91,11 @@ def read_xmp(img: Image.Image) -> bytes | None:
     xmp: Any = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
     if not xmp and hasattr(img, "tag_v2"):
         xmp = img.tag_v2.get(700)  # TIFF keeps XMP in a tag
+    return clean_xmp(xmp)
+
+
+def clean_xmp(xmp: Any) -> bytes | None:
+    """An XMP packet (bytes, str or tag tuple) with tiff:Orientation reset to 1, or None if empty."""
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     if isinstance(xmp, tuple):
@@ -89,10 +108,15 @@ def read_xmp(img: Image.Image) -> bytes | None:
 
 
 def rgb_icc(icc: bytes | None) -> bytes | None:
-    """``icc`` when it is an RGB profile. Output is always RGB: a gray or CMYK one would misdescribe it."""
-    if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
-        return icc
-    return None
+    """``icc`` when it is an RGB profile: a gray or CMYK one would misdescribe RGB pixels."""
+    return icc if icc_space(icc) == "RGB" else None
+
+
+def icc_space(icc: bytes | None) -> str | None:
+    """The profile's colour space ('RGB', 'GRAY', 'CMYK', ...), from its header; None without one."""
+    if not isinstance(icc, bytes) or len(icc) < 20:
+        return None
+    return icc[16:20].decode("latin-1").strip()
 
 
 # -- stamping for output ---------------------------------------------------------------------

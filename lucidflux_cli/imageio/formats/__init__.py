@@ -4,7 +4,8 @@ The contract (:class:`OutputFormat`, :class:`FormatCapabilities`, :class:`Output
 :mod:`.base`; each built-in family is one class that owns its names, extensions, capabilities
 and encoder (:mod:`.png_format`, :mod:`.tiff_format`, :mod:`.pillow_formats`), registered through
 the ``lucidflux.formats`` entry points exactly like a plugin (docs/plugins.md). :mod:`.lookup`
-finds formats by name; :func:`write_image` writes one image atomically.
+finds formats by name; :func:`write_image` writes one image atomically (:func:`write_pages` several
+pages into one file).
 """
 
 from lucidflux_cli.imageio.formats.base import (
@@ -26,13 +27,14 @@ from lucidflux_cli.imageio.formats.lookup import (
     select,
     using_options,
 )
-from lucidflux_cli.imageio.formats.writing import write_image
+from lucidflux_cli.imageio.formats.writing import Page, write_image, write_pages
 
 __all__ = [
     "EXTENSIONS",
     "FormatCapabilities",
     "OutputFormat",
     "OutputImage",
+    "Page",
     "canonical",
     "capabilities_problem",
     "create",
@@ -45,4 +47,5 @@ __all__ = [
     "select",
     "using_options",
     "write_image",
+    "write_pages",
 ]

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from lucidflux_cli import plugins
-from lucidflux_cli.imageio.samples import quantize
+from lucidflux_cli.imageio.samples import float_samples, quantize
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,14 @@ class FormatCapabilities:
     """What a format can hold. ``extensions[0]`` (with the dot) names the output files."""
 
     extensions: tuple[str, ...]
-    bit_depths: tuple[int, ...] = (8,)  # integer sample depths it writes
+    bit_depths: tuple[int, ...] = (8,)  # sample depths it writes: 8, 16 (integer), 32 (float32)
     alpha: bool = False
     exif: bool = False
     icc: bool = False
     xmp: bool = False
     quality: bool = False  # honours --quality
+    gray: bool = False  # writes one-channel gray (else a gray image is written as equal R, G, B)
+    pages: bool = False  # holds several pages in one file (OutputFormat.write_pages)
 
 
 @dataclass(frozen=True)
@@ -39,23 +41,26 @@ class OutputImage:
     path: Path  # the final destination, for messages only: write to the file object given
     rgb: np.ndarray  # float32 (H, W, 3) in [0, 1]
     alpha: np.ndarray | None  # float32 (H, W) in [0, 1], when the source had alpha
-    bit_depth: int  # the source's sample depth (8 or 16)
+    bit_depth: int  # the source's sample depth (8, 16; 32: float)
     exif: bytes  # APP1 form (b"Exif\0\0" + TIFF), Orientation 1, provenance in UserComment
     icc_profile: bytes | None  # the source's RGB profile, unchanged
     xmp: bytes  # an XMP packet naming lucidflux-cli (merged into the source's own)
     summary: str  # one-line provenance, e.g. "Restored by lucidflux-cli 0.1.0 (Steps: 20, ...)"
     quality: int | None = None  # --quality (1-100) or None for the format's default
     exif_tags: dict[str, Any] = field(default_factory=dict, repr=False)  # the same EXIF, piexif layout
+    gray: bool = False  # a gray source given back gray: ``rgb`` holds its luminance in all three planes
 
-    def pixels(self, bits: int = 8, alpha: bool = False) -> np.ndarray:
-        """uint8 (bits=8) or uint16 samples, (H, W, 3), or (H, W, 4) if ``alpha`` and there is one.
+    def pixels(self, bits: int = 8, alpha: bool = False, gray: bool = False) -> np.ndarray:
+        """uint8 (bits=8), uint16 (16) or float32 (32) samples: (H, W, 3), or (H, W, 4) if ``alpha``
+        and there is one; with ``gray`` (for a gray image) one channel: (H, W), or (H, W, 2).
 
         Rounds as the reference implementation does (x * max + 0.5, truncated).
         """
-        rgb = quantize(self.rgb, bits)  # one rounding rule for every format
-        if not alpha or self.alpha is None:
-            return rgb
-        return np.dstack([rgb, quantize(self.alpha, bits)])
+        planes = self.rgb[..., :1] if gray and self.gray else self.rgb
+        if alpha and self.alpha is not None:
+            planes = np.dstack([planes, self.alpha])
+        samples = float_samples(planes) if bits == 32 else quantize(planes, bits)  # one rounding rule
+        return samples[..., 0] if samples.shape[2] == 1 else samples
 
 
 class OutputFormat(plugins.Configurable, ABC):
@@ -81,6 +86,12 @@ class OutputFormat(plugins.Configurable, ABC):
     def contract_problem(cls) -> str | None:
         return capabilities_problem(cls)
 
+    def write_pages(self, fp: BinaryIO, images: list[OutputImage]) -> None:
+        """Encode several pages into one file; only formats with ``capabilities.pages`` are asked."""
+        if len(images) != 1:
+            raise NotImplementedError(f"{type(self).__name__} holds one page per file")
+        self.write(fp, images[0])
+
     def bits_for(self, image: OutputImage) -> int:
         """The source depth when the format has it, else the deepest it has below (or its least)."""
         depths = self.capabilities.bit_depths
@@ -100,8 +111,8 @@ def capabilities_problem(cls: type) -> str | None:
         return "capabilities must be a lucidflux_cli.imageio.formats.FormatCapabilities"
     if not caps.extensions or not all(isinstance(e, str) and e.startswith(".") for e in caps.extensions):
         return f"capabilities.extensions must be like ('.jxl',), got {caps.extensions!r}"
-    if not caps.bit_depths or not set(caps.bit_depths) <= {8, 16}:
-        return f"capabilities.bit_depths must be drawn from (8, 16), got {caps.bit_depths!r}"
+    if not caps.bit_depths or not set(caps.bit_depths) <= {8, 16, 32}:
+        return f"capabilities.bit_depths must be drawn from (8, 16, 32), got {caps.bit_depths!r}"
     aliases = getattr(cls, "aliases", ())
     if not isinstance(aliases, tuple) or not all(isinstance(a, str) and a == a.lower().lstrip(".") for a in aliases):
         return f"aliases must be lower-case names without a dot, got {aliases!r}"

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 DEFAULT_QUALITY = 95  # for lossy formats when --quality is not given
 ALL_METADATA = {"exif": True, "icc": True, "xmp": True}
 BITS_HELP = {"bits": "8 or 16: sample depth (default: the source's)"}
+GRAY = {"gray": True}  # formats that write one-channel gray
 
 
 class BuiltinFormat(OutputFormat):
@@ -46,7 +47,7 @@ class BuiltinFormat(OutputFormat):
 
     def samples(self, image: OutputImage) -> np.ndarray:
         """The pixels to encode: the chosen depth, alpha only where the format keeps it."""
-        return image.pixels(self.bits_for(image), alpha=self.capabilities.alpha)
+        return image.pixels(self.bits_for(image), alpha=self.capabilities.alpha, gray=self.capabilities.gray)
 
 
 def quality(image: OutputImage) -> int:

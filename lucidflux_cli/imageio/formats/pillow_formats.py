@@ -8,7 +8,7 @@ import pillow_heif
 from PIL import Image
 
 from lucidflux_cli.imageio.formats.base import FormatCapabilities, OutputImage
-from lucidflux_cli.imageio.formats.builtin import ALL_METADATA, BuiltinFormat, pillow_metadata, quality
+from lucidflux_cli.imageio.formats.builtin import ALL_METADATA, GRAY, BuiltinFormat, pillow_metadata, quality
 
 pillow_heif.register_heif_opener()  # Pillow's HEIF reader and writer
 
@@ -34,7 +34,7 @@ class JPEG(PillowFormat):
     pil_name = "JPEG"
     aliases = ("jpg", "jpe", "jfif", "mpo")  # Pillow calls many camera JPEGs (with a preview frame) MPO
     read_extensions = (".jpe", ".jfif")
-    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, **ALL_METADATA)
+    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, **GRAY, **ALL_METADATA)
 
     def save_arguments(self, image: OutputImage) -> dict[str, Any]:
         q = quality(image)
@@ -82,7 +82,7 @@ class BMP(PillowFormat):
     summary = "BMP, pixels only"
     pil_name = "BMP"
     aliases = ("dib",)
-    capabilities = FormatCapabilities((".bmp",))
+    capabilities = FormatCapabilities((".bmp",), **GRAY)
 
 
 class PPM(PillowFormat):
@@ -90,19 +90,25 @@ class PPM(PillowFormat):
     pil_name = "PPM"
     aliases = ("pgm", "pbm", "pnm")
     read_extensions = (".pgm", ".pnm")
-    capabilities = FormatCapabilities((".ppm",))
+    capabilities = FormatCapabilities((".ppm",), **GRAY)  # gray: a PGM
 
 
 class TGA(PillowFormat):
     summary = "TGA, pixels only"
     pil_name = "TGA"
-    capabilities = FormatCapabilities((".tga",))
+    capabilities = FormatCapabilities((".tga",), **GRAY)
 
 
 class JPEG2000(PillowFormat):
     summary = "JPEG 2000, pixels only"
     pil_name = "JPEG2000"
     pillow_feature = "jpg_2000"
-    aliases = ("jp2", "j2k")
-    read_extensions = (".j2k",)
-    capabilities = FormatCapabilities((".jp2",))
+    aliases = ("jp2", "j2k", "j2c")
+    read_extensions = (".j2k", ".j2c")
+    capabilities = FormatCapabilities((".jp2",), **GRAY)
+
+    def save_arguments(self, image: OutputImage) -> dict[str, Any]:
+        # A .j2k/.j2c name means a bare codestream; Pillow would wrap it in a JP2 box, as it
+        # only sees the temp file's name.
+        bare = image.path.suffix.lower() in (".j2k", ".j2c")
+        return {"no_jp2": bare, **({} if bare else super().save_arguments(image))}

@@ -20,7 +20,7 @@ _XMP_KEY = "XML:com.adobe.xmp"  # the iTXt keyword XMP uses in PNG
 
 class PNG(BuiltinFormat):
     summary = "PNG, 8 or 16 bit, lossless"
-    capabilities = FormatCapabilities((".png",), (8, 16), alpha=True, **ALL_METADATA)
+    capabilities = FormatCapabilities((".png",), (8, 16), alpha=True, gray=True, **ALL_METADATA)
     option_help = BITS_HELP
 
     def write(self, fp: BinaryIO, image: OutputImage) -> None:
@@ -37,8 +37,10 @@ class PNG(BuiltinFormat):
 
 def _write_png16(fp: BinaryIO, samples: np.ndarray, image: OutputImage) -> None:
     """pypng frames the chunks; the metadata chunks precede the pixels, as Pillow places them."""
+    if samples.ndim == 2:
+        samples = samples[..., None]
     height, width, channels = samples.shape
-    color_type = 6 if channels == 4 else 2  # RGBA or RGB
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # gray, gray + alpha, RGB, RGBA
     header = (b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
     pypng.write_chunks(fp, [header, *_metadata_chunks(image), (b"IDAT", _sub_filtered(samples)), (b"IEND", b"")])
 

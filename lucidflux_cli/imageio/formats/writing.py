@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,20 @@ from lucidflux_cli.imageio import metadata as meta
 from lucidflux_cli.imageio.atomic import atomic_write
 from lucidflux_cli.imageio.formats import lookup
 from lucidflux_cli.imageio.formats.base import OutputFormat, OutputImage
+from lucidflux_cli.imageio.samples import luminance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One restored page (most files have one) with the metadata of the source page it replaces."""
+
+    rgb: np.ndarray  # float32 (H, W, 3) in [0, 1], at the output size
+    alpha: np.ndarray | None = None  # float32 (H, W), when the source had alpha
+    metadata: meta.ImageMetadata | None = None
+    bit_depth: int = 8  # the source's: 8, 16, or 32 (float)
+    gray: bool = False  # give it back gray: the luminance of ``rgb``, one channel where the format has it
 
 
 def write_image(
@@ -25,6 +42,7 @@ def write_image(
     bit_depth: int = 8,
     provenance: dict[str, str] | None = None,
     options: dict[str, str] | None = None,
+    gray: bool = False,
 ) -> None:
     """Atomically write float RGB in [0, 1] (HxWx3) as ``fmt``, carrying ``metadata`` over.
 
@@ -32,33 +50,69 @@ def write_image(
     options (None: the run's ``--format-option``). ``alpha`` (HxW, at the output size) is kept
     where the format can hold it and dropped, not composited, elsewhere; ``bit_depth`` is the
     source's depth (the format writes the nearest it has, or its ``bits`` option); ``quality``
-    None is the format's default. EXIF keeps dates, camera and GPS with Orientation = 1 and the
+    None is the format's default; ``gray`` writes the luminance (one channel where the format
+    has gray). EXIF keeps dates, camera and GPS with Orientation = 1 and the
     thumbnail dropped; Software becomes "lucidflux-cli <version>", the provenance summary goes to
     UserComment (and to ImageDescription unless the photo already has one), and XMP gets
     xmp:CreatorTool and dc:description. On failure nothing is left behind, any previous file is
     untouched, and ImageWriteError is raised.
     """
+    page = Page(rgb, alpha, metadata, bit_depth, gray)
+    write_pages(path, [page], fmt=fmt, quality=quality, provenance=provenance, options=options)
+
+
+def write_pages(
+    path: Path,
+    pages: Sequence[Page],
+    *,
+    fmt: str,
+    quality: int | None = None,
+    provenance: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
+) -> None:
+    """Like :func:`write_image`, for one file of several pages (in order, each with its own
+    metadata); a format without ``capabilities.pages`` refuses more than one (ImageWriteError)."""
     path = Path(path)
     writer = _format_writer(path, fmt, options)
-    if bit_depth not in (8, 16):
-        raise ImageWriteError(path, f"unsupported bit depth {bit_depth} (use 8 or 16)")
+    if len(pages) > 1 and not writer.capabilities.pages:
+        raise ImageWriteError(path, f"{len(pages)} pages, but format {writer.name!r} holds one per file; "
+                                    "use --format tiff (or same), or --frames first")
+    images = [_output_image(path, page, writer, quality, provenance) for page in pages]
     try:
-        rgb_f, alpha_f = _checked_arrays(rgb, alpha)
-    except ValueError as exc:
-        raise ImageWriteError(path, str(exc)) from None
-    stamped = meta.for_output(path, metadata, provenance, (rgb_f.shape[1], rgb_f.shape[0]))
-    image = OutputImage(
-        path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=bit_depth, exif=stamped.exif_bytes,
-        icc_profile=stamped.icc_profile, xmp=stamped.xmp, summary=stamped.summary, quality=quality,
-        exif_tags=stamped.exif,
-    )
-    try:
-        atomic_write(path, lambda fp: writer.write(fp, image))
+        atomic_write(path, lambda fp: writer.write(fp, images[0]) if len(images) == 1 else writer.write_pages(fp, images))
     except Exception as exc:
         cause = _describe_write_error(exc)
         if not isinstance(exc, (OSError, ImageWriteError)):  # plugin code: say whose and what
             cause = f"format {writer.name!r}: {type(exc).__name__}: {cause}"
         raise ImageWriteError(path, cause) from exc
+
+
+def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | None,
+                  provenance: dict[str, str] | None) -> OutputImage:
+    if page.bit_depth not in (8, 16, 32):
+        raise ImageWriteError(path, f"unsupported bit depth {page.bit_depth} (use 8, 16 or 32)")
+    try:
+        rgb_f, alpha_f = _checked_arrays(page.rgb, page.alpha)
+    except ValueError as exc:
+        raise ImageWriteError(path, str(exc)) from None
+    if page.gray:  # every format gets the gray picture; those with gray write one channel
+        rgb_f = np.repeat(luminance(rgb_f)[..., None], 3, axis=2)
+    stamped = meta.for_output(path, page.metadata, provenance, (rgb_f.shape[1], rgb_f.shape[0]))
+    return OutputImage(
+        path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=page.bit_depth, exif=stamped.exif_bytes,
+        icc_profile=_fitting_icc(path, stamped.icc_profile, page.gray and writer.capabilities.gray),
+        xmp=stamped.xmp, summary=stamped.summary, quality=quality, exif_tags=stamped.exif, gray=page.gray,
+    )
+
+
+def _fitting_icc(path: Path, icc: bytes | None, gray_output: bool) -> bytes | None:
+    """The source's profile when it describes the output's channels; else dropped, in one line."""
+    space = meta.icc_space(icc)
+    if icc is None or space == ("GRAY" if gray_output else "RGB"):
+        return icc
+    log.warning("%s: the source's %s ICC profile is not written: the output is %s", path, space,
+                "gray" if gray_output else "RGB")
+    return None
 
 
 def _format_writer(path: Path, fmt: str, options: dict[str, str] | None) -> OutputFormat:
