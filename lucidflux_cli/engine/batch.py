@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lucidflux_cli import __version__
+from lucidflux_cli.engine.control import uninterrupted
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.imageio.discovery import InputFile
@@ -153,13 +154,17 @@ def restore_files(
         return [entry for entry in waiting if isinstance(entry, DecodedFile)]
 
     def flush() -> bool:
-        """Restore the waiting group, report everything waiting; False: stop (--fail-fast)."""
-        restored = iter(restore_group(group(), restorer(), options, provenance, on_step) if group() else [])
-        results = [next(restored) if isinstance(entry, DecodedFile) else entry for entry in waiting]
+        """Restore the waiting group, write and report everything waiting; False: stop (--fail-fast)."""
+        outcomes = iter(restore_pixels(group(), restorer(), on_step) if group() else [])
+        results = []
+        for entry in waiting:
+            outcome = entry if isinstance(entry, FileResult) else next(outcomes)
+            with uninterrupted():  # a file put in place is reported too, whatever signal comes
+                result = finish(entry, outcome, options, provenance)
+                report.results.append(result)
+                on_result(result)
+            results.append(result)
         waiting.clear()
-        for result in results:
-            report.results.append(result)
-            on_result(result)
         return not (fail_fast and any(result.status == "failed" for result in results))
 
     for item in items:
@@ -234,16 +239,19 @@ def restore_file(
     options: OutputOptions,
     provenance: dict[str, str],
     claimed: dict[Path, Path],
+    publish: Callable[[FileResult], None],
     on_step: StepCallback | None = None,
 ) -> FileResult:
-    """Skip, restore or fail one file; ``restorer()`` is only called when the model is needed.
-
-    An error building the model (weights, device) propagates: no later file could succeed either.
+    """Skip, restore or fail one file, and ``publish`` its result in the same uninterrupted step
+    as its output is put in place. ``restorer()`` is only called when the model is needed; an
+    error building the model (weights, device) propagates: no later file could succeed either.
     """
     entry = prepare_file(item, options, claimed)
-    if isinstance(entry, FileResult):
-        return entry
-    return _restore_single(entry, restorer(), options, provenance, on_step)
+    outcome = entry if isinstance(entry, FileResult) else restore_pixels([entry], restorer(), on_step)[0]
+    with uninterrupted():
+        result = finish(entry, outcome, options, provenance)
+        publish(result)
+    return result
 
 
 def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Path]) -> FileResult | DecodedFile:
@@ -279,36 +287,44 @@ def batch_call(restorer: Restorer) -> BatchRestorer:
     return lambda images, size, on_step: [restorer(image, size, on_step) for image in images]
 
 
-def restore_group(group: list[DecodedFile], restorer: Restorer, options: OutputOptions, provenance: dict[str, str],
-                  on_step: StepCallback | None = None) -> list[FileResult]:
-    """Restore files of one processing size in one model call, each written and reported as its own.
+Restored = tuple[list[np.ndarray], float]  # a file's restored pages and the model's seconds for it
 
-    If the batched call fails, the files are redone one at a time, so a bad image fails
-    only itself. Each file's seconds: its decoding, an equal share of the call, its writing.
+
+def restore_pixels(group: list[DecodedFile], restorer: Restorer,
+                   on_step: StepCallback | None = None) -> list[Restored | FileResult]:
+    """Restore files of one processing size in one model call; per file its pages, or its failure.
+
+    If the batched call fails, the files are redone one at a time, so a bad image fails only
+    itself. Each file's seconds: an equal share of the call. Nothing is written here.
     """
     if len(group) > 1:
         started = time.monotonic()
         try:
             restored = batch_call(restorer)([decoded.image for decoded in group], group[0].work, on_step)
         except Exception as error:  # e.g. one image a plugin remover rejects: find it
-            cause = (str(error).strip().splitlines() or ["no details"])[0]
-            log.warning("restoring %d images in one batch failed (%s: %s); restoring them one at a time",
-                        len(group), type(error).__name__, cause)
+            log.warning("restoring %d images in one batch failed (%s); restoring them one at a time",
+                        len(group), one_line(error))
         else:
             share = (time.monotonic() - started) / len(group)
-            return [_write(decoded, [pixels], share, options, provenance)
-                    for decoded, pixels in zip(group, restored, strict=True)]
-    return [_restore_single(decoded, restorer, options, provenance, on_step) for decoded in group]
+            return [([pixels], share) for pixels in restored]
+    return [_restore_pages(decoded, restorer, on_step) for decoded in group]
 
 
-def _restore_single(decoded: DecodedFile, restorer: Restorer, options: OutputOptions, provenance: dict[str, str],
-                    on_step: StepCallback | None) -> FileResult:
+def _restore_pages(decoded: DecodedFile, restorer: Restorer, on_step: StepCallback | None) -> Restored | FileResult:
     started = time.monotonic()
     try:  # every page of a multi-page file through the same restorer, in order
-        restored = [restorer(page.image, page.work, on_step) for page in decoded.pages]
+        return [restorer(page.image, page.work, on_step) for page in decoded.pages], time.monotonic() - started
     except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
         return decoded.failed(error, time.monotonic() - started)
-    return _write(decoded, restored, time.monotonic() - started, options, provenance)
+
+
+def finish(entry: FileResult | DecodedFile, outcome: Restored | FileResult, options: OutputOptions,
+           provenance: dict[str, str]) -> FileResult:
+    """A file's result: written from its restored pages, or the skip/failure it already is."""
+    if isinstance(outcome, FileResult):
+        return outcome
+    pages, model_seconds = outcome
+    return _write(entry, pages, model_seconds, options, provenance)
 
 
 def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: float, options: OutputOptions,

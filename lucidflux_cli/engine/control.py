@@ -103,9 +103,14 @@ def _read_owner(path: Path) -> str:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread."""
+    """Turn SIGTERM (and SIGINT) into :class:`Interrupted` in the main thread (held back while
+    :func:`uninterrupted` code runs)."""
 
     def handler(signum, frame):
+        global _pending
+        if _held:
+            _pending = signum
+            return
         raise Interrupted(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -114,3 +119,22 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+_held = 0  # depth of uninterrupted() blocks
+_pending: int | None = None  # a signal that arrived inside one
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A signal arriving inside is raised at the end: an output put in place is also reported,
+    so an interrupted run's report lists exactly the files on disk."""
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)

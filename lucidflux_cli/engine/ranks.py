@@ -123,18 +123,24 @@ class Ranks(Scheduler):
         restorer = lazy_restorer(self.request)
         claimed: dict = {}
         mine: list[batch.FileResult] = []
-        for index in share(len(files), self.rank, self.size):
-            item = files[index]
-            try:
-                result = conflicts.get(item.path) or batch.restore_file(
-                    item, restorer, self.options, self.request.provenance(), claimed, on_step=on_step)
-            except (SetupError, LucidFluxError) as error:
-                self.setup_error = str(error)
-                break
+
+        def publish(result: batch.FileResult) -> None:
             result.worker = f"rank {self.rank}"
             mine.append(result)
             on_result(result)
-            if self.request.fail_fast and result.status == "failed":  # this rank only; others finish their share
+
+        for index in share(len(files), self.rank, self.size):
+            item = files[index]
+            try:
+                if item.path in conflicts:
+                    publish(conflicts[item.path])
+                else:
+                    batch.restore_file(item, restorer, self.options, self.request.provenance(), claimed, publish,
+                                       on_step=on_step)
+            except (SetupError, LucidFluxError) as error:
+                self.setup_error = str(error)
+                break
+            if self.request.fail_fast and mine and mine[-1].status == "failed":  # this rank only
                 break
         return mine
 

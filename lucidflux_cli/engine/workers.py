@@ -254,13 +254,15 @@ def worker_main(conn: Connection, request: RestoreRequest, device: str, name: st
         with stop_on_signals(), formats.using_options(request.fmt, request.format_options):
             while (message := conn.recv()) is not None:
                 index, item = message
+                def publish(result: batch.FileResult, index: int = index) -> None:
+                    result.worker = name
+                    conn.send(("result", index, result))
+
                 try:
-                    result = batch.restore_file(item, restorer, options, request.provenance(), claimed)
+                    batch.restore_file(item, restorer, options, request.provenance(), claimed, publish)
                 except (SetupError, LucidFluxError) as error:
                     conn.send(("setup_error", str(error)))
                     return
-                result.worker = name
-                conn.send(("result", index, result))
     except (Interrupted, KeyboardInterrupt):
         sys.exit(EXIT_INTERRUPTED)
     except EOFError:  # the parent is gone
