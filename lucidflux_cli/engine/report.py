@@ -74,7 +74,8 @@ class EventSink:
         elif result.status == "skipped":
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
-            log.info("restored %s -> %s (%.1f s)", result.source, result.output, result.seconds)
+            log.info("restored %s -> %s (%.1f s)%s", result.source, result.output, result.seconds,
+                     f"; {result.note}" if result.note else "")
         if self.writes_report and self.request.report and \
                 time.monotonic() - self.last_write >= self.request.report_every:
             self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
