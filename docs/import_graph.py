@@ -42,6 +42,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("weights", 2, ("weights",)),
     Layer("imageio", 3, ("imageio",)),
     Layer("model", 3, ("model",)),
+    Layer("data", 3, ("data",)),
     Layer("engine", 4, ("engine",)),
     Layer("commands", 5, ("commands", "__main__")),
 )

@@ -1,7 +1,7 @@
 """Architecture rules for lucidflux_cli, checked on the source with ``ast`` (nothing is imported).
 
 Layers, low to high (docs/import_graph.py, LAYERS): package __init__ / errors / plugins, weights,
-imageio | model (siblings), engine, commands / __main__. A module imports only its own layer and
+imageio | model | data (siblings), engine, commands / __main__. A module imports only its own layer and
 lower ones; no import cycles; no module over 500 lines. The picture docs/images/import-graph.png
 comes from the same graph (python docs/import_graph.py).
 
