@@ -124,3 +124,19 @@ def test_a_failure_from_a_bug_keeps_its_traceback_and_counts_as_a_bug(tmp_path, 
 
     verbose = CliRunner().invoke(main, [*args, "--overwrite", "-v"], catch_exceptions=False)
     assert verbose.exit_code == 1 and "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_image_files_a_walk_leaves_out_are_named_not_dropped_silently(tmp_path):
+    source, out = tmp_path / "in", tmp_path / "out"
+    _photo(source / "a.png")
+    _photo(out / "a.png", seed=9)  # already restored: the run only skips
+    (source / "sub").mkdir()
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
+    frames[0].save(source / "sub" / "anim.gif", save_all=True, append_images=frames[1:])
+    (source / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(main, ["restore", str(source), "-o", str(out), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "left out 1 image file(s) that folder walks do not restore (1 .gif)" in result.stderr
+    assert "anim.gif" in result.stderr and "notes.txt" not in result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["left_out"] == [str(source / "sub" / "anim.gif")] and summary["skipped"] == 1

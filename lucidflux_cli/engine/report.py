@@ -105,6 +105,7 @@ class EventSink:
             "not_started": len(self._not_started(results)),
             "bugs": sum(r.bug for r in results),
             "problems": self.found.problems,
+            "left_out": [str(path) for path in self.found.left_out],  # image files no format restores
             "error": error,
         }
 

@@ -156,6 +156,8 @@ def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
     )
     for problem in found.problems:
         log.error("%s", problem)
+    if found.left_out:
+        log.warning("%s", found.left_out_line())
     return found
 
 

@@ -29,6 +29,20 @@ class InputFile:
 class DiscoveryResult:
     files: list[InputFile] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Image files a walk or glob found but leaves out: no installed format restores their kind
+    # (GIF: mostly animations). Reported, never silently dropped; naming one explicitly takes it.
+    left_out: list[Path] = field(default_factory=list)
+
+    def left_out_line(self) -> str | None:
+        """One line about :attr:`left_out`, grouped by extension; None when there are none."""
+        if not self.left_out:
+            return None
+        counts: dict[str, int] = {}
+        for path in self.left_out:
+            counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
+        kinds = ", ".join(f"{count} {ext}" for ext, count in sorted(counts.items()))
+        return (f"left out {len(self.left_out)} image file(s) that folder walks do not restore ({kinds}), "
+                f"e.g. {self.left_out[0]}; name a file explicitly to restore it (animations need --frames first)")
 
 
 def is_image_name(name: str, extensions: frozenset[str]) -> bool:
@@ -75,7 +89,7 @@ def discover(
         output_dir=os.path.realpath(output_dir) if output_dir is not None else None,
         extensions=formats.readable_extensions() if extensions is None else extensions,
     )
-    result = DiscoveryResult(problems=walker.problems)
+    result = DiscoveryResult(problems=walker.problems, left_out=walker.left_out)
     seen: set[str] = set()
     for found in walker.expand(inputs, stdin_lines):
         real = os.path.realpath(found.path)
@@ -107,6 +121,7 @@ class _Discovery:
     output_dir: str | None
     extensions: frozenset[str]
     problems: list[str] = field(default_factory=list)
+    left_out: list[Path] = field(default_factory=list)
 
     def wants(self, relative: Path) -> bool:
         """fnmatch, case-insensitive, on the relative path and the name; exclude also on folders."""
@@ -189,6 +204,8 @@ class _Discovery:
         elif is_file:
             if is_image_name(entry.name, self.extensions) and self.wants(relative):
                 yield InputFile(Path(entry.path), relative)
+            elif self.wants(relative) and _other_image_kind(entry.name):
+                self.left_out.append(Path(entry.path))
         elif entry.is_symlink() and is_image_name(entry.name, self.extensions):
             self.problems.append(f"{entry.path}: broken symlink")
 
@@ -205,9 +222,19 @@ class _Discovery:
                 found.extend(InputFile(f.path, relative / f.relative) for f in self.walk_root(path))
             elif path.is_file() and is_image_name(path.name, self.extensions) and self.wants(relative):
                 found.append(InputFile(path, relative))
+            elif path.is_file() and self.wants(relative) and _other_image_kind(path.name):
+                self.left_out.append(path)
         if not found:
             self.problems.append(f"{pattern}: no image files match")
         yield from sorted(found, key=lambda item: item.relative.parts)
+
+
+def _other_image_kind(name: str) -> bool:
+    """An extension Pillow opens as an image (checked only for files a walk does not take)."""
+    from PIL import Image
+
+    Image.init()
+    return Image.registered_extensions().get(os.path.splitext(name)[1].lower()) in Image.OPEN
 
 
 def _glob_base(pattern: str) -> Path:
