@@ -43,8 +43,10 @@ LAYERS: tuple[Layer, ...] = (
     Layer("imageio", 3, ("imageio",)),
     Layer("model", 3, ("model",)),
     Layer("data", 3, ("data",)),
-    Layer("engine", 4, ("engine",)),
-    Layer("commands", 5, ("commands", "__main__")),
+    Layer("metrics", 3, ("metrics",)),
+    Layer("training", 4, ("training",)),
+    Layer("engine", 5, ("engine",)),
+    Layer("commands", 6, ("commands", "__main__")),
 )
 
 

@@ -1,7 +1,7 @@
 """Architecture rules for lucidflux_cli, checked on the source with ``ast`` (nothing is imported).
 
 Layers, low to high (docs/import_graph.py, LAYERS): package __init__ / errors / plugins, weights,
-imageio | model | data (siblings), engine, commands / __main__. A module imports only its own layer and
+imageio | model | data | metrics (siblings), training, engine, commands / __main__. A module imports only its own layer and
 lower ones; no import cycles; no module over 500 lines. The picture docs/images/import-graph.png
 comes from the same graph (python docs/import_graph.py).
 
@@ -123,7 +123,7 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
         "lucidflux_cli.imageio.media -> lucidflux_cli.model.pipe (layer 3 imageio imports layer 3 model)"
     )
     assert violations[1].startswith(
-        "lucidflux_cli.plugins -> lucidflux_cli.engine.run (layer 1 core imports layer 4 engine)"
+        "lucidflux_cli.plugins -> lucidflux_cli.engine.run (layer 1 core imports layer 5 engine)"
     )
 
     assert ig.long_modules(graph) == ["lucidflux_cli.commands.long: 501 lines (limit 500)"]
