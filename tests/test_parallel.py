@@ -144,7 +144,9 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
     broadcast = []  # what rank 0 tells the other ranks
     monkeypatch.setattr(dist, "broadcast_object_list", lambda objects, src: broadcast.append(list(objects)))
     rank0 = distributed.Ranks.__new__(distributed.Ranks)  # no process group: only the lock is under test
-    rank0.rank, rank0.request = 0, type("Request", (), {"out_dir": tmp_path / "out"})()
+    rank0.rank = 0
+    rank0.job = rank0.request = type("Job", (), {"out_dir": tmp_path / "out", "lock_name": None,
+                                                 "stale_temp_age_s": 0.0})()
     with (output_lock(tmp_path / "out"), contextlib.ExitStack() as stack,
           pytest.raises(OutputLocked, match="another lucidflux run")):
         rank0.lock(stack)
@@ -157,7 +159,7 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
 def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
     files = [InputFile(tmp_path / name, Path(name)) for name in ("a.png", "b.png")]
     seen: list[batch.FileResult] = []
-    pool = parallel.Pool(files, None, batch.OutputOptions(tmp_path), ["cpu", "cpu"], on_result=seen.append)
+    pool = parallel.Pool(files, None, ["cpu", "cpu"], on_result=seen.append)
     worker = parallel.Worker(1, "cpu", process=None, conn=None)
     pool.retry_or_fail(worker, 0, 137)
     assert list(pool.pending) == [0] and pool.avoid == {0: 1} and not seen

@@ -26,7 +26,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def output_lock(out_dir: Path) -> Iterator[Path]:
+def output_lock(out_dir: Path, name: str | None = None) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock on ``out_dir`` for the whole run.
 
     The lock is the OS's (``flock`` on POSIX; on Windows filelock's ``LockFileEx``), which the
@@ -34,10 +34,11 @@ def output_lock(out_dir: Path) -> Iterator[Path]:
     ``.lucidflux.lock`` exists only while a run holds it: it is removed on the way out, so the
     folder ends up holding outputs only (docs/archive-workflow.md); one left by a killed run is
     taken over and removed by the next run. The holder writes its pid into it so that a refused
-    run can name it.
+    run can name it. ``name``: another lock file, so shards of one job (``--shard K/N``) writing
+    one folder exclude only a second run of the same shard.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / LOCK_NAME
+    path = out_dir / (name or LOCK_NAME)
     hold = _hold_posix if os.name == "posix" else _hold_filelock
     with hold(path, out_dir):
         yield path

@@ -1,4 +1,4 @@
-"""Multi-machine restore under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1).
+"""Multi-machine runs under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1).
 
 Split: rank r takes files r, r+W, r+2W, ... of the full discovered list (sorted, before any
 resume-skipping). Every rank computes the same split on its own, with no shared state and no
@@ -18,7 +18,6 @@ finished files and temps that the next run removes; torchrun then stops the othe
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -26,10 +25,9 @@ from collections.abc import Iterator, Sequence
 
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import OutputLocked
+from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.engine.report import SetupError
-from lucidflux_cli.engine.restorer import lazy_restorer
 from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
-from lucidflux_cli.engine.settings import RestoreRequest
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio.discovery import InputFile
 
@@ -69,12 +67,12 @@ class Ranks(Scheduler):
     rank exits with rank 0's code.
     """
 
-    def __init__(self, request: RestoreRequest):
+    def __init__(self, job: Job):
         import torch
 
         self.rank, self.size, local_rank = world()
-        self.device = rank_device(request.device, local_rank, torch.cuda.is_available())
-        super().__init__(dataclasses.replace(request, device=self.device, progress=request.progress and self.rank == 0))
+        self.device = rank_device(getattr(job.request, "device", "auto"), local_rank, torch.cuda.is_available())
+        super().__init__(job.on_device(self.device, progress=job.request.progress and self.rank == 0))
         self.writes_report = self.rank == 0
         self.setup_error: str | None = None
         self.agreed = False  # reached the end together (not interrupted)
@@ -115,13 +113,12 @@ class Ranks(Scheduler):
     def count(self, files: Sequence[InputFile]) -> int:
         return len(share(len(files), self.rank, self.size))
 
-    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
-                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
+             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
         """This rank's files; a setup error is kept for :meth:`gather`, so no rank waits forever."""
         self.order = {item.path: index for index, item in enumerate(files)}  # to merge in discovery order
-        conflicts = batch.output_conflicts(files, self.options)  # judged over the whole list, as a single run
-        restorer = lazy_restorer(self.request)
-        claimed: dict = {}
+        settled = self.job.settle(files)  # judged over the whole list, as a single run
+        process = self.job.processor()
         mine: list[batch.FileResult] = []
 
         def publish(result: batch.FileResult) -> None:
@@ -132,11 +129,10 @@ class Ranks(Scheduler):
         for index in share(len(files), self.rank, self.size):
             item = files[index]
             try:
-                if item.path in conflicts:
-                    publish(conflicts[item.path])
+                if index in settled:
+                    publish(settled[index])
                 else:
-                    batch.restore_file(item, restorer, self.options, self.request.provenance(), claimed, publish,
-                                       on_step=on_step)
+                    process(item, publish, on_step=on_step)
             except (SetupError, LucidFluxError) as error:
                 self.setup_error = str(error)
                 break

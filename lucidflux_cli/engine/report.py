@@ -15,7 +15,7 @@ import time
 
 from lucidflux_cli import __version__
 from lucidflux_cli.engine.batch import BatchReport, FileResult
-from lucidflux_cli.engine.settings import RestoreRequest
+from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult
@@ -41,9 +41,9 @@ def exit_code(report: BatchReport | None, found: DiscoveryResult, error: str | N
     return EXIT_OK
 
 
-def summary_line(report: BatchReport) -> str:
+def summary_line(report: BatchReport, done_word: str = "restored") -> str:
     retried = sum(r.retried for r in report.results)
-    return (f"{report.count('done')} restored, {report.count('skipped')} skipped, {report.count('failed')} failed"
+    return (f"{report.count('done')} {done_word}, {report.count('skipped')} skipped, {report.count('failed')} failed"
             + (f" ({retried} retried after a worker died)" if retried else "")
             + (f"; {report.bugs} failed through a bug (tracebacks with -v and in --log-file)" if report.bugs else ""))
 
@@ -57,8 +57,8 @@ class EventSink:
     run writes the report and the summary.
     """
 
-    def __init__(self, request: RestoreRequest, found: DiscoveryResult, writes_report: bool = True):
-        self.request, self.found, self.writes_report = request, found, writes_report
+    def __init__(self, job: Job, found: DiscoveryResult, writes_report: bool = True):
+        self.job, self.request, self.found, self.writes_report = job, job.request, found, writes_report
         self.started = dt.datetime.now(dt.timezone.utc)
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
         self.last_write = time.monotonic()
@@ -74,8 +74,7 @@ class EventSink:
         elif result.status == "skipped":
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
-            log.info("restored %s -> %s (%.1f s)%s", result.source, result.output, result.seconds,
-                     f"; {result.note}" if result.note else "")
+            log.info("%s", self.job.describe(result))
         if self.writes_report and self.request.report and \
                 time.monotonic() - self.last_write >= self.request.report_every:
             self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
@@ -120,7 +119,8 @@ class EventSink:
             "started": self.started.isoformat(),
             "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
             "finished": None if state == "running" else dt.datetime.now(dt.timezone.utc).isoformat(),
-            "settings": self.request.provenance(),
+            "command": self.job.name,
+            "settings": self.job.provenance(),
             **summary,
             "files": [r.to_record() for r in results]
                      + [{"source": str(r.source), "status": r.status} for r in self._not_started(results)],
@@ -142,16 +142,16 @@ def interrupted_line(results: list[FileResult], planned: int) -> str:
 class Progress:
     """tqdm bars for files and denoising steps; silent when not a terminal or quiet."""
 
-    def __init__(self, total: int, request: RestoreRequest):
+    def __init__(self, total: int, request, name: str = "restore"):
         self.enabled = request.progress and not request.quiet and sys.stderr.isatty()
-        self.total = total
+        self.total, self.name = total, name
         self.files = self.steps = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.files = tqdm(total=self.total, unit="file", desc="restore", position=0)
+            self.files = tqdm(total=self.total, unit="file", desc=self.name, position=0)
             self.steps = tqdm(total=0, unit="step", desc="denoise", position=1, leave=False)
         return self
 

@@ -1,7 +1,8 @@
-"""The ``restore`` run: validate -> discover -> (dry run | lock -> restore -> report) -> exit code.
+"""A run: validate -> discover -> (dry run | lock -> work -> report) -> exit code.
 
-:func:`execute` is the one run loop; the schedulers (single process, ``--devices`` workers,
-torchrun ranks) only decide who restores which file. Exit codes are in :mod:`.report`.
+:func:`execute` is the one run loop of every command (restore, data degrade|filter, eval); the
+job (:mod:`.jobs`) says what one file means, the schedulers (single process, worker processes,
+torchrun ranks) only decide which process does which file. Exit codes are in :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 from lucidflux_cli import plugins
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import Interrupted, stop_on_signals
+from lucidflux_cli.engine.jobs import Job, RestoreJob
 from lucidflux_cli.engine.report import (
     EXIT_FAILED,
     EXIT_OK,
@@ -35,32 +38,40 @@ log = logging.getLogger("lucidflux")
 
 
 def run(request: RestoreRequest, stdin=None) -> int:
-    found = discover(request, stdin or sys.stdin)
-    scheduler = choose_scheduler(request)
+    """``lucidflux restore``."""
+    return run_job(RestoreJob(request), choose_scheduler, stdin, dry_run=dry_run)
+
+
+def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
+    """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
+    request = job.request
+    found = discover(request, stdin or sys.stdin, job.discovery_exclude)
+    scheduler = scheduler_for(job)
     if request.dry_run:
         if not scheduler.writes_report:  # under torchrun the plan is printed once, by rank 0
             return EXIT_FAILED if found.problems else EXIT_OK
-        return dry_run(found, request)
+        return (dry_run or print_plan)(found, job)
     if not found.files:
         log.error("no input images found")
         return EXIT_FAILED if found.problems else EXIT_OK
-    return execute(request, found, scheduler)
+    return execute(job, found, scheduler)
 
 
-def choose_scheduler(request: RestoreRequest) -> Scheduler:
+def choose_scheduler(job: Job) -> Scheduler:
     from lucidflux_cli.engine import ranks, workers
 
     if ranks.world() is not None:  # under torchrun / accelerate launch
-        return ranks.Ranks(request)
-    if request.devices is not None and not request.shard_model:
-        return workers.Workers(request)
-    return SingleProcess(request)
+        return ranks.Ranks(job)
+    if job.request.devices is not None and not job.request.shard_model:
+        return workers.Workers(job)
+    return SingleProcess(job)
 
 
-def execute(request: RestoreRequest, found: discovery.DiscoveryResult, scheduler: Scheduler) -> int:
+def execute(job: Job, found: discovery.DiscoveryResult, scheduler: Scheduler) -> int:
     """The one run loop: lock -> progress -> per-file events -> report -> exit code; interrupts and
-    setup errors end it the same way whichever scheduler restores the files."""
-    events = EventSink(request, found, writes_report=scheduler.writes_report)
+    setup errors end it the same way whichever scheduler does the files."""
+    request = job.request
+    events = EventSink(job, found, writes_report=scheduler.writes_report)
     report = error = None
     interrupted = False
     with scheduler.session():
@@ -68,11 +79,13 @@ def execute(request: RestoreRequest, found: discovery.DiscoveryResult, scheduler
             with contextlib.ExitStack() as stack:
                 scheduler.lock(stack)
                 stack.enter_context(stop_on_signals())
-                stack.enter_context(formats.using_options(request.fmt, request.format_options))
-                progress = stack.enter_context(Progress(scheduler.count(found.files), request))
-                results = scheduler.restore(found.files, lambda result: (events.file(result), progress.file_done()),
-                                            progress.step)
+                stack.enter_context(job.context())
+                progress = stack.enter_context(Progress(scheduler.count(found.files), request, job.name))
+                results = scheduler.work(found.files, lambda result: (events.file(result), progress.file_done()),
+                                         progress.step)
             report, error = scheduler.gather(results)
+            if report is not None and error is None:
+                job.complete(report.results)
         except (SetupError, LucidFluxError) as failure:
             error = str(failure)
         except (KeyboardInterrupt, Interrupted):
@@ -87,7 +100,7 @@ def execute(request: RestoreRequest, found: discovery.DiscoveryResult, scheduler
         if error is not None and scheduler.writes_report:
             log.error("%s", error)
         if report is not None:
-            log.info("%s", summary_line(report))
+            log.info("%s", summary_line(report, job.done_word))
         events.finish(report, code, error)
         return scheduler.agree(code)
 
@@ -148,11 +161,11 @@ def _validate_acceleration(request: RestoreRequest) -> None:
             raise ValueError(problem)
 
 
-def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
+def discover(request, stdin, exclude_dir=None) -> discovery.DiscoveryResult:
     stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in request.inputs else None
     found = discovery.discover(
         request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
-        output_dir=request.out_dir, stdin_lines=stdin_lines,
+        output_dir=exclude_dir, stdin_lines=stdin_lines,
     )
     for problem in found.problems:
         log.error("%s", problem)
@@ -161,20 +174,26 @@ def discover(request: RestoreRequest, stdin) -> discovery.DiscoveryResult:
     return found
 
 
-def dry_run(found: discovery.DiscoveryResult, request: RestoreRequest) -> int:
-    """List the plan without loading any model."""
-    options = batch.OutputOptions.from_request(request)
-    planned = batch.plan(found.files, options)
+def print_plan(found: discovery.DiscoveryResult, job: Job, detail: Callable | None = None) -> int:
+    """``--dry-run``: list what would be done, skipped or refused, without loading any model."""
+    planned = job.plan(found.files)
     for result in planned:
-        tiles = _tile_plan(result.source, options, request) if result.status == "planned" else None
-        if request.json_events:
-            print(json.dumps({**result.to_event(), "plan": tiles}), flush=True)
+        extra = detail(result) if detail is not None and result.status == "planned" else None
+        if job.request.json_events:
+            print(json.dumps({**result.to_event(), "plan": extra}), flush=True)
         else:
-            verb = "restore" if result.status == "planned" else "skip   "
-            print(f"{verb} {result.source} -> {result.output}" + (f" ({tiles})" if tiles else ""))
-    restore_count = sum(r.status == "planned" for r in planned)
-    log.info("dry run: %d to restore, %d already done", restore_count, len(planned) - restore_count)
-    return EXIT_FAILED if found.problems else EXIT_OK
+            verb = {"planned": job.name, "skipped": "skip"}.get(result.status, result.status)
+            target = f" -> {result.output}" if result.output else ""
+            print(f"{verb:<7} {result.source}{target}" + (f" ({extra})" if extra else "")
+                  + (f": {result.error}" if result.error else ""))
+    todo = sum(r.status == "planned" for r in planned)
+    log.info("dry run: %d to %s, %d already done", todo, job.name, sum(r.status == "skipped" for r in planned))
+    return EXIT_FAILED if found.problems or any(r.status == "failed" for r in planned) else EXIT_OK
+
+
+def dry_run(found: discovery.DiscoveryResult, job: RestoreJob) -> int:
+    """``restore --dry-run``: the plan with each image's tile grid."""
+    return print_plan(found, job, lambda result: _tile_plan(result.source, job.options, job.request))
 
 
 def _tile_plan(source, options: batch.OutputOptions, request: RestoreRequest) -> str:

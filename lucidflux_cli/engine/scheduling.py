@@ -1,9 +1,10 @@
 """How a run's files are spread over processes: the scheduler contract, and the single-process one.
 
 The run loop (:func:`lucidflux_cli.engine.run.execute`) owns everything a user sees and every
-rule (lock, signals, progress, events, report, exit code); a scheduler only decides who restores
-which file. Three exist: :class:`SingleProcess` (here), ``workers.Workers`` (``--devices``: one
-process per device, fed by the parent) and ``ranks.Ranks`` (torchrun / accelerate launch).
+rule (lock, signals, progress, events, report, exit code); the job (:mod:`.jobs`) says what one
+file means; a scheduler only decides which process does which file. Three exist:
+:class:`SingleProcess` (here), ``workers.Workers`` (``--devices``/``--workers``: processes fed by
+the parent) and ``ranks.Ranks`` (torchrun / accelerate launch).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import output_lock
-from lucidflux_cli.engine.restorer import lazy_restorer
-from lucidflux_cli.engine.settings import RestoreRequest
+from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import InputFile
 
@@ -22,14 +22,14 @@ ResultCallback = Callable[[batch.FileResult], None]
 
 
 class Scheduler:
-    """Restores the planned files; the defaults fit a run that is one process."""
+    """Does the job's files; the defaults fit a run that is one process."""
 
     #: Whether this process writes the summary event and the report (one per run).
     writes_report = True
 
-    def __init__(self, request: RestoreRequest):
-        self.request = request
-        self.options = batch.OutputOptions.from_request(request)
+    def __init__(self, job: Job):
+        self.job = job
+        self.request = job.request
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -38,15 +38,15 @@ class Scheduler:
 
     def lock(self, stack: contextlib.ExitStack) -> None:
         """Take the output folder for this run (raises OutputLocked) and clear a killed run's temps."""
-        stack.enter_context(output_lock(self.request.out_dir))
-        atomic.remove_stale_temps(self.request.out_dir)
+        stack.enter_context(output_lock(self.job.out_dir, self.job.lock_name))
+        atomic.remove_stale_temps(self.job.out_dir, min_age_s=self.job.stale_temp_age_s)
 
     def count(self, files: Sequence[InputFile]) -> int:
         """How many files this process reports progress for."""
         return len(files)
 
-    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
-                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
+             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
         raise NotImplementedError
 
     def gather(self, results: list[batch.FileResult]) -> tuple[batch.BatchReport | None, str | None]:
@@ -63,11 +63,8 @@ class Scheduler:
 
 
 class SingleProcess(Scheduler):
-    """Files in order in this process; same-size images batched with ``--batch-size``."""
+    """Files in order in this process."""
 
-    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
-                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
-        report = batch.restore_files(files, lazy_restorer(self.request), self.options, self.request.provenance(),
-                                     on_result=on_result, on_step=on_step, fail_fast=self.request.fail_fast,
-                                     batch_size=self.request.batch_size)
-        return report.results
+    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
+             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+        return self.job.process_all(files, on_result, on_step)

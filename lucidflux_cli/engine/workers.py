@@ -1,7 +1,8 @@
-"""Data-parallel restore on one machine (``--devices``): one worker process per device.
+"""Data-parallel runs on one machine (``--devices``, ``--workers``): one worker process per device.
 
-Each worker holds its own pipeline (built lazily, like a single run) and restores and writes
-whole files with batch's per-file logic, so outputs are those of a single run. The parent hands
+Each worker builds the job's processor (for restore: its own pipeline, built lazily, like a single
+run) and does and writes whole files with the job's per-file logic, so outputs are those of a
+single run. The parent hands
 out one file at a time to whichever worker is idle (a shared queue in effect: a slow image does
 not idle the others) and so always knows which file each worker holds. It owns everything the
 user sees: the output lock, progress, ``--json`` events, the log of results, the report, and
@@ -22,18 +23,16 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import Interrupted, stop_on_signals
+from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.engine.report import EXIT_INTERRUPTED, SetupError
-from lucidflux_cli.engine.restorer import lazy_restorer
 from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
-from lucidflux_cli.engine.settings import RestoreRequest, parse_devices
+from lucidflux_cli.engine.settings import parse_devices
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import formats
 from lucidflux_cli.imageio.discovery import InputFile
 
 log = logging.getLogger("lucidflux")
@@ -43,12 +42,15 @@ STOP_TIMEOUT_S = 60.0
 
 
 class Workers(Scheduler):
-    """``--devices``: one spawned worker process (one model copy) per device, fed by this process."""
+    """One spawned worker process (for restore: one model copy) per device, fed by this process."""
 
-    def restore(self, files: Sequence[InputFile], on_result: ResultCallback,
-                on_step: batch.StepCallback | None) -> list[batch.FileResult]:
-        pool = Pool(list(files), self.request, self.options, parse_devices(self.request.devices), on_result)
-        return pool.run().results
+    def __init__(self, job: Job, devices: list[str] | None = None):
+        super().__init__(job)
+        self.devices = devices if devices is not None else parse_devices(job.request.devices)
+
+    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
+             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+        return Pool(list(files), self.job, self.devices, on_result).run().results
 
 
 @dataclass
@@ -69,8 +71,7 @@ class Pool:
     """Hands files to idle workers, collects results, retries the files of dead workers."""
 
     files: list[InputFile]
-    request: RestoreRequest
-    options: batch.OutputOptions
+    job: Job
     devices: list[str]
     on_result: Callable[[batch.FileResult], None]
     pending: deque[int] = field(default_factory=deque)
@@ -82,13 +83,10 @@ class Pool:
     stopping: bool = False  # --fail-fast: hand out nothing more
 
     def run(self) -> batch.BatchReport:
-        conflicts = batch.output_conflicts(self.files, self.options)
-        for index, item in enumerate(self.files):
-            guessed = batch.expected_output(item, self.options)
-            if item.path in conflicts:
-                self.finish(index, conflicts[item.path])
-            elif guessed.exists() and not self.options.overwrite:  # resume: no worker needed for it
-                self.finish(index, batch.FileResult(item.path, guessed, "skipped"))
+        settled = self.job.settle(self.files)  # resume skips and conflicts: no worker needed for them
+        for index in range(len(self.files)):
+            if index in settled:
+                self.finish(index, settled[index])
             else:
                 self.pending.append(index)
         context = multiprocessing.get_context("spawn")  # fork would copy the parent's threads and CUDA state
@@ -108,7 +106,7 @@ class Pool:
         parent_end, child_end = context.Pipe()
         threads = cpu_threads(self.devices) if device == "cpu" else None
         process = context.Process(target=worker_main, name=f"lucidflux-{device}#{slot}", daemon=True,
-                                  args=(child_end, self.request, device, f"{device}#{slot}", log.getEffectiveLevel(), threads))
+                                  args=(child_end, self.job, device, f"{device}#{slot}", log.getEffectiveLevel(), threads))
         process.start()
         child_end.close()  # so the parent sees EOF when the worker dies
         return Worker(slot, device, process, parent_end)
@@ -156,7 +154,7 @@ class Pool:
         worker.task = None
         result.retried = index in self.avoid
         self.finish(index, result)
-        if self.request.fail_fast and result.status == "failed":
+        if self.job.request.fail_fast and result.status == "failed":
             self.stopping = True
             self.pending.clear()
 
@@ -237,21 +235,19 @@ def describe_exit(code: int | None) -> str:
 # ------------------------------------------------------------------------------------ worker
 
 
-def worker_main(conn: Connection, request: RestoreRequest, device: str, name: str, log_level: int,
+def worker_main(conn: Connection, job: Job, device: str, name: str, log_level: int,
                 threads: int | None = None) -> None:
-    """Entry point of a worker process: restore the files the parent sends until it sends None."""
+    """Entry point of a worker process: do the files the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format=f"lucidflux[{name}]: %(message)s", force=True)
-    request = replace(request, device=device, devices=None, progress=False)
-    options = batch.OutputOptions.from_request(request)
-    restorer = lazy_restorer(request)
-    claimed: dict[Path, Path] = {}
+    job = job.on_device(device)
+    process = job.processor()
     try:
-        with stop_on_signals(), formats.using_options(request.fmt, request.format_options):
+        with stop_on_signals(), job.context():
             while (message := conn.recv()) is not None:
                 index, item = message
                 def publish(result: batch.FileResult, index: int = index) -> None:
@@ -259,7 +255,7 @@ def worker_main(conn: Connection, request: RestoreRequest, device: str, name: st
                     conn.send(("result", index, result))
 
                 try:
-                    batch.restore_file(item, restorer, options, request.provenance(), claimed, publish)
+                    process(item, publish)
                 except (SetupError, LucidFluxError) as error:
                     conn.send(("setup_error", str(error)))
                     return

@@ -1,0 +1,153 @@
+"""What a run does to each file: the job contract, and the restore job.
+
+The run loop (:func:`lucidflux_cli.engine.run.execute`) and the schedulers (one process,
+``--devices``/``--workers`` processes, torchrun ranks) are the same for every command; a job
+says only what one file means:
+
+* :meth:`Job.settle` -- files no worker is needed for (finished by an earlier run: resume; an
+  output conflict), judged in the parent over the whole list, as a single run would;
+* :meth:`Job.processor` -- built once in each process that does work: ``(item, publish) ->
+  FileResult``; it publishes the result in the same uninterrupted step as it puts the file's
+  outputs in place (so the report lists exactly the files on disk);
+* :meth:`Job.complete` -- after every file: set-level work (a manifest, a quantile cut).
+
+A job must pickle (``--devices`` workers are spawned with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lucidflux_cli.engine import batch
+from lucidflux_cli.engine.batch import FileResult
+from lucidflux_cli.imageio import formats
+from lucidflux_cli.imageio.discovery import InputFile
+
+Publish = Callable[[FileResult], None]
+# (item, publish, on_step=None) -> the file's result, published as its outputs are put in place
+Processor = Callable[..., FileResult]
+
+
+class Job:
+    """One kind of run. ``request`` is its settings dataclass (run options from
+    :class:`~lucidflux_cli.engine.settings.RunSettings`)."""
+
+    name = "run"  # progress bar label
+    done_word = "done"  # "3 restored, ..." in the summary line
+    stale_temp_age_s = 0.0  # a run's temps older than this at its start are a killed run's: removed
+
+    def __init__(self, request: Any):
+        self.request = request
+
+    @property
+    def out_dir(self) -> Path:
+        """The folder this run locks and writes into."""
+        return self.request.out_dir
+
+    @property
+    def discovery_exclude(self) -> Path | None:
+        """A folder the input walk never enters (the outputs, when they are under an input)."""
+        return self.out_dir
+
+    @property
+    def lock_name(self) -> str | None:
+        """The output lock's file name; None: the default. Shards of one job lock apart."""
+        return None
+
+    def provenance(self) -> dict[str, str]:
+        return self.request.provenance()
+
+    def on_device(self, device: str, progress: bool = False) -> Job:
+        """This job as run by one process of several on ``device`` (progress bars: only if told)."""
+        return self
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """Entered around the work in every process (plugin options, ...)."""
+        return contextlib.nullcontext()
+
+    def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
+        """Results for files (by index) that need no work: resume skips and conflicts."""
+        return {}
+
+    def plan(self, files: Sequence[InputFile]) -> list[FileResult]:
+        """``--dry-run``: per file "planned", "skipped" (done by an earlier run) or "failed"."""
+        settled = self.settle(files)
+        return [settled.get(index) or FileResult(item.path, None, "planned") for index, item in enumerate(files)]
+
+    def processor(self) -> Processor:
+        raise NotImplementedError
+
+    def process_all(self, files: Sequence[InputFile], on_result: Publish,
+                    on_step: batch.StepCallback | None) -> list[FileResult]:
+        """A single process's run: the settled results, the others through :meth:`processor`."""
+        settled = self.settle(files)
+        process = self.processor() if len(settled) < len(files) else None
+        results = []
+        for index, item in enumerate(files):
+            if index in settled:
+                on_result(settled[index])
+                results.append(settled[index])
+            else:
+                results.append(process(item, on_result))
+            if self.request.fail_fast and results[-1].status == "failed":
+                break
+        return results
+
+    def complete(self, results: list[FileResult]) -> None:
+        """After the last file of a run that was not interrupted (not called on every rank)."""
+
+    def describe(self, result: FileResult) -> str:
+        """The log line of a finished file."""
+        return f"{self.done_word} {result.source} -> {result.output} ({result.seconds:.1f} s)" + \
+            (f"; {result.note}" if result.note else "")
+
+
+class RestoreJob(Job):
+    """``lucidflux restore``: one output file per input, restored by the LucidFlux pipeline."""
+
+    name, done_word = "restore", "restored"
+
+    def __init__(self, request: Any):
+        super().__init__(request)
+        self.options = batch.OutputOptions.from_request(request)
+
+    def on_device(self, device: str, progress: bool = False) -> RestoreJob:
+        return RestoreJob(dataclasses.replace(self.request, device=device, devices=None, progress=progress))
+
+    def context(self) -> contextlib.AbstractContextManager:
+        return formats.using_options(self.request.fmt, self.request.format_options)
+
+    def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
+        conflicts = batch.output_conflicts(files, self.options)
+        settled = {}
+        for index, item in enumerate(files):
+            guessed = batch.expected_output(item, self.options)
+            if item.path in conflicts:
+                settled[index] = conflicts[item.path]
+            elif guessed.exists() and not self.options.overwrite:  # resume: no model needed for it
+                settled[index] = FileResult(item.path, guessed, "skipped")
+        return settled
+
+    def plan(self, files: Sequence[InputFile]) -> list[FileResult]:
+        return batch.plan(files, self.options)
+
+    def processor(self) -> Processor:
+        from lucidflux_cli.engine.restorer import lazy_restorer
+
+        restorer, claimed, provenance = lazy_restorer(self.request), {}, self.request.provenance()
+        return lambda item, publish, on_step=None: batch.restore_file(
+            item, restorer, self.options, provenance, claimed, publish, on_step=on_step)
+
+    def process_all(self, files: Sequence[InputFile], on_result: Publish,
+                    on_step: batch.StepCallback | None) -> list[FileResult]:
+        """Files in order; same-size images batched with ``--batch-size``."""
+        from lucidflux_cli.engine.restorer import lazy_restorer
+
+        report = batch.restore_files(files, lazy_restorer(self.request), self.options, self.request.provenance(),
+                                     on_result=on_result, on_step=on_step, fail_fast=self.request.fail_fast,
+                                     batch_size=self.request.batch_size)
+        return report.results

@@ -1,0 +1,216 @@
+"""Scoring images with pyiqa metrics: arrays in, numbers out (the engine reads the files).
+
+An image is a float32 ``H x W x 3`` numpy array in [0, 1] or a ``3 x H x W`` torch tensor; values
+are clipped to [0, 1] (a restored image may overshoot by a rounding step, pyiqa asserts the range).
+Metrics are built on first use, inside :func:`cache.redirected`, so their weights come from and go
+to ``<cache root>/metrics``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lucidflux_cli.errors import LucidFluxError, one_line
+from lucidflux_cli.metrics import fid as fidlib
+from lucidflux_cli.metrics.arrays import Image, size_of, to_tensor
+from lucidflux_cli.metrics.cache import MetricUnavailable, redirected, require
+from lucidflux_cli.metrics.registry import folder_level, full_reference, no_reference, parse_metrics
+
+SEED = 123  # pyiqa's own default seed; some metrics (MANIQA) take random crops
+
+
+class ScoreError(LucidFluxError):
+    """A metric raised on some images (too small for it, say); the message names them."""
+
+
+class SizeMismatch(LucidFluxError):
+    """An image and its reference differ in size (full-reference metrics compare pixel by pixel)."""
+
+    def __init__(self, label: str, size: tuple[int, int], reference: tuple[int, int]):
+        self.label = label
+        self.size = size
+        self.reference = reference
+        super().__init__(f"{label or 'image'}: {size[1]}x{size[0]} but its reference is "
+                         f"{reference[1]}x{reference[0]}; full-reference metrics need the same size")
+
+
+def check_pair(image: Image, reference: Image, label: str = "") -> None:
+    """SizeMismatch (one line, naming ``label``) when the two sizes differ."""
+    if size_of(image) != size_of(reference):
+        raise SizeMismatch(label, size_of(image), size_of(reference))
+
+
+def untrained_options(name: str, workdir: Path) -> dict[str, Any]:
+    """``create_metric`` options that build ``name`` with random (or synthetic) weights, for tests and
+    the benchmark. Backbones pyiqa always loads (CLIP, timm, torchvision, Inception) still need their
+    files: ``cache.metric_files(name, pretrained=False)`` lists them."""
+    if name == "niqe":  # NIQE has no switch: write pristine-model statistics of the right shapes
+        import scipy.io
+
+        path = workdir / "niqe_random_params.mat"
+        if not path.exists():
+            rng = np.random.default_rng(0)
+            a = rng.normal(size=(36, 36))
+            scipy.io.savemat(path, {"mu_prisparam": rng.normal(size=(1, 36)),
+                                    "cov_prisparam": a @ a.T + 36 * np.eye(36)})
+        return {"pretrained_model_path": str(path)}
+    if name in ("clipiqa+", "musiq", "maniqa", "nima", "lpips", "dists"):
+        return {"pretrained": False}
+    return {}  # psnry, ssim (no weights); clipiqa, fid, qalign (backbone only)
+
+
+class Scorer:
+    """Scores lists of images with ``names`` (a list or ``"musiq,niqe"``).
+
+    ``score`` gives per-image no-reference scores, plus full-reference ones when references are
+    given; ``fid`` compares two sets. ``pretrained=False`` builds metrics with random weights (tests,
+    benchmark): numbers are then meaningless but finite. ``options`` adds ``create_metric`` keyword
+    arguments per metric name.
+    """
+
+    def __init__(self, names: str | Sequence[str], device: str = "cpu", batch_size: int = 4,
+                 cache_dir: Path | str | None = None, offline: bool = False, pretrained: bool = True,
+                 options: Mapping[str, Mapping[str, Any]] | None = None):
+        self.names = parse_metrics(names)
+        self.device = device
+        self.batch_size = max(1, batch_size)
+        self.cache_dir = cache_dir
+        self.offline = offline
+        self.pretrained = pretrained
+        self.options = {k: dict(v) for k, v in (options or {}).items()}
+        self._built: dict[str, Any] = {}
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def no_reference(self) -> tuple[str, ...]:
+        return no_reference(self.names)
+
+    @property
+    def full_reference(self) -> tuple[str, ...]:
+        return full_reference(self.names)
+
+    @property
+    def folder_level(self) -> tuple[str, ...]:
+        return folder_level(self.names)
+
+    def check(self) -> None:
+        """MetricUnavailable now (not mid-run) when offline and a metric's files are missing."""
+        require(self.names, self.cache_dir, self.pretrained, self.offline)
+
+    def metric(self, name: str) -> Any:
+        """The pyiqa metric (an ``InferenceModel``), built on first use."""
+        if name not in self._built:
+            require([name], self.cache_dir, self.pretrained, self.offline)
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str) -> Any:
+        options: dict[str, Any] = {}
+        if not self.pretrained:
+            if self._workdir is None:
+                self._workdir = tempfile.TemporaryDirectory(prefix="lucidflux-metrics-")
+            options.update(untrained_options(name, Path(self._workdir.name)))
+        options.update(self.options.get(name, {}))
+        with redirected(self.cache_dir, self.offline):
+            try:
+                import pyiqa
+            except ImportError as error:
+                raise LucidFluxError(f"metrics need the eval extra: pip install 'lucidflux-cli[eval]' "
+                                     f"({error})") from error
+            try:
+                return pyiqa.create_metric(name, device=self.device, as_loss=False, **options)
+            except ModuleNotFoundError as error:
+                if error.name == "pkg_resources":  # openai-clip (CLIP-IQA) imports it
+                    raise LucidFluxError(f"metric {name} needs pkg_resources for openai-clip: "
+                                         "pip install 'setuptools<81'") from error
+                raise
+            except OSError as error:  # no network, a hub error, an unreadable file
+                raise MetricUnavailable(name, f"could not load its weights ({error})") from error
+
+    def score(self, images: Sequence[Image], references: Sequence[Image] | None = None,
+              labels: Sequence[str] | None = None) -> list[dict[str, float]]:
+        """One ``{metric: value}`` per image: the no-reference metrics, plus the full-reference ones
+        when ``references`` (same order) are given. Sizes are checked for every pair first:
+        SizeMismatch names the first bad one (``labels``) and nothing is scored."""
+        labels = list(labels) if labels is not None else [str(i) for i in range(len(images))]
+        if references is not None:
+            if len(references) != len(images):
+                raise ValueError(f"{len(images)} images but {len(references)} references")
+            for image, reference, label in zip(images, references, labels, strict=True):
+                check_pair(image, reference, label)
+        rows: list[dict[str, float]] = [{} for _ in images]
+        for name in self.no_reference:
+            self._run(name, images, None, labels, rows)
+        if references is not None:
+            for name in self.full_reference:
+                self._run(name, images, references, labels, rows)
+        return rows
+
+    def _run(self, name: str, images: Sequence[Image], references: Sequence[Image] | None,
+             labels: Sequence[str], rows: list[dict[str, float]]) -> None:
+        import torch
+
+        metric = self.metric(name)
+        for indices in batches([size_of(i) for i in images], self.batch_size):
+            target = torch.stack([to_tensor(images[i]) for i in indices]).to(self.device)
+            ref = None
+            if references is not None:
+                ref = torch.stack([to_tensor(references[i]) for i in indices]).to(self.device)
+            try:
+                with seeded(), torch.no_grad():
+                    out = metric(target, ref) if ref is not None else metric(target)
+            except (RuntimeError, ValueError, AssertionError) as error:  # e.g. NIQE on a tiny image
+                shown = ", ".join(labels[i] for i in indices)
+                height, width = size_of(images[indices[0]])
+                raise ScoreError(f"{name} failed on {shown} ({width}x{height}): {one_line(error)}") from error
+            values = out.detach().float().cpu().reshape(len(indices), -1)[:, 0].tolist()
+            for i, value in zip(indices, values, strict=True):
+                rows[i][name] = float(value)
+
+    def fid_features(self, images: Sequence[Image]) -> np.ndarray:
+        """Inception features (N x 2048) of ``images`` as pyiqa's folder FID computes them."""
+        return fidlib.features(self.metric("fid").net.model, images, self.device, self.batch_size)
+
+    def fid(self, first: Sequence[Image], second: Sequence[Image]) -> float:
+        """FID between two sets of images (each set needs at least 2 images)."""
+        return fidlib.distance(self.fid_features(first), self.fid_features(second))
+
+    def close(self) -> None:
+        """Drop the built metrics (frees their memory) and the scratch folder."""
+        self._built.clear()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+
+def batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices in runs of at most ``batch_size`` consecutive images of the same size."""
+    run: list[int] = []
+    for i, size in enumerate(sizes):
+        if run and (len(run) == batch_size or sizes[run[0]] != size):
+            yield run
+            run = []
+        run.append(i)
+    if run:
+        yield run
+
+
+@contextlib.contextmanager
+def seeded(seed: int = SEED) -> Iterator[None]:
+    """Fixed torch and numpy seeds for one batch, the callers' random state restored after."""
+    import torch
+
+    state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)

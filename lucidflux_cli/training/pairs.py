@@ -1,0 +1,95 @@
+"""Training pairs on disk: a ``lucidflux data degrade`` output (manifest.jsonl) or hq/ + lq/ folders.
+
+Accepted sources:
+
+* a ``manifest.jsonl`` (or a folder holding one): one JSON object per line with at least ``hq``,
+  ``lq`` and ``lq_up`` (paths relative to the manifest's folder); ``name`` is optional;
+* a folder with ``hq/`` and ``lq/`` sub-folders holding the same relative names (the LQ image at
+  any size; it is resized to the HQ size as the pipeline resizes its input).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from lucidflux_cli.errors import LucidFluxError
+
+MANIFEST = "manifest.jsonl"
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+class PairError(LucidFluxError):
+    """Bad training input; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    name: str
+    hq: Path
+    lq: Path
+    lq_up: Path | None = None  # LQ already at the HQ size (``data degrade``); None: resize ``lq``
+
+
+def find_pairs(source: Path) -> list[TrainingPair]:
+    """Every pair of ``source`` (a manifest, a folder with one, or a folder with hq/ and lq/)."""
+    source = Path(source)
+    if source.is_file():
+        return read_manifest(source)
+    if (source / MANIFEST).is_file():
+        return read_manifest(source / MANIFEST)
+    if (source / "hq").is_dir() and (source / "lq").is_dir():
+        return _folder_pairs(source)
+    raise PairError(f"{source}: no {MANIFEST} and no hq/ + lq/ folders: nothing to train on")
+
+
+def read_manifest(path: Path) -> list[TrainingPair]:
+    root, pairs = path.parent, []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            hq, lq, lq_up = (root / entry[key] for key in ("hq", "lq", "lq_up"))
+        except (ValueError, KeyError, TypeError) as error:
+            raise PairError(f"{path}:{number}: not a pair entry with hq, lq, lq_up ({error})") from error
+        for file in (hq, lq, lq_up):
+            if not file.is_file():
+                raise PairError(f"{path}:{number}: {file} does not exist")
+        pairs.append(TrainingPair(str(entry.get("name", Path(entry["hq"]).parent)), hq, lq, lq_up))
+    if not pairs:
+        raise PairError(f"{path}: the manifest lists no pairs")
+    return pairs
+
+
+def _images(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()}
+
+
+def _folder_pairs(source: Path) -> list[TrainingPair]:
+    hq, lq = _images(source / "hq"), _images(source / "lq")
+    for side, lonely in (("hq", sorted(hq - lq)), ("lq", sorted(lq - hq))):
+        if lonely:
+            other = "lq" if side == "hq" else "hq"
+            more = f" (and {len(lonely) - 1} more)" if len(lonely) > 1 else ""
+            raise PairError(f"{source / side / lonely[0]} has no partner {source / other / lonely[0]}{more}")
+    if not hq:
+        raise PairError(f"{source}: hq/ and lq/ hold no images")
+    return [TrainingPair(str(name), source / "hq" / name, source / "lq" / name) for name in sorted(hq)]
+
+
+def check_sizes(pair: TrainingPair, multiple: int = 16) -> tuple[int, int]:
+    """The pair's processing size (width, height); one-line errors for what cannot train."""
+    with Image.open(pair.hq) as image:
+        size = image.size
+    if pair.lq_up is not None:
+        with Image.open(pair.lq_up) as image:
+            if image.size != size:
+                raise PairError(f"{pair.lq_up}: {image.size[0]}x{image.size[1]} but its HQ image {pair.hq} is "
+                                f"{size[0]}x{size[1]}")
+    if size[0] % multiple or size[1] % multiple:
+        raise PairError(f"{pair.hq}: {size[0]}x{size[1]} is not a multiple of {multiple} on both sides (latent packing)")
+    return size
