@@ -68,11 +68,15 @@ def _parsing(parse: Callable[[Any], Any], multiple: bool) -> Callable:
     return callback
 
 
-def settings_options(function: Callable) -> Callable:
-    """Every :class:`RestoreRequest` option, in field order (the order of ``--help``)."""
-    for item, spec in reversed(list(settings.options())):
-        function = click_parameter(item, spec)(function)
-    return function
+def settings_options(cls: type) -> Callable[[Callable], Callable]:
+    """A decorator adding every option of the settings dataclass ``cls`` (in ``--help`` order)."""
+
+    def decorate(function: Callable) -> Callable:
+        for item, spec in reversed(list(settings.options(cls))):
+            function = click_parameter(item, spec)(function)
+        return function
+
+    return decorate
 
 
 def weight_options(function: Callable) -> Callable:
@@ -85,7 +89,7 @@ def weight_options(function: Callable) -> Callable:
 
 
 @click.command(context_settings={"auto_envvar_prefix": "LUCIDFLUX", "help_option_names": ["-h", "--help"]})
-@settings_options
+@settings_options(RestoreRequest)
 @config_option(weight_names=WEIGHT_OPTIONS)
 @weight_options
 def restore(**values: Any) -> None:

@@ -86,10 +86,58 @@ WEIGHT_OPTIONS = {
 
 
 @dataclass
-class RestoreRequest:
-    """Everything a ``restore`` run is told; field order is the order of ``--help``."""
+class RunSettings:
+    """The options every command on the run engine has (inputs, resume, reporting, logging).
+
+    A command's settings dataclass inherits these and adds its own; ``--help`` lists its own
+    first. ``out_dir`` is each command's own (a folder for restore, a manifest for filter).
+    """
 
     inputs: list[str] = setting(factory=list, argument=True, required=True)
+    overwrite: bool = setting(False, flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
+    no_recursive: bool = setting(False, flag=True, help="Do not descend into sub-folders.")
+    include: tuple[str, ...] = setting((), multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'.")
+    exclude: tuple[str, ...] = setting((), multiple=True, help="Skip files or folders matching this pattern (repeatable).")
+    null_separated: bool = setting(False, flags=("-0", "--null"), flag=True,
+                                   help="Paths read from stdin ('-') are NUL-separated.")
+    dry_run: bool = setting(False, flag=True, help="List what would be done or skipped; load no model.")
+    fail_fast: bool = setting(False, flag=True, help="Stop at the first file that fails.")
+    json_events: bool = setting(False, flags=("--json",), flag=True,
+                                help="Print one JSON event per file (and a summary) on stdout.")
+    report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
+    report_every: float = setting(
+        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
+                   "killed run still leaves a report of what it finished.")
+    log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
+    quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
+    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
+                            help="Debug logging, and the traceback of a failure caused by a bug.")
+    progress: bool = True  # not an option: whether to draw progress bars (off in workers)
+
+    @property
+    def recursive(self) -> bool:
+        return not self.no_recursive
+
+    def provenance(self) -> dict[str, str]:
+        """What outputs and the report record about how they were made."""
+        return {}
+
+
+@dataclass
+class ModelSettings(RunSettings):
+    """Options of the commands that load models: device and the weights cache."""
+
+    device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
+    offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
+    cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
+                                     help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
+
+
+@dataclass
+class RestoreRequest(ModelSettings):
+    """Everything a ``restore`` run is told; field order is the order of ``--help`` (then the
+    inherited run and model options)."""
+
     out_dir: Path = setting(None, flags=("-o", "--output"), path="dir", required=True,
                             help="Output folder; the input tree is mirrored under it.")
     size: tuple[int, int] | None = setting(
@@ -112,7 +160,6 @@ class RestoreRequest:
     steps: int = setting(SAMPLING.steps, minimum=1, maximum=1000, help="Denoising steps.")
     guidance: float = setting(SAMPLING.guidance, help="FLUX guidance embedding value.")
     seed: int = setting(SAMPLING.seed, minimum=0, maximum=2**63 - 1, help="Noise seed.")
-    device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
     devices: str | None = setting(
         None, metavar="LIST",
         help="Data parallel: one worker (one model copy) per device, e.g. cuda:0,cuda:1, all, or cpu,cpu. "
@@ -147,27 +194,6 @@ class RestoreRequest:
     color_fix: str = setting(SAMPLING.color_fix, choices=model_config.COLOR_FIXES,
                              help="Wavelet colour fix against the cleaned image (as the reference), or none.")
     prompt: str | None = setting(None, help="Encode this prompt with FLUX.1-dev's T5/CLIP instead of the shipped embedding.")
-    overwrite: bool = setting(False, flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
-    no_recursive: bool = setting(False, flag=True, help="Do not descend into sub-folders.")
-    include: tuple[str, ...] = setting((), multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'.")
-    exclude: tuple[str, ...] = setting((), multiple=True, help="Skip files or folders matching this pattern (repeatable).")
-    null_separated: bool = setting(False, flags=("-0", "--null"), flag=True,
-                                   help="Paths read from stdin ('-') are NUL-separated.")
-    dry_run: bool = setting(False, flag=True, help="List what would be restored or skipped; load no model.")
-    fail_fast: bool = setting(False, flag=True, help="Stop at the first file that fails.")
-    json_events: bool = setting(False, flags=("--json",), flag=True,
-                                help="Print one JSON event per file (and a summary) on stdout.")
-    report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
-    report_every: float = setting(
-        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
-                   "killed run still leaves a report of what it finished.")
-    log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
-    offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
-    cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
-                                     help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
-    quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
-    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
-                            help="Debug logging, and the traceback of a failure caused by a bug.")
     keep_color: bool = setting(
         False, flag=True, help="Write a grayscale photo in the model's colour (default: gray in, gray out, "
                                "from the restored luminance at the input's bit depth).")
@@ -175,9 +201,8 @@ class RestoreRequest:
         "all", choices=("all", "first"),
         help="all: every page of a multi-page TIFF, animations (GIF, APNG, WebP) refused; "
              "first: only the first page or frame, said in one line.")
-    # Not options: paths given with --flux, --ae, ... (WEIGHT_OPTIONS), and whether to draw progress bars.
+    # Not an option: paths given with --flux, --ae, ... (WEIGHT_OPTIONS).
     weights: dict[str, Path | None] = field(default_factory=dict)
-    progress: bool = True
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> RestoreRequest:
@@ -185,10 +210,6 @@ class RestoreRequest:
         weights = {name: values.pop(name, None) for name in WEIGHT_OPTIONS}
         values = {key: (tuple(value) if key in ("include", "exclude") else value) for key, value in values.items()}
         return cls(weights=weights, **{**values, "inputs": list(values.get("inputs", ()))})
-
-    @property
-    def recursive(self) -> bool:
-        return not self.no_recursive
 
     def sampling(self, size: tuple[int, int] | None = None):
         """The pipeline's settings for an image of processing ``size`` (tiles depend on it)."""
@@ -230,9 +251,16 @@ class RestoreRequest:
         }
 
 
-def options() -> Iterator[tuple[dataclasses.Field, OptionSpec]]:
-    """The fields of :class:`RestoreRequest` that are command-line options or arguments, in order."""
-    for item in dataclasses.fields(RestoreRequest):
+def options(cls: type = None) -> Iterator[tuple[dataclasses.Field, OptionSpec]]:
+    """The fields of a settings dataclass (default :class:`RestoreRequest`) that are command-line
+    options or arguments: the class's own first, then those it inherits, each in declared order."""
+    cls = cls or RestoreRequest
+    owners = [klass for klass in cls.__mro__ if dataclasses.is_dataclass(klass)]
+
+    def depth(item: dataclasses.Field) -> int:  # the class that declares the field: 0 = cls itself
+        return max(index for index, klass in enumerate(owners) if item.name in {f.name for f in dataclasses.fields(klass)})
+
+    for item in sorted(dataclasses.fields(cls), key=depth):
         spec = item.metadata.get("option")
         if spec is not None:
             yield item, spec
