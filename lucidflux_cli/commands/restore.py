@@ -6,7 +6,6 @@ Every option can also come from a ``LUCIDFLUX_<LONG NAME>`` environment variable
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,67 +15,8 @@ import click
 
 from lucidflux_cli.commands.configfile import config_option
 from lucidflux_cli.commands.logs import setup_logging
-from lucidflux_cli.engine import settings
-from lucidflux_cli.engine.settings import WEIGHT_OPTIONS, OptionSpec, RestoreRequest
-
-
-def click_parameter(item: dataclasses.Field, spec: OptionSpec) -> Callable:
-    """The Click decorator for one setting: type, default, help and parsing all from its spec."""
-    if spec.argument:
-        return click.argument(item.name, nargs=-1, required=spec.required)
-    default = settings.default_of(item)
-    kwargs: dict[str, Any] = {"help": spec.help, "metavar": spec.metavar, "required": spec.required}
-    if spec.envvar:
-        kwargs["envvar"] = spec.envvar
-    if spec.flag:
-        kwargs.update(is_flag=True, default=default)
-    else:
-        kwargs.update(type=_click_type(item, spec), multiple=spec.multiple,
-                      default=() if spec.multiple else default,
-                      show_default=default not in (None, "", ()) and not spec.multiple)
-    if spec.parse is not None:
-        kwargs["callback"] = _parsing(spec.parse, spec.multiple)
-    return click.option(*spec.long_names(item.name), item.name, **kwargs)
-
-
-def _click_type(item: dataclasses.Field, spec: OptionSpec) -> Any:
-    if spec.choices:
-        return click.Choice(list(spec.choices))
-    if spec.path:
-        return click.Path(file_okay=spec.path != "dir", dir_okay=spec.path != "file", path_type=Path)
-    if spec.minimum is not None or spec.maximum is not None:
-        return click.IntRange(spec.minimum, spec.maximum)
-    annotation = str(item.type)
-    if spec.parse is None and annotation.startswith("float"):
-        return float
-    if spec.parse is None and annotation.startswith("int"):
-        return int
-    return str
-
-
-def _parsing(parse: Callable[[Any], Any], multiple: bool) -> Callable:
-    """A Click callback: the spec's parser on the text, its ValueError as a usage error naming the option."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None or (not multiple and value == ""):
-            return None
-        try:
-            return parse(value)
-        except ValueError as error:
-            raise click.BadParameter(str(error), ctx=ctx, param=param) from error
-
-    return callback
-
-
-def settings_options(cls: type) -> Callable[[Callable], Callable]:
-    """A decorator adding every option of the settings dataclass ``cls`` (in ``--help`` order)."""
-
-    def decorate(function: Callable) -> Callable:
-        for item, spec in reversed(list(settings.options(cls))):
-            function = click_parameter(item, spec)(function)
-        return function
-
-    return decorate
+from lucidflux_cli.commands.options import envvars_from_long_names, settings_options
+from lucidflux_cli.engine.settings import WEIGHT_OPTIONS, RestoreRequest
 
 
 def weight_options(function: Callable) -> Callable:
@@ -105,14 +45,4 @@ def restore(**values: Any) -> None:
     sys.exit(engine.run(request))
 
 
-def _envvars_from_long_names(command: click.Command) -> None:
-    """``LUCIDFLUX_<LONG NAME>`` for every option: ``--format`` -> LUCIDFLUX_FORMAT, ``-o/--output`` ->
-    LUCIDFLUX_OUTPUT (the same names the config file uses), not the internal parameter names."""
-    for param in command.params:
-        if isinstance(param, click.Option) and param.envvar is None:
-            long_names = [opt for opt in param.opts if opt.startswith("--")]
-            if long_names:
-                param.envvar = "LUCIDFLUX_" + long_names[0][2:].replace("-", "_").upper()
-
-
-_envvars_from_long_names(restore)
+envvars_from_long_names(restore)

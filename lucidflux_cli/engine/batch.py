@@ -65,6 +65,7 @@ class FileResult:
     bug: bool = False  # failed through an unexpected exception (ours or a plugin's), not bad input
     traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
     note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
+    details: dict | None = None  # what other commands record per file (measurements, pairs made)
 
     def to_event(self) -> dict:
         """The ``--json`` line: optional keys only where they say something."""
@@ -72,7 +73,7 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None)):
+        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None)):
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}

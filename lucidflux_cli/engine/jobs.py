@@ -25,7 +25,7 @@ from typing import Any
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.batch import FileResult
 from lucidflux_cli.imageio import formats
-from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 
 Publish = Callable[[FileResult], None]
 # (item, publish, on_step=None) -> the file's result, published as its outputs are put in place
@@ -69,6 +69,10 @@ class Job:
         """Entered around the work in every process (plugin options, ...)."""
         return contextlib.nullcontext()
 
+    def select(self, found: DiscoveryResult) -> DiscoveryResult:
+        """The discovered files this run does (a shard takes its share)."""
+        return found
+
     def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
         """Results for files (by index) that need no work: resume skips and conflicts."""
         return {}
@@ -97,8 +101,15 @@ class Job:
                 break
         return results
 
+    def recorded(self, result: FileResult) -> None:
+        """In the process that reports, as each result arrives (before its event): a journal line."""
+
     def complete(self, results: list[FileResult]) -> None:
-        """After the last file of a run that was not interrupted (not called on every rank)."""
+        """After the last file of a run that was not interrupted, where the report is written."""
+
+    def summary(self) -> dict[str, Any]:
+        """What the job adds to the summary event and the report (a funnel, a manifest path)."""
+        return {}
 
     def describe(self, result: FileResult) -> str:
         """The log line of a finished file."""

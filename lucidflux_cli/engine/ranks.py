@@ -64,8 +64,11 @@ class Ranks(Scheduler):
     """This process is one rank of a torchrun / accelerate launch: it restores its share of the files.
 
     Rank 0 holds the output lock, gathers every rank's results and writes the one report; every
-    rank exits with rank 0's code.
+    rank exits with rank 0's code. Jobs with set-level work (``job.complete``) use ``--shard``
+    under torchrun instead.
     """
+
+    completes_here = False
 
     def __init__(self, job: Job):
         import torch

@@ -106,6 +106,7 @@ class EventSink:
             "problems": self.found.problems,
             "left_out": [str(path) for path in self.found.left_out],  # image files no format restores
             "error": error,
+            **(self.job.summary() if code is not None else {}),
         }
 
     def _not_started(self, results: list[FileResult]) -> list[FileResult]:

@@ -45,7 +45,7 @@ def run(request: RestoreRequest, stdin=None) -> int:
 def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
     """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
     request = job.request
-    found = discover(request, stdin or sys.stdin, job.discovery_exclude)
+    found = job.select(discover(request, stdin or sys.stdin, job.discovery_exclude))
     scheduler = scheduler_for(job)
     if request.dry_run:
         if not scheduler.writes_report:  # under torchrun the plan is printed once, by rank 0
@@ -81,11 +81,12 @@ def execute(job: Job, found: discovery.DiscoveryResult, scheduler: Scheduler) ->
                 stack.enter_context(stop_on_signals())
                 stack.enter_context(job.context())
                 progress = stack.enter_context(Progress(scheduler.count(found.files), request, job.name))
-                results = scheduler.work(found.files, lambda result: (events.file(result), progress.file_done()),
-                                         progress.step)
+                results = scheduler.work(
+                    found.files, lambda result: (job.recorded(result), events.file(result), progress.file_done()),
+                    progress.step)
+                if scheduler.completes_here:  # set-level work, still holding the lock
+                    job.complete(results)
             report, error = scheduler.gather(results)
-            if report is not None and error is None:
-                job.complete(report.results)
         except (SetupError, LucidFluxError) as failure:
             error = str(failure)
         except (KeyboardInterrupt, Interrupted):

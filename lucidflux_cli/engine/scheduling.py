@@ -26,6 +26,8 @@ class Scheduler:
 
     #: Whether this process writes the summary event and the report (one per run).
     writes_report = True
+    #: Whether this process holds every result after :meth:`work` (so runs ``job.complete``).
+    completes_here = True
 
     def __init__(self, job: Job):
         self.job = job

@@ -245,9 +245,13 @@ def worker_main(conn: Connection, job: Job, device: str, name: str, log_level: i
         torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format=f"lucidflux[{name}]: %(message)s", force=True)
     job = job.on_device(device)
-    process = job.processor()
     try:
         with stop_on_signals(), job.context():
+            try:
+                process = job.processor()
+            except (SetupError, LucidFluxError) as error:
+                conn.send(("setup_error", str(error)))
+                return
             while (message := conn.recv()) is not None:
                 index, item = message
                 def publish(result: batch.FileResult, index: int = index) -> None:

@@ -1,0 +1,83 @@
+"""``lucidflux data filter|degrade|merge``: training data as the LucidFlux report makes it (docs/data.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lucidflux_cli.commands.logs import setup_logging
+from lucidflux_cli.commands.options import envvars_from_long_names, settings_options
+from lucidflux_cli.engine.data_settings import DegradeRequest, FilterRequest
+
+log = logging.getLogger("lucidflux")
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+EXIT_SETUP = 3  # as engine.report.EXIT_SETUP (not imported: --help stays light)
+
+
+@click.group("data", context_settings={"help_option_names": ["-h", "--help"]})
+def data_group() -> None:
+    """Curate training photos and synthesise degraded pairs (docs/data.md)."""
+
+
+def run_data_job(request_type: type, job_name: str, values: dict[str, Any]) -> None:
+    """Build the settings and the job (usage errors: exit 2; setup errors: exit 3), then run it."""
+    from lucidflux_cli.engine import data_jobs
+    from lucidflux_cli.engine.run import run_job
+    from lucidflux_cli.errors import LucidFluxError
+
+    setup_logging(values["quiet"], values["verbose"], values["log_file"])
+    values = {**values, "inputs": list(values["inputs"]), "include": tuple(values["include"]),
+              "exclude": tuple(values["exclude"])}
+    try:
+        job = getattr(data_jobs, job_name)(request_type(**values))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    except LucidFluxError as error:
+        log.error("%s", error)
+        sys.exit(EXIT_SETUP)
+    sys.exit(run_job(job, data_jobs.scheduler_for))
+
+
+@data_group.command("degrade", context_settings=CONTEXT)
+@settings_options(DegradeRequest)
+def degrade(**values: Any) -> None:
+    """Make PASSES synthetic (HQ, LQ, LQ upsampled) pairs per photo of INPUTS (files, folders, globs,
+    - for stdin) into OUTPUT, with the second-order Real-ESRGAN degradations."""
+    run_data_job(DegradeRequest, "DegradeJob", values)
+
+
+@data_group.command("filter", context_settings=CONTEXT)
+@settings_options(FilterRequest)
+def filter_command(**values: Any) -> None:
+    """Measure every photo of INPUTS and keep those the paper's rules keep (blur, flat regions,
+    size, duplicates, the top 20% by CLIP-IQA); the manifest OUTPUT says why each was dropped."""
+    run_data_job(FilterRequest, "FilterJob", values)
+
+
+@data_group.command("merge", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--json", "json_events", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def merge_command(target: Path, json_events: bool, quiet: bool) -> None:
+    """Join the shard manifests of TARGET (a filter manifest, or a pairs folder) made with --shard
+    K/N into TARGET; a filter's duplicate and quality stages run over all shards together."""
+    from lucidflux_cli.engine import data_jobs
+    from lucidflux_cli.engine.manifests import ManifestError
+
+    setup_logging(quiet, False, None)
+    try:
+        summary = data_jobs.merge(target)
+    except ManifestError as error:
+        log.error("%s; nothing merged", error)
+        sys.exit(1)
+    if json_events:
+        print(json.dumps({"event": "summary", **summary}), flush=True)
+
+
+envvars_from_long_names(degrade, "LUCIDFLUX_DEGRADE_")
+envvars_from_long_names(filter_command, "LUCIDFLUX_FILTER_")

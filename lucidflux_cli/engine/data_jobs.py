@@ -1,0 +1,359 @@
+"""The ``data`` commands as jobs of the one run engine: ``degrade`` (pairs) and ``filter`` (curation).
+
+Both write a manifest through a :class:`~.manifests.Journal` (resume after a kill), split work
+with ``--shard K/N`` and spread files over ``--workers`` processes; per-file logic is the data
+library's (:mod:`lucidflux_cli.data`), file reading and writing are imageio's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lucidflux_cli import __version__
+from lucidflux_cli.engine import manifests
+from lucidflux_cli.engine.batch import FileResult, failure
+from lucidflux_cli.engine.control import uninterrupted
+from lucidflux_cli.engine.jobs import Job, Processor
+from lucidflux_cli.imageio import atomic, media
+from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
+
+log = logging.getLogger("lucidflux")
+
+PAIR_FOLDERS = ("hq", "lq", "lq_up")
+MANIFEST_NAME = "manifest.jsonl"
+
+
+def read_rgb8(path: Path) -> tuple[np.ndarray, str | None]:
+    """The first image of ``path`` as 8-bit RGB, and a note on what is not used (pages, alpha)."""
+    pages = media.read_pages(path, "first")
+    loaded = pages.images[0]
+    notes = [pages.note] if pages.note else []
+    if loaded.alpha is not None:
+        notes.append("alpha channel not used")
+    if loaded.metadata.bit_depth > 8:
+        notes.append(f"{loaded.metadata.bit_depth}-bit image used at 8 bits")
+    return np.asarray(loaded.to_pil_rgb8()), "; ".join(notes) or None
+
+
+class ManifestJob(Job):
+    """A job whose per-file records go into a manifest, possibly one shard of N."""
+
+    kind = "manifest"
+
+    def __init__(self, request: Any):
+        super().__init__(request)
+        self.shard = manifests.parse_shard(request.shard)
+        self.journal = manifests.Journal(self.manifest_path, self.key)
+        self.extra: dict[str, Any] = {}
+
+    @property
+    def manifest_path(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def lock_name(self) -> str | None:
+        return f".{self.manifest_path.name}.lock" if self.shard else None
+
+    @property
+    def stale_temp_age_s(self) -> float:
+        return 3600.0 if self.shard else 0.0  # other shards may be writing into the same folder now
+
+    @staticmethod
+    def key(record: dict[str, Any]) -> tuple:
+        return (record["name"],)
+
+    def header(self) -> dict[str, Any]:
+        return {"manifest": self.kind, "tool": f"lucidflux-cli {__version__}", "settings": self.provenance(),
+                **({"shard": str(self.shard)} if self.shard else {})}
+
+    def select(self, found: DiscoveryResult) -> DiscoveryResult:
+        if self.shard is None:
+            return found
+        mine = [item for position, item in enumerate(found.files) if self.shard.takes(position)]
+        log.info("shard %s: %d of %d files", self.shard, len(mine), len(found.files))
+        return dataclasses.replace(found, files=mine)
+
+    def summary(self) -> dict[str, Any]:
+        return self.extra
+
+
+# ------------------------------------------------------------------------------------ degrade
+
+
+class DegradeJob(ManifestJob):
+    """Each photo -> ``passes`` (HQ 1024, LQ 256, LQ upsampled) pairs, PNG, and their manifest lines."""
+
+    name, done_word, kind = "degrade", "degraded", "lucidflux-pairs"
+
+    def __init__(self, request: Any):
+        from lucidflux_cli.data import preset
+
+        self.config = preset(request.preset)
+        super().__init__(request)
+
+    @property
+    def manifest_path(self) -> Path:
+        path = self.request.out_dir / MANIFEST_NAME
+        return self.shard.path(path) if self.shard else path
+
+    @staticmethod
+    def key(record: dict[str, Any]) -> tuple:
+        return (record["name"], record["pass"])
+
+    def outputs(self, item: InputFile, index: int) -> dict[str, Path]:
+        relative = item.relative.with_name(f"{item.relative.stem}_p{index}.png")
+        return {folder: self.request.out_dir / folder / relative for folder in PAIR_FOLDERS}
+
+    def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
+        done = {} if self.request.overwrite else self.journal.load()
+        owners: dict[Path, Path] = {}
+        settled = {}
+        for position, item in enumerate(files):
+            first = self.outputs(item, 0)["hq"]
+            owner = owners.setdefault(first, item.path)
+            if owner != item.path:
+                settled[position] = FileResult(item.path, None, "failed", error=(
+                    f"{item.path}: its pairs would overwrite those of {owner} (same name, other extension); "
+                    "rename one or degrade them apart"))
+            elif all((item.relative.as_posix(), k) in done and all(p.exists() for p in self.outputs(item, k).values())
+                     for k in range(self.request.passes)):
+                settled[position] = FileResult(item.path, first, "skipped")
+        return settled
+
+    def processor(self) -> Processor:
+        import torch
+
+        from lucidflux_cli.data import make_pair, rng_for
+
+        torch.set_num_threads(self.request.threads)
+
+        def process(item: InputFile, publish, on_step=None) -> FileResult:
+            started = time.monotonic()
+            name = item.relative.as_posix()
+            try:
+                image, note = read_rgb8(item.path)
+                made = []
+                for index in range(self.request.passes):
+                    pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.request.device)
+                    made.append((index, pair, {folder: _png(getattr(pair, folder)) for folder in PAIR_FOLDERS}))
+            except Exception as error:  # an unreadable photo fails alone
+                result = failure(item.path, error, time.monotonic() - started)
+                publish(result)
+                return result
+            records = []
+            with uninterrupted():  # the pairs put in place are reported too
+                for index, pair, encoded in made:
+                    paths = self.outputs(item, index)
+                    for folder, data in encoded.items():
+                        paths[folder].parent.mkdir(parents=True, exist_ok=True)
+                        atomic.atomic_write(paths[folder], lambda handle, data=data: handle.write(data))
+                    records.append({"name": name, "pass": index, "source": str(item.path),
+                                    **{folder: paths[folder].relative_to(self.request.out_dir).as_posix()
+                                       for folder in PAIR_FOLDERS},
+                                    "params": pair.params})
+                result = FileResult(item.path, self.outputs(item, 0)["hq"], "done", seconds=time.monotonic() - started,
+                                    note=note, details={"pairs": records})
+                publish(result)
+            return result
+
+        return process
+
+    def recorded(self, result: FileResult) -> None:
+        """The pairs' records go to the journal; the event and report keep their count."""
+        if result.status == "done":
+            self.journal.append(result.details["pairs"])
+            result.details = {"pairs": len(result.details["pairs"])}
+
+    def complete(self, results: list[FileResult]) -> None:
+        records = [r for r in self.journal.load().values()
+                   if all((self.request.out_dir / r[folder]).exists() for folder in PAIR_FOLDERS)]
+        self.journal.close(self.header(), records)
+        self.extra = {"pairs": len(records), "manifest": str(self.manifest_path)}
+        log.info("%d pairs listed in %s", len(records), self.manifest_path)
+
+    def describe(self, result: FileResult) -> str:
+        return (f"degraded {result.source} -> {self.request.passes} pairs ({result.seconds:.1f} s)"
+                + (f"; {result.note}" if result.note else ""))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------- filter
+
+
+class FilterJob(ManifestJob):
+    """Each photo -> its measurements and the first rule it fails; then the set-level stages."""
+
+    name, done_word, kind = "filter", "measured", "lucidflux-filter"
+
+    def __init__(self, request: Any):
+        self.config = request.config()
+        super().__init__(request)
+        if self.config.quality_metric is not None:
+            self.scorer().check()  # offline and not cached: a setup error naming the metric, before any work
+
+    def scorer(self):
+        from lucidflux_cli.metrics.scoring import Scorer
+
+        return Scorer(self.config.quality_metric, device=self.request.device, batch_size=1,
+                      cache_dir=self.request.cache_dir, offline=self.request.offline)
+
+    @property
+    def manifest_path(self) -> Path:
+        path = self.request.out_dir
+        return self.shard.path(path) if self.shard else path
+
+    @property
+    def out_dir(self) -> Path:
+        return self.request.out_dir.parent
+
+    @property
+    def lock_name(self) -> str | None:
+        return f".{self.manifest_path.name}.lock"
+
+    @property
+    def discovery_exclude(self) -> Path | None:
+        return None
+
+    def provenance(self) -> dict[str, Any]:
+        return {"filter": dataclasses.asdict(self.config)}
+
+    def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
+        """Files measured by an earlier run with these settings, unchanged since (size, mtime)."""
+        if self.request.overwrite:
+            return {}
+        header, _ = manifests.read_lines(self.manifest_path)
+        if header is not None and header.get("settings") != self.provenance():
+            log.warning("%s was made with other filter settings; measuring every file again", self.manifest_path)
+            return {}
+        done = self.journal.load()
+        settled = {}
+        for position, item in enumerate(files):
+            record = done.get((item.relative.as_posix(),))
+            if record and record.get("stage") != "read" and record.get("stamp") == _stamp(item.path):
+                settled[position] = FileResult(item.path, None, "skipped", details=_per_image(record))
+        return settled
+
+    def processor(self) -> Processor:
+        from lucidflux_cli.data import curation
+        from lucidflux_cli.metrics.cache import MetricUnavailable
+
+        scorer = self.scorer() if self.config.quality_metric is not None else None
+
+        def process(item: InputFile, publish, on_step=None) -> FileResult:
+            started = time.monotonic()
+            record: dict[str, Any] = {"name": item.relative.as_posix(), "source": str(item.path),
+                                      "stamp": _stamp(item.path)}
+            try:
+                record["bytes"] = item.path.stat().st_size
+                rgb, note = read_rgb8(item.path)
+                record.update(curation.measure(rgb, self.config))
+                failed = curation.judge(record, self.config)
+                record.update(stage=failed[0] if failed else None, reason=failed[1] if failed else None)
+                if failed is None and scorer is not None:
+                    record["score"] = round(float(scorer.score([rgb.astype(np.float32) / 255.0])[0]
+                                                  [self.config.quality_metric]), 6)
+            except MetricUnavailable:
+                raise  # the metric, not the file: a setup error
+            except Exception as error:
+                result = failure(item.path, error, time.monotonic() - started)
+                result.details = {**record, "stage": "read", "reason": result.error}
+            else:
+                result = FileResult(item.path, None, "done", seconds=time.monotonic() - started, note=note,
+                                    details=record)
+            publish(result)
+            return result
+
+        return process
+
+    def recorded(self, result: FileResult) -> None:
+        if result.details is not None and result.status != "skipped":
+            self.journal.append([result.details])
+
+    def complete(self, results: list[FileResult]) -> None:
+        """Records of this run's files; one run: the set-level stages and the final manifest; a
+        shard: per-image decisions only, the set-level stages come with ``data merge``."""
+        from lucidflux_cli.data import curation
+
+        records = [_per_image(r.details) for r in results if r.details is not None]
+        if self.shard is None:
+            self.extra = curation.select(records, self.config)
+            log.info("%s", funnel_line(self.extra["funnel"]))
+        self.journal.close(self.header(), records)
+        self.extra["manifest"] = str(self.manifest_path)
+
+    def describe(self, result: FileResult) -> str:
+        record = result.details or {}
+        verdict = record.get("reason") or ("passes" if record.get("score") is None
+                                           else f"{self.config.quality_metric} {record['score']:.4f}")
+        return f"measured {result.source}: {verdict}"
+
+
+def _stamp(path: Path) -> str:
+    """Size and modification time: a changed file is measured again."""
+    info = path.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _per_image(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the per-image pass left it (an earlier run's set-level verdicts removed)."""
+    set_level = record.get("stage") in ("duplicate", "quality")
+    return {key: value for key, value in record.items() if key != "kept"} | (
+        {"stage": None, "reason": None} if set_level else {})
+
+
+def funnel_line(funnel: dict[str, int]) -> str:
+    """``1000 images -> read 998 -> size 990 -> ... -> quality 200 kept``."""
+    stages = " -> ".join(f"{stage} {count}" for stage, count in funnel.items() if stage != "images")
+    return f"filter: {funnel['images']} images -> {stages} kept"
+
+
+# -------------------------------------------------------------------------------- run and merge
+
+
+def scheduler_for(job: ManifestJob):
+    """``--workers N``: N worker processes on the job's device; one: this process."""
+    from lucidflux_cli.engine.scheduling import SingleProcess
+    from lucidflux_cli.engine.workers import Workers
+
+    if job.request.workers > 1:
+        device = getattr(job.request, "device", "cpu")
+        return Workers(job, devices=[device if device != "auto" else "cpu"] * job.request.workers)
+    return SingleProcess(job)
+
+
+def merge(target: Path) -> dict[str, Any]:
+    """Join the shard manifests of ``target`` (a manifest, or a pairs folder) into it; a filter's
+    set-level stages (duplicates, the quality quantile) run over all shards together, so the
+    result equals one run's. Raises ManifestError."""
+    from lucidflux_cli.data import curation
+
+    manifest = target / MANIFEST_NAME if target.is_dir() else target
+    header, records = manifests.load_shards(manifest)
+    summary: dict[str, Any] = {"manifest": str(manifest), "records": len(records)}
+    if header.get("manifest") == FilterJob.kind:
+        config = curation.FilterConfig(**header["settings"]["filter"])
+        summary.update(curation.select(records, config))  # shards hold per-image verdicts only
+        log.info("%s", funnel_line(summary["funnel"]))
+        key = ManifestJob.key
+    elif header.get("manifest") == DegradeJob.kind:
+        key = DegradeJob.key
+    else:
+        raise manifests.ManifestError(f"{manifest}: unknown manifest kind {header.get('manifest')!r}")
+    manifests.write(manifest, header, records, key)
+    log.info("merged %d records into %s", len(records), manifest)
+    return summary

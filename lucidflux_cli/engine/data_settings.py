@@ -1,0 +1,90 @@
+"""Settings of ``lucidflux data degrade`` and ``data filter``: every option declared once, here.
+
+Defaults come from the library's own config (:class:`~lucidflux_cli.data.curation.FilterConfig`,
+the degradation presets), so the command line and the library cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lucidflux_cli.data.config import PRESETS
+from lucidflux_cli.data.curation import FilterConfig
+from lucidflux_cli.engine.settings import ModelSettings, RunSettings, setting
+
+_DEFAULTS = FilterConfig()
+
+SHARD_HELP = ("Do shard K of N (counting from 0) of the discovered files, e.g. 3/16, or auto (torchrun's "
+              "RANK/WORLD_SIZE or a SLURM array); join the shards with `lucidflux data merge`.")
+WORKERS_HELP = "Worker processes (each one CPU core by default)."
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"expected a number >= 0, got {text}")
+    return value
+
+
+@dataclass
+class DegradeRequest(RunSettings):
+    """``lucidflux data degrade SRC... -o pairs/``."""
+
+    out_dir: Path = setting(None, flags=("-o", "--output"), path="dir", required=True,
+                            help="Pairs folder: hq/, lq/, lq_up/ (mirroring the sources) and manifest.jsonl.")
+    passes: int = setting(4, minimum=1, maximum=1000, help="Pairs made from each photo (the paper: 4 passes).")
+    seed: int = setting(0, minimum=0, maximum=2**63 - 1,
+                        help="Every draw comes from (seed, file name, pass): same seed, same pairs anywhere.")
+    preset: str = setting("realesrgan", choices=tuple(PRESETS), help="Degradation parameter table.")
+    workers: int = setting(1, minimum=1, help=WORKERS_HELP)
+    threads: int = setting(1, minimum=1, help="Torch threads per worker (1 is fastest with one worker per core).")
+    device: str = setting("cpu", help="Where the torch ops run: cpu, cuda or cuda:N.")
+    shard: str | None = setting(None, metavar="K/N|auto", help=SHARD_HELP)
+
+    def provenance(self) -> dict[str, str]:
+        return {"preset": self.preset, "seed": str(self.seed), "passes": str(self.passes)}
+
+
+@dataclass
+class FilterRequest(ModelSettings):
+    """``lucidflux data filter SRC... -o manifest.jsonl``."""
+
+    out_dir: Path = setting(None, flags=("-o", "--output"), path="file", required=True,
+                            help="Manifest (JSON lines): every image's measurements, and why it was dropped.")
+    blur_min: float = setting(_DEFAULTS.blur_min, parse=_positive,
+                              help="Drop images whose variance of the Laplacian (8-bit gray) is below this.")
+    blur_max: float = setting(_DEFAULTS.blur_max, parse=_positive, help="... or above this (noise, over-sharpening).")
+    patch: int = setting(_DEFAULTS.patch, minimum=3, help="Flat-region rule: side of the square patches in px.")
+    flat_gradient_var: float = setting(
+        _DEFAULTS.flat_gradient_var, parse=_positive,
+        help="A patch is flat when the variance of its Sobel gradient magnitude is below this.")
+    flat_max_fraction: float = setting(_DEFAULTS.flat_max_fraction, parse=_positive,
+                                       help="Drop images with more than this fraction of flat patches.")
+    min_side: int = setting(_DEFAULTS.min_side, minimum=0, help="Drop images whose short side is under this (px).")
+    min_bytes: int = setting(_DEFAULTS.min_bytes, minimum=0, help="Drop files smaller than this (bytes).")
+    near_duplicate_bits: int = setting(
+        _DEFAULTS.near_duplicate_bits, minimum=0, maximum=15,
+        help="Photos whose perceptual hashes differ in at most this many bits are one photo (the largest is kept).")
+    iqa_metric: str = setting(_DEFAULTS.quality_metric, metavar="METRIC|none",
+                              help="Quality stage metric (a `lucidflux eval` metric), or none to skip the stage.")
+    top: float = setting(_DEFAULTS.quality_top, parse=_positive,
+                         help="Keep the images scoring at least the (1 - TOP) quantile of the whole set.")
+    min_score: float | None = setting(None, parse=float, help="A fixed quality cut instead of --top.")
+    workers: int = setting(1, minimum=1, help=WORKERS_HELP)
+    shard: str | None = setting(None, metavar="K/N|auto", help=SHARD_HELP)
+
+    def config(self) -> FilterConfig:
+        """The library's config (ValueError for impossible values)."""
+        metric = None if self.iqa_metric in (None, "", "none") else self.iqa_metric
+        higher_better = True
+        if metric is not None:
+            from lucidflux_cli.metrics import registry
+
+            registry.parse_metrics(metric)  # ValueError naming the known metrics
+            higher_better = registry.get(metric).higher_better
+        return FilterConfig(
+            blur_min=self.blur_min, blur_max=self.blur_max, patch=self.patch,
+            flat_gradient_var=self.flat_gradient_var, flat_max_fraction=self.flat_max_fraction,
+            min_side=self.min_side, min_bytes=self.min_bytes, near_duplicate_bits=self.near_duplicate_bits,
+            quality_metric=metric, quality_top=self.top, quality_min=self.min_score, higher_better=higher_better)

@@ -1,0 +1,170 @@
+"""JSON-lines manifests of the ``data`` commands: header, journal, shards and merging.
+
+A manifest is one JSON object per line: first a header (``{"manifest": KIND, ...}``: the
+command, its settings, the shard), then one record per image (filter) or pair (degrade),
+sorted by key, so the same inputs give the same file however many workers or shards made it.
+
+During a run records are appended to ``<manifest>.journal`` as files finish (flushed and
+fsynced line by line), so a killed run loses nothing it finished; a rerun reads manifest and
+journal to know what is done. At the end the manifest is rewritten atomically and the journal
+removed. A line cut short by a kill is ignored (its file is simply redone).
+
+``--shard K/N``: shard K of N (0-based) takes files K, K+N, K+2N, ... of the discovered list and
+writes ``<stem>.shard-K-of-N<suffix>``; ``lucidflux data merge <manifest>`` joins the N shards.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio import atomic
+
+Key = Callable[[dict[str, Any]], tuple]
+
+
+class ManifestError(LucidFluxError):
+    """A manifest or its shards cannot be used."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int  # 0-based
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def takes(self, position: int) -> bool:
+        return position % self.count == self.index
+
+    def path(self, manifest: Path) -> Path:
+        return manifest.with_name(f"{manifest.stem}.shard-{self.index}-of-{self.count}{manifest.suffix}")
+
+
+def parse_shard(text: str | None, environ: dict[str, str] | None = None) -> Shard | None:
+    """``K/N`` (0 <= K < N), ``auto`` (torchrun's RANK/WORLD_SIZE, else a SLURM array's task id
+    and count), or None. ValueError with a one-line reason."""
+    if text is None or text == "":
+        return None
+    env = os.environ if environ is None else environ
+    if text.strip().lower() == "auto":
+        if "RANK" in env and "WORLD_SIZE" in env:
+            index, count = int(env["RANK"]), int(env["WORLD_SIZE"])
+        elif "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+            index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            count = int(env["SLURM_ARRAY_TASK_COUNT"])
+        else:
+            raise ValueError("--shard auto: neither RANK/WORLD_SIZE (torchrun) nor SLURM_ARRAY_TASK_ID/COUNT is set")
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise ValueError(f"--shard {text!r}: expected K/N (shard K of N, counting from 0) or auto")
+        index, count = int(match[1]), int(match[2])
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {index}/{count}: K must be in 0..N-1")
+    return Shard(index, count)
+
+
+def read_lines(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(header, records) of a manifest or journal; a missing file is empty; broken lines skipped."""
+    header, records = None, []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue  # the last line of a killed run's journal
+        if isinstance(value, dict) and "manifest" in value:
+            header = value
+        elif isinstance(value, dict):
+            records.append(value)
+    return header, records
+
+
+def write(path: Path, header: dict[str, Any], records: Iterable[dict[str, Any]], key: Key) -> None:
+    """The whole manifest, atomically: header, then records sorted by ``key``."""
+    lines = [json.dumps(header, sort_keys=True)] + [json.dumps(r, sort_keys=True) for r in sorted(records, key=key)]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.atomic_write(path, lambda handle: handle.write(data))
+
+
+class Journal:
+    """What a run has finished so far: the manifest of earlier runs plus this run's appended lines."""
+
+    def __init__(self, manifest: Path, key: Key):
+        self.manifest, self.key = manifest, key
+        self.path = manifest.with_name(manifest.name + ".journal")
+
+    def load(self) -> dict[tuple, dict[str, Any]]:
+        """Records by key; journal lines (newer) win over the manifest's."""
+        _, old = read_lines(self.manifest)
+        _, new = read_lines(self.path)
+        return {self.key(record): record for record in old + new}
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def close(self, header: dict[str, Any], records: Iterable[dict[str, Any]]) -> None:
+        """Write the manifest from ``records`` and drop the journal."""
+        write(self.manifest, header, records, self.key)
+        self.path.unlink(missing_ok=True)
+
+
+def shard_files(manifest: Path) -> tuple[list[Path], int]:
+    """The shard manifests of ``manifest`` and their count N; ManifestError when shards are
+    missing, of different N, or unfinished (a journal still beside one)."""
+    pattern = glob.escape(str(manifest.with_name(f"{manifest.stem}.shard-"))) + f"*-of-*{glob.escape(manifest.suffix)}"
+    found: dict[int, dict[int, Path]] = {}
+    for name in glob.glob(pattern):
+        match = re.search(r"\.shard-(\d+)-of-(\d+)" + re.escape(manifest.suffix) + "$", name)
+        if match:
+            found.setdefault(int(match[2]), {})[int(match[1])] = Path(name)
+    if not found:
+        raise ManifestError(f"{manifest}: no shard manifests ({manifest.stem}.shard-K-of-N{manifest.suffix}) beside it")
+    if len(found) > 1:
+        raise ManifestError(f"{manifest}: shards of different counts ({', '.join(map(str, sorted(found)))}); "
+                            "remove the stale ones")
+    (count, shards), = found.items()
+    missing = [str(index) for index in range(count) if index not in shards]
+    if missing:
+        raise ManifestError(f"{manifest}: shard(s) {', '.join(missing)} of {count} missing; run them first")
+    paths = [shards[index] for index in range(count)]
+    unfinished = [p for p in paths if p.with_name(p.name + ".journal").exists()]
+    if unfinished:
+        raise ManifestError(f"{unfinished[0]}: this shard did not finish (its journal is there); rerun it first")
+    return paths, count
+
+
+def load_shards(manifest: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every shard's records, and their common header (shard removed); settings must agree."""
+    paths, _ = shard_files(manifest)
+    header, records = None, []
+    for path in paths:
+        own, lines = read_lines(path)
+        if own is None:
+            raise ManifestError(f"{path}: not a lucidflux manifest (no header line)")
+        own = {k: v for k, v in own.items() if k != "shard"}
+        if header is not None and own != header:
+            raise ManifestError(f"{path}: made with other settings than {paths[0].name}; shards must share them")
+        header = own
+        records.extend(lines)
+    return header, records
