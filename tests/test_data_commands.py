@@ -1,0 +1,257 @@
+"""``lucidflux data filter|degrade|merge`` end to end on synthetic photos (issue 14's Done-when)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageFilter
+
+from lucidflux_cli.commands.main import main
+from lucidflux_cli.data import curation
+from lucidflux_cli.engine import manifests
+
+ROOT = Path(__file__).parents[1]
+RULES = ["--iqa-metric", "none", "--min-bytes", "0", "--min-side", "0"]
+
+
+def _texture(seed: int, size: int = 480) -> np.ndarray:
+    """8-px blocks of random colour: Laplacian variance ~2700, inside the paper's 150-8000."""
+    rng = np.random.default_rng(seed)
+    return (np.kron(rng.random((size // 8, size // 8, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    """textured (kept), blurred, flat, a near-duplicate of the textured one, another texture, a broken file."""
+    folder = tmp_path_factory.mktemp("curate")
+    texture = _texture(1)
+    Image.fromarray(texture).save(folder / "textured.png")
+    Image.fromarray(texture).filter(ImageFilter.GaussianBlur(6)).save(folder / "blurred.png")
+    flat = np.full_like(texture, 128)
+    flat[:240, :240] = texture[:240, :240]  # one textured patch of four: 75% flat
+    Image.fromarray(flat).save(folder / "flat.png")
+    Image.fromarray(texture[:, :, :]).save(folder / "copy.jpg", quality=97)  # same photo, another file
+    Image.fromarray(_texture(2)).save(folder / "other.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    return folder
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def records(manifest: Path) -> dict[str, dict]:
+    header, lines = manifests.read_lines(manifest)
+    assert header is not None and header["manifest"].startswith("lucidflux-")
+    return {line["name"]: line for line in lines}
+
+
+# ------------------------------------------------------------------------------------- filter
+
+
+def test_filter_keeps_texture_and_drops_blur_flat_duplicates_and_broken_files(curated, tmp_path):
+    manifest = tmp_path / "manifest.jsonl"
+    code, stdout, stderr = run("data", "filter", str(curated), "-o", str(manifest), *RULES, "--json")
+    assert code == 1  # one file could not be read; the others went on
+    found = records(manifest)
+    assert found["blurred.png"]["stage"] == "blur" and found["blurred.png"]["laplacian_var"] < 150
+    assert found["flat.png"]["stage"] == "flat" and found["flat.png"]["flat_fraction"] == 0.75
+    assert found["other.png"]["kept"] and 150 <= found["textured.png"]["laplacian_var"] <= 8000
+    # the same photo twice: one is kept (same pixels: the larger file), the other names it
+    twins = [found["textured.png"], found["copy.jpg"]]
+    assert sorted(r["kept"] for r in twins) == [False, True]
+    kept, dropped = sorted(twins, key=lambda r: not r["kept"])
+    assert dropped["stage"] == "duplicate" and dropped["reason"] == f"duplicate of {kept['name']}"
+    assert kept["bytes"] >= dropped["bytes"]
+    assert found["broken.jpg"]["stage"] == "read" and "broken.jpg" in found["broken.jpg"]["reason"]
+    assert any("broken.jpg" in line and line.count("\n") == 0 for line in stderr.splitlines())
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["funnel"] == {"images": 6, "read": 5, "size": 5, "blur": 4, "flat": 3, "duplicate": 2,
+                                 "quality": 2}
+    assert "filter: 6 images -> read 5 -> size 5 -> blur 4 -> flat 3 -> duplicate 2 -> quality 2 kept" in stderr
+
+
+def test_filter_defaults_are_the_papers_thresholds_and_documented():
+    config = curation.FilterConfig()
+    assert (config.blur_min, config.blur_max, config.patch, config.flat_gradient_var,
+            config.flat_max_fraction, config.quality_top) == (150, 8000, 240, 800, 0.5, 0.2)
+    assert config.quality_metric == "clipiqa"
+    docs = (ROOT / "docs" / "data.md").read_text()
+    for text in ("150", "8000", "240x240", "800", "50%", "0.8 quantile", "384", "100 KB"):
+        assert text in docs, text
+
+
+def test_rerun_measures_only_new_or_changed_files(curated, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("textured.png", "other.png"):
+        (source / name).write_bytes((curated / name).read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    assert run("data", "filter", str(source), "-o", str(manifest), *RULES)[0] == 0
+    Image.fromarray(_texture(3)).save(source / "third.png")
+    code, stdout, _ = run("data", "filter", str(source), "-o", str(manifest), *RULES, "--json")
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and (summary["done"], summary["skipped"]) == (1, 2)
+    assert set(records(manifest)) == {"textured.png", "other.png", "third.png"}
+
+
+def test_the_quantile_stage_keeps_exactly_the_top_fifth():
+    for count in (10, 100, 37):
+        scores = np.random.default_rng(count).permutation(count).astype(float)  # distinct
+        rows = [{"name": f"{i}", "stage": None, "score": s, "width": 1, "height": 1, "phash": f"{i:016x}"}
+                for i, s in enumerate(scores)]
+        config = curation.FilterConfig(near_duplicate_bits=0)
+        curation.select(rows, config)
+        kept = sorted(r["score"] for r in rows if r["kept"])
+        expected = int(np.ceil(0.2 * (count - 1)))  # scores above the 0.8 quantile
+        assert kept == sorted(scores)[count - len(kept):]  # the best ones
+        assert len(kept) in (expected, expected + 1) and abs(len(kept) - 0.2 * count) < 1
+    # lower is better (NIQE): the best fifth is the lowest scores
+    rows = [{"name": f"{i}", "stage": None, "score": float(i), "width": 1, "height": 1, "phash": f"{i:016x}"}
+            for i in range(10)]
+    curation.select(rows, curation.FilterConfig(near_duplicate_bits=0, higher_better=False))
+    assert sorted(r["score"] for r in rows if r["kept"]) == [0.0, 1.0]
+
+
+def test_measures_match_their_definitions_on_a_small_array():
+    gray = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 250]], dtype=np.uint8)
+    padded = np.pad(gray.astype(float), 1, mode="reflect")
+    lap = np.array([[padded[y, x + 1] + padded[y + 2, x + 1] + padded[y + 1, x] + padded[y + 1, x + 2]
+                     - 4 * padded[y + 1, x + 1] for x in range(3)] for y in range(3)])
+    assert curation.laplacian_variance(gray) == pytest.approx(lap.var())
+    # centre pixel's Sobel by hand: gx = (30+120+250) - (10+80+70), gy = (70+160+250) - (10+40+30)
+    assert curation.sobel_magnitude(gray)[1, 1] == pytest.approx(np.hypot(400 - 160, 480 - 80))
+    assert curation.to_gray8(np.array([[[255, 0, 0]]], dtype=np.uint8))[0, 0] == 76  # 0.299 * 255
+
+
+def test_shards_and_merge_equal_a_single_run(curated, tmp_path):
+    single, sharded = tmp_path / "single.jsonl", tmp_path / "sharded.jsonl"
+    run("data", "filter", str(curated), "-o", str(single), *RULES)
+    for index in range(3):
+        run("data", "filter", str(curated), "-o", str(sharded), *RULES, "--shard", f"{index}/3")
+    shard_lines = [records(tmp_path / f"sharded.shard-{i}-of-3.jsonl") for i in range(3)]
+    assert sorted(n for part in shard_lines for n in part) == sorted(records(single))
+    code, stdout, _ = run("data", "merge", str(sharded), "--json")
+    assert code == 0, stdout
+    assert sharded.read_text() == single.read_text()
+
+
+def test_merge_names_a_missing_shard(curated, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    run("data", "filter", str(curated), "-o", str(manifest), *RULES, "--shard", "0/2")
+    code, _, stderr = run("data", "merge", str(manifest))
+    assert code == 1 and "shard(s) 1 of 2 missing" in stderr and not manifest.exists()
+
+
+def test_bad_shard_and_unknown_metric_are_usage_errors(curated, tmp_path):
+    assert run("data", "filter", str(curated), "-o", str(tmp_path / "m.jsonl"), "--shard", "3/3")[0] == 2
+    code, _, stderr = run("data", "filter", str(curated), "-o", str(tmp_path / "m.jsonl"), "--iqa-metric", "nope")
+    assert code == 2 and "nope" in stderr
+
+
+# ------------------------------------------------------------------------------------ degrade
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "sub").mkdir()
+    rng = np.random.default_rng(5)
+    for name, size in (("a.jpg", (300, 400)), ("b.png", (256, 256)), ("sub/c.jpg", (200, 320))):
+        Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def degrade_subprocess(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "lucidflux_cli", "data", "degrade", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def one_worker(photos, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pairs1")
+    code, _, stderr = run("data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7")
+    assert code == 0, stderr
+    return out
+
+
+def test_degrade_writes_every_pass_of_every_photo_and_its_manifest(one_worker):
+    files = tree(one_worker)
+    for folder, side in (("hq", 1024), ("lq", 256), ("lq_up", 1024)):
+        for name in ("a_p0", "a_p1", "b_p0", "b_p1", "sub/c_p0", "sub/c_p1"):
+            assert Image.open(one_worker / folder / f"{name}.png").size == (side, side)
+    found = records(one_worker / "manifest.jsonl")
+    assert len(manifests.read_lines(one_worker / "manifest.jsonl")[1]) == 6 and set(found) == {"a.jpg", "b.png", "sub/c.jpg"}
+    assert {"hq", "lq", "lq_up", "params", "pass"} <= set(found["a.jpg"])
+    assert "manifest.jsonl.journal" not in files
+
+
+def test_same_seed_gives_identical_bytes_with_three_workers(photos, one_worker, tmp_path):
+    out = tmp_path / "pairs3"
+    code, _, stderr = run("data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7",
+                          "--workers", "3")
+    assert code == 0, stderr
+    assert tree(out) == tree(one_worker)
+
+
+def test_another_seed_gives_other_pairs(photos, one_worker, tmp_path):
+    out = tmp_path / "other"
+    run("data", "degrade", str(photos / "b.png"), "-o", str(out), "--passes", "1", "--seed", "8")
+    assert (out / "lq" / "b_p0.png").read_bytes() != (one_worker / "lq" / "b_p0.png").read_bytes()
+
+
+def test_a_killed_run_resumes_to_the_same_pairs(photos, one_worker, tmp_path):
+    out = tmp_path / "killed"
+    args = [str(photos), "-o", str(out), "--passes", "2", "--seed", "7", "--json"]
+    process = degrade_subprocess(*args)
+    deadline = time.monotonic() + 300
+    while not (out / "manifest.jsonl.journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first photo's pairs are in place and journalled
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    assert not (out / "manifest.jsonl").exists()
+    again = degrade_subprocess(*args)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["skipped"] >= 1 and summary["skipped"] + summary["done"] == 3
+    assert tree(out) == tree(one_worker)
+
+
+def test_degrade_shards_and_merge_equal_a_single_run(photos, one_worker, tmp_path):
+    out = tmp_path / "shards"
+    for index in range(2):
+        code, _, stderr = run("data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7",
+                              "--shard", f"{index}/2")
+        assert code == 0, stderr
+    assert run("data", "merge", str(out))[0] == 0
+    merged = {name: data for name, data in tree(out).items() if ".shard-" not in name}
+    assert merged == tree(one_worker)
+
+
+def test_a_broken_photo_fails_alone_in_one_line(photos, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "good.png").write_bytes((photos / "b.png").read_bytes())
+    (source / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code, stdout, stderr = run("data", "degrade", str(source), "-o", str(tmp_path / "out"), "--passes", "1", "--json")
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if "bad.png" in line]
+    assert errors and errors[0].startswith("lucidflux: failed")
+    assert (tmp_path / "out" / "hq" / "good_p0.png").exists()
+    assert json.loads(stdout.splitlines()[-1])["pairs"] == 1
