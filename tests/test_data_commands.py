@@ -255,3 +255,14 @@ def test_a_broken_photo_fails_alone_in_one_line(photos, tmp_path):
     assert errors and errors[0].startswith("lucidflux: failed")
     assert (tmp_path / "out" / "hq" / "good_p0.png").exists()
     assert json.loads(stdout.splitlines()[-1])["pairs"] == 1
+
+
+def test_degrade_takes_the_kept_images_of_a_filter_manifest(curated, tmp_path):
+    manifest = tmp_path / "curated.jsonl"
+    run("data", "filter", str(curated), "-o", str(manifest), *RULES)
+    kept = {name for name, record in records(manifest).items() if record["kept"]}
+    code, _, stderr = run("data", "degrade", str(manifest), "-o", str(tmp_path / "pairs"), "--passes", "1")
+    assert code == 0, stderr
+    assert {r["name"] for r in manifests.read_lines(tmp_path / "pairs" / "manifest.jsonl")[1]} == kept
+    code, _, stderr = run("data", "degrade", str(tmp_path / "pairs" / "manifest.jsonl"), "-o", str(tmp_path / "x"))
+    assert code == 1 and "not a `lucidflux data filter` manifest" in stderr

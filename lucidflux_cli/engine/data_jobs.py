@@ -104,6 +104,26 @@ class DegradeJob(ManifestJob):
         path = self.request.out_dir / MANIFEST_NAME
         return self.shard.path(path) if self.shard else path
 
+    def discover(self, stdin) -> DiscoveryResult:
+        """As every command, except that a filter manifest (``.jsonl``) gives its kept images,
+        named as the filter named them (their path under the filtered folder)."""
+        listed = [arg for arg in self.request.inputs if arg.endswith(".jsonl")]
+        others = [arg for arg in self.request.inputs if not arg.endswith(".jsonl")]
+        found = DiscoveryResult()
+        if others:
+            found = Job(dataclasses.replace(self.request, inputs=others)).discover(stdin)
+            found.problems = list(found.problems)
+        for argument in listed:
+            header, lines = manifests.read_lines(Path(argument))
+            if header is None or header.get("manifest") != FilterJob.kind:
+                found.problems.append(f"{argument}: not a `lucidflux data filter` manifest")
+                log.error("%s", found.problems[-1])
+                continue
+            kept = [InputFile(Path(r["source"]), Path(r["name"])) for r in lines if r.get("kept")]
+            log.info("%s: %d kept images of %d", argument, len(kept), len(lines))
+            found.files.extend(kept)
+        return found
+
     @staticmethod
     def key(record: dict[str, Any]) -> tuple:
         return (record["name"], record["pass"])
@@ -140,6 +160,10 @@ class DegradeJob(ManifestJob):
             name = item.relative.as_posix()
             try:
                 image, note = read_rgb8(item.path)
+                if min(image.shape[:2]) < self.config.gt_size:
+                    small = (f"{image.shape[1]}x{image.shape[0]} px is smaller than the {self.config.gt_size} px "
+                             "GT crop: mirror-padded, as the reference does")
+                    note = f"{note}; {small}" if note else small
                 made = []
                 for index in range(self.request.passes):
                     pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.request.device)
@@ -256,7 +280,7 @@ class FilterJob(ManifestJob):
 
         def process(item: InputFile, publish, on_step=None) -> FileResult:
             started = time.monotonic()
-            record: dict[str, Any] = {"name": item.relative.as_posix(), "source": str(item.path),
+            record: dict[str, Any] = {"name": item.relative.as_posix(), "source": str(item.path.absolute()),
                                       "stamp": _stamp(item.path)}
             try:
                 record["bytes"] = item.path.stat().st_size

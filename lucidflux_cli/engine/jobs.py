@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.batch import FileResult
-from lucidflux_cli.imageio import formats
+from lucidflux_cli.imageio import discovery, formats
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
+
+log = logging.getLogger("lucidflux")
 
 Publish = Callable[[FileResult], None]
 # (item, publish, on_step=None) -> the file's result, published as its outputs are put in place
@@ -68,6 +71,20 @@ class Job:
     def context(self) -> contextlib.AbstractContextManager:
         """Entered around the work in every process (plugin options, ...)."""
         return contextlib.nullcontext()
+
+    def discover(self, stdin) -> DiscoveryResult:
+        """The input files: folders walked, globs expanded, ``-`` read from ``stdin``; problems logged."""
+        request = self.request
+        stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in request.inputs else None
+        found = discovery.discover(
+            request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
+            output_dir=self.discovery_exclude, stdin_lines=stdin_lines,
+        )
+        for problem in found.problems:
+            log.error("%s", problem)
+        if found.left_out:
+            log.warning("%s", found.left_out_line())
+        return found
 
     def select(self, found: DiscoveryResult) -> DiscoveryResult:
         """The discovered files this run does (a shard takes its share)."""

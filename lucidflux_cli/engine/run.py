@@ -45,7 +45,7 @@ def run(request: RestoreRequest, stdin=None) -> int:
 def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
     """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
     request = job.request
-    found = job.select(discover(request, stdin or sys.stdin, job.discovery_exclude))
+    found = job.select(job.discover(stdin or sys.stdin))
     scheduler = scheduler_for(job)
     if request.dry_run:
         if not scheduler.writes_report:  # under torchrun the plan is printed once, by rank 0
@@ -160,19 +160,6 @@ def _validate_acceleration(request: RestoreRequest) -> None:
         problem = acceleration.fp8_problem(resolve_device(request.device))
         if problem:
             raise ValueError(problem)
-
-
-def discover(request, stdin, exclude_dir=None) -> discovery.DiscoveryResult:
-    stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in request.inputs else None
-    found = discovery.discover(
-        request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
-        output_dir=exclude_dir, stdin_lines=stdin_lines,
-    )
-    for problem in found.problems:
-        log.error("%s", problem)
-    if found.left_out:
-        log.warning("%s", found.left_out_line())
-    return found
 
 
 def print_plan(found: discovery.DiscoveryResult, job: Job, detail: Callable | None = None) -> int:
