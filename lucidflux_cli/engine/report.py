@@ -12,10 +12,10 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 from lucidflux_cli import __version__
 from lucidflux_cli.engine.batch import BatchReport, FileResult
-from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult
@@ -57,7 +57,9 @@ class EventSink:
     run writes the report and the summary.
     """
 
-    def __init__(self, job: Job, found: DiscoveryResult, writes_report: bool = True):
+    def __init__(self, job: Any, found: DiscoveryResult, writes_report: bool = True):
+        """``job``: the run's :class:`~lucidflux_cli.engine.jobs.Job` (not imported: jobs import
+        the restorer, which raises this module's SetupError)."""
         self.job, self.request, self.found, self.writes_report = job, job.request, found, writes_report
         self.started = dt.datetime.now(dt.timezone.utc)
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report

@@ -22,6 +22,7 @@ from lucidflux_cli.metrics.cache import (
     missing,
     redirected,
     require,
+    status,
 )
 from lucidflux_cli.metrics.pairing import Pairing, PairingError, pair
 from lucidflux_cli.metrics.registry import (
@@ -37,6 +38,7 @@ from lucidflux_cli.metrics.scoring import ScoreError, Scorer, SizeMismatch, chec
 from lucidflux_cli.metrics.tables import (
     PAPER_COLUMN,
     PAPER_LUCIDFLUX_REALLQ250,
+    got_worse,
     markdown_table,
     row_json,
     rows_csv,
@@ -49,7 +51,7 @@ from lucidflux_cli.metrics.tables import (
 __all__ = [
     "DEFAULT_SCORE", "METRICS", "PAPER_COLUMN", "PAPER_LUCIDFLUX_REALLQ250", "PAPER_TABLE1", "PYIQA_LICENCE",
     "Metric", "MetricFile", "MetricUnavailable", "Pairing", "PairingError", "ScoreError", "Scorer", "SizeMismatch", "check_pair",
-    "default_metrics", "download", "markdown_table", "metric_files", "metrics_dir", "missing", "pair",
+    "default_metrics", "download", "got_worse", "markdown_table", "metric_files", "metrics_dir", "missing", "pair",
     "parse_metrics", "redirected", "require", "row_json", "rows_csv", "rows_jsonl", "summary", "summary_json",
-    "summary_markdown",
+    "status", "summary_markdown",
 ]

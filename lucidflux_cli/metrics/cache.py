@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.metrics.registry import get
@@ -42,8 +43,9 @@ class MetricUnavailable(LucidFluxError):
 @dataclass(frozen=True)
 class MetricFile:
     """One file a metric needs. ``store`` is the subfolder of the metrics cache it goes to:
-    ``pyiqa`` (flat), ``torch`` (a torch hub folder) or ``hub`` (a Hugging Face hub cache, where
-    ``path`` is the file inside ``repo``; ``path=""`` means the whole repository)."""
+    ``pyiqa`` (flat; fetched from ``repo`` on the hub), ``torch`` (a torch hub folder; fetched from
+    ``url``) or ``hub`` (a Hugging Face hub cache, where ``path`` is the file inside ``repo``;
+    ``path=""`` means the whole repository)."""
 
     store: str
     path: str
@@ -54,8 +56,8 @@ class MetricFile:
 
 
 def _pyiqa(filename: str, size: int | None = None, backbone: bool = False) -> MetricFile:
-    url = f"https://huggingface.co/{PYIQA_REPO}/resolve/main/{filename}"
-    return MetricFile("pyiqa", filename, url=url, size=size, backbone=backbone)
+    # No url: it is built at download time with hf_hub_url, as pyiqa does (HF_ENDPOINT applies).
+    return MetricFile("pyiqa", filename, repo=PYIQA_REPO, size=size, backbone=backbone)
 
 
 _CLIP_RN50 = MetricFile(
@@ -128,6 +130,39 @@ def missing(names: Iterable[str], cache_dir: Path | str | None = None,
     return out
 
 
+def status(names: Iterable[str] | None = None, cache_dir: Path | str | None = None) -> list[dict[str, Any]]:
+    """One row per metric for ``weights list`` / ``doctor``: ``name``, ``cost``, ``opt_in``, ``files``
+    (count), ``missing`` (paths not cached) and ``size`` (approximate bytes of all its files, None
+    when some size is unknown). Files shared by metrics (CLIP RN50) count for each."""
+    rows = []
+    for name in names if names is not None else list(FILES):
+        files = metric_files(name)
+        sizes = [f.size for f in files]
+        rows.append({
+            "name": name, "cost": get(name).cost, "opt_in": bool(get(name).opt_in), "files": len(files),
+            "missing": [f.path or f.repo for f in files if local_path(f, cache_dir) is None],
+            "size": None if None in sizes else sum(s for s in sizes if s is not None),
+        })
+    return rows
+
+
+def files_markdown() -> str:
+    """What each metric downloads, as Markdown (docs/eval.md embeds it)."""
+    from lucidflux_cli.weights.registry import format_size
+
+    rows = ["| metric | file | into `metrics/` | from | approx. size | also with random weights |",
+            "|---|---|---|---|---|---|"]
+    for name, files in FILES.items():
+        for f in files:
+            shown = f.path or "(whole repository)"
+            source = f"`{f.repo}`" if f.repo else f.url.split("/")[2]
+            rows.append(f"| `{name}` | `{shown}` | `{f.store}/` | {source} | {format_size(f.size)} | "
+                        f"{'yes' if f.backbone else 'no'} |")
+        if not files:
+            rows.append(f"| `{name}` | none (a formula) | | | | |")
+    return "\n".join(rows)
+
+
 def require(names: Iterable[str], cache_dir: Path | str | None = None, pretrained: bool = True,
             offline: bool = False) -> None:
     """Offline (``--offline`` / ``HF_HUB_OFFLINE``) with files missing: MetricUnavailable naming the
@@ -164,13 +199,15 @@ def _fetch(file: MetricFile, root: Path, progress: bool) -> Path:
         if not file.path:
             return Path(snapshot_download(file.repo, cache_dir=root / "hub"))
         return Path(hf_hub_download(file.repo, file.path, cache_dir=root / "hub"))
+    from huggingface_hub import hf_hub_url
     from torch.hub import download_url_to_file
 
     target = root / file.store / file.path
     target.parent.mkdir(parents=True, exist_ok=True)
+    url = hf_hub_url(file.repo, file.path) if file.store == "pyiqa" else file.url
     # OpenAI's CLIP URLs carry the file's sha256 (pyiqa checks it too); the others carry none here.
-    sha = file.url.split("/")[-2] if "openaipublic" in file.url else None
-    download_url_to_file(file.url, str(target), hash_prefix=sha, progress=progress)
+    sha = url.split("/")[-2] if "openaipublic" in url else None
+    download_url_to_file(url, str(target), hash_prefix=sha, progress=progress)
     return target
 
 

@@ -90,13 +90,28 @@ def format_value(value: float) -> str:
 
 
 def best(values: Mapping[str, float | None], metric: str) -> set[str]:
-    """The column(s) with the best finite value for ``metric`` (ties: all of them)."""
+    """The column(s) with the best finite value for ``metric`` (ties: all of them); none when fewer
+    than two columns have a value (nothing to compare)."""
     finite = {k: v for k, v in values.items() if _finite(v) is not None}
-    if not finite:
+    if len(finite) < 2:
         return set()
     pick = max if get(metric).higher_better else min
     target = pick(finite.values())
     return {k for k, v in finite.items() if v == target}
+
+
+def got_worse(before: Mapping[str, float], after: Mapping[str, float], margin: float = 0.0) -> list[str]:
+    """The metrics (in ``after``'s order) whose value moved the wrong way by more than ``margin``
+    (in the metric's own units): for ``restore --score``, input scores vs output scores."""
+    worse = []
+    for name, new in after.items():
+        old, new_value = _finite(before.get(name)), _finite(new)
+        if old is None or new_value is None:
+            continue
+        change = new_value - old if get(name).higher_better else old - new_value
+        if change < -margin:
+            worse.append(name)
+    return worse
 
 
 def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None,
@@ -113,7 +128,7 @@ def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence
     for metric in metrics:
         info = get(metric)
         values = {n: columns[n].get(metric) for n in names}
-        winners = best(values, metric) if len(names) > 1 else set()
+        winners = best(values, metric)
         cells = []
         for n in names:
             value = _finite(values[n])

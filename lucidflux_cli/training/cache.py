@@ -33,7 +33,7 @@ def _rgb(path: Path) -> Image.Image:
 def encode_pair(pipeline: LucidFluxPipeline, pair: TrainingPair) -> dict[str, torch.Tensor]:
     """The frozen models' outputs for one pair, on the host."""
     size = check_sizes(pair)
-    hq = np.asarray(_rgb(pair.hq), dtype=np.uint8)
+    hq = np.array(_rgb(pair.hq), dtype=np.uint8)  # writable: torch shares it
     lq = LowQualityImage.prepare([_rgb(pair.lq_up or pair.lq)], size, pipeline.device, pipeline.dtype)
     cleaned = pipeline.remove(torch.clamp((lq.crop().float() + 1.0) / 2.0, 0.0, 1.0))
     pixels = siglip_pixels(cleaned, pipeline.c.siglip.config.image_size)

@@ -63,7 +63,9 @@ def prepare_trainable(components: LucidFluxComponents, lora: LoraOptions | None 
         tensor.requires_grad_(False)
     parts = part_modules(components)
     for module in parts.values():
-        module.to(dtype).requires_grad_(True).train()
+        if any(p.dtype != dtype for p in module.parameters()):
+            module.to(dtype)
+        module.requires_grad_(True).train()
     if lora is not None:
         for name in ("condition_lq", "condition_ldr"):
             _add_lora(parts[name], lora)
