@@ -11,12 +11,11 @@ from typing import Any
 import click
 
 from lucidflux_cli.commands.logs import setup_logging
-from lucidflux_cli.commands.options import envvars_from_long_names, settings_options
+from lucidflux_cli.commands.options import envvars_from_long_names, run_job_command, settings_options
 from lucidflux_cli.engine.data_settings import DegradeRequest, FilterRequest
 
 log = logging.getLogger("lucidflux")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-EXIT_SETUP = 3  # as engine.report.EXIT_SETUP (not imported: --help stays light)
 
 
 @click.group("data", context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,31 +23,12 @@ def data_group() -> None:
     """Curate training photos and synthesise degraded pairs (docs/data.md)."""
 
 
-def run_data_job(request_type: type, job_name: str, values: dict[str, Any]) -> None:
-    """Build the settings and the job (usage errors: exit 2; setup errors: exit 3), then run it."""
-    from lucidflux_cli.engine import data_jobs
-    from lucidflux_cli.engine.run import run_job
-    from lucidflux_cli.errors import LucidFluxError
-
-    setup_logging(values["quiet"], values["verbose"], values["log_file"])
-    values = {**values, "inputs": list(values["inputs"]), "include": tuple(values["include"]),
-              "exclude": tuple(values["exclude"])}
-    try:
-        job = getattr(data_jobs, job_name)(request_type(**values))
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-    except LucidFluxError as error:
-        log.error("%s", error)
-        sys.exit(EXIT_SETUP)
-    sys.exit(run_job(job, data_jobs.scheduler_for))
-
-
 @data_group.command("degrade", context_settings=CONTEXT)
 @settings_options(DegradeRequest)
 def degrade(**values: Any) -> None:
     """Make PASSES synthetic (HQ, LQ, LQ upsampled) pairs per photo of INPUTS (files, folders, globs,
     - for stdin) into OUTPUT, with the second-order Real-ESRGAN degradations."""
-    run_data_job(DegradeRequest, "DegradeJob", values)
+    run_job_command(DegradeRequest, "data_jobs.DegradeJob", values, "data_jobs.scheduler_for")
 
 
 @data_group.command("filter", context_settings=CONTEXT)
@@ -56,7 +36,7 @@ def degrade(**values: Any) -> None:
 def filter_command(**values: Any) -> None:
     """Measure every photo of INPUTS and keep those the paper's rules keep (blur, flat regions,
     size, duplicates, the top 20% by CLIP-IQA); the manifest OUTPUT says why each was dropped."""
-    run_data_job(FilterRequest, "FilterJob", values)
+    run_job_command(FilterRequest, "data_jobs.FilterJob", values, "data_jobs.scheduler_for")
 
 
 @data_group.command("merge", context_settings={"help_option_names": ["-h", "--help"]})

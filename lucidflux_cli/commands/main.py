@@ -8,6 +8,7 @@ from lucidflux_cli import __version__
 from lucidflux_cli.commands.config import config_group
 from lucidflux_cli.commands.data import data_group
 from lucidflux_cli.commands.doctor import doctor_command
+from lucidflux_cli.commands.eval import eval_command
 from lucidflux_cli.commands.plugins import plugins_group
 from lucidflux_cli.commands.restore import restore
 from lucidflux_cli.commands.weights import weights_group
@@ -19,5 +20,5 @@ def main() -> None:
     """Restore degraded photos with LucidFlux."""
 
 
-for command in (restore, data_group, weights_group, plugins_group, config_group, doctor_command):
+for command in (restore, eval_command, data_group, weights_group, plugins_group, config_group, doctor_command):
     main.add_command(command)

@@ -8,6 +8,9 @@ this module turns them into Click parameters (type, default, help, parsing) and 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,3 +90,32 @@ def envvars_from_long_names(command: click.Command, prefix: str = "LUCIDFLUX_") 
             long_names = [opt for opt in param.opts if opt.startswith("--")]
             if long_names:
                 param.envvar = prefix + long_names[0][2:].replace("-", "_").upper()
+
+
+EXIT_SETUP = 3  # engine.report.EXIT_SETUP (not imported here: --help stays light)
+
+
+def _engine(name: str) -> Any:
+    """``"module.attribute"`` under lucidflux_cli.engine, imported on use."""
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(f"lucidflux_cli.engine.{module}"), attribute)
+
+
+def run_job_command(request_type: type, job: str, values: dict[str, Any], scheduler_for: str) -> None:
+    """A command on the run engine: settings from the parsed values, the job (a ValueError is a
+    usage error, exit 2; a setup error exits 3), then the run; exits with the run's code."""
+    from lucidflux_cli.commands.logs import setup_logging
+    from lucidflux_cli.engine.run import run_job
+    from lucidflux_cli.errors import LucidFluxError
+
+    setup_logging(values["quiet"], values["verbose"], values["log_file"])
+    values = {**values, "inputs": list(values["inputs"]), "include": tuple(values["include"]),
+              "exclude": tuple(values["exclude"])}
+    try:
+        built = _engine(job)(request_type(**values))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    except LucidFluxError as error:
+        logging.getLogger("lucidflux").error("%s", error)
+        sys.exit(EXIT_SETUP)
+    sys.exit(run_job(built, _engine(scheduler_for)))
