@@ -31,6 +31,8 @@ def click_parameter(item: dataclasses.Field, spec: OptionSpec) -> Callable:
         kwargs["envvar"] = spec.envvar
     if spec.flag:
         kwargs.update(is_flag=True, default=default)
+    elif spec.bare is not None:  # a value that may be left out
+        kwargs.update(is_flag=False, flag_value=spec.bare, default=default, type=_click_type(item, spec))
     else:
         kwargs.update(type=_click_type(item, spec), multiple=spec.multiple,
                       default=() if spec.multiple else default,

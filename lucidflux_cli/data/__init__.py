@@ -1,38 +1,28 @@
-"""Training data synthesis: the Real-ESRGAN degradation pipeline as a library (issue 14).
+"""Training data: curation rules and the Real-ESRGAN degradation pipeline as a library (issue 14).
 
-Pure functions of (image, numpy Generator, config); no file I/O here. The ``lucidflux data``
-commands wire this onto the run engine.
+Pure functions of images, numpy Generators and configs; no file I/O here. The ``lucidflux
+data`` commands run them on the run engine. Names are imported on first use, so the CLI's
+``--help`` (which reads the configs' defaults) does not import torch.
 """
 
-from lucidflux_cli.data.config import (
-    PRESETS,
-    DegradationConfig,
-    FinalConfig,
-    KernelConfig,
-    NoiseConfig,
-    ResizeConfig,
-    SharpenConfig,
-    StageConfig,
-    preset,
-)
-from lucidflux_cli.data.degrade import Pair, make_pair, rng_for
-from lucidflux_cli.data.kernels import KernelSpec, build_kernel, sample_kernel, sample_sinc
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "DegradationConfig",
-    "FinalConfig",
-    "KernelConfig",
-    "KernelSpec",
-    "NoiseConfig",
-    "Pair",
-    "ResizeConfig",
-    "SharpenConfig",
-    "StageConfig",
-    "build_kernel",
-    "make_pair",
-    "preset",
-    "rng_for",
-    "sample_kernel",
-    "sample_sinc",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PRESETS": "config", "DegradationConfig": "config", "FinalConfig": "config", "KernelConfig": "config",
+    "NoiseConfig": "config", "ResizeConfig": "config", "SharpenConfig": "config", "StageConfig": "config",
+    "preset": "config",
+    "Pair": "degrade", "make_pair": "degrade", "rng_for": "degrade",
+    "KernelSpec": "kernels", "build_kernel": "kernels", "sample_kernel": "kernels", "sample_sinc": "kernels",
+    "FilterConfig": "curation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lucidflux_cli.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lucidflux_cli.data.{_EXPORTS[name]}"), name)

@@ -15,25 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.batch import FileResult, failure
 from lucidflux_cli.engine.control import uninterrupted
 from lucidflux_cli.engine.jobs import Job, Processor
+from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic, media
+from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 
 log = logging.getLogger("lucidflux")
 
 SCORES = "scores.jsonl"
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """The first image of ``path`` as float32 RGB in [0, 1] at its own bit depth."""
-    loaded = media.read_pages(path, "first").images[0]
-    return np.asarray(loaded.rgb, dtype=np.float32)
 
 
 def resolve_device(name: str) -> str:

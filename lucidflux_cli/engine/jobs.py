@@ -142,6 +142,23 @@ class RestoreJob(Job):
     def __init__(self, request: Any):
         super().__init__(request)
         self.options = batch.OutputOptions.from_request(request)
+        self.scores = self._file_scorer()
+        self.worse: list[dict[str, Any]] = []  # restored files whose score dropped (--score)
+
+    def _file_scorer(self):
+        if not self.request.score:
+            return None
+        from lucidflux_cli.engine.scoring import FileScorer
+        from lucidflux_cli.model.devices import resolve_device
+
+        metrics = self.request.score.split(",")
+        scorer = FileScorer(metrics, str(resolve_device(self.request.device)), self.request.cache_dir,
+                            self.request.offline)
+        scorer.check()
+        return scorer
+
+    def _scored(self, publish: Publish) -> Publish:
+        return self.scores.wrap(publish) if self.scores is not None else publish
 
     def on_device(self, device: str, progress: bool = False) -> RestoreJob:
         return RestoreJob(dataclasses.replace(self.request, device=device, devices=None, progress=progress))
@@ -168,7 +185,7 @@ class RestoreJob(Job):
 
         restorer, claimed, provenance = lazy_restorer(self.request), {}, self.request.provenance()
         return lambda item, publish, on_step=None: batch.restore_file(
-            item, restorer, self.options, provenance, claimed, publish, on_step=on_step)
+            item, restorer, self.options, provenance, claimed, self._scored(publish), on_step=on_step)
 
     def process_all(self, files: Sequence[InputFile], on_result: Publish,
                     on_step: batch.StepCallback | None) -> list[FileResult]:
@@ -176,6 +193,16 @@ class RestoreJob(Job):
         from lucidflux_cli.engine.restorer import lazy_restorer
 
         report = batch.restore_files(files, lazy_restorer(self.request), self.options, self.request.provenance(),
-                                     on_result=on_result, on_step=on_step, fail_fast=self.request.fail_fast,
-                                     batch_size=self.request.batch_size)
+                                     on_result=self._scored(on_result), on_step=on_step,
+                                     fail_fast=self.request.fail_fast, batch_size=self.request.batch_size)
         return report.results
+
+    def recorded(self, result: FileResult) -> None:
+        if result.details and result.details.get("worse"):
+            self.worse.append({"source": str(result.source), "output": str(result.output),
+                               "metrics": result.details["worse"], **result.details["scores"]})
+            log.warning("%s: %s got worse after restoring", result.source, ", ".join(result.details["worse"]))
+
+    def summary(self) -> dict[str, Any]:
+        """With --score: the restored files whose score dropped, to review just those."""
+        return {"got_worse": self.worse} if self.scores is not None else {}

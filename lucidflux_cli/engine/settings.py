@@ -38,6 +38,7 @@ class OptionSpec:
     envvar: str | None = None  # default: LUCIDFLUX_<FIRST LONG NAME>
     required: bool = False
     argument: bool = False  # a positional argument (nargs=-1)
+    bare: Any = None  # the value of the option given without one (``--score`` alone), if it may be
 
     def long_names(self, name: str) -> tuple[str, ...]:
         return self.flags or ("--" + name.replace("_", "-"),)
@@ -59,6 +60,17 @@ def parse_tile_size(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise ValueError(f"expected 'auto' or a number of px, got {text!r}") from None
+
+
+def parse_score(text: str) -> str:
+    """``--score``: ``default`` (the cheap set) or a list of no-reference metrics, normalised."""
+    from lucidflux_cli.metrics import registry
+
+    names = registry.DEFAULT_SCORE if text == "default" else registry.parse_metrics(text)
+    needing = [name for name in names if registry.get(name).full_reference or registry.get(name).folder_level]
+    if needing:
+        raise ValueError(f"{', '.join(needing)} need(s) a reference; --score takes no-reference metrics")
+    return ",".join(names)
 
 
 def parse_key_values(values: Iterable[str]) -> dict[str, str]:
@@ -197,6 +209,11 @@ class RestoreRequest(ModelSettings):
     keep_color: bool = setting(
         False, flag=True, help="Write a grayscale photo in the model's colour (default: gray in, gray out, "
                                "from the restored luminance at the input's bit depth).")
+    score: str | None = setting(
+        None, bare="default", parse=parse_score, metavar="METRICS",
+        help="Score each input and output with these no-reference metrics (`lucidflux eval`'s; alone: "
+             "niqe,musiq); the scores go into --json events and the report, whose got_worse list names "
+             "the files whose score dropped. Needs the eval extra.")
     frames: str = setting(
         "all", choices=("all", "first"),
         help="all: every page of a multi-page TIFF, animations (GIF, APNG, WebP) refused; "

@@ -49,9 +49,9 @@ from lucidflux_cli.metrics.tables import (
 )
 
 __all__ = [
-    "DEFAULT_SCORE", "METRICS", "PAPER_COLUMN", "PAPER_LUCIDFLUX_REALLQ250", "PAPER_TABLE1", "PYIQA_LICENCE",
-    "Metric", "MetricFile", "MetricUnavailable", "Pairing", "PairingError", "ScoreError", "Scorer", "SizeMismatch", "check_pair",
-    "default_metrics", "download", "got_worse", "markdown_table", "metric_files", "metrics_dir", "missing", "pair",
-    "parse_metrics", "redirected", "require", "row_json", "rows_csv", "rows_jsonl", "summary", "summary_json",
-    "status", "summary_markdown",
+    "DEFAULT_SCORE", "METRICS", "PAPER_COLUMN", "PAPER_LUCIDFLUX_REALLQ250", "PAPER_TABLE1",
+    "PYIQA_LICENCE", "Metric", "MetricFile", "MetricUnavailable", "Pairing", "PairingError", "ScoreError",
+    "Scorer", "SizeMismatch", "check_pair", "default_metrics", "download", "got_worse", "markdown_table",
+    "metric_files", "metrics_dir", "missing", "pair", "parse_metrics", "redirected", "require", "row_json",
+    "rows_csv", "rows_jsonl", "summary", "summary_json", "status", "summary_markdown",
 ]

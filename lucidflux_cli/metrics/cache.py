@@ -188,7 +188,8 @@ def download(names: Iterable[str], cache_dir: Path | str | None = None, progress
             try:
                 fetched.append(_fetch(file, metrics_dir(cache_dir), progress))
             except (OSError, RuntimeError) as error:  # URLError, HTTP errors, hash mismatch
-                raise MetricUnavailable(name, f"download of {file.path or file.repo} failed: {error}") from error
+                what = file.path or file.repo
+                raise MetricUnavailable(name, f"download of {what} failed: {error}") from error
     return fetched
 
 

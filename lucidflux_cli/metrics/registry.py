@@ -73,9 +73,11 @@ METRICS: dict[str, Metric] = {
                measures="natural scene statistics distance to pristine images (no learning on opinions)",
                licence=f"model parameters from the NIQE MATLAB release (LIVE); {_UPSTREAM}"),
         Metric("psnry", "PSNR-Y", True, full_reference=True, cost="cheap",
-               measures="PSNR on luma 0.299 R + 0.587 G + 0.114 B (BT.601 weights, full range)", licence="formula; no weights"),
+               measures="PSNR on luma 0.299 R + 0.587 G + 0.114 B (BT.601 weights, full range)",
+               licence="formula; no weights"),
         Metric("ssim", "SSIM", True, full_reference=True, cost="cheap",
-               measures="SSIM on the same luma rounded to 8 bits (11x11 Gaussian window)", licence="formula; no weights"),
+               measures="SSIM on the same luma rounded to 8 bits (11x11 Gaussian window)",
+               licence="formula; no weights"),
         Metric("lpips", "LPIPS", False, full_reference=True,
                measures="learned perceptual distance on AlexNet features",
                licence="LPIPS BSD-2-Clause; AlexNet ImageNet weights from torchvision"),
@@ -145,5 +147,6 @@ def metrics_markdown() -> str:
             "|---|---|---|---|---|---|---|"]
     for m in METRICS.values():
         cost = m.cost + (" (opt-in)" if m.opt_in else "")
-        rows.append(f"| {m.label} | `{m.name}` | {m.arrow} | {m.kind} | {cost} | {m.measures} | {m.licence} |")
+        rows.append(f"| {m.label} | `{m.name}` | {m.arrow} | {m.kind} | {cost} | {m.measures} "
+                    f"| {m.licence} |")
     return "\n".join(rows)

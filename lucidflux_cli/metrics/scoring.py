@@ -9,7 +9,10 @@ to ``<cache root>/metrics``.
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,11 @@ SEED = 123  # pyiqa's own default seed; some metrics (MANIQA) take random crops
 
 
 class ScoreError(LucidFluxError):
-    """A metric raised on some images (too small for it, say); the message names them."""
+    """A metric failed on an image (too small or blank for it, say); the message names the file,
+    ``label`` and ``metric`` hold them."""
+
+    label = ""
+    metric = ""
 
 
 class SizeMismatch(LucidFluxError):
@@ -78,6 +85,10 @@ class Scorer:
                  cache_dir: Path | str | None = None, offline: bool = False, pretrained: bool = True,
                  options: Mapping[str, Mapping[str, Any]] | None = None):
         self.names = parse_metrics(names)
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
         self.batch_size = max(1, batch_size)
         self.cache_dir = cache_dir
@@ -85,6 +96,8 @@ class Scorer:
         self.pretrained = pretrained
         self.options = {k: dict(v) for k, v in (options or {}).items()}
         self._built: dict[str, Any] = {}
+        self.failures: list[ScoreError] = []  # score(errors="skip") appends here; the caller drains it
+        self._last_error = ""
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -117,12 +130,13 @@ class Scorer:
                 self._workdir = tempfile.TemporaryDirectory(prefix="lucidflux-metrics-")
             options.update(untrained_options(name, Path(self._workdir.name)))
         options.update(self.options.get(name, {}))
-        with redirected(self.cache_dir, self.offline):
-            try:
-                import pyiqa
-            except ImportError as error:
-                raise LucidFluxError(f"metrics need the eval extra: pip install 'lucidflux-cli[eval]' "
-                                     f"({error})") from error
+        try:
+            import pyiqa
+        except ImportError as error:
+            raise LucidFluxError(f"metrics need the eval extra: pip install 'lucidflux-cli[eval]' "
+                                 f"({one_line(error)})") from error
+        # pyiqa prints 'Downloading: ...' to stdout; stdout may carry --json events: send it to stderr.
+        with redirected(self.cache_dir, self.offline), contextlib.redirect_stdout(sys.stderr):
             try:
                 return pyiqa.create_metric(name, device=self.device, as_loss=False, **options)
             except ModuleNotFoundError as error:
@@ -134,10 +148,17 @@ class Scorer:
                 raise MetricUnavailable(name, f"could not load its weights ({error})") from error
 
     def score(self, images: Sequence[Image], references: Sequence[Image] | None = None,
-              labels: Sequence[str] | None = None) -> list[dict[str, float]]:
+              labels: Sequence[str] | None = None, errors: str = "raise") -> list[dict[str, float]]:
         """One ``{metric: value}`` per image: the no-reference metrics, plus the full-reference ones
         when ``references`` (same order) are given. Sizes are checked for every pair first:
-        SizeMismatch names the first bad one (``labels``) and nothing is scored."""
+        SizeMismatch names the first bad one (``labels``) and nothing is scored.
+
+        A metric that fails on a batch is retried image by image, so a failure names its file
+        (NIQE on a blank or tiny image, say): ``errors="raise"`` raises that ScoreError;
+        ``errors="skip"`` leaves the metric out of that image's row, appends the ScoreError to
+        ``self.failures`` and goes on with the others."""
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         labels = list(labels) if labels is not None else [str(i) for i in range(len(images))]
         if references is not None:
             if len(references) != len(images):
@@ -145,33 +166,60 @@ class Scorer:
             for image, reference, label in zip(images, references, labels, strict=True):
                 check_pair(image, reference, label)
         rows: list[dict[str, float]] = [{} for _ in images]
-        for name in self.no_reference:
-            self._run(name, images, None, labels, rows)
+        jobs = [(name, None) for name in self.no_reference]
         if references is not None:
-            for name in self.full_reference:
-                self._run(name, images, references, labels, rows)
+            jobs += [(name, references) for name in self.full_reference]
+        for name, refs in jobs:
+            for indices in batches([size_of(i) for i in images], self.batch_size):
+                try:
+                    values = self._call(name, images, refs, indices)
+                except ScoreError:
+                    if len(indices) == 1:
+                        values = [self._failed(name, images, labels, indices[0], errors)]
+                    else:  # find the image(s) at fault, score the rest
+                        values = [self._single(name, images, refs, labels, i, errors) for i in indices]
+                for i, value in zip(indices, values, strict=True):
+                    if value is not None:
+                        rows[i][name] = value
         return rows
 
-    def _run(self, name: str, images: Sequence[Image], references: Sequence[Image] | None,
-             labels: Sequence[str], rows: list[dict[str, float]]) -> None:
+    def _single(self, name: str, images: Sequence[Image], refs: Sequence[Image] | None,
+                labels: Sequence[str], index: int, errors: str) -> float | None:
+        try:
+            return self._call(name, images, refs, [index])[0]
+        except ScoreError:
+            return self._failed(name, images, labels, index, errors)
+
+    def _failed(self, name: str, images: Sequence[Image], labels: Sequence[str], index: int,
+                errors: str) -> None:
+        cause = self._last_error
+        height, width = size_of(images[index])
+        error = ScoreError(f"{name} failed on {labels[index]} ({width}x{height}): {cause}")
+        error.label, error.metric = labels[index], name
+        if errors == "raise":
+            raise error
+        self.failures.append(error)
+        return None
+
+    def _call(self, name: str, images: Sequence[Image], refs: Sequence[Image] | None,
+              indices: Sequence[int]) -> list[float]:
         import torch
 
         metric = self.metric(name)
-        for indices in batches([size_of(i) for i in images], self.batch_size):
-            target = torch.stack([to_tensor(images[i]) for i in indices]).to(self.device)
-            ref = None
-            if references is not None:
-                ref = torch.stack([to_tensor(references[i]) for i in indices]).to(self.device)
-            try:
-                with seeded(), torch.no_grad():
-                    out = metric(target, ref) if ref is not None else metric(target)
-            except (RuntimeError, ValueError, AssertionError) as error:  # e.g. NIQE on a tiny image
-                shown = ", ".join(labels[i] for i in indices)
-                height, width = size_of(images[indices[0]])
-                raise ScoreError(f"{name} failed on {shown} ({width}x{height}): {one_line(error)}") from error
-            values = out.detach().float().cpu().reshape(len(indices), -1)[:, 0].tolist()
-            for i, value in zip(indices, values, strict=True):
-                rows[i][name] = float(value)
+        target = torch.stack([to_tensor(images[i]) for i in indices]).to(self.device)
+        ref = None if refs is None else torch.stack([to_tensor(refs[i]) for i in indices]).to(self.device)
+        try:
+            with seeded(), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # pyiqa/torch chatter, once per image
+                out = metric(target, ref) if ref is not None else metric(target)
+        except (RuntimeError, ValueError, AssertionError) as error:  # NIQE on a tiny or blank image
+            self._last_error = one_line(error)
+            raise ScoreError(self._last_error) from error
+        values = out.detach().float().cpu().reshape(len(indices), -1)[:, 0].tolist()
+        if not all(math.isfinite(v) for v in values):
+            self._last_error = "not a finite number"
+            raise ScoreError(self._last_error)
+        return [float(v) for v in values]
 
     def fid_features(self, images: Sequence[Image]) -> np.ndarray:
         """Inception features (N x 2048) of ``images`` as pyiqa's folder FID computes them."""

@@ -38,7 +38,8 @@ def rows_csv(rows: Iterable[Row], metrics: Sequence[str]) -> str:
     writer.writerow(["folder", "file", *metrics])
     for row in rows:
         values = [_finite(row.get(m)) for m in metrics]
-        writer.writerow([row.get("folder", ""), row.get("file", ""), *["" if v is None else repr(v) for v in values]])
+        cells = ["" if v is None else repr(v) for v in values]
+        writer.writerow([row.get("folder", ""), row.get("file", ""), *cells])
     return out.getvalue()
 
 
