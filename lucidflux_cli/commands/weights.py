@@ -51,9 +51,25 @@ def list_command(cache_dir: Path | None) -> None:
         path = weights.cached_path(entry, root)
         size = weights.format_size(_disk_size(entry, path), approx=False) if path else weights.format_size(entry.size)
         rows.append((entry.name, entry.source, "yes" if path else "no", size, str(path) if path else "-"))
+    rows += _metric_rows(root)
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+
+
+def _metric_rows(root: Path) -> list[tuple[str, ...]]:
+    """The quality metrics' files (lucidflux eval, restore --score), under ``<cache>/metrics``."""
+    from lucidflux_cli.metrics import cache as metric_cache
+
+    rows = []
+    for row in metric_cache.status(cache_dir=root):
+        if not row["files"]:
+            continue  # a formula (psnry, ssim): nothing to download
+        name = f"metric:{row['name']}" + (" (opt-in)" if row["opt_in"] else "")
+        cached = "no" if row["missing"] else "yes"
+        rows.append((name, "pyiqa", cached, weights.format_size(row["size"]),
+                     str(metric_cache.metrics_dir(root)) if cached == "yes" else "-"))
+    return rows
 
 
 def _disk_size(entry: weights.WeightFile, path: Path) -> int:
@@ -83,14 +99,19 @@ def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.Wei
 @click.option("--remover", help="Instead of NAMES: what a restore with this remover plugin needs (its own weights too).")
 @click.option("--remover-option", "remover_options", multiple=True, metavar="KEY=VALUE",
               help="Options of --remover, as for restore.")
+@click.option("--metrics", metavar="LIST",
+              help="Instead of NAMES: the weights of these quality metrics (`lucidflux eval`), e.g. niqe,musiq.")
 @click.option("--force", is_flag=True, help="Download again even if cached (e.g. after `weights verify` failed).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; only errors.")
 @click.pass_context
 def download_command(ctx: click.Context, names: tuple[str, ...], cache_dir: Path | None, remover: str | None,
-                     remover_options: tuple[str, ...], force: bool, quiet: bool) -> None:
+                     remover_options: tuple[str, ...], metrics: str | None, force: bool, quiet: bool) -> None:
     """Fetch NAMES (default: all) into the cache; honours HF_TOKEN / `hf auth login` and HF_HUB_OFFLINE."""
-    if remover is not None and names:
-        raise click.UsageError("give weight NAMES or --remover, not both")
+    if sum(bool(x) for x in (names, remover is not None, metrics)) > 1:
+        raise click.UsageError("give weight NAMES, --remover or --metrics, not two of them")
+    if metrics:
+        _download_metrics(metrics, cache_dir, quiet)
+        return
     entries = _remover_weights(remover, remover_options) if remover is not None else _names(ctx, None, names)
     _setup_logging(quiet)
     try:
@@ -101,6 +122,25 @@ def download_command(ctx: click.Context, names: tuple[str, ...], cache_dir: Path
         _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
     for name, path in paths.items():
         click.echo(f"{name}\t{path}")
+
+
+def _download_metrics(text: str, cache_dir: Path | None, quiet: bool) -> None:
+    from lucidflux_cli.metrics import cache as metric_cache
+    from lucidflux_cli.metrics import registry
+
+    try:
+        names = registry.parse_metrics(text)
+    except ValueError as error:
+        raise click.UsageError(f"--metrics: {error}") from error
+    _setup_logging(quiet)
+    try:
+        paths = metric_cache.download(names, cache_dir=weights.cache_root(cache_dir), progress=not quiet)
+    except metric_cache.MetricUnavailable as error:
+        _fail(str(error), EXIT_SETUP)
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume", EXIT_INTERRUPTED)
+    for path in paths:
+        click.echo(str(path))
 
 
 @weights_group.command("verify")

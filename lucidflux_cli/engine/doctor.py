@@ -177,8 +177,10 @@ def restore_device(settings: Settings) -> dict[str, Any]:
 
 
 def cache(settings: Settings) -> dict[str, Any]:
-    """Each registry entry: given locally, cached, or missing; free disk against what is missing."""
+    """Each registry entry: given locally, cached, or missing; free disk against what is missing;
+    which quality metrics' weights are cached."""
     from lucidflux_cli import weights
+    from lucidflux_cli.metrics import cache as metric_cache
 
     root = weights.cache_root(settings.cache_dir)
     entries = []
@@ -201,6 +203,7 @@ def cache(settings: Settings) -> dict[str, Any]:
         "missing_bytes": sum(e["size"] or 0 for e in missing),
         "missing_unknown_size": [e["name"] for e in missing if e["size"] is None],
         "free_disk": free_disk(existing),
+        "metrics": metric_cache.status(cache_dir=root),  # lucidflux eval / restore --score
     }
 
 
@@ -464,6 +467,11 @@ def _render_cache(info: dict[str, Any], format_size) -> list[str]:
         missing = "nothing to download"
     lines.append(f"  disk: {_size(info['free_disk'], format_size)} free, {missing}"
                  + (" (offline mode)" if info["offline"] else ""))
+    metrics = info.get("metrics") or []
+    ready = [m["name"] for m in metrics if not m["missing"]]
+    absent = [m["name"] + (" (opt-in)" if m["opt_in"] else "") for m in metrics if m["missing"]]
+    lines.append(f"  metrics (eval, restore --score): ready: {', '.join(ready) or 'none'}; "
+                 f"to download: {', '.join(absent) or 'none'} (lucidflux weights download --metrics LIST)")
     return lines
 
 
