@@ -20,6 +20,7 @@ from lucidflux_cli.engine.jobs import Job, RestoreJob
 from lucidflux_cli.engine.report import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_SETUP,
     EventSink,
     Progress,
     SetupError,
@@ -39,7 +40,12 @@ log = logging.getLogger("lucidflux")
 
 def run(request: RestoreRequest, stdin=None) -> int:
     """``lucidflux restore``."""
-    return run_job(RestoreJob(request), choose_scheduler, stdin, dry_run=dry_run)
+    try:
+        job = RestoreJob(request)
+    except LucidFluxError as error:  # e.g. --score offline without the metric's weights
+        log.error("%s", error)
+        return EXIT_SETUP
+    return run_job(job, choose_scheduler, stdin, dry_run=dry_run)
 
 
 def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
