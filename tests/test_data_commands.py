@@ -123,6 +123,25 @@ def test_the_quantile_stage_keeps_exactly_the_top_fifth():
     assert sorted(r["score"] for r in rows if r["kept"]) == [0.0, 1.0]
 
 
+def test_the_quality_stage_of_the_command_keeps_the_best_fifth_by_the_metric(tmp_path):
+    pytest.importorskip("pyiqa")
+    from tests.metric_cache import niqe_cache
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(10):
+        Image.fromarray(_texture(10 + index, 240)).save(source / f"{index}.png")
+    manifest, root = tmp_path / "m.jsonl", niqe_cache(tmp_path / "cache")
+    code, _, stderr = run("data", "filter", str(source), "-o", str(manifest), "--iqa-metric", "niqe", "--offline",
+                          "--cache-dir", str(root), "--min-bytes", "0", "--min-side", "0")
+    assert code == 0, stderr
+    found = list(records(manifest).values())
+    scores = sorted(r["score"] for r in found)
+    assert len(set(scores)) == 10  # NIQE: lower is better, so the two lowest are the top fifth
+    assert sorted(r["score"] for r in found if r["kept"]) == scores[:2]
+    assert all(r["stage"] == "quality" for r in found if not r["kept"])
+
+
 def test_measures_match_their_definitions_on_a_small_array():
     gray = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 250]], dtype=np.uint8)
     padded = np.pad(gray.astype(float), 1, mode="reflect")

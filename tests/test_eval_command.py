@@ -14,7 +14,7 @@ from PIL import Image
 
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.engine import manifests
-from lucidflux_cli.metrics import cache, scoring
+from tests.metric_cache import niqe_cache
 
 pytest.importorskip("pyiqa")
 
@@ -22,16 +22,6 @@ pytest.importorskip("pyiqa")
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-def niqe_cache(root: Path) -> Path:
-    """A metrics cache holding NIQE's parameter file (random statistics, written here)."""
-    target = cache.metrics_dir(root) / "pyiqa" / "niqe_modelparameters.mat"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    (root / "made").mkdir(parents=True)
-    made = Path(scoring.untrained_options("niqe", root / "made")["pretrained_model_path"])
-    made.rename(target)
-    return root
 
 
 @pytest.fixture(scope="module")
