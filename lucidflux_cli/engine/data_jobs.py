@@ -22,6 +22,7 @@ from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.batch import FileResult, failure
 from lucidflux_cli.engine.control import uninterrupted
 from lucidflux_cli.engine.jobs import Job, Processor
+from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic, media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 
@@ -227,6 +228,10 @@ class FilterJob(ManifestJob):
     def __init__(self, request: Any):
         self.config = request.config()
         super().__init__(request)
+        try:
+            import imagehash  # noqa: F401
+        except ImportError as error:
+            raise LucidFluxError("lucidflux data filter needs the data extra: pip install 'lucidflux-cli[data]'") from error
         if self.config.quality_metric is not None:
             self.scorer().check()  # offline and not cached: a setup error naming the metric, before any work
 
