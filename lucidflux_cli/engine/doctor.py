@@ -467,9 +467,8 @@ def _render_cache(info: dict[str, Any], format_size) -> list[str]:
         missing = "nothing to download"
     lines.append(f"  disk: {_size(info['free_disk'], format_size)} free, {missing}"
                  + (" (offline mode)" if info["offline"] else ""))
-    metrics = info.get("metrics") or []
-    ready = [m["name"] for m in metrics if not m["missing"]]
-    absent = [m["name"] + (" (opt-in)" if m["opt_in"] else "") for m in metrics if m["missing"]]
+    ready = [m["name"] for m in info.get("metrics", []) if not m["missing"]]
+    absent = [m["name"] + (" (opt-in)" if m["opt_in"] else "") for m in info.get("metrics", []) if m["missing"]]
     lines.append(f"  metrics (eval, restore --score): ready: {', '.join(ready) or 'none'}; "
                  f"to download: {', '.join(absent) or 'none'} (lucidflux weights download --metrics LIST)")
     return lines
