@@ -332,7 +332,7 @@ def test_weights_download_fetches_what_a_plugin_declares(test_plugins, registry,
     assert set(fetched) == {"flux", "ae", "lucidflux", "siglip", "prompt_embeddings", "test-own-model"}  # no swinir
     assert Path(fetched["test-own-model"]).read_bytes() == b"plugin weights"
     both = run("weights", "download", "flux", "--remover", "needs_weights")
-    assert both.exit_code == 2 and "not both" in both.output
+    assert both.exit_code == 2 and "not two of them" in both.output
     broken = run("weights", "download", "--remover", "broken_import")
     assert broken.exit_code == 2 and "remover plugin 'broken_import' cannot be used: " in broken.output and "boom at import" in broken.output
 

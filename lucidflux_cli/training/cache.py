@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from lucidflux_cli.model.images import LowQualityImage, siglip_pixels
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training.objective import encode_for_training
-from lucidflux_cli.training.pairs import TrainingPair, check_sizes
+from lucidflux_cli.training.pairs import TrainingPair, check_sizes, find_pairs
 
 CACHE_VERSION = "1"
 
@@ -99,3 +99,9 @@ class CachedPairs:
         lq = LowQualityImage([tensors["lq"].numpy()], torch.device("cpu"), self.dtype).crop()[0]
         return {"latents": tensors["latents"], "lq": lq, "ldr": tensors["ldr"], "features": tensors["features"],
                 "hq": tensors["hq"].permute(2, 0, 1).float() / 255.0}
+
+
+def cached_pairs(pipeline: LucidFluxPipeline, source: Path, folder: Path,
+                 on_pair: Callable[[int, int], None] | None = None) -> CachedPairs:
+    """``source`` (manifest or folders, see pairs.find_pairs) -> cached under ``folder`` -> samples."""
+    return CachedPairs(build_cache(pipeline, find_pairs(source), folder, on_pair), pipeline.dtype)

@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
-from lucidflux_cli.training import checkpoint
+from lucidflux_cli.training import checkpoint, objective
 from lucidflux_cli.training.cache import CachedPairs
 from lucidflux_cli.training.step import Batch, ConditionTrainer, Draws, enable_gradient_checkpointing
 from lucidflux_cli.training.timesteps import TimestepOptions, sample_timesteps
@@ -64,6 +64,8 @@ class TrainOptions:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.crop is not None and self.crop % 16:
             raise ValueError(f"crop {self.crop} is not a multiple of 16")
+        if self.pixel_crop < 16 or self.pixel_crop % 8:
+            raise ValueError(f"pixel crop {self.pixel_crop} must be a multiple of 8 and at least 16")
         if self.batch_size < 1 or self.accumulation < 1:
             raise ValueError("batch size and accumulation must be >= 1")
 
@@ -93,6 +95,9 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(
             ConditionTrainer(pipeline, options.guidance, options.pixel_loss), self.optimizer)
         self.step = 0
+        # Where this process's sample sequence starts: (step, sample index) at start or resume, so a
+        # run resumed with another batch size, accumulation or GPU count continues the same sequence.
+        self._origin = (0, 0)
         self._stop: str | None = None
 
     # --- one optimiser step ----------------------------------------------------------------
@@ -128,8 +133,13 @@ class Trainer:
     def _sample_indices(self, step: int, micro: int) -> list[int]:
         """Indices in the run's sample sequence of this process's share of one micro-batch."""
         o, world, rank = self.options, self.accelerator.num_processes, self.accelerator.process_index
-        first = ((step * o.accumulation + micro) * world + rank) * o.batch_size
+        origin_step, origin_sample = self._origin
+        first = origin_sample + (((step - origin_step) * o.accumulation + micro) * world + rank) * o.batch_size
         return list(range(first, first + o.batch_size))
+
+    def _next_sample(self) -> int:
+        """The run-wide index of the first sample the next step will use (all processes together)."""
+        return self._sample_indices(self.step, 0)[0] - self.accelerator.process_index * self.options.batch_size
 
     def _micro_batch(self, indices: list[int]) -> tuple[Batch, Draws]:
         samples, s, noise, windows = [], [], [], []
@@ -139,13 +149,13 @@ class Trainer:
             height, width = sample["lq"].shape[-2:]
             s.append(sample_timesteps(1, self.options.timesteps, height, width, generator))
             noise.append(torch.randn(sample["latents"].shape, generator=generator))
-            windows.append(_window(sample["latents"].shape[-2:], self.options.pixel_crop // 8, generator))
+            windows.append(objective.latent_window(*sample["latents"].shape[-2:], self.options.pixel_crop // 8,
+                                                   generator))
             samples.append(sample)
         device = self.accelerator.device
         stacked = {k: torch.stack([x[k] for x in samples]).to(device) for k in samples[0]}
-        # One decoded window per micro-batch (the decoder runs batched): the first sample's draw.
         draws = Draws(torch.cat(s).to(device), torch.stack(noise).to(device),
-                      windows[0] if self.options.pixel_loss > 0 else None)
+                      windows if self.options.pixel_loss > 0 else None)
         return Batch(**stacked), draws
 
     def _pair_of(self, index: int) -> int:
@@ -189,8 +199,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"step": self.step, "trainable": trainable_state(self.pipeline.c),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "rng": checkpoint.rng_states(), "data": {"next_sample": self._sample_indices(self.step, 0)[0],
-                                                         "seed": self.options.seed},
+                "rng": checkpoint.rng_states(), "data": {"next_sample": self._next_sample(), "seed": self.options.seed},
                 "options": _jsonable(asdict(self.options))}
 
     def save(self, folder: Path) -> Path:
@@ -213,6 +222,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         checkpoint.restore_rng_states(state["rng"])
         self.step = int(state["step"])
+        self._origin = (self.step, int(state["data"]["next_sample"]))
 
 
 def _optimizer(params: list[torch.nn.Parameter], options: TrainOptions) -> torch.optim.Optimizer:
@@ -246,14 +256,6 @@ def _crop(sample: dict[str, torch.Tensor], crop: int | None, generator: torch.Ge
     return out
 
 
-def _window(latent_size: torch.Size, side: int, generator: torch.Generator) -> tuple[int, int, int]:
-    height, width = latent_size
-    side = max(1, min(side, height, width))
-    top = int(torch.randint(0, height - side + 1, (1,), generator=generator))
-    left = int(torch.randint(0, width - side + 1, (1,), generator=generator))
-    return top, left, side
-
-
 class _no_sync:
     """``accelerator.no_sync`` when ``skip`` (a micro-batch before the last), a no-op otherwise."""
 
@@ -268,7 +270,8 @@ class _no_sync:
 
 
 class _signals:
-    """SIGTERM/SIGINT ask the trainer to stop after the current step (the main thread only)."""
+    """SIGTERM/SIGINT ask the trainer to stop after the current step (the main thread only); a
+    second one while it finishes the step aborts at once (KeyboardInterrupt), without saving."""
 
     def __init__(self, trainer: Trainer):
         self.trainer, self.previous = trainer, {}
@@ -276,9 +279,13 @@ class _signals:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                self.previous[sig] = signal.signal(sig, lambda number, _: self.trainer.request_stop(
-                    signal.Signals(number).name))
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
+
+    def _handle(self, number: int, _frame) -> None:
+        if self.trainer._stop is not None:
+            raise KeyboardInterrupt
+        self.trainer.request_stop(signal.Signals(number).name)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():

@@ -36,7 +36,7 @@ class Draws:
 
     s: torch.Tensor  # (B,) times in [0, 1]
     noise: torch.Tensor  # like Batch.latents
-    pixel_window: tuple[int, int, int] | None = None  # (top, left, side) in latent pixels
+    pixel_windows: list[tuple[int, int, int]] | None = None  # per sample (top, left, side) in latent pixels
 
 
 class ConditionTrainer(nn.Module):
@@ -60,9 +60,12 @@ class ConditionTrainer(nn.Module):
         predicted = unpack_latents(self.velocity(pack_latents(x_s), draws.s, batch, height, width), height, width)
         losses = {"velocity": objective.velocity_loss(predicted, target)}
         losses["loss"] = losses["velocity"]
-        if self.pixel_weight > 0 and batch.hq is not None and draws.pixel_window is not None:
+        if self.pixel_weight > 0 and batch.hq is not None and draws.pixel_windows:
             clean = objective.predicted_clean(x_s, draws.s, predicted.float())
-            losses["pixel"] = objective.pixel_loss(self.pipeline.c.vae, clean, batch.hq, draws.pixel_window)
+            # One window per sample (its own draw), so batching does not change what is decoded.
+            per_sample = [objective.pixel_loss(self.pipeline.c.vae, clean[i:i + 1], batch.hq[i:i + 1], window)
+                          for i, window in enumerate(draws.pixel_windows)]
+            losses["pixel"] = torch.stack(per_sample).mean()
             losses["loss"] = losses["loss"] + self.pixel_weight * losses["pixel"]
         return losses
 

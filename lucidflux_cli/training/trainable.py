@@ -7,6 +7,7 @@ train, either fully or (``lora``) through low-rank adapters on the branches' dou
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import torch
@@ -14,6 +15,7 @@ from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
 from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
 from torch import nn
 
+from lucidflux_cli.model.config import FluxShape
 from lucidflux_cli.model.loading.models import LUCIDFLUX_PARTS, branch_config
 from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation
 from lucidflux_cli.model.pipeline import LucidFluxComponents
@@ -63,13 +65,26 @@ def prepare_trainable(components: LucidFluxComponents, lora: LoraOptions | None 
         tensor.requires_grad_(False)
     parts = part_modules(components)
     for module in parts.values():
-        if any(p.dtype != dtype for p in module.parameters()):
-            module.to(dtype)
+        _cast(module, dtype)
         module.requires_grad_(True).train()
     if lora is not None:
         for name in ("condition_lq", "condition_ldr"):
             _add_lora(parts[name], lora)
     return [p for module in parts.values() for p in module.parameters() if p.requires_grad]
+
+
+def _cast(module: nn.Module, dtype: torch.dtype) -> None:
+    if all(p.dtype == dtype for p in module.parameters()):
+        return
+    # diffusers warns on every ModelMixin.to(dtype) about modules it would keep in float32; these
+    # have none (the list it prints is empty), and the warning would repeat per part per run.
+    diffusers_log = logging.getLogger("diffusers.models.modeling_utils")
+    level = diffusers_log.level
+    diffusers_log.setLevel(logging.ERROR)
+    try:
+        module.to(dtype)
+    finally:
+        diffusers_log.setLevel(level)
 
 
 def _add_lora(branch: nn.Module, options: LoraOptions) -> None:
@@ -116,15 +131,18 @@ def from_scratch(components: LucidFluxComponents, seed: int = 0, branch_depth: i
     """
     transformer = components.transformer
     device, dtype = transformer.x_embedder.weight.device, transformer.x_embedder.weight.dtype
-    torch.manual_seed(seed)  # module initialisers draw from the global generator
-    with torch.device(device):
+    # Module initialisers draw from the global generator: seed it for this, and leave it as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.device(device):
+        torch.manual_seed(seed)
         branches = [_branch_from_backbone(transformer, branch_depth) for _ in range(2)]
         hidden = transformer.config.num_attention_heads * transformer.config.attention_head_dim
         modulations = [_zero_modulation(hidden) for _ in range(2)]
         siglip_width = components.siglip.config.hidden_size
         connector = ReduxImageEncoder(redux_dim=siglip_width, txt_in_features=transformer.config.joint_attention_dim)
     dual = DualConditionBranch(*branches, *modulations, num_backbone_blocks=len(transformer.transformer_blocks))
-    return replace(components, dual_branch=dual.to(dtype), connector=connector.to(dtype))
+    _cast(dual, dtype)
+    _cast(connector, dtype)
+    return replace(components, dual_branch=dual, connector=connector)
 
 
 def _branch_from_backbone(transformer: nn.Module, depth: int) -> FluxControlNetModel:
@@ -132,7 +150,7 @@ def _branch_from_backbone(transformer: nn.Module, depth: int) -> FluxControlNetM
     branch = FluxControlNetModel(**{**branch_config(_shape(config)), "num_layers": depth})
     source = {k: v for k, v in transformer.state_dict().items()
               if not k.startswith("transformer_blocks.") or int(k.split(".")[1]) < depth}
-    missing, unexpected = branch.load_state_dict(source, strict=False)
+    missing, _ = branch.load_state_dict(source, strict=False)
     copied_all = all(k.startswith(_BRANCH_HEADS) for k in missing)
     if not copied_all:
         raise ValueError(f"backbone lacks branch weights {[k for k in missing if not k.startswith(_BRANCH_HEADS)][:4]}")
@@ -151,10 +169,8 @@ def _zero_modulation(hidden: int) -> LayerAdaptiveModulation:
     return modulation
 
 
-def _shape(config) -> object:
+def _shape(config) -> FluxShape:
     """The backbone's FluxShape from a diffusers config (what branch_config takes)."""
-    from lucidflux_cli.model.config import FluxShape
-
     head = config.attention_head_dim
     hidden = config.num_attention_heads * head
     return FluxShape(hidden=hidden, in_channels=config.in_channels, context_dim=config.joint_attention_dim,
