@@ -98,8 +98,29 @@ WEIGHT_OPTIONS = {
 
 
 @dataclass
-class RunSettings:
-    """The options every command on the run engine has (inputs, resume, reporting, logging).
+class LogSettings:
+    """How a command on the engine reports: ``--json`` events, the report, the log, progress."""
+
+    json_events: bool = setting(False, flags=("--json",), flag=True,
+                                help="Print one JSON event per file (per step for train) and a summary on stdout.")
+    report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
+    report_every: float = setting(
+        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
+                   "killed run still leaves a report of what it finished.")
+    log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
+    quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
+    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
+                            help="Debug logging, and the traceback of a failure caused by a bug.")
+    progress: bool = True  # not an option: whether to draw progress bars (off in workers)
+
+    def provenance(self) -> dict[str, str]:
+        """What outputs and the report record about how they were made."""
+        return {}
+
+
+@dataclass
+class RunSettings(LogSettings):
+    """The options every command that works file by file has (inputs, resume, discovery).
 
     A command's settings dataclass inherits these and adds its own; ``--help`` lists its own
     first. ``out_dir`` is each command's own (a folder for restore, a manifest for filter).
@@ -114,35 +135,25 @@ class RunSettings:
                                    help="Paths read from stdin ('-') are NUL-separated.")
     dry_run: bool = setting(False, flag=True, help="List what would be done or skipped; load no model.")
     fail_fast: bool = setting(False, flag=True, help="Stop at the first file that fails.")
-    json_events: bool = setting(False, flags=("--json",), flag=True,
-                                help="Print one JSON event per file (and a summary) on stdout.")
-    report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
-    report_every: float = setting(
-        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
-                   "killed run still leaves a report of what it finished.")
-    log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
-    quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
-    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
-                            help="Debug logging, and the traceback of a failure caused by a bug.")
-    progress: bool = True  # not an option: whether to draw progress bars (off in workers)
 
     @property
     def recursive(self) -> bool:
         return not self.no_recursive
 
-    def provenance(self) -> dict[str, str]:
-        """What outputs and the report record about how they were made."""
-        return {}
-
 
 @dataclass
-class ModelSettings(RunSettings):
+class DeviceSettings:
     """Options of the commands that load models: device and the weights cache."""
 
     device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
     offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
     cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
                                      help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
+
+
+@dataclass
+class ModelSettings(DeviceSettings, RunSettings):
+    """A file-by-file command that loads models (restore, eval, data filter)."""
 
 
 @dataclass

@@ -149,8 +149,15 @@ def _vae_config(state: StateDict, path: Path) -> dict:
 
 
 def read_lucidflux(path: Path) -> dict[str, StateDict]:
-    """Split ``lucidflux.pth`` into its five state dicts, naming any missing or extra part."""
-    obj = files.read_pickle(path)
+    """Split ``lucidflux.pth`` into its five state dicts, naming any missing or extra part. A
+    ``.safetensors`` file (what ``lucidflux train`` also writes) is flat: ``<part>.<key>``."""
+    if path.suffix == ".safetensors":
+        obj: dict = {}
+        for name, tensor in files.read_safetensors(path).items():
+            part, _, key = name.partition(".")
+            obj.setdefault(part, {})[key] = tensor
+    else:
+        obj = files.read_pickle(path)
     if not isinstance(obj, dict):
         raise CheckpointError(path, "expected a dict of the five LucidFlux parts")
     files.check_keys(path, "lucidflux.pth (parts)", set(obj), set(LUCIDFLUX_PARTS))
