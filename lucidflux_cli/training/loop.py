@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,50 +24,16 @@ from diffusers.optimization import get_scheduler
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training import checkpoint, objective
 from lucidflux_cli.training.cache import CachedPairs
+from lucidflux_cli.training.options import OPTIMIZERS, TrainOptions  # noqa: F401 (re-exported)
 from lucidflux_cli.training.step import Batch, ConditionTrainer, Draws, enable_gradient_checkpointing
-from lucidflux_cli.training.timesteps import TimestepOptions, sample_timesteps
+from lucidflux_cli.training.timesteps import sample_timesteps
 from lucidflux_cli.training.trainable import (
-    LoraOptions,
     load_trainable_state,
     prepare_trainable,
     trainable_state,
 )
 
 log = logging.getLogger(__name__)
-OPTIMIZERS = ("adamw", "adamw-8bit")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Defaults: the LucidFlux report's recipe (AdamW, lr 2e-5, weight decay 0.01)."""
-
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    batch_size: int = 1  # images per process and micro-batch
-    accumulation: int = 1  # micro-batches per optimiser step
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
-    optimizer: str = "adamw"  # or "adamw-8bit" (bitsandbytes)
-    timesteps: TimestepOptions = field(default_factory=TimestepOptions)
-    pixel_loss: float = 0.0  # weight of the pixel-space L1 (FluxIR: 1.0)
-    pixel_crop: int = 256  # side in pixels of the decoded window (bounds the VAE's memory)
-    crop: int | None = None  # random square training crop in pixels (multiple of 16); None: whole images
-    guidance: float = 4.0  # FLUX-dev guidance embedding, as at inference
-    gradient_checkpointing: bool = False
-    lora: LoraOptions | None = None
-    save_every: int = 0  # steps; 0: only at the end and on SIGTERM/SIGINT
-    seed: int = 0
-    export_dtype: str = "bfloat16"  # dtype of step-N.pth / .safetensors
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.crop is not None and self.crop % 16:
-            raise ValueError(f"crop {self.crop} is not a multiple of 16")
-        if self.pixel_crop < 16 or self.pixel_crop % 8:
-            raise ValueError(f"pixel crop {self.pixel_crop} must be a multiple of 8 and at least 16")
-        if self.batch_size < 1 or self.accumulation < 1:
-            raise ValueError("batch size and accumulation must be >= 1")
 
 
 @dataclass

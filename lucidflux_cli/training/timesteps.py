@@ -8,32 +8,12 @@ so the model is trained on the times it is later asked about.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from diffusers.training_utils import compute_density_for_timestep_sampling
 
 from lucidflux_cli.model.sampling import schedule_mu
-
-TIMESTEP_SAMPLERS = ("logit-normal", "uniform", "clamped-uniform")
-
-
-@dataclass(frozen=True)
-class TimestepOptions:
-    """``sampler``: one of TIMESTEP_SAMPLERS. ``mean``/``std``: logit-normal's. ``epsilon``:
-    clamped-uniform's overshoot (FluxIR: 0.05). ``shift``: apply the FLUX resolution shift."""
-
-    sampler: str = "logit-normal"
-    mean: float = 0.0
-    std: float = 1.0
-    epsilon: float = 0.05
-    shift: bool = True
-
-    def __post_init__(self) -> None:
-        if self.sampler not in TIMESTEP_SAMPLERS:
-            raise ValueError(f"unknown timestep sampler {self.sampler!r}; choose one of {', '.join(TIMESTEP_SAMPLERS)}")
-        if self.std <= 0 or self.epsilon < 0:
-            raise ValueError("timestep std must be > 0 and epsilon >= 0")
+from lucidflux_cli.training.options import TIMESTEP_SAMPLERS, TimestepOptions  # noqa: F401 (re-exported)
 
 
 def draw(count: int, options: TimestepOptions, generator: torch.Generator | None = None) -> torch.Tensor:

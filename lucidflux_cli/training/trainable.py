@@ -8,7 +8,7 @@ train, either fully or (``lora``) through low-rank adapters on the branches' dou
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from diffusers.models.controlnets.controlnet_flux import FluxControlNetModel
@@ -19,19 +19,11 @@ from lucidflux_cli.model.config import FluxShape
 from lucidflux_cli.model.loading.models import LUCIDFLUX_PARTS, branch_config
 from lucidflux_cli.model.modules import DualConditionBranch, LayerAdaptiveModulation
 from lucidflux_cli.model.pipeline import LucidFluxComponents
+from lucidflux_cli.training.options import LORA_TARGETS, LoraOptions  # noqa: F401 (re-exported)
 
 # diffusers' names of the attention and MLP linears of a Flux double block (image and text streams).
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
-                "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2")
 # Branch submodules that stay fully trainable under LoRA: small, and new relative to FLUX.
 _BRANCH_HEADS = ("controlnet_blocks", "controlnet_x_embedder", "input_hint_block")
-
-
-@dataclass(frozen=True)
-class LoraOptions:
-    rank: int = 16
-    alpha: float | None = None  # None: equal to rank (scale 1)
-    targets: tuple[str, ...] = LORA_TARGETS
 
 
 def part_modules(components: LucidFluxComponents) -> dict[str, nn.Module]:

@@ -1,0 +1,169 @@
+"""``lucidflux train``: the training loop under the engine's rules.
+
+Training is a loop of optimiser steps, not of files, so it does not go through ``execute``; it
+takes the same parts: the output lock on the run folder, ``--json`` events (one per step and a
+summary), the ``--report`` file, progress bars, one-line errors and the exit codes of
+:mod:`.report` (0 done, 1 bad input, 2 usage, 3 setup, 130 interrupted after saving). The
+steps, checkpoints, signals and resume are :class:`~lucidflux_cli.training.loop.Trainer`'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lucidflux_cli import __version__
+from lucidflux_cli.engine.control import output_lock
+from lucidflux_cli.engine.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP
+from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio import atomic
+
+log = logging.getLogger("lucidflux")
+
+
+def latest_state(folder: Path) -> Path | None:
+    """The newest ``step-N.state.pt`` of a run folder (what a rerun resumes from)."""
+    states = [(int(m[1]), p) for p in folder.glob("step-*.state.pt") if (m := re.fullmatch(r"step-(\d+)\.state\.pt", p.name))]
+    return max(states)[1] if states else None
+
+
+def load_pipeline(request: Any):
+    """The frozen models and the condition module: the released one, or zero-initialised."""
+    import torch
+
+    from lucidflux_cli.model import removers
+    from lucidflux_cli.model.components import load_components
+    from lucidflux_cli.model.devices import resolve_device
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline
+    from lucidflux_cli.training.trainable import from_scratch
+
+    device = resolve_device(request.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # the frozen side; trainable parts float32
+    remover = removers.create("swinir", {})
+    paths, remover_paths = removers.resolve_weights(remover, request.weights, cache_dir=request.cache_dir,
+                                                    offline=request.offline, quiet=request.quiet)
+    components = load_components(paths, device, dtype, remover=removers.load(remover, remover_paths, device))
+    if request.from_scratch:
+        components = from_scratch(components, seed=request.seed)
+    return LucidFluxPipeline(components, device, dtype)
+
+
+def run(request: Any) -> int:
+    """Train; the exit code."""
+    from lucidflux_cli.training.pairs import PairError
+
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    events = TrainEvents(request)
+    try:
+        with output_lock(request.out_dir):
+            outcome = _train(request, events)
+    except (PairError, ValueError) as error:  # bad pairs, a state of another run or architecture
+        log.error("%s", error)
+        return events.finish(EXIT_FAILED, error=str(error))
+    except LucidFluxError as error:  # weights, device, the output folder locked
+        log.error("%s", error)
+        return events.finish(EXIT_SETUP, error=str(error))
+    except KeyboardInterrupt:
+        log.error("interrupted before training started; nothing to save")
+        return events.finish(EXIT_INTERRUPTED)
+    if outcome.interrupted:
+        log.error("interrupted (%s) at step %d; saved step-%d; run the same command again to resume",
+                  outcome.interrupted, outcome.steps, outcome.steps)
+        return events.finish(EXIT_INTERRUPTED, outcome)
+    log.info("trained to step %d; weights: %s", outcome.steps, request.out_dir / f"step-{outcome.steps}.pth")
+    return events.finish(EXIT_OK, outcome)
+
+
+def _train(request: Any, events: TrainEvents):
+    from lucidflux_cli.training.cache import cached_pairs
+    from lucidflux_cli.training.loop import Trainer
+    from lucidflux_cli.training.pairs import find_pairs
+
+    options = request.options()
+    pairs = find_pairs(request.pairs)  # bad input fails before any model is loaded
+    log.info("%d training pairs from %s", len(pairs), request.pairs)
+    pipeline = load_pipeline(request)
+    with events.bar(len(pairs), "cache") as bar:
+        data = cached_pairs(pipeline, request.pairs, request.out_dir / "cache", lambda done, total: bar.update(1))
+    trainer = Trainer(pipeline, data, options)
+    state = latest_state(request.out_dir)
+    if state is not None:
+        trainer.resume(state)
+        log.info("resumed from %s (step %d of %d)", state.name, trainer.step, request.steps)
+    validation = _validation(request, pipeline)
+    with events.bar(request.steps, "train", initial=trainer.step) as bar:
+        def on_step(step: int, loss: float, rate: float) -> None:
+            events.step(step, loss, rate)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.update(1)
+            if validation is not None and step % request.validate_every == 0:
+                validation.run(step, events.losses)
+
+        return trainer.run(request.steps, request.out_dir, on_step)
+
+
+def _validation(request: Any, pipeline):
+    if request.validation is None:
+        return None
+    from lucidflux_cli.engine.validation import Validation
+
+    return Validation(request, pipeline)
+
+
+class TrainEvents:
+    """Step events, the summary and the report of a training run; progress bars on a terminal."""
+
+    def __init__(self, request: Any):
+        self.request = request
+        self.started = dt.datetime.now(dt.timezone.utc)
+        self.losses: list[tuple[int, float]] = []
+        self.last_report = time.monotonic()
+
+    def bar(self, total: int, name: str, initial: int = 0):
+        import contextlib
+
+        from tqdm import tqdm
+
+        enabled = self.request.progress and not self.request.quiet and sys.stderr.isatty()
+        return contextlib.closing(tqdm(total=total, initial=initial, desc=name, disable=not enabled,
+                                       unit="step" if name == "train" else "pair"))
+
+    def step(self, step: int, loss: float, rate: float) -> None:
+        self.losses.append((step, loss))
+        if self.request.json_events:
+            print(json.dumps({"event": "step", "step": step, "loss": loss, "steps_per_second": round(rate, 4)}),
+                  flush=True)
+        log.debug("step %d: loss %.5f (%.2f steps/s)", step, loss, rate)
+        if self.request.report and time.monotonic() - self.last_report >= self.request.report_every:
+            self._write_report(self._summary(None, None, None), "running")
+
+    def finish(self, code: int, outcome=None, error: str | None = None) -> int:
+        summary = self._summary(code, outcome, error)
+        if self.request.json_events:
+            print(json.dumps(summary), flush=True)
+        if self.request.report:
+            state = "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
+            self._write_report(summary, state)
+        return code
+
+    def _summary(self, code: int | None, outcome, error: str | None) -> dict[str, Any]:
+        return {"event": "summary", "exit_code": code, "steps": outcome.steps if outcome else None,
+                "target_steps": self.request.steps, "interrupted": outcome.interrupted if outcome else None,
+                "checkpoints": [str(p) for p in outcome.checkpoints] if outcome else [],
+                "last_loss": self.losses[-1][1] if self.losses else None, "error": error}
+
+    def _write_report(self, summary: dict[str, Any], state: str) -> None:
+        document = {"tool": f"lucidflux-cli {__version__}", "command": "train", "state": state,
+                    "started": self.started.isoformat(), "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "settings": self.request.provenance(), **summary,
+                    "losses": [{"step": step, "loss": loss} for step, loss in self.losses]}
+        data = json.dumps(document, indent=2).encode()
+        self.request.report.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+        self.last_report = time.monotonic()

@@ -1,0 +1,135 @@
+"""Validation during ``lucidflux train``: held-out LQ images restored by the model being trained,
+scored with no-reference metrics, and one Markdown page with before/after pictures and an SVG
+plot of the loss and the scores (``run/validation/index.md``; no plotting library needed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lucidflux_cli.engine.scoring import read_rgb
+from lucidflux_cli.errors import LucidFluxError, one_line
+from lucidflux_cli.imageio import atomic, discovery
+
+log = logging.getLogger("lucidflux")
+MAX_IMAGES = 8  # a page, not an evaluation: `lucidflux eval` scores whole folders
+
+
+class Validation:
+    def __init__(self, request: Any, pipeline):
+        self.request, self.pipeline = request, pipeline
+        found = discovery.discover([str(request.validation)], recursive=True)
+        self.images = [item for item in found.files][:MAX_IMAGES]
+        if not self.images:
+            raise ValueError(f"--validation {request.validation}: no images there")
+        self.folder = request.out_dir / "validation"
+        self.history_path = self.folder / "history.json"
+        self.history: list[dict[str, Any]] = json.loads(self.history_path.read_text()) if self.history_path.exists() else []
+        self.scorer = self._scorer()
+
+    def _scorer(self):
+        names = self.request.validation_metrics
+        if not names or names == "none":
+            return None
+        from lucidflux_cli.metrics.scoring import Scorer
+
+        try:
+            scorer = Scorer(names, device=str(self.pipeline.device), batch_size=1, cache_dir=self.request.cache_dir,
+                            offline=self.request.offline)
+            scorer.check()
+        except (LucidFluxError, ValueError) as error:
+            log.warning("validation pages without scores: %s", one_line(error))
+            return None
+        return scorer
+
+    def run(self, step: int, losses: list[tuple[int, float]]) -> None:
+        """Restore, score and write the page for ``step``; a failure is a warning, never the run's end."""
+        import torch
+
+        from lucidflux_cli.model.pipeline import RestoreSettings
+
+        try:
+            folder = self.folder / f"step-{step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            scores: dict[str, list[float]] = {}
+            with torch.no_grad():
+                for item in self.images:
+                    lq = read_rgb(item.path)
+                    restored = self.pipeline(lq, settings=RestoreSettings(steps=self.request.validation_steps))
+                    _save_png(folder / f"{item.relative.stem}.png", restored)
+                    if self.scorer is not None:
+                        for name, value in self.scorer.score([restored])[0].items():
+                            scores.setdefault(name, []).append(float(value))
+            entry = {"step": step, **{name: float(np.mean(values)) for name, values in scores.items()}}
+            self.history = [e for e in self.history if e["step"] != step] + [entry]
+            self._write(losses)
+            log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "step")
+                     or "restored")
+        except Exception as error:  # the training run goes on
+            log.warning("validation at step %d failed: %s", step, one_line(error))
+
+    def _write(self, losses: list[tuple[int, float]]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        history = json.dumps(self.history, indent=2).encode()
+        atomic.atomic_write(self.history_path, lambda handle: handle.write(history))
+        for item in self.images:  # the LQ inputs once, for the "before" column
+            before = self.folder / "lq" / f"{item.relative.stem}.png"
+            if not before.exists():
+                before.parent.mkdir(parents=True, exist_ok=True)
+                _save_png(before, read_rgb(item.path))
+        svg = loss_plot(losses, self.history).encode()
+        atomic.atomic_write(self.folder / "plot.svg", lambda handle: handle.write(svg))
+        page = self.page().encode()
+        atomic.atomic_write(self.folder / "index.md", lambda handle: handle.write(page))
+
+    def page(self) -> str:
+        steps = [e["step"] for e in self.history]
+        metrics = sorted({k for e in self.history for k in e if k != "step"})
+        lines = ["# Validation", "", "![loss and scores](plot.svg)", ""]
+        if metrics:
+            lines += ["| step | " + " | ".join(metrics) + " |", "|---:|" + "---:|" * len(metrics)]
+            lines += [f"| {e['step']} | " + " | ".join(f"{e.get(m, float('nan')):.4g}" for m in metrics) + " |"
+                      for e in sorted(self.history, key=lambda e: e["step"])]
+            lines.append("")
+        shown = sorted(steps)[-3:]  # the latest steps side by side
+        lines += ["| image | LQ | " + " | ".join(f"step {s}" for s in shown) + " |", "|---|---|" + "---|" * len(shown)]
+        for item in self.images:
+            name = f"{item.relative.stem}.png"
+            cells = [f"![](lq/{name})"] + [f"![](step-{s}/{name})" for s in shown]
+            lines.append(f"| {item.relative.as_posix()} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def loss_plot(losses: list[tuple[int, float]], history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
+    """An SVG line chart: the training loss (blue) and each validation score (own scale), by step."""
+    series = [("loss", [(s, v) for s, v in losses], "#1f77b4")]
+    colours = ("#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+    metrics = sorted({k for e in history for k in e if k != "step"})
+    for colour, name in zip(colours, metrics, strict=False):
+        series.append((name, [(e["step"], e[name]) for e in sorted(history, key=lambda e: e["step"]) if name in e], colour))
+    last = max([s for _, points, _ in series for s, _ in points] or [1])
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}">',
+             '<rect width="100%" height="100%" fill="white"/>']
+    for index, (name, points, colour) in enumerate(series):
+        if not points:
+            continue
+        low, high = min(v for _, v in points), max(v for _, v in points)
+        span = (high - low) or 1.0
+        coords = " ".join(f"{s / last * (width - 10) + 5:.1f},{height - (v - low) / span * (height - 10) - 5:.1f}"
+                          for s, v in points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>')
+        parts.append(f'<text x="{5 + index * 150}" y="{height + 15}" font-size="12" fill="{colour}">'
+                     f'{name} {low:.4g}..{high:.4g}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _save_png(path: Path, pixels: np.ndarray) -> None:
+    from PIL import Image
+
+    image = Image.fromarray((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8))
+    atomic.atomic_write(path, lambda handle: image.save(handle, format="PNG"))

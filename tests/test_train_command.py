@@ -1,0 +1,122 @@
+"""``lucidflux train`` end to end at tiny size: pairs on disk -> steps -> checkpoints -> restore."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from lucidflux_cli.commands.main import main
+from tests.conftest import weight_args
+
+ROOT = Path(__file__).parents[1]
+SIZE = 32
+FAST = ["--device", "cpu", "--learning-rate", "1e-3", "--seed", "5"]
+
+
+def picture(seed: int, size: int = SIZE) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    for side in ("hq", "lq"):
+        (root / side).mkdir()
+    for index in range(2):
+        hq = picture(index)
+        hq.save(root / "hq" / f"p{index}.png")
+        hq.resize((SIZE // 4, SIZE // 4), Image.BICUBIC).save(root / "lq" / f"p{index}.png")
+    return root
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def train_subprocess(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "lucidflux_cli", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_train_writes_released_checkpoints_that_restore_loads(pairs, tiny_release, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = run("train", "--pairs", str(pairs), "-o", str(out), "--steps", "2", "--save-every", "1",
+                               *FAST, *weight_args(tiny_release), "--json", "--report", str(tmp_path / "r.json"))
+    assert code == 0, stderr
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+    assert all(np.isfinite(e["loss"]) for e in events if e["event"] == "step")
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["exit_code"] == 0 and summary["steps"] == 2
+    for name in ("step-1.pth", "step-2.pth", "step-2.safetensors", "step-2.state.pt", "run-config.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((tmp_path / "r.json").read_text())["state"] == "finished"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    picture(9, 48).save(photos / "a.png")
+    for weights in ("step-2.pth", "step-2.safetensors"):
+        args = [*weight_args(tiny_release)]
+        args[args.index("--lucidflux") + 1] = str(out / weights)
+        code, _, stderr = run("restore", str(photos), "-o", str(tmp_path / weights), "--steps", "1",
+                              "--min-side", "0", "--device", "cpu", *args)
+        assert code == 0, stderr
+        assert (tmp_path / weights / "a.png").is_file()
+
+
+def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(pairs, tiny_release, tmp_path):
+    args = ["--pairs", str(pairs), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
+    straight = train_subprocess(*args, "-o", str(tmp_path / "straight"))
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+    out = tmp_path / "stopped"
+    process = train_subprocess(*args, "-o", str(out))
+    for line in process.stdout:  # the first step is done: stop the run there
+        if '"event": "step"' in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 130, stderr
+    saved = sorted(p.name for p in out.glob("step-*.state.pt"))
+    assert saved and "run the same command again to resume" in stderr
+    again = train_subprocess(*args, "-o", str(out))
+    stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert "resumed from" in stderr
+    assert (out / "step-4.safetensors").read_bytes() == (tmp_path / "straight" / "step-4.safetensors").read_bytes()
+
+
+def test_validation_writes_a_page_with_pictures_and_a_plot(pairs, tiny_release, tmp_path):
+    held_out = tmp_path / "held-out"
+    held_out.mkdir()
+    picture(7, 16).save(held_out / "v.png")
+    out = tmp_path / "run"
+    code, _, stderr = run("train", "--pairs", str(pairs), "-o", str(out), "--steps", "2", *FAST,
+                          *weight_args(tiny_release), "--validation", str(held_out), "--validate-every", "1",
+                          "--validation-steps", "1", "--validation-metrics", "none")
+    assert code == 0, stderr
+    page = (out / "validation" / "index.md").read_text()
+    assert "![](lq/v.png)" in page and "![](step-2/v.png)" in page and "plot.svg" in page
+    assert (out / "validation" / "step-1" / "v.png").is_file()
+    assert "<polyline" in (out / "validation" / "plot.svg").read_text()
+
+
+def test_bad_pairs_fail_in_one_line_before_any_model_loads(tmp_path, tiny_release):
+    bad = tmp_path / "bad"
+    (bad / "hq").mkdir(parents=True)
+    (bad / "lq").mkdir()
+    picture(1).save(bad / "hq" / "only-hq.png")
+    code, _, stderr = run("train", "--pairs", str(bad), "-o", str(tmp_path / "run"), *FAST, *weight_args(tiny_release))
+    assert code == 1 and len([line for line in stderr.splitlines() if "only-hq.png" in line]) == 1
+    assert not (tmp_path / "run" / "cache").exists()  # refused before any model was loaded
+    assert run("train", "--pairs", str(bad), "-o", str(tmp_path / "r"), "--crop", "20")[0] == 2  # not a multiple of 16
