@@ -120,3 +120,34 @@ def test_bad_pairs_fail_in_one_line_before_any_model_loads(tmp_path, tiny_releas
     assert code == 1 and len([line for line in stderr.splitlines() if "only-hq.png" in line]) == 1
     assert not (tmp_path / "run" / "cache").exists()  # refused before any model was loaded
     assert run("train", "--pairs", str(bad), "-o", str(tmp_path / "r"), "--crop", "20")[0] == 2  # not a multiple of 16
+
+
+def test_two_processes_under_torchrun_train_as_one_with_twice_the_batch(pairs, tiny_release, tmp_path):
+    """accelerate's DDP (gloo on the CPU): 2 processes x 1 pair per step = 1 process x 2 pairs."""
+    import socket
+
+    import torch
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    common = ["train", "--pairs", str(pairs), "--steps", "2", *FAST, *weight_args(tiny_release), "-q"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+                "--master-port", str(port), "-m", "lucidflux_cli"]
+    both = subprocess.run([*launcher, *common, "-o", str(tmp_path / "ddp")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert both.returncode == 0, both.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "lucidflux_cli", *common, "-o", str(tmp_path / "one"),
+                          "--batch-size", "2"], env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    def trained(run: str) -> dict:
+        parts = torch.load(tmp_path / run / "step-2.state.pt", weights_only=True)["trainable"]
+        return {f"{part}.{key}": value for part, state in parts.items() for key, value in state.items()}
+
+    ddp, single = trained("ddp"), trained("one")
+    assert ddp.keys() == single.keys() and len(ddp) > 100
+    # the same update up to float summation order: Adam's steps here are ~1e-3 (lr) per weight,
+    # the two runs differ by at most ~1e-5 (gradients all-reduced vs summed in one batch)
+    worst = max((ddp[key] - single[key]).abs().max().item() for key in ddp)
+    assert worst < 5e-5, worst

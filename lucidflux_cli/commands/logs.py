@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "httpx", "httpx2", "httpcore",
-                 "httpcore2", "filelock", "torch.utils._pytree", "pyiqa")
+                 "httpcore2", "filelock", "torch.utils._pytree", "pyiqa", "bitsandbytes")
 
 
 def setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:

@@ -9,9 +9,11 @@ steps, checkpoints, signals and resume are :class:`~lucidflux_cli.training.loop.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -55,14 +57,18 @@ def load_pipeline(request: Any):
 
 
 def run(request: Any) -> int:
-    """Train; the exit code."""
-    from lucidflux_cli.training.pairs import PairError
+    """Train; the exit code. Under ``accelerate launch``/torchrun every process runs this: the main
+    one locks the run folder, builds the input cache first, and reports."""
+    from lucidflux_cli.training.pairs import PairError, find_pairs
 
-    request.out_dir.mkdir(parents=True, exist_ok=True)
-    events = TrainEvents(request)
+    main = _rank() == 0
+    events = TrainEvents(request, reports=main)
     try:
-        with output_lock(request.out_dir):
-            outcome = _train(request, events)
+        pairs = find_pairs(request.pairs)  # bad input fails before any model is loaded
+        log.info("%d training pairs from %s", len(pairs), request.pairs)
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+        with output_lock(request.out_dir) if main else contextlib.nullcontext():
+            outcome = _train(request, events, len(pairs))
     except (PairError, ValueError) as error:  # bad pairs, a state of another run or architecture
         log.error("%s", error)
         return events.finish(EXIT_FAILED, error=str(error))
@@ -80,23 +86,25 @@ def run(request: Any) -> int:
     return events.finish(EXIT_OK, outcome)
 
 
-def _train(request: Any, events: TrainEvents):
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _train(request: Any, events: TrainEvents, pair_count: int):
     from lucidflux_cli.training.cache import cached_pairs
-    from lucidflux_cli.training.loop import Trainer
-    from lucidflux_cli.training.pairs import find_pairs
+    from lucidflux_cli.training.loop import Trainer, make_accelerator
 
     options = request.options()
-    pairs = find_pairs(request.pairs)  # bad input fails before any model is loaded
-    log.info("%d training pairs from %s", len(pairs), request.pairs)
     pipeline = load_pipeline(request)
-    with events.bar(len(pairs), "cache") as bar:
+    accelerator = make_accelerator(pipeline.device)
+    with accelerator.main_process_first(), events.bar(pair_count, "cache") as bar:
         data = cached_pairs(pipeline, request.pairs, request.out_dir / "cache", lambda done, total: bar.update(1))
-    trainer = Trainer(pipeline, data, options)
+    trainer = Trainer(pipeline, data, options, accelerator)
     state = latest_state(request.out_dir)
     if state is not None:
         trainer.resume(state)
         log.info("resumed from %s (step %d of %d)", state.name, trainer.step, request.steps)
-    validation = _validation(request, pipeline)
+    validation = _validation(request, pipeline) if accelerator.is_main_process else None
     with events.bar(request.steps, "train", initial=trainer.step) as bar:
         def on_step(step: int, loss: float, rate: float) -> None:
             events.step(step, loss, rate)
@@ -119,23 +127,23 @@ def _validation(request: Any, pipeline):
 class TrainEvents:
     """Step events, the summary and the report of a training run; progress bars on a terminal."""
 
-    def __init__(self, request: Any):
-        self.request = request
+    def __init__(self, request: Any, reports: bool = True):
+        self.request, self.reports = request, reports  # one process of several reports
         self.started = dt.datetime.now(dt.timezone.utc)
         self.losses: list[tuple[int, float]] = []
         self.last_report = time.monotonic()
 
     def bar(self, total: int, name: str, initial: int = 0):
-        import contextlib
-
         from tqdm import tqdm
 
-        enabled = self.request.progress and not self.request.quiet and sys.stderr.isatty()
+        enabled = self.reports and self.request.progress and not self.request.quiet and sys.stderr.isatty()
         return contextlib.closing(tqdm(total=total, initial=initial, desc=name, disable=not enabled,
                                        unit="step" if name == "train" else "pair"))
 
     def step(self, step: int, loss: float, rate: float) -> None:
         self.losses.append((step, loss))
+        if not self.reports:
+            return
         if self.request.json_events:
             print(json.dumps({"event": "step", "step": step, "loss": loss, "steps_per_second": round(rate, 4)}),
                   flush=True)
@@ -145,6 +153,8 @@ class TrainEvents:
 
     def finish(self, code: int, outcome=None, error: str | None = None) -> int:
         summary = self._summary(code, outcome, error)
+        if not self.reports:
+            return code
         if self.request.json_events:
             print(json.dumps(summary), flush=True)
         if self.request.report:

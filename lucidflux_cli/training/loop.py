@@ -50,7 +50,7 @@ class Trainer:
     def __init__(self, pipeline: LucidFluxPipeline, data: CachedPairs, options: TrainOptions,
                  accelerator: Accelerator | None = None):
         self.options, self.data, self.pipeline = options, data, pipeline
-        self.accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(pipeline.device))
+        self.accelerator = accelerator or make_accelerator(pipeline.device)
         params = prepare_trainable(pipeline.c, options.lora)
         if options.gradient_checkpointing:
             enable_gradient_checkpointing(pipeline)
@@ -201,9 +201,16 @@ def _optimizer(params: list[torch.nn.Parameter], options: TrainOptions) -> torch
     return torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
 
 
-def _mixed_precision(device: torch.device) -> str:
-    # bf16 autocast on CUDA (the report trains in bf16); plain float32 elsewhere (tests, CPU).
-    return "bf16" if torch.device(device).type == "cuda" else "no"
+def make_accelerator(device: torch.device | str) -> Accelerator:
+    """bf16 autocast on CUDA (the report trains in bf16); plain float32 elsewhere (tests, CPU).
+    Under ``accelerate launch``/torchrun it joins the processes (DDP, or FSDP from its config)."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    cuda = torch.device(device).type == "cuda"
+    # cpu=True: without it accelerate leaves CPU processes under torchrun unjoined (each trains alone).
+    # find_unused_parameters: the released branches hold layers a step does not use (DDP would stop).
+    return Accelerator(mixed_precision="bf16" if cuda else "no", cpu=not cuda,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
 def _crop(sample: dict[str, torch.Tensor], crop: int | None, generator: torch.Generator) -> dict[str, torch.Tensor]:
