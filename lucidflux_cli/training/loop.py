@@ -8,6 +8,7 @@ and a resumed run equal an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
@@ -110,7 +111,7 @@ class Trainer:
     def _micro_batch(self, indices: list[int]) -> tuple[Batch, Draws]:
         samples, s, noise, windows = [], [], [], []
         for index in indices:
-            generator = torch.Generator().manual_seed(self.options.seed * 2**32 + index)
+            generator = torch.Generator().manual_seed(draw_seed(self.options.seed, "sample", index))
             sample = _crop(self.data.sample(self._pair_of(index)), self.options.crop, generator)
             height, width = sample["lq"].shape[-2:]
             s.append(sample_timesteps(1, self.options.timesteps, height, width, generator))
@@ -128,7 +129,7 @@ class Trainer:
         """Epoch-wise shuffling: sample ``index`` is pair ``permutation(epoch)[index % n]``."""
         count = len(self.data)
         epoch, position = divmod(index, count)
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.options.seed * 2**32 + 2**31 + epoch))
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(draw_seed(self.options.seed, "order", epoch)))
         return int(order[position])
 
     # --- the run ---------------------------------------------------------------------------
@@ -199,6 +200,16 @@ def _optimizer(params: list[torch.nn.Parameter], options: TrainOptions) -> torch
             raise RuntimeError("--optimizer adamw-8bit needs bitsandbytes (pip install bitsandbytes)") from error
         return bnb.optim.AdamW8bit(params, lr=options.learning_rate, weight_decay=options.weight_decay)
     return torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
+
+
+def draw_seed(seed: int, stream: str, index: int) -> int:
+    """The seed of one stream of draws (a sample's, an epoch's order) of a run seeded ``seed``.
+
+    Hashed into 32 bits, because torch's CPU generator keeps only the low 32 bits of a seed:
+    ``seed * 2**32 + index`` made every run seed give the same draws.
+    """
+    digest = hashlib.sha256(f"lucidflux-train:{int(seed)}:{stream}:{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def make_accelerator(device: torch.device | str) -> Accelerator:
