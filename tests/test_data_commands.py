@@ -285,3 +285,43 @@ def test_degrade_takes_the_kept_images_of_a_filter_manifest(curated, tmp_path):
     assert {r["name"] for r in manifests.read_lines(tmp_path / "pairs" / "manifest.jsonl")[1]} == kept
     code, _, stderr = run("data", "degrade", str(tmp_path / "pairs" / "manifest.jsonl"), "-o", str(tmp_path / "x"))
     assert code == 1 and "not a `lucidflux data filter` manifest" in stderr
+
+
+def test_a_rerun_with_other_settings_redoes_everything(photos, tmp_path):
+    out = tmp_path / "pairs"
+    args = ["data", "degrade", str(photos / "b.png"), "-o", str(out), "--passes", "1", "--json"]
+    assert run(*args, "--seed", "1")[0] == 0
+    first = (out / "lq" / "b_p0.png").read_bytes()
+    # a killed run's journal of seed 1 must not count as done for seed 2 either
+    (out / "manifest.jsonl").rename(out / "manifest.jsonl.journal")
+    code, stdout, _ = run(*args, "--seed", "2")
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and (summary["done"], summary["skipped"]) == (1, 0)
+    assert (out / "lq" / "b_p0.png").read_bytes() != first
+    header, lines = manifests.read_lines(out / "manifest.jsonl")
+    assert header["settings"]["seed"] == "2" and len(lines) == 1
+
+
+def test_two_sources_with_the_same_names_are_refused_not_merged(curated, tmp_path):
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "textured.png").write_bytes((curated / "textured.png").read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    code, _, stderr = run("data", "filter", str(curated / "textured.png"), str(twin), "-o", str(manifest), *RULES)
+    assert code == 1 and "same name (textured.png)" in stderr
+    assert [r["name"] for r in manifests.read_lines(manifest)[1]].count("textured.png") == 1
+
+
+def test_settings_that_cannot_work_are_usage_errors(curated, photos, tmp_path):
+    import torch
+
+    assert run("data", "filter", str(curated), "-o", str(tmp_path / "m.jsonl"), "--iqa-metric", "psnry")[0] == 2
+    if not torch.cuda.is_available():
+        assert run("data", "degrade", str(photos), "-o", str(tmp_path / "p"), "--device", "cuda")[0] == 2
+
+
+def test_degrade_refuses_a_shard_manifest(curated, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    run("data", "filter", str(curated), "-o", str(manifest), *RULES, "--shard", "0/2")
+    code, _, stderr = run("data", "degrade", str(tmp_path / "m.shard-0-of-2.jsonl"), "-o", str(tmp_path / "p"))
+    assert code == 1 and "join the shards first" in stderr

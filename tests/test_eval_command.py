@@ -142,3 +142,23 @@ def test_restore_score_offline_without_the_metric_is_a_setup_error(tiny_release,
                           "--score", "--offline", "--cache-dir", str(tmp_path / "empty"))
     assert code == 3 and "metric niqe" in stderr
     assert run("restore", str(photos), "-o", str(tmp_path / "o"), "--score", "psnry")[0] == 2
+
+
+def test_other_metrics_score_again_and_ambiguous_references_are_refused(folders, tmp_path):
+    out = tmp_path / "r"
+    base = ["eval", str(folders / "close"), "--reference", str(folders / "ref"), "-o", str(out), "--json"]
+    assert run(*base, "--metrics", "psnry")[0] == 0
+    code, stdout, _ = run(*base, "--metrics", "psnry,ssim")
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and summary["done"] == 3 and summary["skipped"] == 0
+    assert all(row["ssim"] for row in csv.DictReader(io.StringIO((out / "scores.csv").read_text())))
+    twice = tmp_path / "ref2"
+    twice.mkdir()
+    for name in ("0.png", "1.png", "2.png"):
+        (twice / name).write_bytes((folders / "ref" / name).read_bytes())
+    Image.open(folders / "ref" / "0.png").save(twice / "0.bmp")
+    (tmp_path / "close").mkdir()
+    Image.open(folders / "close" / "0.png").save(tmp_path / "close" / "0.jpg", quality=95)
+    code, _, stderr = run("eval", str(tmp_path / "close"), "--reference", str(twice), "--metrics", "psnry",
+                          "-o", str(tmp_path / "r2"))
+    assert code == 2 and "more than one reference" in stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ class ManifestJob(Job):
     def __init__(self, request: Any):
         super().__init__(request)
         self.shard = manifests.parse_shard(request.shard)
-        self.journal = manifests.Journal(self.manifest_path, self.key)
+        self.journal = manifests.Journal(self.manifest_path, self.key, _json_round_trip(self.provenance()))
         self.extra: dict[str, Any] = {}
 
     @property
@@ -82,8 +83,20 @@ class ManifestJob(Job):
         log.info("shard %s: %d of %d files", self.shard, len(mine), len(found.files))
         return dataclasses.replace(found, files=mine)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, results: list[FileResult]) -> dict[str, Any]:
         return self.extra
+
+    def name_conflicts(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
+        """Files whose record name another file already has (two sources with the same relative
+        paths): refused, since a manifest names each image once."""
+        owners: dict[str, Path] = {}
+        conflicts = {}
+        for position, item in enumerate(files):
+            owner = owners.setdefault(item.relative.as_posix(), item.path)
+            if owner != item.path:
+                conflicts[position] = FileResult(item.path, None, "failed", error=(
+                    f"{item.path}: same name ({item.relative.as_posix()}) as {owner}; give the sources apart"))
+        return conflicts
 
 
 # ------------------------------------------------------------------------------------ degrade
@@ -99,6 +112,7 @@ class DegradeJob(ManifestJob):
 
         self.config = preset(request.preset)
         super().__init__(request)
+        self.device = _torch_device(request.device)
 
     @property
     def manifest_path(self) -> Path:
@@ -116,8 +130,15 @@ class DegradeJob(ManifestJob):
             found.problems = list(found.problems)
         for argument in listed:
             header, lines = manifests.read_lines(Path(argument))
+            problem = None
             if header is None or header.get("manifest") != FilterJob.kind:
-                found.problems.append(f"{argument}: not a `lucidflux data filter` manifest")
+                problem = "not a `lucidflux data filter` manifest"
+            elif "shard" in header:
+                problem = f"shard {header['shard']} of a filter run: join the shards first (`lucidflux data merge`)"
+            elif Path(argument + ".journal").exists():
+                problem = "its filter run did not finish (a journal is beside it): run it again first"
+            if problem:
+                found.problems.append(f"{argument}: {problem}")
                 log.error("%s", found.problems[-1])
                 continue
             kept = [InputFile(Path(r["source"]), Path(r["name"])) for r in lines if r.get("kept")]
@@ -167,7 +188,7 @@ class DegradeJob(ManifestJob):
                     note = f"{note}; {small}" if note else small
                 made = []
                 for index in range(self.request.passes):
-                    pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.request.device)
+                    pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.device)
                     made.append((index, pair, {folder: _png(getattr(pair, folder)) for folder in PAIR_FOLDERS}))
             except Exception as error:  # an unreadable photo fails alone
                 result = failure(item.path, error, time.monotonic() - started)
@@ -180,7 +201,7 @@ class DegradeJob(ManifestJob):
                     for folder, data in encoded.items():
                         paths[folder].parent.mkdir(parents=True, exist_ok=True)
                         atomic.atomic_write(paths[folder], lambda handle, data=data: handle.write(data))
-                    records.append({"name": name, "pass": index, "source": str(item.path),
+                    records.append({"name": name, "pass": index, "source": str(item.path.absolute()),
                                     **{folder: paths[folder].relative_to(self.request.out_dir).as_posix()
                                        for folder in PAIR_FOLDERS},
                                     "params": pair.params})
@@ -194,7 +215,7 @@ class DegradeJob(ManifestJob):
     def recorded(self, result: FileResult) -> None:
         """The pairs' records go to the journal; the event and report keep their count."""
         if result.status == "done":
-            self.journal.append(result.details["pairs"])
+            self.journal.append(result.details["pairs"], self.header())
             result.details = {"pairs": len(result.details["pairs"])}
 
     def complete(self, results: list[FileResult]) -> None:
@@ -258,21 +279,26 @@ class FilterJob(ManifestJob):
     def discovery_exclude(self) -> Path | None:
         return None
 
+    def remove_stale_temps(self) -> None:
+        """Only this manifest's own temps: its folder may hold anything (a home folder, outputs
+        that another command is writing right now)."""
+        for temp in self.out_dir.glob(f".{self.manifest_path.name}*"):
+            if atomic.is_temp_name(temp.name):
+                temp.unlink(missing_ok=True)
+
     def provenance(self) -> dict[str, Any]:
         return {"filter": dataclasses.asdict(self.config)}
 
     def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
         """Files measured by an earlier run with these settings, unchanged since (size, mtime)."""
         if self.request.overwrite:
-            return {}
-        header, _ = manifests.read_lines(self.manifest_path)
-        if header is not None and header.get("settings") != self.provenance():
-            log.warning("%s was made with other filter settings; measuring every file again", self.manifest_path)
-            return {}
-        done = self.journal.load()
-        settled = {}
+            return self.name_conflicts(files)
+        done = self.journal.load()  # records of other settings are measured again
+        settled = self.name_conflicts(files)
         for position, item in enumerate(files):
             record = done.get((item.relative.as_posix(),))
+            if position in settled:
+                continue
             if record and record.get("stage") != "read" and record.get("stamp") == _stamp(item.path):
                 settled[position] = FileResult(item.path, None, "skipped", details=_per_image(record))
         return settled
@@ -311,7 +337,7 @@ class FilterJob(ManifestJob):
 
     def recorded(self, result: FileResult) -> None:
         if result.details is not None and result.status != "skipped":
-            self.journal.append([result.details])
+            self.journal.append([result.details], self.header())
 
     def complete(self, results: list[FileResult]) -> None:
         """Records of this run's files; one run: the set-level stages and the final manifest; a
@@ -330,6 +356,26 @@ class FilterJob(ManifestJob):
         verdict = record.get("reason") or ("passes" if record.get("score") is None
                                            else f"{self.config.quality_metric} {record['score']:.4f}")
         return f"measured {result.source}: {verdict}"
+
+
+def _torch_device(name: str) -> str:
+    """``auto``: CUDA when present, else the CPU; ValueError (a usage error) for what cannot run."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r}: not a device (cpu, cuda, cuda:N, auto)") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is visible")
+    return name
+
+
+def _json_round_trip(value: Any) -> Any:
+    """``value`` as it reads back from a manifest header (tuples become lists, ...)."""
+    return json.loads(json.dumps(value))
 
 
 def _stamp(path: Path) -> str:
@@ -360,7 +406,7 @@ def scheduler_for(job: ManifestJob):
     from lucidflux_cli.engine.workers import Workers
 
     if job.request.workers > 1:
-        device = getattr(job.request, "device", "cpu")
+        device = getattr(job, "device", "cpu")  # degrade's resolved device; filter scores on its own
         return Workers(job, devices=[device if device != "auto" else "cpu"] * job.request.workers)
     return SingleProcess(job)
 
@@ -369,10 +415,17 @@ def merge(target: Path) -> dict[str, Any]:
     """Join the shard manifests of ``target`` (a manifest, or a pairs folder) into it; a filter's
     set-level stages (duplicates, the quality quantile) run over all shards together, so the
     result equals one run's. Raises ManifestError."""
-    from lucidflux_cli.data import curation
-
     manifest = target / MANIFEST_NAME if target.is_dir() else target
     header, records = manifests.load_shards(manifest)
+    try:
+        return _merged(manifest, header, records)
+    except (KeyError, TypeError, ValueError) as error:  # a hand-edited or foreign header or record
+        raise manifests.ManifestError(f"{manifest}: its shards cannot be merged ({error!r})") from error
+
+
+def _merged(manifest: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    from lucidflux_cli.data import curation
+
     summary: dict[str, Any] = {"manifest": str(manifest), "records": len(records)}
     if header.get("manifest") == FilterJob.kind:
         config = curation.FilterConfig(**header["settings"]["filter"])

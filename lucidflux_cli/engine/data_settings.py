@@ -82,6 +82,9 @@ class FilterRequest(ModelSettings):
             from lucidflux_cli.metrics import registry
 
             registry.parse_metrics(metric)  # ValueError naming the known metrics
+            if not registry.no_reference([metric]):
+                raise ValueError(f"--iqa-metric {metric}: needs a reference; the filter takes a no-reference metric "
+                                 f"({', '.join(registry.no_reference(registry.METRICS))})")
             higher_better = registry.get(metric).higher_better
         return FilterConfig(
             blur_min=self.blur_min, blur_max=self.blur_max, patch=self.patch,

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.batch import FileResult, failure
 from lucidflux_cli.engine.control import uninterrupted
@@ -56,7 +58,7 @@ class EvalJob(Job):
         self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
                              cache_dir=request.cache_dir, offline=request.offline)
         self.scorer.check()  # offline and missing: a setup error naming the metric, before any work
-        self.journal = manifests.Journal(request.out_dir / SCORES, self.key)
+        self.journal = manifests.Journal(request.out_dir / SCORES, self.key, self.provenance())
         self.columns: dict[Path, str] = {}  # image -> the folder (column) it belongs to
         self.references: dict[Path, Path] = {}  # image -> its reference
         self.unpaired: dict[Path, str] = {}  # image -> why it has no reference
@@ -105,7 +107,7 @@ class EvalJob(Job):
         return found
 
     def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
-        done = {} if self.request.overwrite else self._done()
+        done = {} if self.request.overwrite else self.journal.load()  # other metrics: scored again
         settled = {}
         for position, item in enumerate(files):
             record = done.get((self.columns[item.path], item.relative.as_posix()))
@@ -114,13 +116,6 @@ class EvalJob(Job):
             elif record is not None:
                 settled[position] = FileResult(item.path, None, "skipped", details=record)
         return settled
-
-    def _done(self) -> dict[tuple, dict[str, Any]]:
-        header, _ = manifests.read_lines(self.journal.manifest)
-        if header is not None and header.get("settings") != self.provenance():
-            log.warning("%s holds scores of other metrics or references; scoring every image again", self.journal.manifest)
-            return {}
-        return self.journal.load()
 
     # -------------------------------------------------------------------------------- work
 
@@ -185,7 +180,7 @@ class EvalJob(Job):
 
     def recorded(self, result: FileResult) -> None:
         if result.status == "done":
-            self.journal.append([result.details])
+            self.journal.append([result.details], self.header())
 
     # -------------------------------------------------------------------------------- tables
 
@@ -193,7 +188,8 @@ class EvalJob(Job):
         from lucidflux_cli.metrics import registry, tables
 
         rows = [r.details for r in results if r.details is not None]
-        folder_values = self._folder_metrics(registry.folder_level(self.metrics))
+        scored = {r.source for r in results if r.status in ("done", "skipped")}
+        folder_values = self._folder_metrics(registry.folder_level(self.metrics), scored)
         summary = tables.summary(rows, self.per_image, folder_values)
         out = self.request.out_dir
         self.journal.close(self.header(), rows)
@@ -210,18 +206,27 @@ class EvalJob(Job):
         if not self.request.quiet and not self.request.json_events:  # stdout: the table, or JSON only
             print(files["table.md"], end="")
 
-    def _folder_metrics(self, names: Sequence[str]) -> dict[str, dict[str, float]]:
-        """FID of each folder against the references (every image read once more)."""
+    def _folder_metrics(self, names: Sequence[str], scored: set[Path]) -> dict[str, dict[str, float]]:
+        """FID of each folder's scored images against their references (each read once more;
+        features are taken image by image, so a large folder is never all in memory)."""
         values: dict[str, dict[str, float]] = {}
         if not names:
             return values
-        references = [read_rgb(path) for path in sorted(set(self.references.values()))]
+        from lucidflux_cli.metrics import fid
+
+        def features(paths: list[Path]) -> np.ndarray:
+            return np.concatenate([self.scorer.fid_features([read_rgb(path)]) for path in paths])
+
         for folder in self.request.inputs:
-            images = [read_rgb(path) for path, column in self.columns.items() if column == folder]
-            values[folder] = {name: float(self.scorer.fid(images, references)) for name in names}
+            mine = sorted(path for path, column in self.columns.items() if column == folder and path in scored)
+            if len(mine) < 2:
+                log.warning("%s: fewer than 2 scored images; no FID", folder)
+                continue
+            distance = fid.distance(features(mine), features([self.references[path] for path in mine]))
+            values[folder] = {name: float(distance) for name in names}
         return values
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, results: list[FileResult]) -> dict[str, Any]:
         return self.extra
 
     def describe(self, result: FileResult) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.batch import FileResult
-from lucidflux_cli.imageio import discovery, formats
+from lucidflux_cli.imageio import atomic, discovery, formats
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 
 log = logging.getLogger("lucidflux")
@@ -124,9 +124,14 @@ class Job:
     def complete(self, results: list[FileResult]) -> None:
         """After the last file of a run that was not interrupted, where the report is written."""
 
-    def summary(self) -> dict[str, Any]:
-        """What the job adds to the summary event and the report (a funnel, a manifest path)."""
+    def summary(self, results: list[FileResult]) -> dict[str, Any]:
+        """What the job adds to the summary event and the report (a funnel, a manifest path), from
+        the whole run's ``results`` (every rank's, under torchrun)."""
         return {}
+
+    def remove_stale_temps(self) -> None:
+        """At the start, under the lock: temps a killed run of this job left in its outputs."""
+        atomic.remove_stale_temps(self.out_dir, min_age_s=self.stale_temp_age_s)
 
     def describe(self, result: FileResult) -> str:
         """The log line of a finished file."""
@@ -143,7 +148,6 @@ class RestoreJob(Job):
         super().__init__(request)
         self.options = batch.OutputOptions.from_request(request)
         self.scores = self._file_scorer()
-        self.worse: list[dict[str, Any]] = []  # restored files whose score dropped (--score)
 
     def _file_scorer(self):
         if not self.request.score:
@@ -199,10 +203,11 @@ class RestoreJob(Job):
 
     def recorded(self, result: FileResult) -> None:
         if result.details and result.details.get("worse"):
-            self.worse.append({"source": str(result.source), "output": str(result.output),
-                               "metrics": result.details["worse"], **result.details["scores"]})
             log.warning("%s: %s got worse after restoring", result.source, ", ".join(result.details["worse"]))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, results: list[FileResult]) -> dict[str, Any]:
         """With --score: the restored files whose score dropped, to review just those."""
-        return {"got_worse": self.worse} if self.scores is not None else {}
+        if self.scores is None:
+            return {}
+        return {"got_worse": [{"source": str(r.source), "output": str(r.output), "metrics": r.details["worse"],
+                               **r.details["scores"]} for r in results if r.details and r.details.get("worse")]}

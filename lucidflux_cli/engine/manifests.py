@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -26,6 +27,8 @@ from typing import Any
 
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
+
+log = logging.getLogger("lucidflux")
 
 Key = Callable[[dict[str, Any]], tuple]
 
@@ -101,23 +104,41 @@ def write(path: Path, header: dict[str, Any], records: Iterable[dict[str, Any]],
 
 
 class Journal:
-    """What a run has finished so far: the manifest of earlier runs plus this run's appended lines."""
+    """What a run has finished so far: the manifest of earlier runs plus this run's appended lines.
 
-    def __init__(self, manifest: Path, key: Key):
-        self.manifest, self.key = manifest, key
+    Both start with a header holding the settings; records made with other settings (another
+    seed, other metrics or rules) are never taken as done: :meth:`load` ignores them, and the
+    first :meth:`append` of the run starts the journal afresh.
+    """
+
+    def __init__(self, manifest: Path, key: Key, settings: Any):
+        self.manifest, self.key, self.settings = manifest, key, settings
         self.path = manifest.with_name(manifest.name + ".journal")
+        self.fresh = False  # whether this run's first append starts a new journal
 
     def load(self) -> dict[tuple, dict[str, Any]]:
-        """Records by key; journal lines (newer) win over the manifest's."""
-        _, old = read_lines(self.manifest)
-        _, new = read_lines(self.path)
-        return {self.key(record): record for record in old + new}
+        """Records by key made with these settings; journal lines (newer) win over the manifest's."""
+        records: list[dict[str, Any]] = []
+        for path in (self.manifest, self.path):
+            header, lines = read_lines(path)
+            if header is None:
+                continue
+            if header.get("settings") != self.settings:
+                log.warning("%s was made with other settings; its %d records are done again", path, len(lines))
+                self.fresh = self.fresh or path == self.path
+                continue
+            records.extend(lines)
+        return {self.key(record): record for record in records}
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
+    def append(self, records: Iterable[dict[str, Any]], header: dict[str, Any]) -> None:
         lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.fresh or not self.path.exists():
+            lines = json.dumps(header, sort_keys=True) + "\n" + lines
+            self.path.unlink(missing_ok=True)
+            self.fresh = False
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

@@ -108,7 +108,7 @@ class EventSink:
             "problems": self.found.problems,
             "left_out": [str(path) for path in self.found.left_out],  # image files no format restores
             "error": error,
-            **(self.job.summary() if code is not None else {}),
+            **(self.job.summary(results) if code is not None else {}),
         }
 
     def _not_started(self, results: list[FileResult]) -> list[FileResult]:

@@ -21,6 +21,7 @@ from lucidflux_cli.engine.report import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SETUP,
+    EXIT_USAGE,
     EventSink,
     Progress,
     SetupError,
@@ -51,7 +52,11 @@ def run(request: RestoreRequest, stdin=None) -> int:
 def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
     """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
     request = job.request
-    found = job.select(job.discover(stdin or sys.stdin))
+    try:
+        found = job.select(job.discover(stdin or sys.stdin))
+    except ValueError as error:  # inputs that cannot be taken as given (e.g. ambiguous references)
+        log.error("%s", error)
+        return EXIT_USAGE
     scheduler = scheduler_for(job)
     if request.dry_run:
         if not scheduler.writes_report:  # under torchrun the plan is printed once, by rank 0

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import output_lock
 from lucidflux_cli.engine.jobs import Job
-from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import InputFile
 
 ResultCallback = Callable[[batch.FileResult], None]
@@ -41,7 +40,7 @@ class Scheduler:
     def lock(self, stack: contextlib.ExitStack) -> None:
         """Take the output folder for this run (raises OutputLocked) and clear a killed run's temps."""
         stack.enter_context(output_lock(self.job.out_dir, self.job.lock_name))
-        atomic.remove_stale_temps(self.job.out_dir, min_age_s=self.job.stale_temp_age_s)
+        self.job.remove_stale_temps()
 
     def count(self, files: Sequence[InputFile]) -> int:
         """How many files this process reports progress for."""

@@ -66,6 +66,8 @@ def run(request: Any) -> int:
     try:
         pairs = find_pairs(request.pairs)  # bad input fails before any model is loaded
         log.info("%d training pairs from %s", len(pairs), request.pairs)
+        if request.validation is not None and not _validation_images(request.validation):
+            raise ValueError(f"--validation {request.validation}: no images there")
         request.out_dir.mkdir(parents=True, exist_ok=True)
         with output_lock(request.out_dir) if main else contextlib.nullcontext():
             outcome = _train(request, events, len(pairs))
@@ -114,6 +116,12 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
                 validation.run(step, events.losses)
 
         return trainer.run(request.steps, request.out_dir, on_step)
+
+
+def _validation_images(folder: Path) -> list:
+    from lucidflux_cli.imageio import discovery
+
+    return discovery.discover([str(folder)], recursive=True).files
 
 
 def _validation(request: Any, pipeline):

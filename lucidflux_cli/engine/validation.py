@@ -23,7 +23,7 @@ class Validation:
     def __init__(self, request: Any, pipeline):
         self.request, self.pipeline = request, pipeline
         found = discovery.discover([str(request.validation)], recursive=True)
-        self.images = [item for item in found.files][:MAX_IMAGES]
+        self.images = list(found.files)[:MAX_IMAGES]
         if not self.images:
             raise ValueError(f"--validation {request.validation}: no images there")
         self.folder = request.out_dir / "validation"
@@ -60,7 +60,7 @@ class Validation:
                 for item in self.images:
                     lq = read_rgb(item.path)
                     restored = self.pipeline(lq, settings=RestoreSettings(steps=self.request.validation_steps))
-                    _save_png(folder / f"{item.relative.stem}.png", restored)
+                    _save_png(folder / page_name(item), restored)
                     if self.scorer is not None:
                         for name, value in self.scorer.score([restored])[0].items():
                             scores.setdefault(name, []).append(float(value))
@@ -77,7 +77,7 @@ class Validation:
         history = json.dumps(self.history, indent=2).encode()
         atomic.atomic_write(self.history_path, lambda handle: handle.write(history))
         for item in self.images:  # the LQ inputs once, for the "before" column
-            before = self.folder / "lq" / f"{item.relative.stem}.png"
+            before = self.folder / "lq" / page_name(item)
             if not before.exists():
                 before.parent.mkdir(parents=True, exist_ok=True)
                 _save_png(before, read_rgb(item.path))
@@ -98,7 +98,7 @@ class Validation:
         shown = sorted(steps)[-3:]  # the latest steps side by side
         lines += ["| image | LQ | " + " | ".join(f"step {s}" for s in shown) + " |", "|---|---|" + "---|" * len(shown)]
         for item in self.images:
-            name = f"{item.relative.stem}.png"
+            name = page_name(item)
             cells = [f"![](lq/{name})"] + [f"![](step-{s}/{name})" for s in shown]
             lines.append(f"| {item.relative.as_posix()} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
@@ -126,6 +126,12 @@ def loss_plot(losses: list[tuple[int, float]], history: list[dict[str, Any]], wi
                      f'{name} {low:.4g}..{high:.4g}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def page_name(item) -> str:
+    """One flat, unique file name per held-out image (``a/b.jpg`` -> ``a__b.jpg.png``, ``c.png`` kept)."""
+    flat = item.relative.as_posix().replace("/", "__")
+    return flat if flat.lower().endswith(".png") else flat + ".png"
 
 
 def _save_png(path: Path, pixels: np.ndarray) -> None:
