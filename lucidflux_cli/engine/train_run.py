@@ -45,7 +45,9 @@ def load_pipeline(request: Any):
     from lucidflux_cli.model.pipeline import LucidFluxPipeline
     from lucidflux_cli.training.trainable import from_scratch
 
-    device = resolve_device(request.device)
+    device = resolve_device(_process_device(request.device))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # accelerate and libraries use "the" current GPU
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # the frozen side; trainable parts float32
     remover = removers.create("swinir", {})
     paths, remover_paths = removers.resolve_weights(remover, request.weights, cache_dir=request.cache_dir,
@@ -90,6 +92,16 @@ def run(request: Any) -> int:
 
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
+
+
+def _process_device(requested: str) -> str:
+    """Under accelerate launch / torchrun each process takes its own GPU (cuda:LOCAL_RANK)."""
+    import torch
+
+    from lucidflux_cli.engine.ranks import rank_device
+
+    local = os.environ.get("LOCAL_RANK")
+    return requested if local is None else rank_device(requested, int(local), torch.cuda.is_available())
 
 
 def _train(request: Any, events: TrainEvents, pair_count: int):
