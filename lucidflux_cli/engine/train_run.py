@@ -116,6 +116,7 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
     trainer = Trainer(pipeline, data, options, accelerator)
     state = latest_state(request.out_dir)
     if state is not None:
+        _warn_changed_options(request.out_dir / "run-config.json", options)
         trainer.resume(state)
         log.info("resumed from %s (step %d of %d)", state.name, trainer.step, request.steps)
     validation = _validation(request, pipeline) if accelerator.is_main_process else None
@@ -128,6 +129,20 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
                 validation.run(step, events.losses)
 
         return trainer.run(request.steps, request.out_dir, on_step)
+
+
+def _warn_changed_options(saved: Path, options) -> None:
+    """A resumed run continues the saved one: say which options now differ from it."""
+    from dataclasses import asdict
+
+    try:
+        before = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        return
+    now = json.loads(json.dumps(asdict(options), default=str))
+    changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+    if changed:
+        log.warning("resuming with other options than the saved run: %s", ", ".join(changed))
 
 
 def _validation_images(folder: Path) -> list:
