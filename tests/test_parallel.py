@@ -146,7 +146,7 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
     rank0 = distributed.Ranks.__new__(distributed.Ranks)  # no process group: only the lock is under test
     rank0.rank = 0
     rank0.job = rank0.request = type("Job", (), {"out_dir": tmp_path / "out", "lock_name": None,
-                                                 "stale_temp_age_s": 0.0})()
+                                                 "remove_stale_temps": lambda self: None})()
     with (output_lock(tmp_path / "out"), contextlib.ExitStack() as stack,
           pytest.raises(OutputLocked, match="another lucidflux run")):
         rank0.lock(stack)

@@ -7,6 +7,7 @@ library's (:mod:`lucidflux_cli.data`), file reading and writing are imageio's.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import io
 import json
@@ -22,7 +23,7 @@ from lucidflux_cli import __version__
 from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.batch import FileResult, failure
 from lucidflux_cli.engine.control import uninterrupted
-from lucidflux_cli.engine.jobs import Job, Processor
+from lucidflux_cli.engine.jobs import Job, Processor, discover_inputs
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic, media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
@@ -57,8 +58,9 @@ class ManifestJob(Job):
         self.extra: dict[str, Any] = {}
 
     @property
+    @abc.abstractmethod
     def manifest_path(self) -> Path:
-        raise NotImplementedError
+        """Where this job's manifest (this shard's, with ``--shard``) is written."""
 
     @property
     def lock_name(self) -> str | None:
@@ -126,7 +128,7 @@ class DegradeJob(ManifestJob):
         others = [arg for arg in self.request.inputs if not arg.endswith(".jsonl")]
         found = DiscoveryResult()
         if others:
-            found = Job(dataclasses.replace(self.request, inputs=others)).discover(stdin)
+            found = discover_inputs(self.request, others, stdin, self.discovery_exclude)
             found.problems = list(found.problems)
         for argument in listed:
             header, lines = manifests.read_lines(Path(argument))

@@ -8,7 +8,6 @@ written atomically. Metric code and tables are :mod:`lucidflux_cli.metrics`'.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ import numpy as np
 from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.batch import FileResult, failure
 from lucidflux_cli.engine.control import uninterrupted
-from lucidflux_cli.engine.jobs import Job, Processor
+from lucidflux_cli.engine.jobs import Job, Processor, discover_inputs
 from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
@@ -85,13 +84,13 @@ class EvalJob(Job):
 
         found = DiscoveryResult()
         for folder in self.request.inputs:
-            part = Job(dataclasses.replace(self.request, inputs=[folder])).discover(stdin)
+            part = discover_inputs(self.request, [folder], stdin, self.discovery_exclude)
             found.files.extend(part.files)
             found.problems.extend(part.problems)
             found.left_out.extend(part.left_out)
             self.columns.update({item.path: folder for item in part.files})
         if self.request.reference is not None:
-            refs = Job(dataclasses.replace(self.request, inputs=[str(self.request.reference)])).discover(stdin)
+            refs = discover_inputs(self.request, [str(self.request.reference)], stdin, self.discovery_exclude)
             by_name = {item.relative.as_posix(): item.path for item in refs.files}
             for folder in self.request.inputs:
                 mine = {item.relative.as_posix(): item for item in found.files if self.columns[item.path] == folder}

@@ -16,6 +16,7 @@ A job must pickle (``--devices`` workers are spawned with it).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import logging
@@ -35,7 +36,7 @@ Publish = Callable[[FileResult], None]
 Processor = Callable[..., FileResult]
 
 
-class Job:
+class Job(abc.ABC):
     """One kind of run. ``request`` is its settings dataclass (run options from
     :class:`~lucidflux_cli.engine.settings.RunSettings`)."""
 
@@ -74,17 +75,7 @@ class Job:
 
     def discover(self, stdin) -> DiscoveryResult:
         """The input files: folders walked, globs expanded, ``-`` read from ``stdin``; problems logged."""
-        request = self.request
-        stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in request.inputs else None
-        found = discovery.discover(
-            request.inputs, recursive=request.recursive, include=request.include, exclude=request.exclude,
-            output_dir=self.discovery_exclude, stdin_lines=stdin_lines,
-        )
-        for problem in found.problems:
-            log.error("%s", problem)
-        if found.left_out:
-            log.warning("%s", found.left_out_line())
-        return found
+        return discover_inputs(self.request, self.request.inputs, stdin, self.discovery_exclude)
 
     def select(self, found: DiscoveryResult) -> DiscoveryResult:
         """The discovered files this run does (a shard takes its share)."""
@@ -99,8 +90,9 @@ class Job:
         settled = self.settle(files)
         return [settled.get(index) or FileResult(item.path, None, "planned") for index, item in enumerate(files)]
 
+    @abc.abstractmethod
     def processor(self) -> Processor:
-        raise NotImplementedError
+        """The per-file function of this process (models are built on its first file)."""
 
     def process_all(self, files: Sequence[InputFile], on_result: Publish,
                     on_step: batch.StepCallback | None) -> list[FileResult]:
@@ -118,10 +110,10 @@ class Job:
                 break
         return results
 
-    def recorded(self, result: FileResult) -> None:
+    def recorded(self, result: FileResult) -> None:  # noqa: B027 - a hook: most jobs journal nothing
         """In the process that reports, as each result arrives (before its event): a journal line."""
 
-    def complete(self, results: list[FileResult]) -> None:
+    def complete(self, results: list[FileResult]) -> None:  # noqa: B027 - a hook: restore has no set-level work
         """After the last file of a run that was not interrupted, where the report is written."""
 
     def summary(self, results: list[FileResult]) -> dict[str, Any]:
@@ -137,6 +129,19 @@ class Job:
         """The log line of a finished file."""
         return f"{self.done_word} {result.source} -> {result.output} ({result.seconds:.1f} s)" + \
             (f"; {result.note}" if result.note else "")
+
+
+def discover_inputs(request: Any, inputs: Sequence[str], stdin, exclude: Path | None = None) -> DiscoveryResult:
+    """``inputs`` found with ``request``'s discovery options (recursion, include/exclude, ``-0``);
+    problems and left-out files logged. Jobs whose inputs have parts (eval's folders) call it per part."""
+    stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in inputs else None
+    found = discovery.discover(list(inputs), recursive=request.recursive, include=request.include,
+                               exclude=request.exclude, output_dir=exclude, stdin_lines=stdin_lines)
+    for problem in found.problems:
+        log.error("%s", problem)
+    if found.left_out:
+        log.warning("%s", found.left_out_line())
+    return found
 
 
 class RestoreJob(Job):
