@@ -129,7 +129,6 @@ class DegradeJob(ManifestJob):
         found = DiscoveryResult()
         if others:
             found = discover_inputs(self.request, others, stdin, self.discovery_exclude)
-            found.problems = list(found.problems)
         for argument in listed:
             header, lines = manifests.read_lines(Path(argument))
             problem = None
@@ -196,23 +195,28 @@ class DegradeJob(ManifestJob):
                 result = failure(item.path, error, time.monotonic() - started)
                 publish(result)
                 return result
-            records = []
             with uninterrupted():  # the pairs put in place are reported too
-                for index, pair, encoded in made:
-                    paths = self.outputs(item, index)
-                    for folder, data in encoded.items():
-                        paths[folder].parent.mkdir(parents=True, exist_ok=True)
-                        atomic.atomic_write(paths[folder], lambda handle, data=data: handle.write(data))
-                    records.append({"name": name, "pass": index, "source": str(item.path.absolute()),
-                                    **{folder: paths[folder].relative_to(self.request.out_dir).as_posix()
-                                       for folder in PAIR_FOLDERS},
-                                    "params": pair.params})
-                result = FileResult(item.path, self.outputs(item, 0)["hq"], "done", seconds=time.monotonic() - started,
-                                    note=note, details={"pairs": records})
+                try:
+                    records = [self._write_pair(item, name, index, pair, encoded) for index, pair, encoded in made]
+                except OSError as error:  # a full disk: this photo fails, its journal line is not written
+                    result = failure(item.path, error, time.monotonic() - started)
+                else:
+                    result = FileResult(item.path, self.outputs(item, 0)["hq"], "done",
+                                        seconds=time.monotonic() - started, note=note, details={"pairs": records})
                 publish(result)
             return result
 
         return process
+
+    def _write_pair(self, item: InputFile, name: str, index: int, pair, encoded: dict[str, bytes]) -> dict[str, Any]:
+        """Put one pass's three PNGs in place (atomically); its manifest record."""
+        paths = self.outputs(item, index)
+        for folder, data in encoded.items():
+            paths[folder].parent.mkdir(parents=True, exist_ok=True)
+            atomic.atomic_write(paths[folder], lambda handle, data=data: handle.write(data))
+        return {"name": name, "pass": index, "source": str(item.path.absolute()),
+                **{folder: paths[folder].relative_to(self.request.out_dir).as_posix() for folder in PAIR_FOLDERS},
+                "params": pair.params}
 
     def recorded(self, result: FileResult) -> None:
         """The pairs' records go to the journal; the event and report keep their count."""
