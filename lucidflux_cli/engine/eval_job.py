@@ -9,6 +9,7 @@ written atomically. Metric code and tables are :mod:`lucidflux_cli.metrics`'.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,9 @@ class EvalJob(Job):
         if needs_reference and not reference:
             raise ValueError(f"{', '.join(needs_reference)} compare with references: give --reference DIR")
         self.per_image = registry.no_reference(self.metrics) + registry.full_reference(self.metrics)
+        for name in self.metrics:
+            if registry.get(name).opt_in:  # asked for by name: say what it costs
+                log.warning("%s: %s", name, registry.get(name).opt_in)
         self.device = resolve_device(request.device)
         self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
                              cache_dir=request.cache_dir, offline=request.offline)
@@ -62,6 +66,11 @@ class EvalJob(Job):
         self.references: dict[Path, Path] = {}  # image -> its reference
         self.unpaired: dict[Path, str] = {}  # image -> why it has no reference
         self.extra: dict[str, Any] = {}
+
+    @property
+    def folders(self) -> list[str]:
+        """The compared folders as given, normalised (``out/`` and ``out`` are one column)."""
+        return [os.path.normpath(folder) for folder in self.request.inputs]
 
     @staticmethod
     def key(record: dict[str, Any]) -> tuple:
@@ -83,7 +92,7 @@ class EvalJob(Job):
         from lucidflux_cli.metrics import pairing
 
         found = DiscoveryResult()
-        for folder in self.request.inputs:
+        for folder in self.folders:
             part = discover_inputs(self.request, [folder], stdin, self.discovery_exclude)
             found.files.extend(part.files)
             found.problems.extend(part.problems)
@@ -92,7 +101,7 @@ class EvalJob(Job):
         if self.request.reference is not None:
             refs = discover_inputs(self.request, [str(self.request.reference)], stdin, self.discovery_exclude)
             by_name = {item.relative.as_posix(): item.path for item in refs.files}
-            for folder in self.request.inputs:
+            for folder in self.folders:
                 mine = {item.relative.as_posix(): item for item in found.files if self.columns[item.path] == folder}
                 try:
                     paired = pairing.pair(mine, by_name)
@@ -216,7 +225,7 @@ class EvalJob(Job):
         def features(paths: list[Path]) -> np.ndarray:
             return np.concatenate([self.scorer.fid_features([read_rgb(path)]) for path in paths])
 
-        for folder in self.request.inputs:
+        for folder in self.folders:
             mine = sorted(path for path, column in self.columns.items() if column == folder and path in scored)
             if len(mine) < 2:
                 log.warning("%s: fewer than 2 scored images; no FID", folder)
