@@ -140,12 +140,15 @@ def from_scratch(components: LucidFluxComponents, seed: int = 0, branch_depth: i
 def _branch_from_backbone(transformer: nn.Module, depth: int) -> FluxControlNetModel:
     config = transformer.config
     branch = FluxControlNetModel(**{**branch_config(_shape(config)), "num_layers": depth})
-    source = {k: v for k, v in transformer.state_dict().items()
-              if not k.startswith("transformer_blocks.") or int(k.split(".")[1]) < depth}
-    missing, _ = branch.load_state_dict(source, strict=False)
-    copied_all = all(k.startswith(_BRANCH_HEADS) for k in missing)
-    if not copied_all:
-        raise ValueError(f"backbone lacks branch weights {[k for k in missing if not k.startswith(_BRANCH_HEADS)][:4]}")
+    backbone = transformer.state_dict()
+    own = branch.state_dict()
+    # Every branch weight but the heads comes from the backbone (ControlNet's start); the heads
+    # keep their fresh values. Loaded strictly, so a key that fits nowhere is named, not skipped.
+    lacking = [k for k in own if not k.startswith(_BRANCH_HEADS) and k not in backbone]
+    if lacking:
+        raise ValueError(f"backbone lacks branch weights {lacking[:4]}")
+    branch.load_state_dict({k: backbone[k] if not k.startswith(_BRANCH_HEADS) else v for k, v in own.items()},
+                           strict=True)
     for head in branch.controlnet_blocks:  # already zero in diffusers; made explicit because it is the contract
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
