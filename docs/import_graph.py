@@ -45,8 +45,15 @@ LAYERS: tuple[Layer, ...] = (
     Layer("data", 3, ("data",)),
     Layer("metrics", 3, ("metrics",)),
     Layer("training", 4, ("training",)),
-    Layer("engine", 5, ("engine",)),
-    Layer("commands", 6, ("commands", "__main__")),
+    Layer("review", 4, ("review",)),
+    Layer("runner", 5, ("runner",)),
+    # one package per command, on the shared runner; siblings: no command imports another's
+    Layer("restore", 6, ("restore",)),
+    Layer("evaluation", 6, ("evaluation",)),
+    Layer("curation", 6, ("curation",)),
+    Layer("finetune", 6, ("finetune",)),
+    Layer("diagnostics", 6, ("diagnostics",)),
+    Layer("commands", 7, ("commands", "__main__")),
 )
 
 

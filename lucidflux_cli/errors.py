@@ -1,8 +1,12 @@
-"""Exceptions that carry a one-line, user-facing cause."""
+"""Exceptions that carry a one-line, user-facing cause, and the exit codes every command returns."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+# 0: all done or skipped; 1: some files failed; 2: usage error; 3: setup error (weights, device,
+# output locked); 130: interrupted (SIGINT or SIGTERM).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class LucidFluxError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lucidflux_cli.engine import batch
+from lucidflux_cli.restore import batch
 
 _restore_file = batch.restore_file
 

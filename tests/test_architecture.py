@@ -1,7 +1,8 @@
 """Architecture rules for lucidflux_cli, checked on the source with ``ast`` (nothing is imported).
 
 Layers, low to high (docs/import_graph.py, LAYERS): package __init__ / errors / plugins, weights,
-imageio | model | data | metrics (siblings), training, engine, commands / __main__. A module imports only its own layer and
+imageio | model | data | metrics (siblings), training | review, runner, one package per command
+(restore | evaluation | curation | finetune | diagnostics: siblings), commands / __main__. A module imports only its own layer and
 lower ones; no import cycles; no module over 500 lines. The picture docs/images/import-graph.png
 comes from the same graph (python docs/import_graph.py).
 
@@ -86,7 +87,7 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
             "__init__.py": '__version__ = "0"\n',
             "errors.py": "class E(Exception): ...\n",
             # upward: layer 1 importing layer 4, hidden in a function
-            "plugins.py": "def load():\n    from lucidflux_cli.engine import run\n    return run\n",
+            "plugins.py": "def load():\n    from lucidflux_cli.runner import run\n    return run\n",
             "weights.py": "from lucidflux_cli.errors import E\n",
             "imageio/__init__.py": "",
             # sibling: imageio -> model, relative and inside TYPE_CHECKING
@@ -95,12 +96,12 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
             # `from package import submodule` is an import of that submodule
             "model/pipe.py": "from lucidflux_cli.model import tiles\nfrom . import tiles as t2\n",
             "model/tiles.py": "import lucidflux_cli.weights\n",
-            "engine/__init__.py": "",
+            "runner/__init__.py": "",
             # a cycle closed by a deferred import
-            "engine/run.py": "from lucidflux_cli.engine import workers\n",
-            "engine/workers.py": "def go():\n    from .run import x\n",
+            "runner/run.py": "from lucidflux_cli.runner import workers\n",
+            "runner/workers.py": "def go():\n    from .run import x\n",
             "commands/__init__.py": "",
-            "commands/main.py": "from lucidflux_cli.engine import run\nfrom lucidflux_cli import __version__\n",
+            "commands/main.py": "from lucidflux_cli.runner import run\nfrom lucidflux_cli import __version__\n",
             "commands/long.py": "x = 1\n" * 501,
         },
     )
@@ -109,12 +110,12 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
     edges = {(e.source, e.target, e.kind) for e in graph.edges}
     assert ("lucidflux_cli.model.pipe", "lucidflux_cli.model.tiles", "module") in edges
     assert ("lucidflux_cli.imageio.media", "lucidflux_cli.model.pipe", "typing") in edges
-    assert ("lucidflux_cli.engine.workers", "lucidflux_cli.engine.run", "function") in edges
+    assert ("lucidflux_cli.runner.workers", "lucidflux_cli.runner.run", "function") in edges
     assert ("lucidflux_cli.commands.main", "lucidflux_cli", "module") in edges
 
     cycles = ig.find_cycles(graph)
     assert [c.split("  [")[0] for c in cycles] == [
-        "lucidflux_cli.engine.run -> lucidflux_cli.engine.workers -> lucidflux_cli.engine.run"
+        "lucidflux_cli.runner.run -> lucidflux_cli.runner.workers -> lucidflux_cli.runner.run"
     ]
 
     violations = ig.layer_violations(graph)
@@ -123,7 +124,7 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
         "lucidflux_cli.imageio.media -> lucidflux_cli.model.pipe (layer 3 imageio imports layer 3 model)"
     )
     assert violations[1].startswith(
-        "lucidflux_cli.plugins -> lucidflux_cli.engine.run (layer 1 core imports layer 5 engine)"
+        "lucidflux_cli.plugins -> lucidflux_cli.runner.run (layer 1 core imports layer 5 runner)"
     )
 
     assert ig.long_modules(graph) == ["lucidflux_cli.commands.long: 501 lines (limit 500)"]
@@ -151,9 +152,9 @@ def test_a_clean_package_passes(tmp_path: Path) -> None:
             "model/__init__.py": "from lucidflux_cli.model.a import A\n",
             "model/a.py": "from lucidflux_cli.weights import R\nfrom lucidflux_cli.model import b\n",
             "model/b.py": "import lucidflux_cli.plugins\n",
-            "engine/run.py": "from lucidflux_cli.model import A\nfrom lucidflux_cli import imageio\n",
+            "runner/run.py": "from lucidflux_cli.model import A\nfrom lucidflux_cli import imageio\n",
             "imageio/__init__.py": "from lucidflux_cli import __version__\n",
-            "commands/main.py": "def main():\n    from lucidflux_cli.engine import run\n",
+            "commands/main.py": "def main():\n    from lucidflux_cli.runner import run\n",
         },
     )
     graph = ig.build_graph(package)
@@ -169,15 +170,15 @@ def test_picture_and_text_from_a_package_with_violations(tmp_path: Path) -> None
         tmp_path,
         {
             "__init__.py": "",
-            "errors.py": "from lucidflux_cli.engine import run\n",
-            "engine/run.py": "from lucidflux_cli import errors\n",
-            "commands/main.py": "def main():\n    from lucidflux_cli.engine import run\n",
+            "errors.py": "from lucidflux_cli.runner import run\n",
+            "runner/run.py": "from lucidflux_cli import errors\n",
+            "commands/main.py": "def main():\n    from lucidflux_cli.runner import run\n",
         },
     )
     graph = ig.build_graph(package)
     text = ig.text_report(graph)
-    assert "errors -> engine" in text and "VIOLATION" in text
-    assert "deferred/typing only" in text  # commands -> engine
+    assert "errors -> runner" in text and "VIOLATION" in text
+    assert "deferred/typing only" in text  # commands -> runner
     out = tmp_path / "graph.png"
     ig.draw(graph, out, width=1000)
     assert out.stat().st_size > 1000

@@ -27,11 +27,12 @@ from conftest import weight_args
 from PIL import Image
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine import batch, control
-from lucidflux_cli.engine.control import OutputLocked, output_lock
 from lucidflux_cli.errors import ImageReadError, ImageWriteError
 from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.restore import batch
+from lucidflux_cli.runner import control
+from lucidflux_cli.runner.control import OutputLocked, output_lock
 
 FAST = ["--steps", "2", "--device", "cpu", "--min-side", "0", "--remover", "none"]
 

@@ -13,9 +13,9 @@ from make_images import make_truncated_jpeg, rgb_pattern
 from PIL import Image
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine import batch
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
+from lucidflux_cli.restore import batch
 
 FAST = ["--steps", "2", "--device", "cpu", "--min-side", "0"]
 SETTINGS = RestoreSettings(steps=2, seed=5)

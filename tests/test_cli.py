@@ -19,8 +19,8 @@ from make_images import BROKEN, DATE_TAKEN, GPS_LAT, make_image_zoo, make_jpeg_e
 from PIL import Image
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine.control import output_lock
 from lucidflux_cli.imageio import atomic, formats, media
+from lucidflux_cli.runner.control import output_lock
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from lucidflux_cli.commands import configfile
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine import doctor
+from lucidflux_cli.diagnostics import doctor
 from lucidflux_cli.model import selftest
 from lucidflux_cli.weights import REGISTRY
 

@@ -18,14 +18,14 @@ from make_images import rgb_pattern
 from PIL import Image
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine import ranks as distributed
-from lucidflux_cli.engine import workers as parallel
-from lucidflux_cli.engine.control import OutputLocked, output_lock
-from lucidflux_cli.engine.settings import parse_devices
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model import sharding
+from lucidflux_cli.model.devices import parse_devices
+from lucidflux_cli.runner import ranks as distributed
+from lucidflux_cli.runner import workers as parallel
+from lucidflux_cli.runner.control import OutputLocked, output_lock
+from lucidflux_cli.runner.results import FileResult
 
 FAST = ["--steps", "2", "--min-side", "0"]
 NAMES = [f"{index}.png" for index in range(5)]  # odd: the ranks get unequal shares
@@ -158,7 +158,7 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
 
 def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
     files = [InputFile(tmp_path / name, Path(name)) for name in ("a.png", "b.png")]
-    seen: list[batch.FileResult] = []
+    seen: list[FileResult] = []
     pool = parallel.Pool(files, None, ["cpu", "cpu"], on_result=seen.append)
     worker = parallel.Worker(1, "cpu", process=None, conn=None)
     pool.retry_or_fail(worker, 0, 137)

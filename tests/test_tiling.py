@@ -26,13 +26,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.engine import batch
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model import sampling, tiling
 from lucidflux_cli.model.colorfix import color_fix_windows, wavelet_color_fix
 from lucidflux_cli.model.pipeline import LucidFluxPipeline, RestoreSettings
 from lucidflux_cli.model.sizes import output_size, processing_size
 from lucidflux_cli.model.tiling import TileOptions, axis_weights, make_grid, spans
+from lucidflux_cli.restore import batch
 
 SMALL = TileOptions(size=64, overlap=16, min_size=64)  # 4x4-token tiles: many tiles on small images
 STEPS = 2
@@ -501,7 +501,7 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
             "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
 ])
 def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
-    from lucidflux_cli.engine import settings
+    from lucidflux_cli.runner import settings
 
     monkeypatch.setattr(settings, "device_memory_gib", lambda name: gib)
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
@@ -540,8 +540,8 @@ def test_tiling_usage_errors_exit_2(tmp_path):
 
 
 def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path):
-    from lucidflux_cli.engine import restorer as engine_restorer
-    from lucidflux_cli.engine import settings
+    from lucidflux_cli.restore import restorer as engine_restorer
+    from lucidflux_cli.runner import settings
 
     monkeypatch.setattr(settings, "device_memory_gib", lambda name: 80.0)
     request = settings.RestoreRequest(inputs=[], out_dir=tmp_path)

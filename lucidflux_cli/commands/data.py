@@ -12,7 +12,8 @@ import click
 
 from lucidflux_cli.commands.logs import setup_logging
 from lucidflux_cli.commands.options import envvars_from_long_names, run_job_command, settings_options
-from lucidflux_cli.engine.data_settings import DegradeRequest, FilterRequest
+from lucidflux_cli.curation.jobs import DegradeJob, FilterJob
+from lucidflux_cli.curation.settings import DegradeRequest, FilterRequest
 
 log = logging.getLogger("lucidflux")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -28,7 +29,7 @@ def data_group() -> None:
 def degrade(**values: Any) -> None:
     """Make PASSES synthetic (HQ, LQ, LQ upsampled) pairs per photo of INPUTS (files, folders, globs,
     - for stdin) into OUTPUT, with the second-order Real-ESRGAN degradations."""
-    run_job_command(DegradeRequest, "data_jobs.DegradeJob", values, "data_jobs.scheduler_for")
+    run_job_command(DegradeJob, DegradeRequest, values)
 
 
 @data_group.command("filter", context_settings=CONTEXT)
@@ -36,7 +37,7 @@ def degrade(**values: Any) -> None:
 def filter_command(**values: Any) -> None:
     """Measure every photo of INPUTS and keep those the paper's rules keep (blur, flat regions,
     size, duplicates, the top 20% by CLIP-IQA); the manifest OUTPUT says why each was dropped."""
-    run_job_command(FilterRequest, "data_jobs.FilterJob", values, "data_jobs.scheduler_for")
+    run_job_command(FilterJob, FilterRequest, values)
 
 
 @data_group.command("merge", context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,12 +47,12 @@ def filter_command(**values: Any) -> None:
 def merge_command(target: Path, json_events: bool, quiet: bool) -> None:
     """Join the shard manifests of TARGET (a filter manifest, or a pairs folder) made with --shard
     K/N into TARGET; a filter's duplicate and quality stages run over all shards together."""
-    from lucidflux_cli.engine import data_jobs
-    from lucidflux_cli.engine.manifests import ManifestError
+    from lucidflux_cli.curation.jobs import merge
+    from lucidflux_cli.runner.manifests import ManifestError
 
     setup_logging(quiet, False, None)
     try:
-        summary = data_jobs.merge(target)
+        summary = merge(target)
     except ManifestError as error:
         log.error("%s; nothing merged", error)
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""``lucidflux doctor``: the Click side of :mod:`lucidflux_cli.engine.doctor`."""
+"""``lucidflux doctor``: the Click side of :mod:`lucidflux_cli.diagnostics.doctor`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from lucidflux_cli.commands import config
-from lucidflux_cli.engine.doctor import Settings, collect, render
+from lucidflux_cli.diagnostics.doctor import Settings, collect, render
 
 # ----------------------------------------------------------------------------------- command
 

@@ -1,6 +1,6 @@
-"""Click options generated from a settings dataclass (:mod:`lucidflux_cli.engine.settings`).
+"""Click options generated from a settings dataclass (:mod:`lucidflux_cli.runner.settings`).
 
-Every command on the run engine declares its options once, as fields with an ``OptionSpec``;
+Every command on the shared runner declares its options once, as fields with an ``OptionSpec``;
 this module turns them into Click parameters (type, default, help, parsing) and names their
 ``LUCIDFLUX_*`` variables after the long option names.
 """
@@ -8,7 +8,6 @@ this module turns them into Click parameters (type, default, help, parsing) and 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from typing import Any
 
 import click
 
-from lucidflux_cli.engine import settings
-from lucidflux_cli.engine.settings import OptionSpec
+from lucidflux_cli.runner import settings
+from lucidflux_cli.runner.settings import OptionSpec
 
 
 def click_parameter(item: dataclasses.Field, spec: OptionSpec) -> Callable:
@@ -94,30 +93,21 @@ def envvars_from_long_names(command: click.Command, prefix: str = "LUCIDFLUX_") 
                 param.envvar = prefix + long_names[0][2:].replace("-", "_").upper()
 
 
-EXIT_SETUP = 3  # engine.report.EXIT_SETUP (not imported here: --help stays light)
-
-
-def _engine(name: str) -> Any:
-    """``"module.attribute"`` under lucidflux_cli.engine, imported on use."""
-    module, _, attribute = name.rpartition(".")
-    return getattr(importlib.import_module(f"lucidflux_cli.engine.{module}"), attribute)
-
-
-def run_job_command(request_type: type, job: str, values: dict[str, Any], scheduler_for: str) -> None:
-    """A command on the run engine: settings from the parsed values, the job (a ValueError is a
+def run_job_command(job_type: Callable[[Any], Any], request_type: type, values: dict[str, Any]) -> None:
+    """A command on the shared runner: settings from the parsed values, the job (a ValueError is a
     usage error, exit 2; a setup error exits 3), then the run; exits with the run's code."""
     from lucidflux_cli.commands.logs import setup_logging
-    from lucidflux_cli.engine.run import run_job
-    from lucidflux_cli.errors import LucidFluxError
+    from lucidflux_cli.errors import EXIT_SETUP, LucidFluxError
+    from lucidflux_cli.runner.run import run_job
 
     setup_logging(values["quiet"], values["verbose"], values["log_file"])
     values = {**values, "inputs": list(values["inputs"]), "include": tuple(values["include"]),
               "exclude": tuple(values["exclude"])}
     try:
-        built = _engine(job)(request_type(**values))
+        job = job_type(request_type(**values))
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     except LucidFluxError as error:
         logging.getLogger("lucidflux").error("%s", error)
         sys.exit(EXIT_SETUP)
-    sys.exit(run_job(built, _engine(scheduler_for)))
+    sys.exit(run_job(job))

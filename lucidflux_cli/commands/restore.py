@@ -1,4 +1,4 @@
-"""``lucidflux restore``: its options are generated from :class:`~lucidflux_cli.engine.settings.RestoreRequest`.
+"""``lucidflux restore``: its options are generated from :class:`~lucidflux_cli.restore.settings.RestoreRequest`.
 
 Every option can also come from a ``LUCIDFLUX_<LONG NAME>`` environment variable
 (``LUCIDFLUX_STEPS=30``) or a config file key; the command line wins.
@@ -16,7 +16,8 @@ import click
 from lucidflux_cli.commands.configfile import config_option
 from lucidflux_cli.commands.logs import setup_logging
 from lucidflux_cli.commands.options import envvars_from_long_names, settings_options
-from lucidflux_cli.engine.settings import WEIGHT_OPTIONS, RestoreRequest
+from lucidflux_cli.restore.settings import RestoreRequest
+from lucidflux_cli.runner.settings import WEIGHT_OPTIONS
 
 
 def weight_options(function: Callable) -> Callable:
@@ -28,21 +29,21 @@ def weight_options(function: Callable) -> Callable:
     return function
 
 
-@click.command(context_settings={"auto_envvar_prefix": "LUCIDFLUX", "help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @settings_options(RestoreRequest)
 @config_option(weight_names=WEIGHT_OPTIONS)
 @weight_options
 def restore(**values: Any) -> None:
     """Restore INPUTS (files, folders, globs, or - for paths on stdin) into OUTPUT."""
-    from lucidflux_cli.engine import run as engine
+    from lucidflux_cli.restore import job, plan
 
     setup_logging(values["quiet"], values["verbose"], values["log_file"])
     request = RestoreRequest.from_values(values)
     try:
-        engine.validate(request)
+        plan.validate(request)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    sys.exit(engine.run(request))
+    sys.exit(job.run(request))
 
 
 envvars_from_long_names(restore)

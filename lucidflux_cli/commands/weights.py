@@ -12,8 +12,7 @@ from pathlib import Path
 import click
 
 from lucidflux_cli import weights
-
-EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 3, 130
+from lucidflux_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SETUP
 
 
 def _cache_option(function):
@@ -82,8 +81,8 @@ def _disk_size(entry: weights.WeightFile, path: Path) -> int:
 def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.WeightFile]:
     """What a run with the chosen remover plugin needs (its declared weights included)."""
     from lucidflux_cli import plugins
-    from lucidflux_cli.engine.settings import parse_key_values
     from lucidflux_cli.model import removers
+    from lucidflux_cli.runner.settings import parse_key_values
 
     try:
         return removers.run_weights(removers.create(remover, parse_key_values(options)))

@@ -437,3 +437,9 @@ def _apply_orientation(values: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return values if op is None else np.ascontiguousarray(op(values))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """The first image of ``path`` as float32 RGB in [0, 1] at its own bit depth."""
+    loaded = read_pages(path, "first").images[0]
+    return np.asarray(loaded.rgb, dtype=np.float32)

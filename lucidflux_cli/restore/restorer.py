@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.report import SetupError
-from lucidflux_cli.engine.settings import RestoreRequest, device_memory_gib
 from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.model.devices import device_memory_gib
+from lucidflux_cli.restore import batch
+from lucidflux_cli.restore.settings import RestoreRequest
+from lucidflux_cli.runner.report import SetupError
+from lucidflux_cli.runner.results import StepCallback
 
 if TYPE_CHECKING:  # the pipeline imports torch; this module stays light until a model is built
     import numpy as np
@@ -78,12 +80,12 @@ class PipelineRestorer:
         self.timed = acceleration.timed_first_call(lambda call: call(), first_call)
 
     def __call__(self, image: Image.Image | np.ndarray, size: tuple[int, int],
-                 on_step: batch.StepCallback | None = None) -> np.ndarray:
+                 on_step: StepCallback | None = None) -> np.ndarray:
         settings = self.settings_for(size)
         return self.timed(lambda: self.pipeline(image, size=size, settings=settings, on_step=on_step))
 
     def batch(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int],
-              on_step: batch.StepCallback | None = None) -> list[np.ndarray]:
+              on_step: StepCallback | None = None) -> list[np.ndarray]:
         settings = self.settings_for(size)
         return self.timed(lambda: self.pipeline.restore_batch(images, size, settings, on_step))
 
@@ -91,7 +93,7 @@ class PipelineRestorer:
 def _shard_devices(request: RestoreRequest) -> list[str]:
     if not request.shard_model:
         return []
-    from lucidflux_cli.engine.settings import parse_devices
+    from lucidflux_cli.model.devices import parse_devices
 
     return parse_devices(request.devices or "")
 

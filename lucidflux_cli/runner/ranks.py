@@ -23,13 +23,14 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.control import OutputLocked
-from lucidflux_cli.engine.jobs import Job
-from lucidflux_cli.engine.report import SetupError
-from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model import devices
+from lucidflux_cli.runner.control import OutputLocked
+from lucidflux_cli.runner.job import Job
+from lucidflux_cli.runner.report import SetupError
+from lucidflux_cli.runner.results import BatchReport, FileResult, StepCallback
+from lucidflux_cli.runner.scheduling import ResultCallback, Scheduler
 
 log = logging.getLogger("lucidflux")
 
@@ -51,15 +52,6 @@ def share(count: int, rank: int, size: int) -> range:
     return range(rank, count, size)
 
 
-def rank_device(requested: str, local_rank: int, cuda_available: bool) -> str:
-    """``auto``/``cuda``: this rank's GPU (cuda:LOCAL_RANK), or cpu without CUDA; else as asked."""
-    if requested == "auto":
-        return f"cuda:{local_rank}" if cuda_available else "cpu"
-    if requested == "cuda":
-        return f"cuda:{local_rank}"
-    return requested
-
-
 class Ranks(Scheduler):
     """This process is one rank of a torchrun / accelerate launch: it restores its share of the files.
 
@@ -74,7 +66,7 @@ class Ranks(Scheduler):
         import torch
 
         self.rank, self.size, local_rank = world()
-        self.device = rank_device(getattr(job.request, "device", "auto"), local_rank, torch.cuda.is_available())
+        self.device = devices.rank_device(getattr(job.request, "device", "auto"), local_rank, torch.cuda.is_available())
         super().__init__(job.on_device(self.device, progress=job.request.progress and self.rank == 0))
         self.writes_report = self.rank == 0
         self.setup_error: str | None = None
@@ -117,14 +109,14 @@ class Ranks(Scheduler):
         return len(share(len(files), self.rank, self.size))
 
     def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+             on_step: StepCallback | None) -> list[FileResult]:
         """This rank's files; a setup error is kept for :meth:`gather`, so no rank waits forever."""
         self.order = {item.path: index for index, item in enumerate(files)}  # to merge in discovery order
         settled = self.job.settle(files)  # judged over the whole list, as a single run
         process = self.job.processor()
-        mine: list[batch.FileResult] = []
+        mine: list[FileResult] = []
 
-        def publish(result: batch.FileResult) -> None:
+        def publish(result: FileResult) -> None:
             result.worker = f"rank {self.rank}"
             mine.append(result)
             on_result(result)
@@ -143,7 +135,7 @@ class Ranks(Scheduler):
                 break
         return mine
 
-    def gather(self, results: list[batch.FileResult]) -> tuple[batch.BatchReport | None, str | None]:
+    def gather(self, results: list[FileResult]) -> tuple[BatchReport | None, str | None]:
         """Rank 0: every rank's results in discovery order, and the first setup error."""
         import torch.distributed as dist
 
@@ -154,7 +146,7 @@ class Ranks(Scheduler):
         errors = [error for _, error in parts if error]
         return self._merged([result for mine, _ in parts for result in mine]), (errors[0] if errors else None)
 
-    def salvage(self, seen: list[batch.FileResult]) -> batch.BatchReport:
+    def salvage(self, seen: list[FileResult]) -> BatchReport:
         """After an interrupt (torchrun sends SIGTERM to every rank): meet the other ranks for a
         short while and collect what each finished; a rank that does not come (dead, or still
         working) leaves rank 0's report with what rank 0 knows. torchrun kills ranks 30 s after
@@ -169,13 +161,13 @@ class Ranks(Scheduler):
             if self.rank == 0:
                 log.warning("the other ranks' finished files could not be collected (%s); the report lists "
                             "rank 0's, and the outputs of all ranks are on disk", one_line(error))
-            return batch.BatchReport(list(seen))
+            return BatchReport(list(seen))
         if self.rank != 0:
-            return batch.BatchReport(list(seen))
+            return BatchReport(list(seen))
         return self._merged([result for part in parts for result in part])
 
-    def _merged(self, results: list[batch.FileResult]) -> batch.BatchReport:
-        return batch.BatchReport(sorted(results, key=lambda result: self.order.get(result.source, len(self.order))))
+    def _merged(self, results: list[FileResult]) -> BatchReport:
+        return BatchReport(sorted(results, key=lambda result: self.order.get(result.source, len(self.order))))
 
     def agree(self, code: int) -> int:
         import torch.distributed as dist

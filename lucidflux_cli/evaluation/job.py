@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli.engine import manifests
-from lucidflux_cli.engine.batch import FileResult, failure
-from lucidflux_cli.engine.control import uninterrupted
-from lucidflux_cli.engine.jobs import Job, Processor, discover_inputs
-from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
+from lucidflux_cli.imageio.media import read_rgb
+from lucidflux_cli.runner import manifests
+from lucidflux_cli.runner.control import uninterrupted
+from lucidflux_cli.runner.job import Job, Processor, discover_inputs
+from lucidflux_cli.runner.results import FileResult, failure
 
 log = logging.getLogger("lucidflux")
 
@@ -143,7 +143,7 @@ class EvalJob(Job):
             results.append(settled[position])
         for start in range(0, len(todo), self.request.batch_size):
             results.extend(self._score(todo[start:start + self.request.batch_size], on_result))
-            if self.request.fail_fast and any(r.status == "failed" for r in results):
+            if any(self.stops_after(result) for result in results):
                 break
         return results
 

@@ -1,4 +1,4 @@
-"""The run engine: one settings type behind every option, one run loop, failures that are bugs."""
+"""The shared runner: one settings type behind every option, one run loop, failures that are bugs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from PIL import Image
 
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.commands.restore import restore as restore_command
-from lucidflux_cli.engine import restorer, settings
-from lucidflux_cli.engine.settings import WEIGHT_OPTIONS, RestoreRequest
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.model import config as model_config
+from lucidflux_cli.restore import restorer
+from lucidflux_cli.restore import settings as restore_settings
+from lucidflux_cli.restore.settings import RestoreRequest
+from lucidflux_cli.runner import settings
+from lucidflux_cli.runner.settings import WEIGHT_OPTIONS
 
 
 def _click_params() -> dict[str, click.Parameter]:
@@ -25,7 +28,7 @@ def _click_params() -> dict[str, click.Parameter]:
 
 def test_every_restore_option_is_one_settings_field_with_the_same_default():
     params = _click_params()
-    fields = {item.name: (item, spec) for item, spec in settings.options()}
+    fields = {item.name: (item, spec) for item, spec in settings.options(RestoreRequest)}
     assert set(params) == set(fields) | set(WEIGHT_OPTIONS)  # nothing declared outside the settings type
     for name, (item, spec) in fields.items():
         param = params[name]
@@ -40,19 +43,17 @@ def test_every_restore_option_is_one_settings_field_with_the_same_default():
     assert set(dataclasses.asdict(RestoreRequest(inputs=[], out_dir=Path("o")))) - set(fields) == {"weights", "progress"}
 
 
-def test_sampling_defaults_come_from_the_model_config():
-    request = RestoreRequest(inputs=[], out_dir=Path("out"))
-    sampling = request.sampling()
-    defaults = model_config.SamplingDefaults() if hasattr(model_config, "SamplingDefaults") else None
-    assert (request.steps, request.guidance, request.seed) == (sampling.steps, sampling.guidance, sampling.seed)
-    if defaults is not None:
-        assert (sampling.steps, sampling.guidance, sampling.seed) == (defaults.steps, defaults.guidance, defaults.seed)
+def test_sampling_defaults_are_the_reference_scripts():
+    # The published inference script samples 20 steps at guidance 4.0 with seed 123456789; the
+    # pipeline must get exactly those when no option is given.
+    sampling = RestoreRequest(inputs=[], out_dir=Path("out")).sampling()
+    assert (sampling.steps, sampling.guidance, sampling.seed, sampling.color_fix) == (20, 4.0, 123456789, "wavelet")
 
 
 def test_key_value_and_tile_size_parsing():
     assert settings.parse_key_values(["a=1", " b = x=y "]) == {"a": "1", "b": "x=y"}
-    assert settings.parse_tile_size("AUTO") == "auto" and settings.parse_tile_size("1536") == 1536
-    for bad in (lambda: settings.parse_key_values(["novalue"]), lambda: settings.parse_tile_size("big")):
+    assert restore_settings.parse_tile_size("AUTO") == "auto" and restore_settings.parse_tile_size("1536") == 1536
+    for bad in (lambda: settings.parse_key_values(["novalue"]), lambda: restore_settings.parse_tile_size("big")):
         try:
             bad()
         except ValueError:

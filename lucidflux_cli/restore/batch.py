@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from lucidflux_cli import __version__
-from lucidflux_cli.engine.control import uninterrupted
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
+from lucidflux_cli.runner.control import uninterrupted
+from lucidflux_cli.runner.results import BatchReport, FileResult, StepCallback, failure
 
 log = logging.getLogger(__name__)
 
-StepCallback = Callable[[int, int], None]
 # (image, size, on_step) -> float32 (H, W, 3) in [0, 1]
 Restorer = Callable[[Image.Image | np.ndarray, tuple[int, int], StepCallback | None], np.ndarray]
 # (images, size, on_step) -> one float32 (H, W, 3) in [0, 1] per image, all restored at ``size``;
@@ -47,52 +46,10 @@ class OutputOptions:
 
     @classmethod
     def from_request(cls, request) -> OutputOptions:
-        """The output side of a :class:`~lucidflux_cli.engine.settings.RestoreRequest`."""
+        """The output side of a :class:`~lucidflux_cli.restore.settings.RestoreRequest`."""
         return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
                    size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
                    keep_color=request.keep_color, frames=request.frames)
-
-
-@dataclass
-class FileResult:
-    source: Path
-    output: Path | None
-    status: str  # "done" | "skipped" | "failed" | "planned"
-    error: str | None = None
-    seconds: float = 0.0
-    worker: str | None = None  # parallel runs: who did it ("cpu#1", "rank 3")
-    retried: bool = False  # parallel runs: its first worker died, another one redid it
-    bug: bool = False  # failed through an unexpected exception (ours or a plugin's), not bad input
-    traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
-    note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
-    details: dict | None = None  # what other commands record per file (measurements, pairs made)
-
-    def to_event(self) -> dict:
-        """The ``--json`` line: optional keys only where they say something."""
-        event = asdict(self)
-        event.update(source=str(self.source), output=str(self.output) if self.output else None)
-        event["seconds"] = round(self.seconds, 3)
-        del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None)):
-            if event[key] == default:
-                del event[key]
-        return {"event": "file", **event}
-
-    def to_record(self) -> dict:
-        """The ``--report`` entry: the event, plus the traceback of a bug."""
-        return {**self.to_event(), **({"traceback": self.traceback} if self.traceback else {})}
-
-
-@dataclass
-class BatchReport:
-    results: list[FileResult] = field(default_factory=list)
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def bugs(self) -> int:
-        return sum(r.bug for r in self.results)
 
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
@@ -111,14 +68,30 @@ def expected_output(item: InputFile, options: OutputOptions) -> Path:
     return output_path(item, formats.format_from_extension(item.path.name), options)
 
 
-def plan(items: Iterable[InputFile], options: OutputOptions) -> list[FileResult]:
-    """What a run would do (``--dry-run``): outputs that exist are skipped unless overwriting."""
-    results = []
-    for item in items:
-        target = expected_output(item, options)
-        status = "skipped" if target.exists() and not options.overwrite else "planned"
-        results.append(FileResult(item.path, target, status))
-    return results
+def settled_result(item: InputFile, target: Path, options: OutputOptions,
+                   claimed: dict[Path, Path]) -> FileResult | None:
+    """The one resume and conflict rule of restore (the dry run, the parent of a parallel run and
+    each file's own check all call it): a conflict fails the file, an existing output skips it
+    unless ``--overwrite``; None: the file is to be restored. ``claimed`` collects the outputs taken."""
+    try:
+        check_target(item, target, claimed)
+    except OutputConflict as error:
+        return FileResult(item.path, None, "failed", error=str(error))
+    if target.exists() and not options.overwrite:
+        return FileResult(item.path, target, "skipped")
+    return None
+
+
+def settle(items: Iterable[InputFile], options: OutputOptions) -> dict[int, FileResult]:
+    """:func:`settled_result` of each file by its name-judged output, over the whole list in order
+    (parallel runs give each worker part of the list; conflicts are judged as one run meets them)."""
+    claimed: dict[Path, Path] = {}
+    settled = {}
+    for index, item in enumerate(items):
+        result = settled_result(item, expected_output(item, options), options, claimed)
+        if result is not None:
+            settled[index] = result
+    return settled
 
 
 def restore_files(
@@ -128,7 +101,7 @@ def restore_files(
     provenance: dict[str, str],
     on_result: Callable[[FileResult], None] = lambda result: None,
     on_step: StepCallback | None = None,
-    fail_fast: bool = False,
+    stops_after: Callable[[FileResult], bool] = lambda result: False,
     batch_size: int = 1,
 ) -> BatchReport:
     """Restore each file; a bad file fails alone.
@@ -166,7 +139,7 @@ def restore_files(
                 on_result(result)
             results.append(result)
         waiting.clear()
-        return not (fail_fast and any(result.status == "failed" for result in results))
+        return not any(stops_after(result) for result in results)
 
     for item in items:
         entry = prepare_file(item, options, claimed)
@@ -176,7 +149,7 @@ def restore_files(
         waiting.append(entry)
         # nothing to wait for, a full group, or a multi-page file (restored page by page, alone)
         complete = not group() or len(group()) >= batch_size or group()[0].batch_key is None
-        stop = fail_fast and isinstance(entry, FileResult) and entry.status == "failed"
+        stop = isinstance(entry, FileResult) and stops_after(entry)
         if (complete or stop) and not flush():
             return report
     if waiting:
@@ -258,21 +231,17 @@ def restore_file(
 def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Path]) -> FileResult | DecodedFile:
     """Skip or fail a file without the model, or decode it for restoring."""
     started = time.monotonic()
-    try:
-        check_target(item, expected_output(item, options), claimed)
-        guessed = expected_output(item, options)
-        if guessed.exists() and not options.overwrite:  # resume without decoding the input
-            result = FileResult(item.path, guessed, "skipped")
-        else:
+    try:  # an output that exists by the name-judged path: resume without decoding the input
+        result = settled_result(item, expected_output(item, options), options, claimed)
+        if result is None:
             pages = media.read_pages(item.path, options.frames)
-            target = output_path(item, pages.images[0].metadata.format, options)
-            check_target(item, target, claimed)
-            if target.exists() and not options.overwrite:
-                result = FileResult(item.path, target, "skipped")
-            else:
+            result = settled_result(item, output_path(item, pages.images[0].metadata.format, options), options,
+                                    claimed)
+            if result is None:
                 if pages.note:
                     log.warning("%s", pages.note)
                 decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
+                target = output_path(item, pages.images[0].metadata.format, options)
                 return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note)
     except Exception as error:  # any decoding problem fails this file only
         return failure(item.path, error, time.monotonic() - started)
@@ -339,22 +308,6 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
     return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note)
 
 
-def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:
-    """Inputs whose (name-judged) output is another's or their own, judged over the whole list.
-
-    Parallel runs give each worker only part of the list, so the cross-file check of
-    :func:`check_target` is done here, in list order, the way a single run would meet them.
-    """
-    claimed: dict[Path, Path] = {}
-    conflicts: dict[Path, FileResult] = {}
-    for item in items:
-        try:
-            check_target(item, expected_output(item, options), claimed)
-        except OutputConflict as error:
-            conflicts[item.path] = FileResult(item.path, None, "failed", error=str(error))
-    return conflicts
-
-
 class OutputConflict(LucidFluxError):
     """The output would overwrite an input or another input's output."""
 
@@ -367,26 +320,6 @@ def check_target(item: InputFile, target: Path, claimed: dict[Path, Path]) -> No
     owner = claimed.setdefault(resolved, item.path)
     if owner != item.path:
         raise OutputConflict(f"{item.path}: output {target} is already written by {owner}; use --suffix or separate runs")
-
-
-def failure(path: Path, error: Exception, seconds: float = 0.0) -> FileResult:
-    """A failed file: one line naming it and the cause; an unexpected exception is marked a bug
-    and keeps its traceback, so it can be diagnosed (``-v``, ``--log-file``, the report)."""
-    bug = not is_expected(error)
-    return FileResult(path, None, "failed", error=describe_error(path, error), seconds=seconds, bug=bug,
-                      traceback="".join(traceback.format_exception(error)) if bug else None)
-
-
-def is_expected(error: BaseException) -> bool:
-    """Failures that bad input or the machine cause (unreadable files, full disks, out of memory)."""
-    return isinstance(error, (LucidFluxError, OSError, MemoryError)) or type(error).__name__ == "OutOfMemoryError"
-
-
-def describe_error(path: Path, error: Exception) -> str:
-    """One line naming the file and the cause."""
-    if isinstance(error, LucidFluxError):
-        return str(error)
-    return f"{path}: {one_line(error) if str(error).strip() else type(error).__name__ + ': no details'}"
 
 
 def write_restored(pages: Sequence[DecodedPage], target: Path, restored: Sequence[np.ndarray],

@@ -1,7 +1,7 @@
 """How a run's files are spread over processes: the scheduler contract, and the single-process one.
 
-The run loop (:func:`lucidflux_cli.engine.run.execute`) owns everything a user sees and every
-rule (lock, signals, progress, events, report, exit code); the job (:mod:`.jobs`) says what one
+The run loop (:func:`lucidflux_cli.runner.run.execute`) owns everything a user sees and every
+rule (lock, signals, progress, events, report, exit code); the job (:mod:`.job`) says what one
 file means; a scheduler only decides which process does which file. Three exist:
 :class:`SingleProcess` (here), ``workers.Workers`` (``--devices``/``--workers``: processes fed by
 the parent) and ``ranks.Ranks`` (torchrun / accelerate launch).
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.control import output_lock
-from lucidflux_cli.engine.jobs import Job
 from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.runner.control import output_lock
+from lucidflux_cli.runner.results import BatchReport, FileResult, StepCallback
 
-ResultCallback = Callable[[batch.FileResult], None]
+ResultCallback = Callable[[FileResult], None]
 
 
 class Scheduler:
@@ -28,7 +28,7 @@ class Scheduler:
     #: Whether this process holds every result after :meth:`work` (so runs ``job.complete``).
     completes_here = True
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Any):  # a runner.job.Job (which imports this module for its default)
         self.job = job
         self.request = job.request
 
@@ -47,16 +47,16 @@ class Scheduler:
         return len(files)
 
     def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+             on_step: StepCallback | None) -> list[FileResult]:
         raise NotImplementedError
 
-    def gather(self, results: list[batch.FileResult]) -> tuple[batch.BatchReport | None, str | None]:
+    def gather(self, results: list[FileResult]) -> tuple[BatchReport | None, str | None]:
         """The whole run's report (None where another process writes it) and a setup error, if any."""
-        return batch.BatchReport(results), None
+        return BatchReport(results), None
 
-    def salvage(self, seen: list[batch.FileResult]) -> batch.BatchReport:
+    def salvage(self, seen: list[FileResult]) -> BatchReport:
         """After an interrupt: the files finished before the stop (``seen``: this process's)."""
-        return batch.BatchReport(list(seen))
+        return BatchReport(list(seen))
 
     def agree(self, code: int) -> int:
         """The exit code every process of the run returns."""
@@ -67,5 +67,5 @@ class SingleProcess(Scheduler):
     """Files in order in this process."""
 
     def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+             on_step: StepCallback | None) -> list[FileResult]:
         return self.job.process_all(files, on_result, on_step)

@@ -11,19 +11,11 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from lucidflux_cli.engine.batch import FileResult
 from lucidflux_cli.errors import one_line
-from lucidflux_cli.imageio import media
+from lucidflux_cli.imageio.media import read_rgb
+from lucidflux_cli.runner.results import FileResult
 
 log = logging.getLogger("lucidflux")
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """The first image of ``path`` as float32 RGB in [0, 1] at its own bit depth."""
-    loaded = media.read_pages(path, "first").images[0]
-    return np.asarray(loaded.rgb, dtype=np.float32)
 
 
 class FileScorer:

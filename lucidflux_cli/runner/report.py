@@ -15,14 +15,20 @@ import time
 from typing import Any
 
 from lucidflux_cli import __version__
-from lucidflux_cli.engine.batch import BatchReport, FileResult
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import (  # noqa: F401 - the exit codes are read from here too
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SETUP,
+    EXIT_USAGE,
+    LucidFluxError,
+)
 from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult
+from lucidflux_cli.runner.results import BatchReport, FileResult
 
 log = logging.getLogger("lucidflux")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class SetupError(LucidFluxError):
@@ -58,7 +64,7 @@ class EventSink:
     """
 
     def __init__(self, job: Any, found: DiscoveryResult, writes_report: bool = True):
-        """``job``: the run's :class:`~lucidflux_cli.engine.jobs.Job` (not imported: jobs import
+        """``job``: the run's :class:`~lucidflux_cli.runner.job.Job` (not imported: jobs import
         the restorer, which raises this module's SetupError)."""
         self.job, self.request, self.found, self.writes_report = job, job.request, found, writes_report
         self.started = dt.datetime.now(dt.timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lucidflux_cli.engine.settings import ModelSettings, setting
+from lucidflux_cli.runner.settings import ModelSettings, setting
 
 
 def parse_metric_list(text: str) -> str:

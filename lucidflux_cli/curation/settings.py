@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lucidflux_cli.data.config import PRESETS
 from lucidflux_cli.data.curation import FilterConfig
-from lucidflux_cli.engine.settings import ModelSettings, RunSettings, setting
+from lucidflux_cli.runner.settings import ModelSettings, RunSettings, setting
 
 _DEFAULTS = FilterConfig()
 

@@ -1,6 +1,6 @@
 """What a run does to each file: the job contract, and the restore job.
 
-The run loop (:func:`lucidflux_cli.engine.run.execute`) and the schedulers (one process,
+The run loop (:func:`lucidflux_cli.runner.run.execute`) and the schedulers (one process,
 ``--devices``/``--workers`` processes, torchrun ranks) are the same for every command; a job
 says only what one file means:
 
@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.batch import FileResult
-from lucidflux_cli.imageio import atomic, discovery, formats
+from lucidflux_cli.imageio import atomic, discovery
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
+from lucidflux_cli.runner.results import FileResult, StepCallback
+from lucidflux_cli.runner.scheduling import Scheduler, SingleProcess
 
 log = logging.getLogger("lucidflux")
 
@@ -38,7 +37,7 @@ Processor = Callable[..., FileResult]
 
 class Job(abc.ABC):
     """One kind of run. ``request`` is its settings dataclass (run options from
-    :class:`~lucidflux_cli.engine.settings.RunSettings`)."""
+    :class:`~lucidflux_cli.runner.settings.RunSettings`)."""
 
     name = "run"  # progress bar label
     done_word = "done"  # "3 restored, ..." in the summary line
@@ -86,16 +85,34 @@ class Job(abc.ABC):
         return {}
 
     def plan(self, files: Sequence[InputFile]) -> list[FileResult]:
-        """``--dry-run``: per file "planned", "skipped" (done by an earlier run) or "failed"."""
+        """``--dry-run``: per file "planned", or what :meth:`settle` says the run will make of it
+        ("skipped": done by an earlier run; "failed": a conflict), so a dry run and the run agree."""
         settled = self.settle(files)
-        return [settled.get(index) or FileResult(item.path, None, "planned") for index, item in enumerate(files)]
+        return [settled.get(index) or FileResult(item.path, self.planned_output(item), "planned")
+                for index, item in enumerate(files)]
+
+    def planned_output(self, item: InputFile) -> Path | None:
+        """Where a planned file's output would go, if the job can tell without reading it."""
+        return None
+
+    def plan_detail(self, result: FileResult) -> str | None:
+        """A planned file's extra detail in the dry run (restore: its tile grid)."""
+        return None
+
+    def scheduler(self) -> Scheduler:
+        """Which processes do the files: by default this one, in order."""
+        return SingleProcess(self)
+
+    def stops_after(self, result: FileResult) -> bool:
+        """``--fail-fast``: the one rule every scheduler applies to each finished file."""
+        return bool(getattr(self.request, "fail_fast", False)) and result.status == "failed"
 
     @abc.abstractmethod
     def processor(self) -> Processor:
         """The per-file function of this process (models are built on its first file)."""
 
     def process_all(self, files: Sequence[InputFile], on_result: Publish,
-                    on_step: batch.StepCallback | None) -> list[FileResult]:
+                    on_step: StepCallback | None) -> list[FileResult]:
         """A single process's run: the settled results, the others through :meth:`processor`."""
         settled = self.settle(files)
         process = self.processor() if len(settled) < len(files) else None
@@ -106,7 +123,7 @@ class Job(abc.ABC):
                 results.append(settled[index])
             else:
                 results.append(process(item, on_result))
-            if self.request.fail_fast and results[-1].status == "failed":
+            if self.stops_after(results[-1]):
                 break
         return results
 
@@ -142,77 +159,3 @@ def discover_inputs(request: Any, inputs: Sequence[str], stdin, exclude: Path | 
     if found.left_out:
         log.warning("%s", found.left_out_line())
     return found
-
-
-class RestoreJob(Job):
-    """``lucidflux restore``: one output file per input, restored by the LucidFlux pipeline."""
-
-    name, done_word = "restore", "restored"
-
-    def __init__(self, request: Any):
-        super().__init__(request)
-        self.options = batch.OutputOptions.from_request(request)
-        self.scores = self._file_scorer()
-
-    def _file_scorer(self):
-        if not self.request.score:
-            return None
-        from lucidflux_cli.engine.scoring import FileScorer
-        from lucidflux_cli.model.devices import resolve_device
-
-        metrics = self.request.score.split(",")
-        scorer = FileScorer(metrics, str(resolve_device(self.request.device)), self.request.cache_dir,
-                            self.request.offline)
-        scorer.check()
-        return scorer
-
-    def _scored(self, publish: Publish) -> Publish:
-        return self.scores.wrap(publish) if self.scores is not None else publish
-
-    def on_device(self, device: str, progress: bool = False) -> RestoreJob:
-        return RestoreJob(dataclasses.replace(self.request, device=device, devices=None, progress=progress))
-
-    def context(self) -> contextlib.AbstractContextManager:
-        return formats.using_options(self.request.fmt, self.request.format_options)
-
-    def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
-        conflicts = batch.output_conflicts(files, self.options)
-        settled = {}
-        for index, item in enumerate(files):
-            guessed = batch.expected_output(item, self.options)
-            if item.path in conflicts:
-                settled[index] = conflicts[item.path]
-            elif guessed.exists() and not self.options.overwrite:  # resume: no model needed for it
-                settled[index] = FileResult(item.path, guessed, "skipped")
-        return settled
-
-    def plan(self, files: Sequence[InputFile]) -> list[FileResult]:
-        return batch.plan(files, self.options)
-
-    def processor(self) -> Processor:
-        from lucidflux_cli.engine.restorer import lazy_restorer
-
-        restorer, claimed, provenance = lazy_restorer(self.request), {}, self.request.provenance()
-        return lambda item, publish, on_step=None: batch.restore_file(
-            item, restorer, self.options, provenance, claimed, self._scored(publish), on_step=on_step)
-
-    def process_all(self, files: Sequence[InputFile], on_result: Publish,
-                    on_step: batch.StepCallback | None) -> list[FileResult]:
-        """Files in order; same-size images batched with ``--batch-size``."""
-        from lucidflux_cli.engine.restorer import lazy_restorer
-
-        report = batch.restore_files(files, lazy_restorer(self.request), self.options, self.request.provenance(),
-                                     on_result=self._scored(on_result), on_step=on_step,
-                                     fail_fast=self.request.fail_fast, batch_size=self.request.batch_size)
-        return report.results
-
-    def recorded(self, result: FileResult) -> None:
-        if result.details and result.details.get("worse"):
-            log.warning("%s: %s got worse after restoring", result.source, ", ".join(result.details["worse"]))
-
-    def summary(self, results: list[FileResult]) -> dict[str, Any]:
-        """With --score: the restored files whose score dropped, to review just those."""
-        if self.scores is None:
-            return {}
-        return {"got_worse": [{"source": str(r.source), "output": str(r.output), "metrics": r.details["worse"],
-                               **r.details["scores"]} for r in results if r.details and r.details.get("worse")]}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lucidflux_cli.engine.settings import DeviceSettings, LogSettings, setting
+from lucidflux_cli.runner.settings import DeviceSettings, LogSettings, setting
 from lucidflux_cli.training.options import (
     OPTIMIZERS,
     TIMESTEP_SAMPLERS,

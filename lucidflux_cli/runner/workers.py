@@ -26,14 +26,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from lucidflux_cli.engine import batch
-from lucidflux_cli.engine.control import Interrupted, stop_on_signals
-from lucidflux_cli.engine.jobs import Job
-from lucidflux_cli.engine.report import EXIT_INTERRUPTED, SetupError
-from lucidflux_cli.engine.scheduling import ResultCallback, Scheduler
-from lucidflux_cli.engine.settings import parse_devices
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio.discovery import InputFile
+from lucidflux_cli.model.devices import parse_devices
+from lucidflux_cli.runner.control import Interrupted, stop_on_signals
+from lucidflux_cli.runner.job import Job
+from lucidflux_cli.runner.report import EXIT_INTERRUPTED, SetupError
+from lucidflux_cli.runner.results import BatchReport, FileResult, StepCallback
+from lucidflux_cli.runner.scheduling import ResultCallback, Scheduler
 
 log = logging.getLogger("lucidflux")
 
@@ -49,7 +49,7 @@ class Workers(Scheduler):
         self.devices = devices if devices is not None else parse_devices(job.request.devices)
 
     def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: batch.StepCallback | None) -> list[batch.FileResult]:
+             on_step: StepCallback | None) -> list[FileResult]:
         return Pool(list(files), self.job, self.devices, on_result).run().results
 
 
@@ -73,16 +73,16 @@ class Pool:
     files: list[InputFile]
     job: Job
     devices: list[str]
-    on_result: Callable[[batch.FileResult], None]
+    on_result: Callable[[FileResult], None]
     pending: deque[int] = field(default_factory=deque)
-    results: dict[int, batch.FileResult] = field(default_factory=dict)
+    results: dict[int, FileResult] = field(default_factory=dict)
     deaths: dict[int, list[int | None]] = field(default_factory=dict)  # file -> exit codes of workers that died on it
     avoid: dict[int, int] = field(default_factory=dict)  # retried file -> slot it died on
     slot_deaths: dict[int, int] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
     stopping: bool = False  # --fail-fast: hand out nothing more
 
-    def run(self) -> batch.BatchReport:
+    def run(self) -> BatchReport:
         settled = self.job.settle(self.files)  # resume skips and conflicts: no worker needed for them
         for index in range(len(self.files)):
             if index in settled:
@@ -100,7 +100,7 @@ class Pool:
             self.stop(terminate=True)
             raise
         self.stop(terminate=False)
-        return batch.BatchReport([self.results[index] for index in sorted(self.results)])
+        return BatchReport([self.results[index] for index in sorted(self.results)])
 
     def start(self, context, slot: int, device: str) -> Worker:
         parent_end, child_end = context.Pipe()
@@ -154,11 +154,11 @@ class Pool:
         worker.task = None
         result.retried = index in self.avoid
         self.finish(index, result)
-        if self.job.request.fail_fast and result.status == "failed":
+        if self.job.stops_after(result):
             self.stopping = True
             self.pending.clear()
 
-    def finish(self, index: int, result: batch.FileResult) -> None:
+    def finish(self, index: int, result: FileResult) -> None:
         self.results[index] = result
         self.on_result(result)
 
@@ -179,7 +179,7 @@ class Pool:
             log.warning("worker %s died again (%s); going on without %s", worker.name, describe_exit(code), worker.device)
         if not self.workers:
             for index in list(self.pending):
-                self.finish(index, batch.FileResult(self.files[index].path, None, "failed",
+                self.finish(index, FileResult(self.files[index].path, None, "failed",
                                                     error=f"{self.files[index].path}: no worker left (all devices lost)"))
             self.pending.clear()
 
@@ -189,7 +189,7 @@ class Pool:
         codes.append(code)
         if len(codes) >= 2:
             causes = ", ".join(describe_exit(c) for c in codes)
-            self.finish(index, batch.FileResult(path, None, "failed", worker=worker.name, retried=True,
+            self.finish(index, FileResult(path, None, "failed", worker=worker.name, retried=True,
                                                 error=f"{path}: worker died twice ({causes})"))
             return
         log.warning("worker %s died (%s) while restoring %s; retrying it once on another worker",
@@ -254,7 +254,7 @@ def worker_main(conn: Connection, job: Job, device: str, name: str, log_level: i
                 return
             while (message := conn.recv()) is not None:
                 index, item = message
-                def publish(result: batch.FileResult, index: int = index) -> None:
+                def publish(result: FileResult, index: int = index) -> None:
                     result.worker = name
                     conn.send(("result", index, result))
 

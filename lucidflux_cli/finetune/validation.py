@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import atomic, discovery
+from lucidflux_cli.imageio.media import read_rgb
 
 log = logging.getLogger("lucidflux")
 MAX_IMAGES = 8  # a page, not an evaluation: `lucidflux eval` scores whole folders

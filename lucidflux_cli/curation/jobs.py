@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from lucidflux_cli import __version__
-from lucidflux_cli.engine import manifests
-from lucidflux_cli.engine.batch import FileResult, failure
-from lucidflux_cli.engine.control import uninterrupted
-from lucidflux_cli.engine.jobs import Job, Processor, discover_inputs
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic, media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
+from lucidflux_cli.runner import manifests
+from lucidflux_cli.runner.control import uninterrupted
+from lucidflux_cli.runner.job import Job, Processor, discover_inputs
+from lucidflux_cli.runner.results import FileResult, failure
+from lucidflux_cli.runner.scheduling import Scheduler, SingleProcess
 
 log = logging.getLogger("lucidflux")
 
@@ -84,6 +85,15 @@ class ManifestJob(Job):
         mine = [item for position, item in enumerate(found.files) if self.shard.takes(position)]
         log.info("shard %s: %d of %d files", self.shard, len(mine), len(found.files))
         return dataclasses.replace(found, files=mine)
+
+    def scheduler(self) -> Scheduler:
+        """``--workers N``: N worker processes on the job's device; one: this process."""
+        from lucidflux_cli.runner.workers import Workers
+
+        if self.request.workers > 1:
+            device = getattr(self, "device", "cpu")  # degrade's resolved device; filter scores on its own
+            return Workers(self, [device if device != "auto" else "cpu"] * self.request.workers)
+        return SingleProcess(self)
 
     def summary(self, results: list[FileResult]) -> dict[str, Any]:
         return self.extra
@@ -404,17 +414,6 @@ def funnel_line(funnel: dict[str, int]) -> str:
 
 
 # -------------------------------------------------------------------------------- run and merge
-
-
-def scheduler_for(job: ManifestJob):
-    """``--workers N``: N worker processes on the job's device; one: this process."""
-    from lucidflux_cli.engine.scheduling import SingleProcess
-    from lucidflux_cli.engine.workers import Workers
-
-    if job.request.workers > 1:
-        device = getattr(job, "device", "cpu")  # degrade's resolved device; filter scores on its own
-        return Workers(job, devices=[device if device != "auto" else "cpu"] * job.request.workers)
-    return SingleProcess(job)
 
 
 def merge(target: Path) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from lucidflux_cli import __version__
-from lucidflux_cli.engine.control import output_lock
-from lucidflux_cli.engine.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
+from lucidflux_cli.runner.control import output_lock
+from lucidflux_cli.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP
 
 log = logging.getLogger("lucidflux")
 
@@ -98,7 +98,7 @@ def _process_device(requested: str) -> str:
     """Under accelerate launch / torchrun each process takes its own GPU (cuda:LOCAL_RANK)."""
     import torch
 
-    from lucidflux_cli.engine.ranks import rank_device
+    from lucidflux_cli.runner.ranks import rank_device
 
     local = os.environ.get("LOCAL_RANK")
     return requested if local is None else rank_device(requested, int(local), torch.cuda.is_available())
@@ -154,7 +154,7 @@ def _validation_images(folder: Path) -> list:
 def _validation(request: Any, pipeline):
     if request.validation is None:
         return None
-    from lucidflux_cli.engine.validation import Validation
+    from lucidflux_cli.finetune.validation import Validation
 
     return Validation(request, pipeline)
 

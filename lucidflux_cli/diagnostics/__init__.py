@@ -1,0 +1,1 @@
+"""``lucidflux doctor``: what this machine, its GPUs and its caches can run."""

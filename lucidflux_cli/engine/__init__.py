@@ -1,1 +1,0 @@
-"""The run engine: settings, the one run loop and its schedulers, per-file batch logic."""

@@ -1,0 +1,1 @@
+"""``lucidflux eval``: its settings and its job on the shared runner."""

@@ -1,0 +1,1 @@
+"""``lucidflux restore``: its settings, its job on the shared runner, its per-file batch logic."""
