@@ -18,8 +18,9 @@ from conftest import weight_args
 from make_images import BROKEN, DATE_TAKEN, GPS_LAT, make_image_zoo, make_jpeg_exif, make_png16, rgb_pattern
 from PIL import Image
 
+from lucidflux_cli import atomic
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.imageio import atomic, formats, media
+from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.runner.control import output_lock
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]

@@ -16,8 +16,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
+from lucidflux_cli import atomic
 from lucidflux_cli.errors import ImageReadError, ImageWriteError
-from lucidflux_cli.imageio import atomic, formats, media, metadata
+from lucidflux_cli.imageio import formats, media, metadata
 
 READABLE = [
     "jpeg_exif",

@@ -17,11 +17,11 @@ from conftest import weight_args
 from make_images import rgb_pattern
 from PIL import Image
 
+from lucidflux_cli import atomic
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.imageio import atomic
+from lucidflux_cli.devices import parse_devices
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model import sharding
-from lucidflux_cli.model.devices import parse_devices
 from lucidflux_cli.runner import ranks as distributed
 from lucidflux_cli.runner import workers as parallel
 from lucidflux_cli.runner.control import OutputLocked, output_lock

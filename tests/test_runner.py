@@ -11,10 +11,9 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
+from lucidflux_cli import atomic
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.commands.restore import restore as restore_command
-from lucidflux_cli.imageio import atomic
-from lucidflux_cli.model import config as model_config
 from lucidflux_cli.restore import restorer
 from lucidflux_cli.restore import settings as restore_settings
 from lucidflux_cli.restore.settings import RestoreRequest

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli import __version__
+from lucidflux_cli import __version__, atomic
+from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic, media
+from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.runner import manifests
 from lucidflux_cli.runner.control import uninterrupted
@@ -124,7 +125,7 @@ class DegradeJob(ManifestJob):
 
         self.config = preset(request.preset)
         super().__init__(request)
-        self.device = _torch_device(request.device)
+        self.device = str(resolve_device(request.device))
 
     @property
     def manifest_path(self) -> Path:
@@ -372,21 +373,6 @@ class FilterJob(ManifestJob):
         verdict = record.get("reason") or ("passes" if record.get("score") is None
                                            else f"{self.config.quality_metric} {record['score']:.4f}")
         return f"measured {result.source}: {verdict}"
-
-
-def _torch_device(name: str) -> str:
-    """``auto``: CUDA when present, else the CPU; ValueError (a usage error) for what cannot run."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"--device {name!r}: not a device (cpu, cuda, cuda:N, auto)") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is visible")
-    return name
 
 
 def _json_round_trip(value: Any) -> Any:

@@ -158,7 +158,7 @@ def restore_device(settings: Settings) -> dict[str, Any]:
     """What ``restore`` would pick with these settings (``auto``: CUDA + bf16 if present)."""
     import torch
 
-    from lucidflux_cli.model.devices import resolve_device, resolve_dtype
+    from lucidflux_cli.devices import resolve_device, resolve_dtype
 
     try:
         device = resolve_device(settings.device)

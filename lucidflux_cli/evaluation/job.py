@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from lucidflux_cli import atomic
+from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.imageio.media import read_rgb
 from lucidflux_cli.runner import manifests
@@ -29,12 +30,6 @@ from lucidflux_cli.runner.results import FileResult, failure
 log = logging.getLogger("lucidflux")
 
 SCORES = "scores.jsonl"
-
-
-def resolve_device(name: str) -> str:
-    from lucidflux_cli.model.devices import resolve_device as resolve
-
-    return str(resolve(name))
 
 
 class EvalJob(Job):
@@ -57,7 +52,7 @@ class EvalJob(Job):
         for name in self.metrics:
             if registry.get(name).opt_in:  # asked for by name: say what it costs
                 log.warning("%s: %s", name, registry.get(name).opt_in)
-        self.device = resolve_device(request.device)
+        self.device = str(resolve_device(request.device))
         self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
                              cache_dir=request.cache_dir, offline=request.offline)
         self.scorer.check()  # offline and missing: a setup error naming the metric, before any work

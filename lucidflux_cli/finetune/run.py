@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli import __version__
+from lucidflux_cli import __version__, atomic
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic
 from lucidflux_cli.runner.control import output_lock
 from lucidflux_cli.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP
 
@@ -39,9 +38,9 @@ def load_pipeline(request: Any):
     """The frozen models and the condition module: the released one, or zero-initialised."""
     import torch
 
+    from lucidflux_cli.devices import resolve_device
     from lucidflux_cli.model import removers
     from lucidflux_cli.model.components import load_components
-    from lucidflux_cli.model.devices import resolve_device
     from lucidflux_cli.model.pipeline import LucidFluxPipeline
     from lucidflux_cli.training.trainable import from_scratch
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from lucidflux_cli import atomic
 from lucidflux_cli.errors import LucidFluxError, one_line
-from lucidflux_cli.imageio import atomic, discovery
+from lucidflux_cli.imageio import discovery
 from lucidflux_cli.imageio.media import read_rgb
 
 log = logging.getLogger("lucidflux")

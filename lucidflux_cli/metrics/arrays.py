@@ -27,7 +27,7 @@ def to_tensor(image: Image) -> torch.Tensor:
     return tensor.clamp(0.0, 1.0)
 
 
-def size_of(image: Image) -> tuple[int, int]:
+def height_width(image: Image) -> tuple[int, int]:
     """(height, width) of an array or tensor as :func:`to_tensor` accepts them."""
     return (int(image.shape[0]), int(image.shape[1])) if isinstance(image, np.ndarray) else \
         (int(image.shape[1]), int(image.shape[2]))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lucidflux_cli.metrics.arrays import Image, to_tensor
+from lucidflux_cli.pixels import resize_float
 
 if TYPE_CHECKING:
     import torch
@@ -26,15 +27,10 @@ SIZE = (299, 299)
 def preprocess(image: Image) -> torch.Tensor:
     """``3 x 299 x 299`` float tensor on the 0..255 scale (pyiqa's ``ResizeDataset``, clean mode)."""
     import torch
-    from PIL import Image
 
     array = to_tensor(image).permute(1, 2, 0).numpy() * 255.0
-    channels = []
-    for c in range(3):
-        plane = Image.fromarray(np.ascontiguousarray(array[:, :, c], dtype=np.float32), mode="F")
-        resized = np.asarray(plane.resize(SIZE, resample=Image.BICUBIC)).clip(0, 255)
-        channels.append(resized.reshape(*SIZE, 1))
-    return torch.from_numpy(np.concatenate(channels, axis=2).astype(np.float32)).permute(2, 0, 1)
+    resized = resize_float(array, SIZE).clip(0, 255)  # Pillow bicubic per channel, as pyiqa's clean mode
+    return torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)
 
 
 def features(model: Any, images: Sequence[Image], device: str = "cpu", batch_size: int = 8) -> np.ndarray:

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.metrics import fid as fidlib
-from lucidflux_cli.metrics.arrays import Image, size_of, to_tensor
+from lucidflux_cli.metrics.arrays import Image, height_width, to_tensor
 from lucidflux_cli.metrics.cache import MetricUnavailable, redirected, require
 from lucidflux_cli.metrics.registry import folder_level, full_reference, no_reference, parse_metrics
 
@@ -49,8 +50,8 @@ class SizeMismatch(LucidFluxError):
 
 def check_pair(image: Image, reference: Image, label: str = "") -> None:
     """SizeMismatch (one line, naming ``label``) when the two sizes differ."""
-    if size_of(image) != size_of(reference):
-        raise SizeMismatch(label, size_of(image), size_of(reference))
+    if height_width(image) != height_width(reference):
+        raise SizeMismatch(label, height_width(image), height_width(reference))
 
 
 def untrained_options(name: str, workdir: Path) -> dict[str, Any]:
@@ -85,11 +86,7 @@ class Scorer:
                  cache_dir: Path | str | None = None, offline: bool = False, pretrained: bool = True,
                  options: Mapping[str, Mapping[str, Any]] | None = None):
         self.names = parse_metrics(names)
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
+        self.device = str(resolve_device(device)) if device == "auto" else device
         self.batch_size = max(1, batch_size)
         self.cache_dir = cache_dir
         self.offline = offline
@@ -170,7 +167,7 @@ class Scorer:
         if references is not None:
             jobs += [(name, references) for name in self.full_reference]
         for name, refs in jobs:
-            for indices in batches([size_of(i) for i in images], self.batch_size):
+            for indices in batches([height_width(i) for i in images], self.batch_size):
                 try:
                     values = self._call(name, images, refs, indices)
                 except ScoreError:
@@ -193,7 +190,7 @@ class Scorer:
     def _failed(self, name: str, images: Sequence[Image], labels: Sequence[str], index: int,
                 errors: str) -> None:
         cause = self._last_error
-        height, width = size_of(images[index])
+        height, width = height_width(images[index])
         error = ScoreError(f"{name} failed on {labels[index]} ({width}x{height}): {cause}")
         error.label, error.metric = labels[index], name
         if errors == "raise":

@@ -14,6 +14,7 @@ from PIL import Image
 
 from lucidflux_cli.model.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
 from lucidflux_cli.model.tiling import Box
+from lucidflux_cli.pixels import resize_float
 
 
 class LowQualityImage:
@@ -89,14 +90,7 @@ def resize(image: Image.Image | np.ndarray, size: tuple[int, int]) -> np.ndarray
             picture = picture.resize(size, resample=Image.BICUBIC)
         return np.asarray(picture, dtype=np.uint8)
     left, top, right, bottom = box
-    array = np.asarray(image, dtype=np.float32)[top:bottom, left:right]
-    channels = []
-    for channel in range(3):
-        plane = Image.fromarray(np.ascontiguousarray(array[..., channel]), mode="F")
-        if plane.size != size:
-            plane = plane.resize(size, resample=Image.BICUBIC)
-        channels.append(np.asarray(plane, dtype=np.float32))
-    return np.stack(channels, axis=-1)
+    return resize_float(np.asarray(image, dtype=np.float32)[top:bottom, left:right, :3], size)
 
 
 def siglip_pixels(cleaned: torch.Tensor, image_size: int) -> torch.Tensor:

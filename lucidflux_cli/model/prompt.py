@@ -5,10 +5,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from lucidflux_cli import atomic
 from lucidflux_cli.errors import CheckpointError, one_line
 
 # The prompt the reference inference script passes; prompt_embeddings.pt holds its encoding.
@@ -191,16 +190,10 @@ def _read_cache(path: Path, prompt: str) -> PromptEmbedding | None:
 
 def _write_cache(path: Path, embedding: PromptEmbedding) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and rename, so a crash or a concurrent run never sees a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        tensors = {"txt": embedding.txt.contiguous(), "vec": embedding.vec.contiguous()}
-        save_file(tensors, tmp, metadata={"prompt": embedding.prompt})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Atomic, so a crash or a concurrent run never sees a half-written file.
+    tensors = {"txt": embedding.txt.contiguous(), "vec": embedding.vec.contiguous()}
+    with atomic.atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"prompt": embedding.prompt})
 
 
 def encode_prompt(

@@ -50,7 +50,7 @@ def devices() -> list[str]:
 
 def run(device: str, dtype: torch.dtype | None = None) -> SelfTestResult:
     """Build the tiny pipeline on ``device`` and restore one small image; never raises."""
-    from lucidflux_cli.model.devices import resolve_dtype
+    from lucidflux_cli.devices import resolve_dtype
 
     target = torch.device(device)
     dtype = dtype or resolve_dtype("auto", target)

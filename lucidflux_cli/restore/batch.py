@@ -19,6 +19,7 @@ from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import formats, media
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, crop_to_aspect, output_size, processing_size
+from lucidflux_cli.pixels import resize_float
 from lucidflux_cli.runner.control import uninterrupted
 from lucidflux_cli.runner.results import BatchReport, FileResult, StepCallback, failure
 
@@ -344,7 +345,4 @@ def write_restored(pages: Sequence[DecodedPage], target: Path, restored: Sequenc
 def resize_plane(plane: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Crop/resize a single float plane (alpha) the same way the image was."""
     left, top, right, bottom = crop_to_aspect(source_size, size)
-    picture = Image.fromarray(np.ascontiguousarray(plane[top:bottom, left:right], dtype=np.float32), mode="F")
-    if picture.size != size:
-        picture = picture.resize(size, resample=Image.BICUBIC)
-    return np.clip(np.asarray(picture, dtype=np.float32), 0.0, 1.0)
+    return np.clip(resize_float(plane[top:bottom, left:right], size), 0.0, 1.0)

@@ -34,7 +34,7 @@ class RestoreJob(Job):
     def _file_scorer(self):
         if not self.request.score:
             return None
-        from lucidflux_cli.model.devices import resolve_device
+        from lucidflux_cli.devices import resolve_device
         from lucidflux_cli.restore.scoring import FileScorer
 
         metrics = self.request.score.split(",")
@@ -65,7 +65,7 @@ class RestoreJob(Job):
 
     def scheduler(self) -> Scheduler:
         """torchrun ranks, ``--devices`` worker processes (not with --shard-model), or this process."""
-        from lucidflux_cli.model.devices import parse_devices
+        from lucidflux_cli.devices import parse_devices
         from lucidflux_cli.runner import ranks, workers
 
         if ranks.world() is not None:  # under torchrun / accelerate launch

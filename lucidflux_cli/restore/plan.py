@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from lucidflux_cli import plugins
+from lucidflux_cli.devices import parse_device, parse_devices
 from lucidflux_cli.imageio import formats
 from lucidflux_cli.imageio.media import probe_size
-from lucidflux_cli.model.devices import parse_devices
 from lucidflux_cli.model.sizes import output_size, processing_size
 from lucidflux_cli.restore import batch
 from lucidflux_cli.restore.settings import RestoreRequest
@@ -30,12 +30,7 @@ def validate(request: RestoreRequest) -> None:
         raise ValueError("--scale must be positive and cannot be combined with --size")
     request.tiles()  # raises ValueError for impossible tile settings
     if request.device != "auto":
-        import torch
-
-        try:
-            torch.device(request.device)
-        except RuntimeError as error:
-            raise ValueError(f"invalid --device {request.device!r}") from error
+        parse_device(request.device)
     _validate_devices(request, under_torchrun=ranks.world() is not None)
     _validate_acceleration(request)
 
@@ -58,8 +53,8 @@ def _validate_devices(request: RestoreRequest, under_torchrun: bool) -> None:
 
 
 def _validate_acceleration(request: RestoreRequest) -> None:
+    from lucidflux_cli.devices import resolve_device
     from lucidflux_cli.model import acceleration
-    from lucidflux_cli.model.devices import resolve_device
 
     acceleration.Placement(request.offload, "cpu")  # raises ValueError for unknown modes
     acceleration.resolve_compile(request.compile, resolve_device("cpu"))

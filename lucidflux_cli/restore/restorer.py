@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lucidflux_cli.devices import device_memory_gib
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.model.devices import device_memory_gib
 from lucidflux_cli.restore import batch
 from lucidflux_cli.restore.settings import RestoreRequest
 from lucidflux_cli.runner.report import SetupError
@@ -32,9 +32,9 @@ def lazy_restorer(request: RestoreRequest) -> Callable[[], batch.Restorer]:
 
 def build_restorer(request: RestoreRequest) -> batch.Restorer:
     """Resolve weights, load every component, return ``(image, size, on_step) -> pixels``."""
+    from lucidflux_cli.devices import resolve_device, resolve_dtype
     from lucidflux_cli.model import acceleration, removers
     from lucidflux_cli.model.components import load_components
-    from lucidflux_cli.model.devices import resolve_device, resolve_dtype
     from lucidflux_cli.model.pipeline import LucidFluxPipeline
 
     try:
@@ -93,7 +93,7 @@ class PipelineRestorer:
 def _shard_devices(request: RestoreRequest) -> list[str]:
     if not request.shard_model:
         return []
-    from lucidflux_cli.model.devices import parse_devices
+    from lucidflux_cli.devices import parse_devices
 
     return parse_devices(request.devices or "")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lucidflux_cli.devices import device_memory_gib
 from lucidflux_cli.model import config as model_config
-from lucidflux_cli.model.devices import device_memory_gib
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, parse_size
 from lucidflux_cli.runner.settings import WEIGHT_OPTIONS, ModelSettings, parse_key_values, setting
 

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli.imageio import atomic, discovery
+from lucidflux_cli import atomic
+from lucidflux_cli.imageio import discovery
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.runner.results import FileResult, StepCallback
 from lucidflux_cli.runner.scheduling import Scheduler, SingleProcess

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lucidflux_cli import atomic
 from lucidflux_cli.errors import LucidFluxError
-from lucidflux_cli.imageio import atomic
 
 log = logging.getLogger("lucidflux")
 

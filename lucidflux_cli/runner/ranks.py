@@ -23,9 +23,9 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
+from lucidflux_cli import devices
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio.discovery import InputFile
-from lucidflux_cli.model import devices
 from lucidflux_cli.runner.control import OutputLocked
 from lucidflux_cli.runner.job import Job
 from lucidflux_cli.runner.report import SetupError

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from lucidflux_cli import __version__
+from lucidflux_cli import __version__, atomic
 from lucidflux_cli.errors import (  # noqa: F401 - the exit codes are read from here too
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -23,7 +23,6 @@ from lucidflux_cli.errors import (  # noqa: F401 - the exit codes are read from 
     EXIT_USAGE,
     LucidFluxError,
 )
-from lucidflux_cli.imageio import atomic
 from lucidflux_cli.imageio.discovery import DiscoveryResult
 from lucidflux_cli.runner.results import BatchReport, FileResult
 

@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
+from lucidflux_cli.devices import parse_devices
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio.discovery import InputFile
-from lucidflux_cli.model.devices import parse_devices
 from lucidflux_cli.runner.control import Interrupted, stop_on_signals
 from lucidflux_cli.runner.job import Job
 from lucidflux_cli.runner.report import EXIT_INTERRUPTED, SetupError

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from lucidflux_cli import atomic
 from lucidflux_cli.model.images import LowQualityImage, siglip_pixels
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training.objective import encode_for_training
@@ -58,9 +59,8 @@ def build_cache(pipeline: LucidFluxPipeline, pairs: Sequence[TrainingPair], fold
         path = folder / f"{index:07d}.safetensors"
         meta = _metadata(pair)
         if not (path.is_file() and _read_metadata(path) == meta):
-            temporary = path.with_suffix(".partial")
-            save_file(encode_pair(pipeline, pair), str(temporary), metadata=meta)
-            temporary.replace(path)  # a killed run never leaves a half-written entry under the final name
+            with atomic.atomic_path(path) as temporary:  # never a half-written entry under the final name
+                save_file(encode_pair(pipeline, pair), str(temporary), metadata=meta)
         paths.append(path)
         if on_pair is not None:
             on_pair(index + 1, len(pairs))

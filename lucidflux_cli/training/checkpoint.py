@@ -11,7 +11,6 @@ previous checkpoint intact. Everything reads back with ``torch.load(weights_only
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from lucidflux_cli import atomic
 from lucidflux_cli.model.loading.files import read_pickle
 from lucidflux_cli.model.pipeline import LucidFluxComponents
 from lucidflux_cli.training.released import released_parts
@@ -111,6 +111,5 @@ def load_state(path: Path) -> dict:
 
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    write(temporary)
-    os.replace(temporary, path)
+    with atomic.atomic_path(path) as temporary:
+        write(temporary)

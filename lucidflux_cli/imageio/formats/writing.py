@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from lucidflux_cli import plugins
+from lucidflux_cli.atomic import atomic_write
 from lucidflux_cli.errors import ImageWriteError, one_line
 from lucidflux_cli.imageio import metadata as meta
-from lucidflux_cli.imageio.atomic import atomic_write
 from lucidflux_cli.imageio.formats import lookup
 from lucidflux_cli.imageio.formats.base import OutputFormat, OutputImage
 from lucidflux_cli.imageio.samples import luminance

@@ -1,4 +1,5 @@
-"""Which torch device and dtype a run uses (light: torch only, no model code)."""
+"""Which torch device and dtype a run uses: the one device resolver of every command
+(``--device``, ``--devices``, torchrun ranks). Light: torch only, no model code."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import functools
 import torch
 
 
+def parse_device(name: str) -> torch.device:
+    """``--device`` text as a torch device (``auto`` is not resolved); ValueError in one line."""
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"invalid --device {name!r}: expected auto, cpu, cuda or cuda:N") from error
+
+
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU; ValueError (one line) for what cannot run here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    device = parse_device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name} requested but CUDA is not available")
     return device

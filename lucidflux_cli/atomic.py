@@ -72,17 +72,26 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     On any exception (KeyboardInterrupt included) the temp file is removed, ``path`` is left
     exactly as it was, and the exception propagates.
     """
+    with atomic_path(path) as tmp, open(tmp, "wb") as fp:
+        yield fp
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temp path beside ``path`` for writers that take a file name (safetensors, torch.save);
+    on clean exit its data is fsynced and it atomically replaces ``path`` (then the folder is
+    fsynced, so the rename survives a power cut). On any exception the temp file is removed."""
     path = Path(path)
     directory = path.parent
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{_short(path.name)}{_TEMP_MARK}", suffix=_TEMP_SUFFIX, dir=directory
     )
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fp:
-            yield fp
-            fp.flush()
-            os.fsync(fp.fileno())
+        yield tmp
+        with open(tmp, "rb") as written:  # fsync flushes the file's data whichever handle wrote it
+            os.fsync(written.fileno())
         os.chmod(tmp, _final_mode(path))
         os.replace(tmp, path)
     except BaseException:
