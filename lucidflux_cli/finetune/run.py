@@ -1,9 +1,10 @@
-"""``lucidflux train``: the training loop under the engine's rules.
+"""``lucidflux train``: the training loop under the shared runner's rules.
 
-Training is a loop of optimiser steps, not of files, so it does not go through ``execute``; it
-takes the same parts: the output lock on the run folder, ``--json`` events (one per step and a
-summary), the ``--report`` file, progress bars, one-line errors and the exit codes of
-:mod:`.report` (0 done, 1 bad input, 2 usage, 3 setup, 130 interrupted after saving). The
+Training is a loop of optimiser steps, not of files, so it does not go through the runner's
+per-file ``execute``; it takes the runner's parts: the output lock on the run folder, ``--json``
+events (one per step and a summary), the one report writer (``runner.report.write_report``),
+one-line errors and the exit codes (0 done, 1 bad input, 2 usage, 3 setup, 130 interrupted
+after saving). The
 steps, checkpoints, signals and resume are :class:`~lucidflux_cli.training.loop.Trainer`'s.
 """
 
@@ -20,10 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli import __version__, atomic
-from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP, LucidFluxError
 from lucidflux_cli.runner.control import output_lock
-from lucidflux_cli.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP
+from lucidflux_cli.runner.report import final_state, write_report
 
 log = logging.getLogger("lucidflux")
 
@@ -192,8 +192,7 @@ class TrainEvents:
         if self.request.json_events:
             print(json.dumps(summary), flush=True)
         if self.request.report:
-            state = "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
-            self._write_report(summary, state)
+            self._write_report(summary, final_state(code, error))
         return code
 
     def _summary(self, code: int | None, outcome, error: str | None) -> dict[str, Any]:
@@ -203,11 +202,6 @@ class TrainEvents:
                 "last_loss": self.losses[-1][1] if self.losses else None, "error": error}
 
     def _write_report(self, summary: dict[str, Any], state: str) -> None:
-        document = {"tool": f"lucidflux-cli {__version__}", "command": "train", "state": state,
-                    "started": self.started.isoformat(), "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
-                    "settings": self.request.provenance(), **summary,
-                    "losses": [{"step": step, "loss": loss} for step, loss in self.losses]}
-        data = json.dumps(document, indent=2).encode()
-        self.request.report.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+        write_report(self.request.report, "train", self.request.provenance(), self.started, state,
+                     {**summary, "losses": [{"step": step, "loss": loss} for step, loss in self.losses]})
         self.last_report = time.monotonic()

@@ -21,7 +21,9 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from lucidflux_cli import devices
 from lucidflux_cli.errors import LucidFluxError, one_line
@@ -72,6 +74,7 @@ class Ranks(Scheduler):
         self.setup_error: str | None = None
         self.agreed = False  # reached the end together (not interrupted)
         self.order: dict = {}  # file -> its place in discovery order, to merge the ranks' results
+        self.stop_flag: Path | None = None  # exists once a rank failed a file under --fail-fast
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -95,15 +98,17 @@ class Ranks(Scheduler):
         while another run (single or distributed) is still refused."""
         import torch.distributed as dist
 
-        error = [None]
+        error = [None, secrets.token_hex(4)]  # rank 0's token names this run's --fail-fast flag
         if self.rank == 0:
             try:
                 super().lock(stack)  # also clears temps before any rank of this run writes
             except (LucidFluxError, OSError) as failure:
-                error = [str(failure)]
+                error[0] = str(failure)
         dist.broadcast_object_list(error, src=0)  # the others wait here until rank 0 has the lock
         if error[0] is not None:
             raise OutputLocked(error[0])
+        # A temp-file name: a killed run's flag is removed by the next run with its other temps.
+        self.stop_flag = Path(self.job.out_dir) / f".fail-fast.lfx{error[1]}.tmp"
 
     def count(self, files: Sequence[InputFile]) -> int:
         return len(share(len(files), self.rank, self.size))
@@ -122,6 +127,8 @@ class Ranks(Scheduler):
             on_result(result)
 
         for index in share(len(files), self.rank, self.size):
+            if self.stop_flag is not None and self.stop_flag.exists():  # another rank failed (--fail-fast)
+                break
             item = files[index]
             try:
                 if index in settled:
@@ -131,7 +138,9 @@ class Ranks(Scheduler):
             except (SetupError, LucidFluxError) as error:
                 self.setup_error = str(error)
                 break
-            if self.request.fail_fast and mine and mine[-1].status == "failed":  # this rank only
+            if mine and self.job.stops_after(mine[-1]):  # and tell the other ranks to stop too
+                if self.stop_flag is not None:
+                    self.stop_flag.touch()
                 break
         return mine
 
@@ -143,6 +152,8 @@ class Ranks(Scheduler):
         dist.gather_object((results, self.setup_error), parts, dst=0)
         if self.rank != 0:
             return None, self.setup_error
+        if self.stop_flag is not None:  # every rank has stopped: the flag has done its work
+            self.stop_flag.unlink(missing_ok=True)
         errors = [error for _, error in parts if error]
         return self._merged([result for mine, _ in parts for result in mine]), (errors[0] if errors else None)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from lucidflux_cli import __version__, atomic
@@ -96,8 +97,7 @@ class EventSink:
         if self.request.json_events:
             print(json.dumps(summary), flush=True)
         if self.request.report:
-            state = "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
-            self._write_report(results, summary, state)
+            self._write_report(results, summary, final_state(code, error))
 
     def _summary(self, results: list[FileResult], code: int | None, error: str | None) -> dict:
         """Counts that add up: done + skipped + failed + not_started = the files planned."""
@@ -121,22 +121,30 @@ class EventSink:
         return [FileResult(item.path, None, "not_started") for item in self.found.files if item.path not in finished]
 
     def _write_report(self, results: list[FileResult], summary: dict, state: str) -> None:
-        document = {
-            "tool": f"lucidflux-cli {__version__}",
-            "state": state,  # running (a periodic update), finished, interrupted or stopped (setup error)
-            "started": self.started.isoformat(),
-            "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "finished": None if state == "running" else dt.datetime.now(dt.timezone.utc).isoformat(),
-            "command": self.job.name,
-            "settings": self.job.provenance(),
-            **summary,
-            "files": [r.to_record() for r in results]
-                     + [{"source": str(r.source), "status": r.status} for r in self._not_started(results)],
-        }
-        data = json.dumps(document, indent=2).encode()
-        self.request.report.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+        files = [r.to_record() for r in results] + \
+            [{"source": str(r.source), "status": r.status} for r in self._not_started(results)]
+        write_report(self.request.report, self.job.name, self.job.provenance(), self.started, state,
+                     {**summary, "files": files})
         self.last_write = time.monotonic()
+
+
+def write_report(path: Path, command: str, settings: dict[str, Any], started: dt.datetime, state: str,
+                 body: dict[str, Any]) -> None:
+    """The one ``--report`` writer of every command: the common head (tool, command, state, times,
+    settings), then ``body``; atomic, so a reader or a killed run never sees half a report.
+    ``state``: running (a periodic update), finished, interrupted or stopped (setup error)."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    document = {"tool": f"lucidflux-cli {__version__}", "state": state, "started": started.isoformat(),
+                "updated": now, "finished": None if state == "running" else now, "command": command,
+                "settings": settings, **body}
+    data = json.dumps(document, indent=2).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.atomic_write(path, lambda handle: handle.write(data))
+
+
+def final_state(code: int, error: str | None) -> str:
+    """How a run ended, as its report says it."""
+    return "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
 
 
 def interrupted_line(results: list[FileResult], planned: int) -> str:
