@@ -501,9 +501,9 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
             "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
 ])
 def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
-    from lucidflux_cli.runner import settings
+    from lucidflux_cli import devices
 
-    monkeypatch.setattr(settings, "device_memory_gib", lambda name: gib)
+    monkeypatch.setattr(devices, "device_memory_gib", lambda name: gib)
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
     smooth_image(1800, 1200).save(tmp_path / "print.png")
     smooth_image(2400, 1600).save(tmp_path / "scan.png")
@@ -540,10 +540,11 @@ def test_tiling_usage_errors_exit_2(tmp_path):
 
 
 def test_the_restorer_gives_each_image_its_own_auto_tiles(monkeypatch, tmp_path):
+    from lucidflux_cli import devices
     from lucidflux_cli.restore import restorer as engine_restorer
-    from lucidflux_cli.runner import settings
+    from lucidflux_cli.restore import settings
 
-    monkeypatch.setattr(settings, "device_memory_gib", lambda name: 80.0)
+    monkeypatch.setattr(devices, "device_memory_gib", lambda name: 80.0)
     request = settings.RestoreRequest(inputs=[], out_dir=tmp_path)
     seen = []
 

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from lucidflux_cli import __version__, atomic
-from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
@@ -125,6 +124,8 @@ class DegradeJob(ManifestJob):
 
         self.config = preset(request.preset)
         super().__init__(request)
+        from lucidflux_cli.devices import resolve_device  # torch: not for --help
+
         self.device = str(resolve_device(request.device))
 
     @property

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from lucidflux_cli import atomic
-from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.imageio.media import read_rgb
@@ -52,6 +51,8 @@ class EvalJob(Job):
         for name in self.metrics:
             if registry.get(name).opt_in:  # asked for by name: say what it costs
                 log.warning("%s: %s", name, registry.get(name).opt_in)
+        from lucidflux_cli.devices import resolve_device  # torch: not for --help
+
         self.device = str(resolve_device(request.device))
         self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
                              cache_dir=request.cache_dir, offline=request.offline)

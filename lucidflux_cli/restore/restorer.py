@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lucidflux_cli.devices import device_memory_gib
+from lucidflux_cli import devices
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.restore import batch
 from lucidflux_cli.restore.settings import RestoreRequest
@@ -60,7 +60,7 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
     if request.tile_size == "auto":
-        memory = device_memory_gib(request.device)
+        memory = devices.device_memory_gib(request.device)
         log.info("tile size auto: the cheapest per image, up to %d px (%s)", request.largest_tile(),
                  f"{memory:.0f} GiB on {device}" if memory else "the CPU keeps 1024 px")
     return PipelineRestorer(LucidFluxPipeline(components, device, dtype, placement), request.sampling,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli.devices import device_memory_gib
 from lucidflux_cli.model import config as model_config
 from lucidflux_cli.model.sizes import DEFAULT_MIN_SIDE, parse_size
 from lucidflux_cli.runner.settings import WEIGHT_OPTIONS, ModelSettings, parse_key_values, setting
@@ -149,6 +148,8 @@ class RestoreRequest(ModelSettings):
             return int(self.tile_size)
         if self.shard_model:  # each GPU holds a part of the model: keep FLUX's native tile
             return tiling.AUTO_TILE_SIDES[-1]
+        from lucidflux_cli.devices import device_memory_gib
+
         return tiling.auto_tile_size(device_memory_gib(self.device), self.precision, self.offload)
 
     def provenance(self) -> dict[str, str]:
