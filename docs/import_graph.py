@@ -38,7 +38,7 @@ class Layer:
 
 # Same rank, different name = siblings, which must not import each other (imageio vs model).
 LAYERS: tuple[Layer, ...] = (
-    Layer("core", 1, ("", "errors", "plugins", "atomic", "pixels", "devices")),
+    Layer("core", 1, ("", "errors", "plugins", "atomic", "pixels", "devices", "manifests")),
     Layer("weights", 2, ("weights",)),
     Layer("imageio", 3, ("imageio",)),
     Layer("model", 3, ("model",)),

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageFilter
 
+from lucidflux_cli import manifests
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.data import curation
-from lucidflux_cli.runner import manifests
 
 ROOT = Path(__file__).parents[1]
 RULES = ["--iqa-metric", "none", "--min-bytes", "0", "--min-side", "0"]

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from lucidflux_cli import manifests
 from lucidflux_cli.commands.main import main
-from lucidflux_cli.runner import manifests
 from tests.metric_cache import niqe_cache
 
 pytest.importorskip("pyiqa")

@@ -17,7 +17,7 @@ from conftest import weight_args
 from make_images import rgb_pattern
 from PIL import Image
 
-from lucidflux_cli import atomic
+from lucidflux_cli import atomic, devices
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.devices import parse_devices
 from lucidflux_cli.imageio.discovery import InputFile
@@ -119,9 +119,9 @@ def test_round_robin_share_and_rank_device():
     shares = [list(distributed.share(5, rank, 2)) for rank in range(2)]
     assert shares == [[0, 2, 4], [1, 3]]
     assert sorted(sum(shares, [])) == list(range(5))
-    assert distributed.rank_device("auto", 3, cuda_available=True) == "cuda:3"
-    assert distributed.rank_device("auto", 3, cuda_available=False) == "cpu"
-    assert distributed.rank_device("cpu", 1, cuda_available=True) == "cpu"
+    assert devices.rank_device("auto", 3, cuda_available=True) == "cuda:3"
+    assert devices.rank_device("auto", 3, cuda_available=False) == "cpu"
+    assert devices.rank_device("cpu", 1, cuda_available=True) == "cpu"
 
 
 def test_world_is_read_from_the_launcher_environment(monkeypatch):

@@ -48,7 +48,7 @@ def merge_command(target: Path, json_events: bool, quiet: bool) -> None:
     """Join the shard manifests of TARGET (a filter manifest, or a pairs folder) made with --shard
     K/N into TARGET; a filter's duplicate and quality stages run over all shards together."""
     from lucidflux_cli.curation.jobs import merge
-    from lucidflux_cli.runner.manifests import ManifestError
+    from lucidflux_cli.manifests import ManifestError
 
     setup_logging(quiet, False, None)
     try:

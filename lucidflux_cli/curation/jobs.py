@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli import __version__, atomic
+from lucidflux_cli import atomic, manifests
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
-from lucidflux_cli.runner import manifests
 from lucidflux_cli.runner.control import uninterrupted
 from lucidflux_cli.runner.job import Job, Processor, discover_inputs
 from lucidflux_cli.runner.results import FileResult, failure
@@ -72,12 +71,25 @@ class ManifestJob(Job):
         return 3600.0 if self.shard else 0.0  # other shards may be writing into the same folder now
 
     @staticmethod
+    def _kept_images(path: Path) -> list[InputFile]:
+        """The kept images of a finished, whole filter manifest; ManifestError (one line) otherwise."""
+        header, lines = manifests.read(path, FilterJob.kind)
+        if "shard" in header:
+            raise manifests.ManifestError(f"{path}: shard {header['shard']} of a filter run: join the shards first "
+                                          "(`lucidflux data merge`)")
+        if path.with_name(path.name + ".journal").exists():
+            raise manifests.ManifestError(f"{path}: its filter run did not finish (a journal is beside it): "
+                                          "run it again first")
+        kept = [InputFile(Path(r["source"]), Path(r["name"])) for r in lines if r.get("kept")]
+        log.info("%s: %d kept images of %d", path, len(kept), len(lines))
+        return kept
+
+    @staticmethod
     def key(record: dict[str, Any]) -> tuple:
         return (record["name"],)
 
     def header(self) -> dict[str, Any]:
-        return {"manifest": self.kind, "tool": f"lucidflux-cli {__version__}", "settings": self.provenance(),
-                **({"shard": str(self.shard)} if self.shard else {})}
+        return manifests.header(self.kind, self.provenance(), **({"shard": str(self.shard)} if self.shard else {}))
 
     def select(self, found: DiscoveryResult) -> DiscoveryResult:
         if self.shard is None:
@@ -142,20 +154,12 @@ class DegradeJob(ManifestJob):
         if others:
             found = discover_inputs(self.request, others, stdin, self.discovery_exclude)
         for argument in listed:
-            header, lines = manifests.read_lines(Path(argument))
-            problem = None
-            if header is None or header.get("manifest") != FilterJob.kind:
-                problem = "not a `lucidflux data filter` manifest"
-            elif "shard" in header:
-                problem = f"shard {header['shard']} of a filter run: join the shards first (`lucidflux data merge`)"
-            elif Path(argument + ".journal").exists():
-                problem = "its filter run did not finish (a journal is beside it): run it again first"
-            if problem:
-                found.problems.append(f"{argument}: {problem}")
-                log.error("%s", found.problems[-1])
+            try:
+                kept = self._kept_images(Path(argument))
+            except manifests.ManifestError as error:
+                found.problems.append(str(error))
+                log.error("%s", error)
                 continue
-            kept = [InputFile(Path(r["source"]), Path(r["name"])) for r in lines if r.get("kept")]
-            log.info("%s: %d kept images of %d", argument, len(kept), len(lines))
             found.files.extend(kept)
         return found
 

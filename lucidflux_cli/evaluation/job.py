@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli import atomic
+from lucidflux_cli import atomic, manifests
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.imageio.media import read_rgb
-from lucidflux_cli.runner import manifests
 from lucidflux_cli.runner.control import uninterrupted
 from lucidflux_cli.runner.job import Job, Processor, discover_inputs
 from lucidflux_cli.runner.results import FileResult, failure
@@ -77,9 +76,7 @@ class EvalJob(Job):
                 "reference": str(self.request.reference) if self.request.reference else None}
 
     def header(self) -> dict[str, Any]:
-        from lucidflux_cli import __version__
-
-        return {"manifest": "lucidflux-eval", "tool": f"lucidflux-cli {__version__}", "settings": self.provenance()}
+        return manifests.header("lucidflux-eval", self.provenance())
 
     # ---------------------------------------------------------------------------- planning
 

@@ -97,7 +97,7 @@ def _process_device(requested: str) -> str:
     """Under accelerate launch / torchrun each process takes its own GPU (cuda:LOCAL_RANK)."""
     import torch
 
-    from lucidflux_cli.runner.ranks import rank_device
+    from lucidflux_cli.devices import rank_device
 
     local = os.environ.get("LOCAL_RANK")
     return requested if local is None else rank_device(requested, int(local), torch.cuda.is_available())

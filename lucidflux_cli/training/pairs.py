@@ -2,20 +2,20 @@
 
 Accepted sources:
 
-* a ``manifest.jsonl`` (or a folder holding one): one JSON object per line with at least ``hq``,
-  ``lq`` and ``lq_up`` (paths relative to the manifest's folder); ``name`` is optional;
+* a ``manifest.jsonl`` of ``lucidflux data degrade`` (or its folder): the ``lucidflux-pairs``
+  kind of the one manifest schema (``hq``, ``lq``, ``lq_up`` relative to the manifest's folder);
 * a folder with ``hq/`` and ``lq/`` sub-folders holding the same relative names (the LQ image at
   any size; it is resized to the HQ size as the pipeline resizes its input).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from lucidflux_cli import manifests
 from lucidflux_cli.errors import LucidFluxError
 
 MANIFEST = "manifest.jsonl"
@@ -47,19 +47,21 @@ def find_pairs(source: Path) -> list[TrainingPair]:
 
 
 def read_manifest(path: Path) -> list[TrainingPair]:
+    """The pairs of a ``lucidflux data degrade`` manifest (the one schema, :mod:`lucidflux_cli.manifests`)."""
+    try:
+        header, records = manifests.read(path, "lucidflux-pairs")
+    except manifests.ManifestError as error:
+        raise PairError(str(error)) from error
+    if "shard" in header:
+        raise PairError(f"{path}:1: shard {header['shard']} of a degrade run: join the shards first "
+                        "(`lucidflux data merge`)")
     root, pairs = path.parent, []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            hq, lq, lq_up = (root / entry[key] for key in ("hq", "lq", "lq_up"))
-        except (ValueError, KeyError, TypeError) as error:
-            raise PairError(f"{path}:{number}: not a pair entry with hq, lq, lq_up ({error})") from error
+    for record in records:
+        hq, lq, lq_up = (root / record[key] for key in ("hq", "lq", "lq_up"))
         for file in (hq, lq, lq_up):
             if not file.is_file():
-                raise PairError(f"{path}:{number}: {file} does not exist")
-        pairs.append(TrainingPair(str(entry.get("name", Path(entry["hq"]).parent)), hq, lq, lq_up))
+                raise PairError(f"{path}: {file} (pair {record['name']}, pass {record['pass']}) does not exist")
+        pairs.append(TrainingPair(f"{record['name']}#{record['pass']}", hq, lq, lq_up))
     if not pairs:
         raise PairError(f"{path}: the manifest lists no pairs")
     return pairs

@@ -1,8 +1,11 @@
-"""JSON-lines manifests of the ``data`` commands: header, journal, shards and merging.
+"""The one manifest schema (header, kinds, version) and its JSON-lines storage: journal, shards,
+merging. Every writer (``data filter``, ``data degrade``, ``data merge``, ``eval``) and every
+reader (``data degrade`` reading a filter's, ``train`` reading pairs) goes through here.
 
-A manifest is one JSON object per line: first a header (``{"manifest": KIND, ...}``: the
-command, its settings, the shard), then one record per image (filter) or pair (degrade),
-sorted by key, so the same inputs give the same file however many workers or shards made it.
+A manifest is one JSON object per line: first a header (``{"manifest": KIND, "schema": N, ...}``:
+the kind, the schema version, the tool, the command's settings, the shard), then one record per
+image (filter, eval) or pair (degrade), sorted by key, so the same inputs give the same file
+however many workers or shards made it. :data:`KINDS` says what each kind's records hold.
 
 During a run records are appended to ``<manifest>.journal`` as files finish (flushed and
 fsynced line by line), so a killed run loses nothing it finished; a rerun reads manifest and
@@ -35,6 +38,71 @@ Key = Callable[[dict[str, Any]], tuple]
 
 class ManifestError(LucidFluxError):
     """A manifest or its shards cannot be used."""
+
+
+SCHEMA = 1  # the version of the layout below; a reader refuses another one in one line
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # the header's "manifest" value
+    made_by: str  # the command that writes it
+    fields: tuple[str, ...]  # keys every record has
+
+
+KINDS = {kind.name: kind for kind in (
+    Kind("lucidflux-filter", "lucidflux data filter", ("name", "source", "kept")),
+    Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "hq", "lq", "lq_up", "params")),
+    Kind("lucidflux-eval", "lucidflux eval", ()),
+)}
+
+
+def header(kind: str, settings: Any, **extra: Any) -> dict[str, Any]:
+    """The first line of a manifest of ``kind`` made with ``settings``."""
+    from lucidflux_cli import __version__
+
+    return {"manifest": KINDS[kind].name, "schema": SCHEMA, "tool": f"lucidflux-cli {__version__}",
+            "settings": settings, **extra}
+
+
+def read(path: Path, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A finished manifest of ``kind``: (header, records). ManifestError in one line naming the
+    file, the line and what was expected, for a missing or foreign header, another kind, another
+    schema version, or a record without the kind's fields."""
+    expected = KINDS[kind]
+    want = f"a {expected.name} manifest (made by `{expected.made_by}`)"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot be read ({error.strerror or error}); expected {want}") from error
+    first = _json_line(lines[0]) if lines else None
+    if not isinstance(first, dict) or "manifest" not in first:
+        raise ManifestError(f"{path}:1: no lucidflux manifest header; expected {want}")
+    found = KINDS.get(first["manifest"])
+    if found is None or found.name != expected.name:
+        what = f"a {found.name} manifest (made by `{found.made_by}`)" if found else f"kind {first['manifest']!r}"
+        raise ManifestError(f"{path}:1: {what}; expected {want}")
+    if first.get("schema") != SCHEMA:
+        made = first.get("tool", "another lucidflux-cli")
+        raise ManifestError(f"{path}:1: schema {first.get('schema', 0)} (written by {made}); this lucidflux-cli "
+                            f"reads schema {SCHEMA}: run `{expected.made_by}` again")
+    records = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        record = _json_line(line)
+        missing = [key for key in expected.fields if not isinstance(record, dict) or key not in record]
+        if missing:
+            raise ManifestError(f"{path}:{number}: not a {expected.name} record (no {', '.join(missing)})")
+        records.append(record)
+    return first, records
+
+
+def _json_line(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -123,7 +191,7 @@ class Journal:
             header, lines = read_lines(path)
             if header is None:
                 continue
-            if header.get("settings") != self.settings:
+            if header.get("settings") != self.settings or header.get("schema") != SCHEMA:
                 log.warning("%s was made with other settings; its %d records are done again", path, len(lines))
                 self.fresh = self.fresh or path == self.path
                 continue
