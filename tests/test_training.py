@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -389,6 +390,35 @@ def test_cache_holds_what_the_pipeline_computes(tiny_paths, tmp_path):
         context = pipeline.encode_context(cleaned)
         semantic = pipeline.c.connector(sample["features"][None]).image_embeds
     assert torch.equal(torch.cat([pipeline.c.txt, semantic], dim=1), context)
+
+
+def test_the_lq_the_trainer_caches_is_the_lq_restore_builds(tiny_paths, tmp_path):
+    """Same file, same condition: a manifest pair's ``lq`` (EXIF-rotated JPEG here) read and resized by
+    the restore path, not its torch-bicubic ``lq_up``."""
+    from lucidflux_cli.engine.batch import OutputOptions, restore_files
+    from lucidflux_cli.imageio.discovery import InputFile
+
+    pipeline = fresh_pipeline(tiny_paths)
+    picture(SIZE, 3).save(tmp_path / "hq.png")
+    small = picture(SIZE, 3).resize((SIZE // 4, SIZE // 4), Image.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    small.save(tmp_path / "lq.jpg", quality=90, exif=exif)
+    as_tensor = torch.from_numpy(np.asarray(small, dtype=np.float32)).permute(2, 0, 1)[None]
+    up = torch.nn.functional.interpolate(as_tensor, size=(SIZE, SIZE), mode="bicubic", align_corners=False)
+    Image.fromarray(up[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()).save(tmp_path / "lq_up.png")
+    pair = TrainingPair("p", tmp_path / "hq.png", tmp_path / "lq.jpg", tmp_path / "lq_up.png")
+    cached = encode_pair(pipeline, pair)["lq"].numpy()
+
+    built = []
+    original = pipeline.lq_image
+    pipeline.lq_image = lambda images, size: built.append(original(images, size)) or built[-1]
+    restorer = lambda image, size, on_step: pipeline(image, size, RestoreSettings(steps=1))  # noqa: E731
+    options = OutputOptions(out_dir=tmp_path / "out", size=(SIZE, SIZE), min_side=0)
+    report = restore_files([InputFile(tmp_path / "lq.jpg", Path("lq.jpg"))], lambda: restorer, options, {})
+    assert [r.status for r in report.results] == ["done"]
+    assert np.array_equal(cached, built[0].pixels[0])
+    assert not np.array_equal(cached, np.asarray(Image.open(tmp_path / "lq_up.png")))
 
 
 # --- pixel loss, 8-bit AdamW, the memory prediction ----------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError, one_line
-from lucidflux_cli.imageio import atomic, discovery
+from lucidflux_cli.imageio import atomic, discovery, media
 
 log = logging.getLogger("lucidflux")
 MAX_IMAGES = 8  # a page, not an evaluation: `lucidflux eval` scores whole folders
@@ -79,7 +79,8 @@ class Validation:
         scores: dict[str, list[float]] = {}
         for item in self.images:
             with torch.no_grad(), self.precision():
-                restored = self.pipeline(read_rgb(item.path), settings=RestoreSettings(steps=self.request.validation_steps))
+                image = media.read_pages(item.path, "first").images[0].model_input  # as restore gives it
+                restored = self.pipeline(image, settings=RestoreSettings(steps=self.request.validation_steps))
             _save_png(folder / page_name(item), restored)
             if self.scorer is not None:
                 for name, value in self.scorer.score([restored])[0].items():

@@ -1,7 +1,8 @@
 """Frozen inputs computed once per pair and stored: what the frozen models would recompute every epoch.
 
 Per pair one safetensors file holds the HQ latents (VAE, float32), the LQ image at processing
-size (8-bit, converted at load with the pipeline's own arithmetic), the remover's output as the
+size (as ``restore`` prepares it: 8-bit, or float for deeper sources; converted at load with the
+pipeline's own arithmetic), the remover's output as the
 LDR branch sees it, the SigLIP features (before the trainable connector) and the HQ pixels
 (8-bit, for the pixel loss). At 1024 px that is about 15 MB a pair in bf16.
 """
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from lucidflux_cli.imageio import media
 from lucidflux_cli.model.images import LowQualityImage, siglip_pixels
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training.objective import encode_for_training
@@ -24,24 +25,25 @@ from lucidflux_cli.training.pairs import TrainingPair, check_sizes, find_pairs
 CACHE_VERSION = "1"
 
 
-def _rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
-
-
 @torch.no_grad()
 def encode_pair(pipeline: LucidFluxPipeline, pair: TrainingPair) -> dict[str, torch.Tensor]:
-    """The frozen models' outputs for one pair, on the host."""
+    """The frozen models' outputs for one pair, on the host.
+
+    The LQ condition is ``pair.lq`` read and resized exactly as ``restore`` reads and resizes an
+    input (:attr:`LoadedImage.model_input`, :meth:`LucidFluxPipeline.lq_image`), never the
+    manifest's ``lq_up`` (torch bicubic: up to 3 grey levels away from that): the model learns the
+    condition it will be given.
+    """
     size = check_sizes(pair)
-    hq = np.array(_rgb(pair.hq), dtype=np.uint8)  # writable: torch shares it
-    lq = LowQualityImage.prepare([_rgb(pair.lq_up or pair.lq)], size, pipeline.device, pipeline.dtype)
+    hq = np.array(media.read_image(pair.hq).to_pil_rgb8(), dtype=np.uint8)  # writable: torch shares it
+    lq = pipeline.lq_image([media.read_image(pair.lq).model_input], size)
     cleaned = pipeline.remove(torch.clamp((lq.crop().float() + 1.0) / 2.0, 0.0, 1.0))
     pixels = siglip_pixels(cleaned, pipeline.c.siglip.config.image_size)
     features = pipeline.c.siglip(pixel_values=pixels.to(pipeline.device, pipeline.c.siglip.dtype)).last_hidden_state
     hq_pixels = torch.from_numpy(hq).permute(2, 0, 1)[None].to(pipeline.device, torch.float32) / 255.0
     return {
         "latents": encode_for_training(pipeline.c.vae, hq_pixels)[0].cpu(),
-        "lq": torch.from_numpy(lq.pixels[0]).contiguous(),  # (H, W, 3) uint8, as LowQualityImage keeps it
+        "lq": torch.from_numpy(lq.pixels[0]).contiguous(),  # (H, W, 3) as LowQualityImage keeps it
         "ldr": ((cleaned.float() * 2.0 - 1.0).to(pipeline.dtype))[0].cpu(),  # what the pipeline feeds the branch
         "features": features[0].cpu(),
         "hq": torch.from_numpy(hq).contiguous(),
