@@ -392,6 +392,36 @@ def test_cache_holds_what_the_pipeline_computes(tiny_paths, tmp_path):
     assert torch.equal(torch.cat([pipeline.c.txt, semantic], dim=1), context)
 
 
+def test_a_changed_dtype_or_weight_file_recomputes_the_cache_and_says_so(tiny_paths, tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    pairs = find_pairs(write_folder_pairs(tmp_path / "plain", count=1))
+    folder = tmp_path / "cache"
+    caplog.set_level("INFO", logger="lucidflux")
+
+    def build(pipeline) -> tuple[int, list[str]]:
+        caplog.clear()
+        path = build_cache(pipeline, pairs, folder)[0]
+        return path.stat().st_mtime_ns, [r.getMessage() for r in caplog.records if "input cache" in r.getMessage()]
+
+    first, lines = build(fresh_pipeline(tiny_paths))
+    assert lines == []  # new entries are computed, not "recomputed"
+    assert build(fresh_pipeline(tiny_paths)) == (first, [])  # same inputs: kept, silently
+    bf16 = LucidFluxPipeline(load_components(tiny_paths, CPU, torch.bfloat16), CPU, torch.bfloat16)
+    second, lines = build(bf16)
+    assert second != first and len(lines) == 1 and "dtype (1)" in lines[0] and "vae" not in lines[0]
+    assert load_file(str(folder / "0000000.safetensors"))["ldr"].dtype == torch.bfloat16
+    weights = load_file(str(tiny_paths.ae))
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01  # another autoencoder file, same shapes
+    save_file(weights, str(tmp_path / "ae.safetensors"))
+    _, lines = build(fresh_pipeline(dataclasses.replace(tiny_paths, ae=tmp_path / "ae.safetensors")))
+    assert len(lines) == 1 and "vae (1)" in lines[0]
+    os.utime(pairs[0].lq, ns=(1, 1))  # the LQ file touched
+    _, lines = build(fresh_pipeline(tiny_paths))
+    assert lines == [f"input cache {folder}: 1 of 1 entries recomputed, their inputs changed: sources (1), vae (1)"]
+
+
 def test_the_lq_the_trainer_caches_is_the_lq_restore_builds(tiny_paths, tmp_path):
     """Same file, same condition: a manifest pair's ``lq`` (EXIF-rotated JPEG here) read and resized by
     the restore path, not its torch-bicubic ``lq_up``."""
