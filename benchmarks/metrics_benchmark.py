@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT = "psnry,ssim,niqe,musiq,lpips,dists,clipiqa,clipiqa+,maniqa,nima,fid"
+DEFAULT = "psnr-y,ssim,niqe,musiq,lpips,dists,clipiqa,clipiqa+,maniqa,nima,fid"
 
 
 def synthetic(count: int, size: int, seed: int = 0):

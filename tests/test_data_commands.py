@@ -315,7 +315,7 @@ def test_two_sources_with_the_same_names_are_refused_not_merged(curated, tmp_pat
 def test_settings_that_cannot_work_are_usage_errors(curated, photos, tmp_path):
     import torch
 
-    assert run("data", "filter", str(curated), "-o", str(tmp_path / "m.jsonl"), "--iqa-metric", "psnry")[0] == 2
+    assert run("data", "filter", str(curated), "-o", str(tmp_path / "m.jsonl"), "--iqa-metric", "psnr-y")[0] == 2
     if not torch.cuda.is_available():
         assert run("data", "degrade", str(photos), "-o", str(tmp_path / "p"), "--device", "cuda")[0] == 2
 

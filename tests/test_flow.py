@@ -73,7 +73,7 @@ def test_filter_degrade_train_restore_eval_chain(tiny_release, tmp_path):
 
     # 5. score the restorations against the pairs' HQ originals
     results = tmp_path / "results"
-    code, out, err = _run("eval", restored, "--reference", pairs / "hq", "--metrics", "psnr,ssim", "-o", results,
+    code, out, err = _run("eval", restored, "--reference", pairs / "hq", "--metrics", "psnr-y,ssim", "-o", results,
                           "--device", "cpu", "--json")
     assert code == 0, err
     rows = (results / "scores.csv").read_text().splitlines()

@@ -57,7 +57,7 @@ def eight_bit(seed: int, height: int, width: int) -> np.ndarray:
 
 def test_directions_and_kinds_agree_with_pyiqa():
     for name, metric in METRICS.items():
-        config = pyiqa_configs.DEFAULT_CONFIGS[name]
+        config = pyiqa_configs.DEFAULT_CONFIGS[metric.pyiqa_name]
         assert metric.higher_better is not config.get("lower_better", False), name
         assert metric.full_reference == (config["metric_mode"] == "FR"), name
     assert [m for m in METRICS if METRICS[m].folder_level] == ["fid"]
@@ -65,14 +65,16 @@ def test_directions_and_kinds_agree_with_pyiqa():
 
 def test_parse_metrics_and_defaults():
     assert parse_metrics("musiq, NIQE,musiq") == ("musiq", "niqe")
-    assert parse_metrics(["psnry", "ssim"]) == ("psnry", "ssim")
+    assert parse_metrics(["psnr-y", "ssim"]) == ("psnr-y", "ssim")
+    with pytest.raises(ValueError, match=r"psnry is two conventions now: psnr-y .* or psnr-y-full"):
+        parse_metrics("psnry")
     with pytest.raises(ValueError, match=r"unknown metric 'brisqe'; known: clipiqa\+, qalign") as info:
         parse_metrics("musiq,brisqe")
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="no metric given"):
         parse_metrics(" , ")
     assert registry.default_metrics() == ("clipiqa+", "musiq", "maniqa", "nima", "clipiqa", "niqe")
-    assert registry.default_metrics(reference=True)[-4:] == ("psnry", "ssim", "lpips", "dists")
+    assert registry.default_metrics(reference=True)[-4:] == ("psnr-y", "ssim", "lpips", "dists")
     assert METRICS["qalign"].cost == "large" and "8B" in METRICS["qalign"].opt_in
     assert all(METRICS[n].cost in registry.COSTS for n in METRICS)
     assert "PolyForm Noncommercial" in registry.PYIQA_LICENCE
@@ -107,7 +109,7 @@ def test_file_table_agrees_with_pyiqa_timm_and_torchvision():
     for name, arch in (("maniqa", "vit_base_patch8_224"), ("nima", "inception_resnet_v2")):
         (hub_file,) = [f for f in cache.metric_files(name) if f.store == "hub"]
         assert hub_file.repo == timm.models.get_pretrained_cfg(arch).hf_hub_id
-    assert cache.metric_files("psnry") == () and cache.metric_files("musiq", pretrained=False) == ()
+    assert cache.metric_files("psnr-y") == () and cache.metric_files("musiq", pretrained=False) == ()
 
 
 # ---------------------------------------------------------------------------------------- cache
@@ -129,7 +131,7 @@ def test_redirected_points_pyiqa_torch_and_hub_into_the_metrics_cache(tmp_path):
 def test_offline_with_an_empty_cache_names_the_metric(tmp_path, monkeypatch):
     images = [rng_image(0, 200, 200)]
     with pytest.raises(MetricUnavailable) as info:
-        Scorer("psnry,niqe", cache_dir=tmp_path, offline=True).check()
+        Scorer("psnr-y,niqe", cache_dir=tmp_path, offline=True).check()
     message = str(info.value)
     assert message.startswith("metric niqe: offline") and "niqe_modelparameters.mat" in message
     assert "`lucidflux weights download --metrics niqe`" in message and "\n" not in message
@@ -138,7 +140,7 @@ def test_offline_with_an_empty_cache_names_the_metric(tmp_path, monkeypatch):
         Scorer("musiq", cache_dir=tmp_path, offline=True).score(images)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(MetricUnavailable, match="metric lpips: offline .*alexnet-owt-7be5be79.pth"):
-        cache.download(["psnry", "lpips"], tmp_path)
+        cache.download(["psnr-y", "lpips"], tmp_path)
     assert not (tmp_path / "metrics" / "pyiqa").exists()  # nothing fetched, nothing created
 
 
@@ -163,7 +165,7 @@ def test_files_present_in_the_metrics_cache_are_used_offline(tmp_path):
     root = cache.metrics_dir(tmp_path)
     write_niqe_params(root / "pyiqa" / "niqe_modelparameters.mat")
     fake_hub_file(root / "hub", "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k", "model.safetensors")
-    assert cache.missing(["niqe", "psnry"], tmp_path) == {}
+    assert cache.missing(["niqe", "psnr-y"], tmp_path) == {}
     assert cache.missing(["maniqa"], tmp_path, pretrained=False) == {}
     assert [f.path for f in cache.missing(["maniqa"], tmp_path)["maniqa"]] == ["ckpt_koniq10k.pt"]
     image = rng_image(1, 200, 200)
@@ -206,14 +208,14 @@ def test_download_fills_the_metrics_cache_then_offline_works(fake_hub, tmp_path)
     params = write_niqe_params(tmp_path / "made" / "niqe.mat").read_bytes()
     fake_hub.add_repo(cache.PYIQA_REPO, {"niqe_modelparameters.mat": params, "ckpt_koniq10k.pt": b"maniqa"})
     fake_hub.add_repo("timm/vit_base_patch8_224.augreg2_in21k_ft_in1k", {"model.safetensors": b"vit"})
-    fetched = cache.download(["niqe", "maniqa", "psnry"], tmp_path / "c", progress=False)
+    fetched = cache.download(["niqe", "maniqa", "psnr-y"], tmp_path / "c", progress=False)
     root = cache.metrics_dir(tmp_path / "c")
     assert {p.name for p in fetched} == {"niqe_modelparameters.mat", "ckpt_koniq10k.pt", "model.safetensors"}
     assert (root / "pyiqa" / "niqe_modelparameters.mat").read_bytes() == params
     assert cache.missing(["niqe", "maniqa"], tmp_path / "c") == {}
     assert cache.download(["niqe"], tmp_path / "c") == []  # nothing left to fetch
     rows = {r["name"]: r for r in cache.status(cache_dir=tmp_path / "c")}
-    assert rows["niqe"]["missing"] == [] and rows["psnry"] == {**rows["psnry"], "files": 0, "size": 0}
+    assert rows["niqe"]["missing"] == [] and rows["psnr-y"] == {**rows["psnr-y"], "files": 0, "size": 0}
     assert rows["lpips"]["missing"] == ["checkpoints/alexnet-owt-7be5be79.pth", "LPIPS_v0.1_alex-df73285e.pth"]
     assert rows["qalign"]["opt_in"] and rows["qalign"]["cost"] == "large"
     score = Scorer("niqe", cache_dir=tmp_path / "c", offline=True).score([rng_image(0, 200, 200)])
@@ -225,11 +227,22 @@ def test_download_fills_the_metrics_cache_then_offline_works(fake_hub, tmp_path)
 # -------------------------------------------------------------------------------------- scoring
 
 
-def psnr_y(x: np.ndarray, y: np.ndarray) -> float:
-    """pyiqa's psnry: luma 0.299 R + 0.587 G + 0.114 B (YIQ's Y) in [0, 1], 10 log10(1 / (MSE + 1e-8))."""
+def psnr_y(x: np.ndarray, y: np.ndarray, border: int = 0) -> float:
+    """pyiqa's psnry (our psnr-y-full): luma 0.299 R + 0.587 G + 0.114 B (YIQ's Y) in [0, 1],
+    10 log10(1 / (MSE + 1e-8)), ``border`` pixels off every side first."""
+    if border:
+        x, y = x[border:-border, border:-border], y[border:-border, border:-border]
     weights = np.array([0.299, 0.587, 0.114])
     mse = np.mean((x.astype(np.float64) @ weights - y.astype(np.float64) @ weights) ** 2)
     return float(10 * np.log10(1.0 / (mse + 1e-8)))
+
+
+def psnr_y_ycbcr(x: np.ndarray, y: np.ndarray) -> float:
+    """BasicSR's calculate_psnr(test_y_channel=True): BT.601 YCbCr Y = 16 + 65.481 R + 128.553 G +
+    24.966 B on [0, 255], PSNR with peak 255 (on [0, 1] as pyiqa: /255, eps 1e-8)."""
+    weights = np.array([65.481, 128.553, 24.966])
+    a, b = ((16 + i.astype(np.float64) @ weights) / 255 for i in (x, y))
+    return float(10 * np.log10(1.0 / (np.mean((a - b) ** 2) + 1e-8)))
 
 
 def ssim_y(x: np.ndarray, y: np.ndarray) -> float:
@@ -256,18 +269,46 @@ def test_psnr_y_and_ssim_match_the_formulas(tmp_path):
     noisy = [np.clip(r + np.random.default_rng(i).normal(0, 0.04, r.shape), 0, 1).astype(np.float32)
              for i, r in enumerate(refs)]
     noisy[1] = eight_bit(13, 40, 48)  # unrelated content: low SSIM
-    rows = Scorer("psnry,ssim", cache_dir=tmp_path, offline=True, batch_size=2).score(noisy, refs)
+    rows = Scorer("psnr-y-full,ssim", cache_dir=tmp_path, offline=True, batch_size=2).score(noisy, refs)
     for row, image, ref in zip(rows, noisy, refs, strict=True):
-        assert row["psnry"] == pytest.approx(psnr_y(image, ref), rel=1e-5, abs=1e-4)
+        assert row["psnr-y-full"] == pytest.approx(psnr_y(image, ref), rel=1e-5, abs=1e-4)
         assert row["ssim"] == pytest.approx(ssim_y(image, ref), rel=1e-6, abs=1e-7)
     assert rows[0]["ssim"] > rows[1]["ssim"]
     # Identical images: SSIM 1, PSNR at pyiqa's 1e-8 floor (80 dB).
-    same = Scorer("psnry,ssim", cache_dir=tmp_path).score([refs[2]], [torch.from_numpy(refs[2]).permute(2, 0, 1)])
-    assert same[0]["ssim"] == pytest.approx(1.0, abs=1e-12) and same[0]["psnry"] == pytest.approx(80.0)
+    same = Scorer("psnr-y-full,ssim", cache_dir=tmp_path).score([refs[2]], [torch.from_numpy(refs[2]).permute(2, 0, 1)])
+    assert same[0]["ssim"] == pytest.approx(1.0, abs=1e-12) and same[0]["psnr-y-full"] == pytest.approx(80.0)
+
+
+def test_the_two_psnr_y_conventions_differ_by_20_log10_255_over_219(tmp_path):
+    refs = [eight_bit(20, 40, 48), eight_bit(21, 40, 48)]
+    noisy = [np.clip(r + np.random.default_rng(i).normal(0, 0.05, r.shape), 0, 1).astype(np.float32)
+             for i, r in enumerate(refs)]
+    rows = Scorer("psnr-y,psnr-y-full", cache_dir=tmp_path, offline=True).score(noisy, refs)
+    offset = 20 * np.log10(255 / 219)  # 1.32 dB: the same error is 219/255 as large on studio-range Y
+    for row, image, ref in zip(rows, noisy, refs, strict=True):
+        assert row["psnr-y"] == pytest.approx(psnr_y_ycbcr(image, ref), abs=1e-4)  # BasicSR's number
+        assert row["psnr-y"] - row["psnr-y-full"] == pytest.approx(offset, abs=1e-4)
+    assert abs(registry.YCBCR_OFFSET_DB - offset) < 1e-12
+
+
+def test_crop_border_takes_pixels_off_every_side_before_psnr_and_ssim(tmp_path):
+    ref = eight_bit(30, 40, 48)
+    image = ref.copy()
+    image[:3] = 1 - image[:3]  # the error sits in the top 3 rows only
+    image[10:20, 10:20] = np.clip(image[10:20, 10:20] + 0.1, 0, 1)
+    whole, cropped = (Scorer("psnr-y-full,ssim", cache_dir=tmp_path, crop_border=border)
+                      .score([image], [ref])[0] for border in (0, 4))
+    assert whole["psnr-y-full"] == pytest.approx(psnr_y(image, ref), abs=1e-4)
+    assert cropped["psnr-y-full"] == pytest.approx(psnr_y(image, ref, border=4), abs=1e-4)
+    assert cropped["psnr-y-full"] > whole["psnr-y-full"] + 5
+    assert cropped["ssim"] == pytest.approx(ssim_y(image[4:-4, 4:-4], ref[4:-4, 4:-4]), rel=1e-6, abs=1e-7)
+    assert [m for m in METRICS if METRICS[m].crops_border] == ["psnr-y", "psnr-y-full", "ssim"]  # as BasicSR
+    with pytest.raises(ScoreError, match=r"crop border of 24 px leaves nothing"):
+        Scorer("psnr-y", cache_dir=tmp_path, crop_border=24).score([image], [ref], labels=["small.png"])
 
 
 def test_size_mismatch_names_the_file_and_tiny_images_fail_clearly(tmp_path):
-    scorer = Scorer("psnry,niqe", cache_dir=tmp_path, pretrained=False)
+    scorer = Scorer("psnr-y,niqe", cache_dir=tmp_path, pretrained=False)
     with pytest.raises(SizeMismatch) as info:
         scorer.score([rng_image(0, 32, 32), rng_image(1, 32, 40)], [rng_image(2, 32, 32), rng_image(3, 32, 32)],
                      labels=["a.png", "sub/b.png"])
@@ -360,15 +401,15 @@ def test_pairing_by_relative_path():
 
 
 def test_markdown_table_marks_the_best_per_direction():
-    columns = {"steps 20": {"musiq": 70.5, "niqe": 4.1, "psnry": 24.0},
-               "steps 50": {"musiq": 72.25, "niqe": 3.9, "psnry": 24.0},
+    columns = {"steps 20": {"musiq": 70.5, "niqe": 4.1, "psnr-y": 24.0},
+               "steps 50": {"musiq": 72.25, "niqe": 3.9, "psnr-y": 24.0},
                "tiles": {"musiq": 68.0, "niqe": float("nan")}}
     table = tables.markdown_table(columns)
     lines = table.splitlines()
     assert lines[0] == "| metric | steps 20 | steps 50 | tiles |"
     assert "| MUSIQ ↑ | 70.50 | **72.25** | 68.00 |" in lines  # higher is better
     assert "| NIQE ↓ | 4.1000 | **3.9000** | – |" in lines  # lower is better; NaN is left out
-    assert "| PSNR-Y ↑ | **24.00** | **24.00** | – |" in lines  # ties are all marked
+    assert "| PSNR-Y (YCbCr) ↑ | **24.00** | **24.00** | – |" in lines  # ties are all marked
     with_paper = tables.markdown_table({"ours": {"niqe": 3.5, "musiq": 60.0},
                                         tables.PAPER_COLUMN: tables.PAPER_LUCIDFLUX_REALLQ250},
                                        ["musiq", "niqe"])

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -167,3 +169,52 @@ def test_the_seed_decides_the_draws(pairs, tiny_release, tmp_path):
         assert code == 0, stderr
         losses[name] = json.loads(stdout.splitlines()[0])["loss"]
     assert losses["a"] == losses["b"] != losses["c"]
+
+
+def _validation_request(tmp_path: Path) -> SimpleNamespace:
+    held_out = tmp_path / "held-out"
+    held_out.mkdir()
+    picture(7, 16).save(held_out / "v.png")
+    return SimpleNamespace(validation=held_out, out_dir=tmp_path / "run", validation_metrics="none",
+                           validation_steps=1, cache_dir=None, offline=True)
+
+
+def test_validation_runs_in_the_training_precision(tiny_paths, tmp_path):
+    """bf16 frozen side + float32 trainable parts (every CUDA run): outside the training autocast the
+    two meet in one matmul and fail; in it (CPU autocast has bf16) the page is written."""
+    from lucidflux_cli.finetune.validation import Validation
+    from lucidflux_cli.model.components import load_components
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline
+    from lucidflux_cli.training.trainable import prepare_trainable
+
+    cpu = torch.device("cpu")
+    pipeline = LucidFluxPipeline(load_components(tiny_paths, cpu, torch.bfloat16), cpu, torch.bfloat16)
+    prepare_trainable(pipeline.c)  # float32 master weights, as the trainer keeps them
+    request = _validation_request(tmp_path)
+    assert "same dtype" in Validation(request, pipeline).run(1, [(1, 0.5)])
+    def autocast():  # what Accelerator(mixed_precision="bf16").autocast() enters (not built here: its
+        return torch.autocast("cpu", dtype=torch.bfloat16)  # state is process-wide)
+
+    assert Validation(request, pipeline, autocast).run(2, [(1, 0.5), (2, 0.4)]) is None
+    assert "![](step-2/v.png)" in (request.out_dir / "validation" / "index.md").read_text()
+
+
+def test_a_failed_validation_is_an_error_line_and_in_the_report(pairs, tiny_release, tmp_path, monkeypatch):
+    from lucidflux_cli.model.pipeline import LucidFluxPipeline
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the validation broke")
+
+    monkeypatch.setattr(LucidFluxPipeline, "__call__", broken)
+    request = _validation_request(tmp_path)
+    report = tmp_path / "r.json"
+    code, stdout, stderr = run("train", "--pairs", str(pairs), "-o", str(request.out_dir), "--steps", "1", *FAST,
+                               *weight_args(tiny_release), "--validation", str(request.validation),
+                               "--validate-every", "1", "--validation-steps", "1", "--validation-metrics", "none",
+                               "--json", "--report", str(report))
+    assert code == 0, stderr  # the run goes on
+    assert [line for line in stderr.splitlines() if "error" in line.lower() and "the validation broke" in line]
+    failed = "validation at step 1 failed: RuntimeError: the validation broke"
+    assert json.loads(report.read_text())["validation_errors"] == [failed]
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert {"event": "validation", "step": 1, "error": failed} in events

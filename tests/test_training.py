@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -389,6 +390,65 @@ def test_cache_holds_what_the_pipeline_computes(tiny_paths, tmp_path):
         context = pipeline.encode_context(cleaned)
         semantic = pipeline.c.connector(sample["features"][None]).image_embeds
     assert torch.equal(torch.cat([pipeline.c.txt, semantic], dim=1), context)
+
+
+def test_a_changed_dtype_or_weight_file_recomputes_the_cache_and_says_so(tiny_paths, tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    pairs = find_pairs(write_folder_pairs(tmp_path / "plain", count=1))
+    folder = tmp_path / "cache"
+    caplog.set_level("INFO", logger="lucidflux")
+
+    def build(pipeline) -> tuple[int, list[str]]:
+        caplog.clear()
+        path = build_cache(pipeline, pairs, folder)[0]
+        return path.stat().st_mtime_ns, [r.getMessage() for r in caplog.records if "input cache" in r.getMessage()]
+
+    first, lines = build(fresh_pipeline(tiny_paths))
+    assert lines == []  # new entries are computed, not "recomputed"
+    assert build(fresh_pipeline(tiny_paths)) == (first, [])  # same inputs: kept, silently
+    bf16 = LucidFluxPipeline(load_components(tiny_paths, CPU, torch.bfloat16), CPU, torch.bfloat16)
+    second, lines = build(bf16)
+    assert second != first and len(lines) == 1 and "dtype (1)" in lines[0] and "vae" not in lines[0]
+    assert load_file(str(folder / "0000000.safetensors"))["ldr"].dtype == torch.bfloat16
+    weights = load_file(str(tiny_paths.ae))
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01  # another autoencoder file, same shapes
+    save_file(weights, str(tmp_path / "ae.safetensors"))
+    _, lines = build(fresh_pipeline(dataclasses.replace(tiny_paths, ae=tmp_path / "ae.safetensors")))
+    assert len(lines) == 1 and "vae (1)" in lines[0]
+    os.utime(pairs[0].lq, ns=(1, 1))  # the LQ file touched
+    _, lines = build(fresh_pipeline(tiny_paths))
+    assert lines == [f"input cache {folder}: 1 of 1 entries recomputed, their inputs changed: sources (1), vae (1)"]
+
+
+def test_the_lq_the_trainer_caches_is_the_lq_restore_builds(tiny_paths, tmp_path):
+    """Same file, same condition: a manifest pair's ``lq`` (EXIF-rotated JPEG here) read and resized by
+    the restore path, not its torch-bicubic ``lq_up``."""
+    from lucidflux_cli.imageio.discovery import InputFile
+    from lucidflux_cli.restore.batch import OutputOptions, restore_files
+
+    pipeline = fresh_pipeline(tiny_paths)
+    picture(SIZE, 3).save(tmp_path / "hq.png")
+    small = picture(SIZE, 3).resize((SIZE // 4, SIZE // 4), Image.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90 degrees
+    small.save(tmp_path / "lq.jpg", quality=90, exif=exif)
+    as_tensor = torch.from_numpy(np.asarray(small, dtype=np.float32)).permute(2, 0, 1)[None]
+    up = torch.nn.functional.interpolate(as_tensor, size=(SIZE, SIZE), mode="bicubic", align_corners=False)
+    Image.fromarray(up[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()).save(tmp_path / "lq_up.png")
+    pair = TrainingPair("p", tmp_path / "hq.png", tmp_path / "lq.jpg", tmp_path / "lq_up.png")
+    cached = encode_pair(pipeline, pair)["lq"].numpy()
+
+    built = []
+    original = pipeline.lq_image
+    pipeline.lq_image = lambda images, size: built.append(original(images, size)) or built[-1]
+    restorer = lambda image, size, on_step: pipeline(image, size, RestoreSettings(steps=1))  # noqa: E731
+    options = OutputOptions(out_dir=tmp_path / "out", size=(SIZE, SIZE), min_side=0)
+    report = restore_files([InputFile(tmp_path / "lq.jpg", Path("lq.jpg"))], lambda: restorer, options, {})
+    assert [r.status for r in report.results] == ["done"]
+    assert np.array_equal(cached, built[0].pixels[0])
+    assert not np.array_equal(cached, np.asarray(Image.open(tmp_path / "lq_up.png")))
 
 
 # --- pixel loss, 8-bit AdamW, the memory prediction ----------------------------------------------

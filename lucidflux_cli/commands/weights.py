@@ -63,7 +63,7 @@ def _metric_rows(root: Path) -> list[tuple[str, ...]]:
     rows = []
     for row in metric_cache.status(cache_dir=root):
         if not row["files"]:
-            continue  # a formula (psnry, ssim): nothing to download
+            continue  # a formula (psnr-y, ssim): nothing to download
         name = f"metric:{row['name']}" + (" (opt-in)" if row["opt_in"] else "")
         cached = "no" if row["missing"] else "yes"
         rows.append((name, "pyiqa", cached, weights.format_size(row["size"]),

@@ -1,7 +1,7 @@
 """Training data: curation rules and the Real-ESRGAN degradation pipeline as a library (issue 14).
 
 Pure functions of images, numpy Generators and configs; no file I/O here. The ``lucidflux
-data`` commands run them on the run engine. Names are imported on first use, so the CLI's
+data`` commands run them on the shared runner. Names are imported on first use, so the CLI's
 ``--help`` (which reads the configs' defaults) does not import torch.
 """
 

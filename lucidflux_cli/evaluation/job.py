@@ -19,6 +19,7 @@ import numpy as np
 
 from lucidflux_cli import atomic, manifests
 from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
 from lucidflux_cli.imageio.media import read_rgb
 from lucidflux_cli.runner.control import uninterrupted
@@ -54,7 +55,7 @@ class EvalJob(Job):
 
         self.device = str(resolve_device(request.device))
         self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
-                             cache_dir=request.cache_dir, offline=request.offline)
+                             cache_dir=request.cache_dir, offline=request.offline, crop_border=request.crop_border)
         self.scorer.check()  # offline and missing: a setup error naming the metric, before any work
         self.journal = manifests.Journal(request.out_dir / SCORES, self.key, self.provenance())
         self.columns: dict[Path, str] = {}  # image -> the folder (column) it belongs to
@@ -72,8 +73,9 @@ class EvalJob(Job):
         return (record["folder"], record["file"])
 
     def provenance(self) -> dict[str, Any]:
+        crop = {"crop_border": self.request.crop_border} if self.request.crop_border else {}
         return {"metrics": list(self.metrics),
-                "reference": str(self.request.reference) if self.request.reference else None}
+                "reference": str(self.request.reference) if self.request.reference else None, **crop}
 
     def header(self) -> dict[str, Any]:
         return manifests.header("lucidflux-eval", self.provenance())
@@ -145,11 +147,13 @@ class EvalJob(Job):
         from lucidflux_cli.metrics.cache import MetricUnavailable
 
         started = time.monotonic()
-        loaded, results = [], {}
+        loaded, results, notes = [], {}, {}
         for item in items:
             try:
-                image = read_rgb(item.path)
-                reference = read_rgb(self.references[item.path]) if self.request.reference else None
+                image, note = read_scored(item.path)
+                reference, reference_note = read_scored(self.references[item.path]) if self.request.reference \
+                    else (None, None)
+                notes[item.path] = "; ".join(n for n in (note, reference_note) if n) or None
                 if reference is not None and reference.shape != image.shape:
                     raise LucidFluxError(f"{item.path}: {image.shape[1]}x{image.shape[0]} px but its reference "
                                          f"{self.references[item.path]} is {reference.shape[1]}x{reference.shape[0]}")
@@ -170,9 +174,10 @@ class EvalJob(Job):
                 results[loaded[0][0].path] = failure(loaded[0][0].path, error, time.monotonic() - started)
             share = (time.monotonic() - started) / len(items)
             for (item, *_), row in zip(loaded, rows or [], strict=False):
+                note = notes[item.path]
                 record = {"folder": self.columns[item.path], "file": item.relative.as_posix(),
-                          **{name: _rounded(value) for name, value in row.items()}}
-                results[item.path] = FileResult(item.path, None, "done", seconds=share, details=record)
+                          **{name: _rounded(value) for name, value in row.items()}, **({"note": note} if note else {})}
+                results[item.path] = FileResult(item.path, None, "done", seconds=share, details=record, note=note)
         ordered = [results[item.path] for item in items]
         for result in ordered:
             with uninterrupted():
@@ -197,7 +202,8 @@ class EvalJob(Job):
         files = {
             "scores.csv": tables.rows_csv(sorted(rows, key=self.key), self.per_image),
             "summary.json": tables.summary_json(summary),
-            "table.md": tables.summary_markdown(summary, [m for m in self.metrics], paper=self.request.paper),
+            "table.md": tables.summary_markdown(summary, [m for m in self.metrics], paper=self.request.paper,
+                                                crop_border=self.request.crop_border),
         }
         for name, text in files.items():
             data = text.encode("utf-8")
@@ -233,7 +239,15 @@ class EvalJob(Job):
     def describe(self, result: FileResult) -> str:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in (result.details or {}).items()
                            if k not in ("folder", "file") and isinstance(v, float))
-        return f"scored {result.source}: {scores}"
+        return f"scored {result.source}: {scores}" + (f"; {result.note}" if result.note else "")
+
+
+def read_scored(path: Path) -> tuple[np.ndarray, str | None]:
+    """The first image of ``path`` as float32 RGB, and a note when it has an alpha channel."""
+    from lucidflux_cli.metrics.arrays import ALPHA_NOTE
+
+    loaded = media.read_pages(path, "first").images[0]
+    return np.asarray(loaded.rgb, dtype=np.float32), (f"{path.name} {ALPHA_NOTE}" if loaded.alpha is not None else None)
 
 
 def _rounded(value: Any) -> Any:

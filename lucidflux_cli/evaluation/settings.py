@@ -28,5 +28,8 @@ class EvalRequest(ModelSettings):
         None, parse=parse_metric_list, metavar="LIST",
         help="Comma-separated metrics (`lucidflux weights list --metrics`). Default: the paper's no-reference "
              "set without Q-Align (8B parameters, opt-in), plus the full-reference set with --reference.")
+    crop_border: int = setting(
+        0, minimum=0, metavar="N", help="Pixels taken off every side of image and reference before PSNR-Y and "
+                                        "SSIM, as BasicSR's crop_border (SR papers use the scale factor).")
     batch_size: int = setting(4, minimum=1, help="Images per metric call (raise it on a GPU).")
     paper: bool = setting(False, flag=True, help="Add the paper's LucidFlux RealLQ250 column to table.md.")

@@ -118,14 +118,14 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
         _warn_changed_options(request.out_dir / "run-config.json", options)
         trainer.resume(state)
         log.info("resumed from %s (step %d of %d)", state.name, trainer.step, request.steps)
-    validation = _validation(request, pipeline) if accelerator.is_main_process else None
+    validation = _validation(request, pipeline, accelerator.autocast) if accelerator.is_main_process else None
     with events.bar(request.steps, "train", initial=trainer.step) as bar:
         def on_step(step: int, loss: float, rate: float) -> None:
             events.step(step, loss, rate)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
             if validation is not None and step % request.validate_every == 0:
-                validation.run(step, events.losses)
+                events.validation(step, validation.run(step, events.losses))
 
         return trainer.run(request.steps, request.out_dir, on_step)
 
@@ -150,12 +150,12 @@ def _validation_images(folder: Path) -> list:
     return discovery.discover([str(folder)], recursive=True).files
 
 
-def _validation(request: Any, pipeline):
+def _validation(request: Any, pipeline, precision):
     if request.validation is None:
         return None
     from lucidflux_cli.finetune.validation import Validation
 
-    return Validation(request, pipeline)
+    return Validation(request, pipeline, precision)  # in the training steps' autocast and dtypes
 
 
 class TrainEvents:
@@ -165,6 +165,7 @@ class TrainEvents:
         self.request, self.reports = request, reports  # one process of several reports
         self.started = dt.datetime.now(dt.timezone.utc)
         self.losses: list[tuple[int, float]] = []
+        self.validation_errors: list[str] = []  # one line each; the run went on
         self.last_report = time.monotonic()
 
     def bar(self, total: int, name: str, initial: int = 0):
@@ -185,6 +186,16 @@ class TrainEvents:
         if self.request.report and time.monotonic() - self.last_report >= self.request.report_every:
             self._write_report(self._summary(None, None, None), "running")
 
+    def validation(self, step: int, error: str | None) -> None:
+        """A validation's outcome: a failure goes into the summary and report (and a --json event)."""
+        if error is None:
+            return
+        self.validation_errors.append(error)
+        if self.reports and self.request.json_events:
+            print(json.dumps({"event": "validation", "step": step, "error": error}), flush=True)
+        if self.reports and self.request.report:
+            self._write_report(self._summary(None, None, None), "running")
+
     def finish(self, code: int, outcome=None, error: str | None = None) -> int:
         summary = self._summary(code, outcome, error)
         if not self.reports:
@@ -199,7 +210,8 @@ class TrainEvents:
         return {"event": "summary", "exit_code": code, "steps": outcome.steps if outcome else None,
                 "target_steps": self.request.steps, "interrupted": outcome.interrupted if outcome else None,
                 "checkpoints": [str(p) for p in outcome.checkpoints] if outcome else [],
-                "last_loss": self.losses[-1][1] if self.losses else None, "error": error}
+                "last_loss": self.losses[-1][1] if self.losses else None, "error": error,
+                "validation_errors": list(self.validation_errors)}
 
     def _write_report(self, summary: dict[str, Any], state: str) -> None:
         write_report(self.request.report, "train", self.request.provenance(), self.started, state,

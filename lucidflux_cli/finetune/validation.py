@@ -4,8 +4,11 @@ plot of the loss and the scores (``run/validation/index.md``; no plotting librar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import numpy as np
 
 from lucidflux_cli import atomic
 from lucidflux_cli.errors import LucidFluxError, one_line
-from lucidflux_cli.imageio import discovery
+from lucidflux_cli.imageio import discovery, media
 from lucidflux_cli.imageio.media import read_rgb
 
 log = logging.getLogger("lucidflux")
@@ -21,8 +24,12 @@ MAX_IMAGES = 8  # a page, not an evaluation: `lucidflux eval` scores whole folde
 
 
 class Validation:
-    def __init__(self, request: Any, pipeline):
-        self.request, self.pipeline = request, pipeline
+    """``precision``: the context the training steps run in (the accelerator's autocast), so the
+    held-out images go through the model in the same dtypes as training: bf16 frozen side and
+    float32 trainable parts would otherwise meet in one matmul and fail."""
+
+    def __init__(self, request: Any, pipeline, precision: Callable[[], AbstractContextManager] = contextlib.nullcontext):
+        self.request, self.pipeline, self.precision = request, pipeline, precision
         found = discovery.discover([str(request.validation)], recursive=True)
         self.images = list(found.files)[:MAX_IMAGES]
         if not self.images:
@@ -47,31 +54,39 @@ class Validation:
             return None
         return scorer
 
-    def run(self, step: int, losses: list[tuple[int, float]]) -> None:
-        """Restore, score and write the page for ``step``; a failure is a warning, never the run's end."""
+    def run(self, step: int, losses: list[tuple[int, float]]) -> str | None:
+        """Restore, score and write the page for ``step``. A failure is logged as an error and
+        returned (one line, for the run report); it never ends the training run."""
+        try:
+            entry = self._restore_and_score(step)
+            self.history = [e for e in self.history if e["step"] != step] + [entry]
+            self._write(losses)
+        except Exception as error:  # the training run goes on; the caller reports the failure
+            message = f"validation at step {step} failed: {one_line(error) or type(error).__name__}"
+            log.error("%s", message)
+            log.debug("validation failure", exc_info=True)
+            return message
+        log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "step")
+                 or "restored")
+        return None
+
+    def _restore_and_score(self, step: int) -> dict[str, Any]:
         import torch
 
         from lucidflux_cli.model.pipeline import RestoreSettings
 
-        try:
-            folder = self.folder / f"step-{step}"
-            folder.mkdir(parents=True, exist_ok=True)
-            scores: dict[str, list[float]] = {}
-            with torch.no_grad():
-                for item in self.images:
-                    lq = read_rgb(item.path)
-                    restored = self.pipeline(lq, settings=RestoreSettings(steps=self.request.validation_steps))
-                    _save_png(folder / page_name(item), restored)
-                    if self.scorer is not None:
-                        for name, value in self.scorer.score([restored])[0].items():
-                            scores.setdefault(name, []).append(float(value))
-            entry = {"step": step, **{name: float(np.mean(values)) for name, values in scores.items()}}
-            self.history = [e for e in self.history if e["step"] != step] + [entry]
-            self._write(losses)
-            log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "step")
-                     or "restored")
-        except Exception as error:  # the training run goes on
-            log.warning("validation at step %d failed: %s", step, one_line(error))
+        folder = self.folder / f"step-{step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        scores: dict[str, list[float]] = {}
+        for item in self.images:
+            with torch.no_grad(), self.precision():
+                image = media.read_pages(item.path, "first").images[0].model_input  # as restore gives it
+                restored = self.pipeline(image, settings=RestoreSettings(steps=self.request.validation_steps))
+            _save_png(folder / page_name(item), restored)
+            if self.scorer is not None:
+                for name, value in self.scorer.score([restored])[0].items():
+                    scores.setdefault(name, []).append(float(value))
+        return {"step": step, **{name: float(np.mean(values)) for name, values in scores.items()}}
 
     def _write(self, losses: list[tuple[int, float]]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

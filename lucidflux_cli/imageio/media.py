@@ -57,6 +57,12 @@ class LoadedImage:
         """8-bit RGB copy; for 8-bit sources this reproduces the decoded values exactly."""
         return Image.fromarray(quantize(self.rgb, 8))
 
+    @property
+    def model_input(self) -> Image.Image | np.ndarray:
+        """What the model is given, by restore, training and validation alike: 8-bit sources as
+        8-bit RGB (PIL, resized as the reference resizes), deeper ones as float arrays."""
+        return self.to_pil_rgb8() if self.metadata.bit_depth <= 8 else self.rgb
+
 
 @dataclass
 class Pages:

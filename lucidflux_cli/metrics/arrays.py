@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 
 Image = Union[np.ndarray, "torch.Tensor"]
 
+# What scoring does with transparency: metrics take RGB, and compositing over a chosen background
+# would invent pixels; the colour channels are scored as stored.
+ALPHA_NOTE = "has an alpha channel: its colour channels are scored as stored, alpha ignored (not composited)"
+
 
 def to_tensor(image: Image) -> torch.Tensor:
     """``3 x H x W`` float32 tensor in [0, 1] from an ``H x W x 3`` array or a ``3 x H x W`` tensor."""

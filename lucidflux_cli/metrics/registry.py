@@ -1,14 +1,17 @@
 """The one table of image-quality metrics: what each is, its direction, cost and licence.
 
-Names are pyiqa's (``pyiqa.create_metric(name)``). Nothing here imports pyiqa: the table is read
-by ``weights list``, ``doctor`` and ``--help`` without the ``eval`` extra installed. The tests
+Names are pyiqa's (``pyiqa.create_metric(name)``), except the two PSNR-Y conventions: pyiqa's
+``psnry`` in two colour spaces (``Metric.pyiqa``, ``Metric.pyiqa_options``). Nothing here imports
+pyiqa: the table is read by ``weights list``, ``doctor`` and ``--help`` without the ``eval`` extra installed. The tests
 check that ``higher_better`` and ``full_reference`` agree with pyiqa's own ``DEFAULT_CONFIGS``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 # Cost classes: "cheap" has no neural network (fast on a CPU), "standard" is a network under
 # 1B parameters (seconds per 1024 px image on a CPU, fast on a GPU), "large" is opt-in only.
@@ -37,6 +40,13 @@ class Metric:
     measures: str = ""
     licence: str = ""  # of the method / its weights, where known
     opt_in: str = ""  # non-empty: never in a default set, and why
+    pyiqa: str = ""  # pyiqa's name, where ours differs
+    pyiqa_options: tuple[tuple[str, Any], ...] = ()  # create_metric keyword arguments that make it ours
+    crops_border: bool = False  # eval --crop-border applies (pixel fidelity, as BasicSR's crop_border)
+
+    @property
+    def pyiqa_name(self) -> str:
+        return self.pyiqa or self.name
 
     @property
     def arrow(self) -> str:
@@ -50,6 +60,12 @@ class Metric:
 
 
 _UPSTREAM = "not stated by pyiqa; check the method's upstream repository"
+# BT.601 studio-range Y spans 219 of 255 levels: the same error is 219/255 as large on it, so
+# PSNR on YCbCr Y (psnr-y) is 20 log10(255/219) = 1.32 dB above PSNR on full-range luma (psnr-y-full).
+YCBCR_OFFSET_DB = 20 * math.log10(255 / 219)
+# Names that meant something else before: refused with what to use instead.
+RENAMED = {"psnry": "psnry is two conventions now: psnr-y (BT.601 YCbCr Y, studio range: BasicSR's and "
+                    "SR papers') or psnr-y-full (full-range luma, pyiqa's psnry; 1.32 dB lower)"}
 
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -72,11 +88,19 @@ METRICS: dict[str, Metric] = {
         Metric("niqe", "NIQE", False, cost="cheap",
                measures="natural scene statistics distance to pristine images (no learning on opinions)",
                licence=f"model parameters from the NIQE MATLAB release (LIVE); {_UPSTREAM}"),
-        Metric("psnry", "PSNR-Y", True, full_reference=True, cost="cheap",
-               measures="PSNR on luma 0.299 R + 0.587 G + 0.114 B (BT.601 weights, full range)",
+        Metric("psnr-y", "PSNR-Y (YCbCr)", True, full_reference=True, cost="cheap", pyiqa="psnry",
+               pyiqa_options=(("color_space", "ycbcr"),), crops_border=True,
+               measures="PSNR on the Y of ITU-R BT.601 YCbCr, studio range (16-235): BasicSR's "
+                        "and the SR papers' convention",
                licence="formula; no weights"),
-        Metric("ssim", "SSIM", True, full_reference=True, cost="cheap",
-               measures="SSIM on the same luma rounded to 8 bits (11x11 Gaussian window)",
+        Metric("psnr-y-full", "PSNR-Y (full-range luma)", True, full_reference=True, cost="cheap", pyiqa="psnry",
+               crops_border=True,
+               measures="PSNR on full-range luma 0.299 R + 0.587 G + 0.114 B (pyiqa's psnry): "
+                        f"{YCBCR_OFFSET_DB:.2f} dB below psnr-y, always",
+               licence="formula; no weights"),
+        Metric("ssim", "SSIM", True, full_reference=True, cost="cheap", crops_border=True,
+               measures="SSIM on full-range luma 0.299 R + 0.587 G + 0.114 B rounded to 8 bits "
+                        "(11x11 Gaussian window; pyiqa's ssim)",
                licence="formula; no weights"),
         Metric("lpips", "LPIPS", False, full_reference=True,
                measures="learned perceptual distance on AlexNet features",
@@ -95,7 +119,7 @@ PAPER_TABLE1: tuple[str, ...] = ("clipiqa+", "qalign", "musiq", "maniqa", "nima"
 # What `lucidflux eval` computes without --metrics: Table 1 minus the opt-in Q-Align ...
 DEFAULT_NO_REFERENCE: tuple[str, ...] = tuple(n for n in PAPER_TABLE1 if not METRICS[n].opt_in)
 # ... plus these when --reference is given.
-DEFAULT_FULL_REFERENCE: tuple[str, ...] = ("psnry", "ssim", "lpips", "dists")
+DEFAULT_FULL_REFERENCE: tuple[str, ...] = ("psnr-y", "ssim", "lpips", "dists")
 # `restore --score` with no list: NIQE (no network, ~0.3 s per 1024 px image on 2 CPU cores) and
 # MUSIQ (a learned opinion score, ~5 s there, well under a second on a GPU); see docs/eval.md.
 DEFAULT_SCORE: tuple[str, ...] = ("niqe", "musiq")
@@ -111,6 +135,8 @@ def get(name: str) -> Metric:
     try:
         return METRICS[name]
     except KeyError:
+        if name in RENAMED:
+            raise ValueError(RENAMED[name]) from None
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
 
 

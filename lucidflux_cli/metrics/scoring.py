@@ -24,7 +24,7 @@ from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.metrics import fid as fidlib
 from lucidflux_cli.metrics.arrays import Image, height_width, to_tensor
 from lucidflux_cli.metrics.cache import MetricUnavailable, redirected, require
-from lucidflux_cli.metrics.registry import folder_level, full_reference, no_reference, parse_metrics
+from lucidflux_cli.metrics.registry import folder_level, full_reference, get, no_reference, parse_metrics
 
 SEED = 123  # pyiqa's own default seed; some metrics (MANIQA) take random crops
 
@@ -70,7 +70,7 @@ def untrained_options(name: str, workdir: Path) -> dict[str, Any]:
         return {"pretrained_model_path": str(path)}
     if name in ("clipiqa+", "musiq", "maniqa", "nima", "lpips", "dists"):
         return {"pretrained": False}
-    return {}  # psnry, ssim (no weights); clipiqa, fid, qalign (backbone only)
+    return {}  # psnr-y, psnr-y-full, ssim (no weights); clipiqa, fid, qalign (backbone only)
 
 
 class Scorer:
@@ -79,13 +79,17 @@ class Scorer:
     ``score`` gives per-image no-reference scores, plus full-reference ones when references are
     given; ``fid`` compares two sets. ``pretrained=False`` builds metrics with random weights (tests,
     benchmark): numbers are then meaningless but finite. ``options`` adds ``create_metric`` keyword
-    arguments per metric name.
+    arguments per metric name. ``crop_border`` takes that many pixels off every side of both images
+    before the pixel-fidelity metrics (PSNR-Y, SSIM: ``Metric.crops_border``), as BasicSR does.
     """
 
     def __init__(self, names: str | Sequence[str], device: str = "cpu", batch_size: int = 4,
                  cache_dir: Path | str | None = None, offline: bool = False, pretrained: bool = True,
-                 options: Mapping[str, Mapping[str, Any]] | None = None):
+                 options: Mapping[str, Mapping[str, Any]] | None = None, crop_border: int = 0):
         self.names = parse_metrics(names)
+        if crop_border < 0:
+            raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+        self.crop_border = crop_border  # pixels off each side before PSNR/SSIM, as BasicSR's crop_border
         self.device = str(resolve_device(device)) if device == "auto" else device
         self.batch_size = max(1, batch_size)
         self.cache_dir = cache_dir
@@ -121,7 +125,10 @@ class Scorer:
         return self._built[name]
 
     def _build(self, name: str) -> Any:
-        options: dict[str, Any] = {}
+        metric = get(name)
+        options: dict[str, Any] = dict(metric.pyiqa_options)
+        if metric.crops_border and self.crop_border:
+            options["crop_border"] = self.crop_border
         if not self.pretrained:
             if self._workdir is None:
                 self._workdir = tempfile.TemporaryDirectory(prefix="lucidflux-metrics-")
@@ -135,7 +142,7 @@ class Scorer:
         # pyiqa prints 'Downloading: ...' to stdout; stdout may carry --json events: send it to stderr.
         with redirected(self.cache_dir, self.offline), contextlib.redirect_stdout(sys.stderr):
             try:
-                return pyiqa.create_metric(name, device=self.device, as_loss=False, **options)
+                return pyiqa.create_metric(metric.pyiqa_name, device=self.device, as_loss=False, **options)
             except ModuleNotFoundError as error:
                 if error.name == "pkg_resources":  # openai-clip (CLIP-IQA) imports it
                     raise LucidFluxError(f"metric {name} needs pkg_resources for openai-clip: "
@@ -202,6 +209,11 @@ class Scorer:
               indices: Sequence[int]) -> list[float]:
         import torch
 
+        if get(name).crops_border and self.crop_border:
+            height, width = height_width(images[indices[0]])
+            if min(height, width) <= 2 * self.crop_border:
+                self._last_error = f"a crop border of {self.crop_border} px leaves nothing of it"
+                raise ScoreError(self._last_error)
         metric = self.metric(name)
         target = torch.stack([to_tensor(images[i]) for i in indices]).to(self.device)
         ref = None if refs is None else torch.stack([to_tensor(refs[i]) for i in indices]).to(self.device)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lucidflux_cli.metrics.registry import METRICS, get
+from lucidflux_cli.metrics.registry import METRICS, YCBCR_OFFSET_DB, get
 
 Row = Mapping[str, Any]
 
@@ -32,14 +32,17 @@ def _finite(value: Any) -> float | None:
 
 
 def rows_csv(rows: Iterable[Row], metrics: Sequence[str]) -> str:
-    """CSV text: ``folder,file,<metrics...>``, one line per row."""
+    """CSV text: ``folder,file,<metrics...>``, one line per row, and a ``note`` column when a row
+    has one (what was done with an image's alpha, say)."""
+    rows = list(rows)
+    notes = any(row.get("note") for row in rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["folder", "file", *metrics])
+    writer.writerow(["folder", "file", *metrics, *(["note"] if notes else [])])
     for row in rows:
         values = [_finite(row.get(m)) for m in metrics]
         cells = ["" if v is None else repr(v) for v in values]
-        writer.writerow([row.get("folder", ""), row.get("file", ""), *cells])
+        writer.writerow([row.get("folder", ""), row.get("file", ""), *cells, *([row.get("note") or ""] if notes else [])])
     return out.getvalue()
 
 
@@ -115,8 +118,25 @@ def got_worse(before: Mapping[str, float], after: Mapping[str, float], margin: f
     return worse
 
 
+def conventions(metrics: Sequence[str], crop_border: int = 0) -> list[str]:
+    """Lines under a table saying how its pixel-fidelity numbers were made, so they are compared
+    with numbers made the same way (PSNR-Y's two conventions are 1.32 dB apart)."""
+    notes = []
+    if "psnr-y" in metrics:
+        notes.append("PSNR-Y (YCbCr): the Y of ITU-R BT.601 YCbCr, studio range 16-235, as BasicSR and SR papers "
+                     "compute it.")
+    if "psnr-y-full" in metrics:
+        notes.append(f"PSNR-Y (full-range luma): 0.299 R + 0.587 G + 0.114 B in 0-255 (pyiqa's psnry), "
+                     f"{YCBCR_OFFSET_DB:.2f} dB below the YCbCr convention for the same images.")
+    cropped = [get(m).label for m in metrics if get(m).crops_border]
+    if cropped:
+        border = f"{crop_border} px cropped off every side" if crop_border else "no border cropped"
+        notes.append(f"{', '.join(cropped)}: {border} (--crop-border, BasicSR's crop_border).")
+    return notes
+
+
 def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None,
-                   counts: Mapping[str, int] | None = None) -> str:
+                   counts: Mapping[str, int] | None = None, notes: Sequence[str] = ()) -> str:
     """Side by side like the paper's Table 1: one column per folder (``columns``: name -> {metric:
     mean}), one row per metric with its direction, the best value per row in bold. ``counts`` adds
     an ``images`` row. Add ``{PAPER_COLUMN: PAPER_LUCIDFLUX_REALLQ250}`` to compare with the paper."""
@@ -138,6 +158,8 @@ def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence
         lines.append(f"| {info.label} {info.arrow} | " + " | ".join(cells) + " |")
     if counts is not None:
         lines.append("| images | " + " | ".join(str(counts.get(n, "–")) for n in names) + " |")
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -146,11 +168,14 @@ def _cell(text: str) -> str:
 
 
 def summary_markdown(summary_: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] | None = None,
-                     paper: bool = False) -> str:
-    """:func:`markdown_table` of a :func:`summary` (``paper``: add the paper's LucidFlux column)."""
+                     paper: bool = False, crop_border: int = 0) -> str:
+    """:func:`markdown_table` of a :func:`summary` (``paper``: add the paper's LucidFlux column),
+    with the :func:`conventions` of its metrics under it."""
     columns: dict[str, Mapping[str, float]] = {f: s["mean"] for f, s in summary_.items()}
     counts: dict[str, int] = {f: int(s["count"]) for f, s in summary_.items()}
     if paper:
         columns[PAPER_COLUMN] = PAPER_LUCIDFLUX_REALLQ250
         counts[PAPER_COLUMN] = 250
-    return markdown_table(columns, metrics, counts)
+    shown = list(metrics) if metrics is not None else list(METRICS)
+    present = [m for m in shown if any(m in values for values in columns.values())]
+    return markdown_table(columns, metrics, counts, conventions(present, crop_border))

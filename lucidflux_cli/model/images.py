@@ -16,6 +16,10 @@ from lucidflux_cli.model.sizes import LATENT_MULTIPLE, crop_to_aspect, round_up
 from lucidflux_cli.model.tiling import Box
 from lucidflux_cli.pixels import resize_float
 
+# Bump when what resize / LowQualityImage / siglip_pixels produce changes: training's input cache
+# is keyed on it, so entries made by the old preparation are recomputed.
+PREPARATION_VERSION = "pil-bicubic-1"
+
 
 class LowQualityImage:
     """One or more same-size LQ images at processing size, padded to whole tokens, kept compact.

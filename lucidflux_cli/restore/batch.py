@@ -174,7 +174,7 @@ class DecodedPage:
     @property
     def image(self) -> Image.Image | np.ndarray:
         """What the restorer gets: 8-bit RGB as PIL, deeper images as float arrays."""
-        return self.loaded.to_pil_rgb8() if self.loaded.metadata.bit_depth <= 8 else self.loaded.rgb
+        return self.loaded.model_input
 
 
 @dataclass

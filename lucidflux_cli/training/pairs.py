@@ -17,6 +17,7 @@ from PIL import Image
 
 from lucidflux_cli import manifests
 from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio import media
 
 MANIFEST = "manifest.jsonl"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -85,8 +86,9 @@ def _folder_pairs(source: Path) -> list[TrainingPair]:
 
 def check_sizes(pair: TrainingPair, multiple: int = 16) -> tuple[int, int]:
     """The pair's processing size (width, height); one-line errors for what cannot train."""
-    with Image.open(pair.hq) as image:
-        size = image.size
+    size = media.probe_size(pair.hq)  # upright, as the pixels are read (EXIF orientation applied)
+    if size is None:
+        raise PairError(f"{pair.hq}: not a readable image")
     if pair.lq_up is not None:
         with Image.open(pair.lq_up) as image:
             if image.size != size:
