@@ -194,7 +194,7 @@ def test_the_quality_stage_batches_and_compares_unrounded_scores(tmp_path):
 
 def test_score_each_shares_calls_among_same_size_images_and_keeps_the_order(tmp_path):
     pytest.importorskip("pyiqa")
-    from lucidflux_cli.metrics.scoring import Scorer, ScoreError, score_each
+    from lucidflux_cli.metrics.scoring import ScoreError, Scorer, score_each
 
     images = [texture(30, 200, 200), texture(31, 160, 200), texture(32, 200, 200), np.zeros((200, 200, 3), np.uint8),
               texture(33, 160, 200)]
