@@ -25,7 +25,7 @@ from lucidflux_cli.data import curation
 from lucidflux_cli.engine import manifests
 from lucidflux_cli.engine.data_settings import FilterRequest
 from lucidflux_cli.errors import ImageReadError
-from lucidflux_cli.imageio import media
+from lucidflux_cli.imageio import fast_jpeg, media
 from lucidflux_cli.imageio.ahead import map_ahead
 from lucidflux_cli.imageio.samples import quantize
 
@@ -120,6 +120,32 @@ def test_read_rgb8_gives_the_float_readers_pixels_and_notes(tmp_path):
         np.testing.assert_array_equal(image.rgb, quantize(pages.images[0].rgb, 8), err_msg=name)
         assert (image.bit_depth, image.alpha, image.note) == (
             pages.images[0].metadata.bit_depth, pages.images[0].alpha is not None, pages.note), name
+
+
+@pytest.mark.parametrize("options", [
+    {"subsampling": 0}, {"subsampling": 1}, {"subsampling": 2, "quality": 60}, {"progressive": True},
+    {"optimize": True, "restart_marker_rows": 2}, {"mode": "L"}, {"size": (333, 171)}, {"trailing": True},
+])
+def test_jpegs_decoded_by_opencv_equal_pillows_pixels(tmp_path, options):
+    options = dict(options)
+    width, height = options.pop("size", (320, 200))
+    image = Image.fromarray(texture(8, height, width)).filter(ImageFilter.GaussianBlur(1))
+    image = image.convert(options.pop("mode")) if "mode" in options else image
+    path = tmp_path / "photo.jpg"
+    trailing = options.pop("trailing", False)
+    image.save(path, **{"quality": 90, **options})
+    if trailing:  # data after the end-of-image marker: Pillow decodes it
+        path.write_bytes(path.read_bytes() + b"camera notes")
+    assert (fast_jpeg.decode_rgb8(path, image.size) is None) == trailing
+    np.testing.assert_array_equal(media.read_rgb8(path).rgb, quantize(media.read_image(path).rgb, 8))
+
+
+def test_a_truncated_jpeg_is_refused_as_before(tmp_path):
+    path = tmp_path / "cut.jpg"
+    Image.fromarray(texture(9, 200, 320)).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[:-3000])
+    with pytest.raises(ImageReadError, match="truncated image data"):
+        media.read_rgb8(path)
 
 
 # --------------------------------------------------------------------------- thresholds, names

@@ -29,7 +29,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from lucidflux_cli.errors import ImageReadError, one_line
 from lucidflux_cli.imageio import exif as exif_ifds
-from lucidflux_cli.imageio import tiff_floats
+from lucidflux_cli.imageio import fast_jpeg, tiff_floats
 from lucidflux_cli.imageio.metadata import ImageMetadata, clean_xmp, icc_space, read_exif, read_xmp, rgb_icc
 from lucidflux_cli.imageio.samples import quantize, to_unit
 
@@ -124,10 +124,14 @@ def _first_rgb8(path: Path) -> Rgb8:
     with opened as img:
         count = int(getattr(img, "n_frames", 1) or 1)
         fmt = (img.format or "").lower()
+        orientation = _orientation(img)
+        plain_jpeg = fmt == "jpeg" and img.mode in ("RGB", "L") and count == 1
+        rgb = fast_jpeg.decode_rgb8(path, img.size) if plain_jpeg else None
+        if rgb is not None:
+            return Rgb8(_apply_orientation(rgb, orientation), 8, False)
         img.seek(0)
         img.load()
         rgb, alpha, bit_depth, _, _ = _samples(path, img, fmt, img.info.get("icc_profile") or None)
-        orientation = _orientation(img)
     if bit_depth != 8:
         rgb = quantize(_unit(rgb, bit_depth), 8)
     rgb = _apply_orientation(np.ascontiguousarray(rgb), orientation)
