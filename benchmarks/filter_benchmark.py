@@ -77,8 +77,10 @@ def make_photos(folder: Path, count: int) -> None:
         image.save(folder / f"photo{index:03d}.jpg", quality=90 if index != 1 else 85)
 
 
-def timed(command: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def timed(command: list[str], pycache: Path) -> float:
+    # as installed: bytecode cached (this machine may set PYTHONDONTWRITEBYTECODE), kept out of the tree
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(pycache))
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env)
     return time.perf_counter() - started
@@ -94,20 +96,45 @@ def kept_by_tool(manifest: Path) -> list[str]:
     return sorted(line["name"] for line in lines if line["kept"])
 
 
-def compare(photos: Path, tmp: Path, count: int, repeats: int, threads: list[int]) -> list[tuple[str, float]]:
+def compare(photos: Path, tmp: Path, repeats: int, threads: list[int]) -> dict[str, dict[int, list[float]]]:
+    """Seconds of each command on all photos and on one (start-up), alternately, so that a busy
+    moment of the machine hits all of them."""
     script = tmp / "plain_filter.py"
     script.write_text(PLAIN_SCRIPT)
-    times: dict[str, list[float]] = {"plain OpenCV script": []}
-    for _ in range(repeats):  # alternately, so that a busy moment hits both
-        times["plain OpenCV script"].append(timed([sys.executable, str(script), str(photos), str(tmp / "plain.json")]))
-        for n in threads:
-            times.setdefault(f"lucidflux data filter --threads {n}", []).append(
-                timed(tool_command(photos, tmp / f"m{n}.jsonl", n)))
-    plain = json.loads((tmp / "plain.json").read_text())
+    one = tmp / "one"
+    one.mkdir()
+    first = sorted(photos.glob("*.jpg"))[0]
+    (one / first.name).write_bytes(first.read_bytes())
+    commands = {"plain OpenCV script": lambda folder, out: [sys.executable, str(script), str(folder), str(out)]}
     for n in threads:
-        assert kept_by_tool(tmp / f"m{n}.jsonl") == plain, "the tool and the script keep different files"
+        commands[f"lucidflux data filter --threads {n}"] = lambda folder, out, n=n: tool_command(folder, out, n)
+    count = len(list(photos.glob("*.jpg")))
+    times: dict[str, dict[int, list[float]]] = {name: {count: [], 1: []} for name in commands}
+    for index in range(repeats + 1):  # the first round warms the bytecode and file caches
+        for position, (name, command) in enumerate(commands.items()):
+            for folder, size in ((photos, count), (one, 1)):
+                seconds = timed(command(folder, tmp / f"out{position}-{size}"), tmp / "pycache")
+                if index:
+                    times[name][size].append(seconds)
+    plain = json.loads((tmp / f"out0-{count}").read_text())
+    for position in range(1, len(commands)):
+        assert kept_by_tool(tmp / f"out{position}-{count}") == plain, "the tool and the script keep different files"
     print(f"both keep the same {len(plain)} of {count} photos", file=sys.stderr)
-    return [(name, min(values), statistics.median(values)) for name, values in times.items()]
+    return times
+
+
+def speed_table(times: dict[str, dict[int, list[float]]], photos: int) -> str:
+    """Best times; per photo = (all - one) / (photos - 1), so start-up is apart; core-days for 2.3 M."""
+    plain = min(next(iter(times.values()))[photos])
+    lines = [f"| {photos} photos of 1.5 MP, whole processes | best s (median) | photos/s | vs script | "
+             "start-up s | ms/photo | core-days for 2.3 M |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, runs in times.items():
+        best, one = min(runs[photos]), min(runs[1])
+        per_photo = max(best - one, 0.0) / (photos - 1)
+        days = 2.3e6 * per_photo / 86400 * (1 if "--threads 1" in name or "script" in name else os.cpu_count())
+        lines.append(f"| {name} | {best:.2f} ({statistics.median(runs[photos]):.2f}) | {photos / best:.1f} | "
+                     f"{plain / best:.2f}x | {one - per_photo:.2f} | {per_photo * 1000:.0f} | {days:.2f} |")
+    return "\n".join(lines)
 
 
 def iqa_rates(count: int, batch: int, device: str) -> tuple[str, list[tuple[int, float]]]:
@@ -152,13 +179,10 @@ def main() -> None:
         photos = tmp / "photos"
         photos.mkdir()
         make_photos(photos, args.photos)
-        rows = compare(photos, tmp, args.photos, args.repeats, args.threads)
-    plain_best = rows[0][1]
-    print(f"| {args.photos} photos of 1.5 MP, whole processes | best s | median s | photos/s (best) | vs script |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, best, median in rows:
-        print(f"| {name} | {best:.2f} | {median:.2f} | {args.photos / best:.1f} | {plain_best / best:.2f}x |")
-    print(f"\n{os.cpu_count()} CPU cores visible, best of {args.repeats} runs each.")
+        times = compare(photos, tmp, args.repeats, args.threads)
+    print(speed_table(times, args.photos))
+    print(f"\n{os.cpu_count()} CPU cores visible, best of {args.repeats} runs each (median in brackets); "
+          "core-days: the per-photo time on one core (all cores for --threads 0).")
     if args.iqa_images:
         what, rates = iqa_rates(args.iqa_images, args.iqa_batch, args.iqa_device)
         print(f"\nQuality stage, {what}, {args.iqa_images} images of 1.5 MP:\n")
