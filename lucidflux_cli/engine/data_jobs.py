@@ -327,6 +327,7 @@ class FilterJob(ManifestJob):
         scorer = self.scorer() if self.config.quality_metric is not None and todo else None
         waiting: list[tuple[FileResult, np.ndarray | None]] = []
         for result, rgb in map_ahead(self._measure, todo, self.request.threads or cpu_cores()):
+            done = len(results)
             if rgb is None:  # dropped by a rule, failed, or no quality stage: done now
                 results.extend(self._finish([(result, None)], scorer, on_result))
             else:
@@ -334,7 +335,7 @@ class FilterJob(ManifestJob):
             if len(waiting) >= self.request.batch_size:
                 results.extend(self._finish(waiting, scorer, on_result))
                 waiting = []
-            if self.request.fail_fast and any(r.status == "failed" for r in results):
+            if self.request.fail_fast and any(r.status == "failed" for r in results[done:]):
                 break
         return results + self._finish(waiting, scorer, on_result)
 
