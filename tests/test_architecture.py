@@ -3,7 +3,8 @@
 Layers, low to high (docs/import_graph.py, LAYERS): package __init__ / errors / plugins, weights,
 imageio | model | data | metrics (siblings), training | review, runner, one package per command
 (restore | evaluation | curation | finetune | diagnostics: siblings), commands / __main__. A module imports only its own layer and
-lower ones; no import cycles; no module over 500 lines. The picture docs/images/import-graph.png
+lower ones; no import cycles; no module over 700 lines (500 is the guide, not a ceiling to cram
+under: `python docs/import_graph.py --text` lists the modules past it). The picture docs/images/import-graph.png
 comes from the same graph (python docs/import_graph.py).
 
 Runs without the package's conftest too: pytest --noconftest tests/test_architecture.py
@@ -56,8 +57,8 @@ def test_imports_respect_layers(graph: ig.Graph) -> None:
     assert not violations, _report("import(s) against the layer order", violations)
 
 
-def test_no_module_over_500_lines(graph: ig.Graph) -> None:
-    long = ig.long_modules(graph)
+def test_no_module_past_the_split_limit(graph: ig.Graph) -> None:
+    long = ig.long_modules(graph, ig.SPLIT_LINES)
     assert not long, _report("module(s) to split", long)
 
 

@@ -36,14 +36,13 @@ MANIFEST_NAME = "manifest.jsonl"
 
 def read_rgb8(path: Path) -> tuple[np.ndarray, str | None]:
     """The first image of ``path`` as 8-bit RGB, and a note on what is not used (pages, alpha)."""
-    pages = media.read_pages(path, "first")
-    loaded = pages.images[0]
-    notes = [pages.note] if pages.note else []
-    if loaded.alpha is not None:
+    image = media.read_rgb8(path)
+    notes = [image.note] if image.note else []
+    if image.alpha:
         notes.append("alpha channel not used")
-    if loaded.metadata.bit_depth > 8:
-        notes.append(f"{loaded.metadata.bit_depth}-bit image used at 8 bits")
-    return np.asarray(loaded.to_pil_rgb8()), "; ".join(notes) or None
+    if image.bit_depth > 8:
+        notes.append(f"{image.bit_depth}-bit image used at 8 bits")
+    return image.rgb, "; ".join(notes) or None
 
 
 class ManifestJob(Job):
@@ -272,6 +271,7 @@ class FilterJob(ManifestJob):
         self.config = request.config()
         super().__init__(request)
         try:
+            import cv2  # noqa: F401
             import imagehash  # noqa: F401
         except ImportError as error:
             raise LucidFluxError("lucidflux data filter needs the data extra: pip install 'lucidflux-cli[data]'") from error
@@ -281,7 +281,7 @@ class FilterJob(ManifestJob):
     def scorer(self):
         from lucidflux_cli.metrics.scoring import Scorer
 
-        return Scorer(self.config.quality_metric, device=self.request.device, batch_size=1,
+        return Scorer(self.config.quality_metric, device=self.request.device, batch_size=self.request.batch_size,
                       cache_dir=self.request.cache_dir, offline=self.request.offline)
 
     @property
@@ -326,36 +326,78 @@ class FilterJob(ManifestJob):
         return settled
 
     def processor(self) -> Processor:
-        from lucidflux_cli.data import curation
-        from lucidflux_cli.metrics.cache import MetricUnavailable
-
+        """One photo at a time (``--workers``: each worker process)."""
         scorer = self.scorer() if self.config.quality_metric is not None else None
+        return lambda item, publish, on_step=None: self._finish([self._measure(item)], scorer, publish)[0]
 
-        def process(item: InputFile, publish, on_step=None) -> FileResult:
-            started = time.monotonic()
-            record: dict[str, Any] = {"name": item.relative.as_posix(), "source": str(item.path.absolute()),
-                                      "stamp": _stamp(item.path)}
-            try:
-                record["bytes"] = item.path.stat().st_size
-                rgb, note = read_rgb8(item.path)
-                record.update(curation.measure(rgb, self.config))
-                failed = curation.judge(record, self.config)
-                record.update(stage=failed[0] if failed else None, reason=failed[1] if failed else None)
-                if failed is None and scorer is not None:
-                    record["score"] = round(float(scorer.score([rgb.astype(np.float32) / 255.0])[0]
-                                                  [self.config.quality_metric]), 6)
-            except MetricUnavailable:
-                raise  # the metric, not the file: a setup error
-            except Exception as error:
-                result = failure(item.path, error, time.monotonic() - started)
-                result.details = {**record, "stage": "read", "reason": result.error}
+    def process_all(self, files: Sequence[InputFile], on_result, on_step) -> list[FileResult]:
+        """Photos measured ``--threads`` at a time (results in order); those the quality metric
+        scores wait for a batch of ``--batch-size``."""
+        from lucidflux_cli.imageio.ahead import cpu_cores, map_ahead
+
+        settled = self.settle(files)
+        results = [settled[position] for position in sorted(settled)]
+        for result in results:
+            on_result(result)
+        todo = [item for position, item in enumerate(files) if position not in settled]
+        scorer = self.scorer() if self.config.quality_metric is not None and todo else None
+        waiting: list[tuple[FileResult, np.ndarray | None]] = []
+        for result, rgb in map_ahead(self._measure, todo, self.request.threads or cpu_cores()):
+            done = len(results)
+            if rgb is None:  # dropped by a rule, failed, or no quality stage: done now
+                results.extend(self._finish([(result, None)], scorer, on_result))
             else:
-                result = FileResult(item.path, None, "done", seconds=time.monotonic() - started, note=note,
-                                    details=record)
-            publish(result)
-            return result
+                waiting.append((result, rgb))
+            if len(waiting) >= self.request.batch_size:
+                results.extend(self._finish(waiting, scorer, on_result))
+                waiting = []
+            if self.request.fail_fast and any(r.status == "failed" for r in results[done:]):
+                break
+        return results + self._finish(waiting, scorer, on_result)
 
-        return process
+    def _measure(self, item: InputFile) -> tuple[FileResult, np.ndarray | None]:
+        """A photo's record and verdict; its pixels too when the quality metric is still to score it."""
+        from lucidflux_cli.data import curation
+
+        started = time.monotonic()
+        record: dict[str, Any] = {"name": item.relative.as_posix(), "source": str(item.path.absolute())}
+        try:
+            record.update(stamp=_stamp(item.path), bytes=item.path.stat().st_size)
+            rgb, note = read_rgb8(item.path)
+            record.update(curation.measure(rgb, self.config))
+            failed = curation.judge(record, self.config)
+        except Exception as error:
+            result = failure(item.path, error, time.monotonic() - started)
+            result.details = {**record, "stage": "read", "reason": result.error}
+            return result, None
+        record.update(stage=failed[0] if failed else None, reason=failed[1] if failed else None)
+        result = FileResult(item.path, None, "done", seconds=time.monotonic() - started, note=note, details=record)
+        return result, rgb if failed is None and self.config.quality_metric is not None else None
+
+    def _finish(self, measured: list[tuple[FileResult, np.ndarray | None]], scorer, publish) -> list[FileResult]:
+        """Score the photos that wait for it (same sizes side by side, so they share calls), publish all."""
+        from lucidflux_cli.metrics.scoring import score_each
+
+        results = [result for result, _ in measured]
+        scored = [(position, rgb) for position, (_, rgb) in enumerate(measured) if rgb is not None]
+        if scored:
+            started = time.monotonic()
+            scores = score_each(scorer, [rgb for _, rgb in scored], [str(results[p].source) for p, _ in scored])
+            share = (time.monotonic() - started) / len(scored)
+            for (position, _), score in zip(scored, scores, strict=True):
+                results[position] = self._with_score(results[position], score, share)
+        for result in results:
+            publish(result)
+        return results
+
+    def _with_score(self, result: FileResult, score: float | Exception, seconds: float) -> FileResult:
+        if isinstance(score, Exception):  # the metric failed on this photo: it fails alone, redone by a rerun
+            failed = failure(result.source, score, result.seconds + seconds)
+            failed.details = {**result.details, "stage": "read", "reason": failed.error}
+            return failed
+        result.details["score"] = score  # unrounded: the quality cut compares this value
+        result.seconds += seconds
+        return result
 
     def recorded(self, result: FileResult) -> None:
         if result.details is not None and result.status != "skipped":

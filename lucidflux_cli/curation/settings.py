@@ -20,6 +20,18 @@ SHARD_HELP = ("Do shard K of N (counting from 0) of the discovered files, e.g. 3
 WORKERS_HELP = "Worker processes (each one CPU core by default)."
 
 
+def _metric_or_none(text: str) -> str:
+    """A `lucidflux eval` metric name in any case (ValueError names the known ones), or none."""
+    from lucidflux_cli.metrics import registry
+
+    if text.strip().lower() in ("", "none"):
+        return "none"
+    names = registry.parse_metrics(text)
+    if len(names) != 1:
+        raise ValueError(f"--iqa-metric {text!r}: one metric (or none), not a list")
+    return names[0]
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -66,8 +78,11 @@ class FilterRequest(ModelSettings):
     near_duplicate_bits: int = setting(
         _DEFAULTS.near_duplicate_bits, minimum=0, maximum=15,
         help="Photos whose perceptual hashes differ in at most this many bits are one photo (the largest is kept).")
-    iqa_metric: str = setting(_DEFAULTS.quality_metric, metavar="METRIC|none",
+    iqa_metric: str = setting(_DEFAULTS.quality_metric, parse=_metric_or_none, metavar="METRIC|none",
                               help="Quality stage metric (a `lucidflux eval` metric), or none to skip the stage.")
+    batch_size: int = setting(8, minimum=1, help="Images per quality-metric call (same-size images share a call).")
+    threads: int = setting(0, minimum=0, help="Photos measured at once in this process (0: one per CPU core; "
+                                              "with --workers, one per worker).")
     top: float = setting(_DEFAULTS.quality_top, parse=_positive,
                          help="Keep the images scoring at least the (1 - TOP) quantile of the whole set.")
     min_score: float | None = setting(None, parse=float, help="A fixed quality cut instead of --top.")
@@ -76,12 +91,12 @@ class FilterRequest(ModelSettings):
 
     def config(self) -> FilterConfig:
         """The library's config (ValueError for impossible values)."""
-        metric = None if self.iqa_metric in (None, "", "none") else self.iqa_metric
+        metric: str | None = _metric_or_none(self.iqa_metric or "none")  # also when built from Python
+        metric = None if metric == "none" else metric
         higher_better = True
         if metric is not None:
             from lucidflux_cli.metrics import registry
 
-            registry.parse_metrics(metric)  # ValueError naming the known metrics
             if not registry.no_reference([metric]):
                 raise ValueError(f"--iqa-metric {metric}: needs a reference; the filter takes a no-reference metric "
                                  f"({', '.join(registry.no_reference(registry.METRICS))})")

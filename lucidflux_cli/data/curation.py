@@ -47,24 +47,36 @@ class FilterConfig:
 # ------------------------------------------------------------------------------- measurements
 
 
-def _padded(gray: np.ndarray) -> np.ndarray:
-    """float64 with a 1-px border mirrored without repeating the edge (OpenCV's default border)."""
-    return np.pad(gray.astype(np.float64), 1, mode="reflect")
+def _cv2():
+    """OpenCV, imported on first use: ``--help`` and the other commands do without it."""
+    try:
+        import cv2
+    except ImportError as error:
+        raise ImportError("the filter's measures need OpenCV: pip install 'lucidflux-cli[data]'") from error
+    return cv2
 
 
 def laplacian_variance(gray: np.ndarray) -> float:
-    """Variance of the 3x3 Laplacian [[0,1,0],[1,-4,1],[0,1,0]] (OpenCV's ksize=1) of 8-bit gray."""
-    p = _padded(gray)
-    lap = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * p[1:-1, 1:-1]
-    return float(lap.var())
+    """Variance of the 3x3 Laplacian [[0,1,0],[1,-4,1],[0,1,0]] (OpenCV's ksize=1, mirrored border
+    without repeating the edge) of 8-bit gray: exact, then rounded once to float64."""
+    cv2 = _cv2()
+    laplacian = cv2.Laplacian(gray, cv2.CV_16S, ksize=1)  # |value| <= 1020: exact in 16 bits
+    squares = cv2.multiply(laplacian, laplacian, dtype=cv2.CV_32S)
+    # OpenCV sums integers in integer blocks and float64 (exact below 2**53): the sums are exact,
+    # and Python integers do the rest
+    count, total, sum_squares = laplacian.size, int(cv2.sumElems(laplacian)[0]), int(cv2.sumElems(squares)[0])
+    return (count * sum_squares - total * total) / (count * count)
+
+
+def _sobel(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's 3x3 Sobel pair (x, y), float64 (integers), mirrored border."""
+    cv2 = _cv2()
+    return cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=3), cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=3)
 
 
 def sobel_magnitude(gray: np.ndarray) -> np.ndarray:
-    """Gradient magnitude of OpenCV's 3x3 Sobel pair, float64."""
-    p = _padded(gray)
-    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
-    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
-    return np.hypot(gx, gy)
+    """Gradient magnitude of OpenCV's 3x3 Sobel pair, float64: the square root of an exact integer."""
+    return _cv2().magnitude(*_sobel(gray))
 
 
 def flat_fraction(gray: np.ndarray, patch: int, threshold: float) -> tuple[float, int]:
@@ -73,15 +85,30 @@ def flat_fraction(gray: np.ndarray, patch: int, threshold: float) -> tuple[float
     rows, cols = gray.shape[0] // patch, gray.shape[1] // patch
     if rows == 0 or cols == 0:
         return 0.0, 0
-    magnitude = sobel_magnitude(gray)[: rows * patch, : cols * patch]
-    variances = magnitude.reshape(rows, patch, cols, patch).var(axis=(1, 3))
-    return float((variances < threshold).mean()), rows * cols
+    flat = sum(int((_strip_variances(gray, row, patch, cols) < threshold).sum()) for row in range(rows))
+    return flat / (rows * cols), rows * cols
+
+
+def _strip_variances(gray: np.ndarray, row: int, patch: int, cols: int) -> np.ndarray:
+    """Variance of the Sobel magnitude in each patch of patch row ``row``. One strip at a time, so
+    that the float64 arrays stay in cache; the strip keeps one real pixel row (column) beyond its
+    patches wherever the image has one, so its border equals the whole image's."""
+    top = row * patch
+    first = max(top - 1, 0)
+    strip = gray[first:min(top + patch + 1, gray.shape[0]), :min(cols * patch + 1, gray.shape[1])]
+    magnitude = _cv2().magnitude(*_sobel(strip))[top - first:top - first + patch, :cols * patch]
+    return magnitude.reshape(patch, cols, patch).var(axis=(0, 2))
 
 
 def to_gray8(rgb: np.ndarray) -> np.ndarray:
-    """8-bit luma (ITU-R 601, rounded), as the rules are defined on 8-bit grayscale."""
-    weights = np.array([299, 587, 114], dtype=np.int64)
-    return ((rgb.astype(np.int64) @ weights + 500) // 1000).astype(np.uint8)
+    """8-bit luma (ITU-R 601, rounded halves up): ``(299 R + 587 G + 114 B + 500) // 1000``.
+
+    OpenCV rounds ``(299 R + 587 G + 114 B + 0.5) / 1000`` to the nearest integer, which is that:
+    the value is never within 0.0005 of a half, far beyond float error (tests check every colour)."""
+    return _cv2().transform(np.ascontiguousarray(rgb), _LUMA_601)
+
+
+_LUMA_601 = np.array([[0.299, 0.587, 0.114, 0.0005]])
 
 
 def perceptual_hash(rgb: np.ndarray) -> str:
@@ -99,8 +126,8 @@ def measure(rgb: np.ndarray, config: FilterConfig) -> dict[str, Any]:
     return {
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
-        "laplacian_var": round(laplacian_variance(gray), 4),
-        "flat_fraction": round(fraction, 6),
+        "laplacian_var": laplacian_variance(gray),  # unrounded: the rules compare these values
+        "flat_fraction": fraction,
         "patches": patches,
         "phash": perceptual_hash(rgb),
     }
@@ -114,13 +141,21 @@ def judge(record: dict[str, Any], config: FilterConfig) -> tuple[str, str] | Non
         return "size", f"{record['bytes']} bytes, under {config.min_bytes}"
     variance = record["laplacian_var"]
     if variance < config.blur_min:
-        return "blur", f"blurry: Laplacian variance {variance:.1f} < {config.blur_min:g}"
+        return "blur", f"blurry: Laplacian variance {_beside(variance, config.blur_min)} < {config.blur_min:g}"
     if variance > config.blur_max:
-        return "blur", f"noisy or over-sharp: Laplacian variance {variance:.1f} > {config.blur_max:g}"
+        return "blur", (f"noisy or over-sharp: Laplacian variance {_beside(variance, config.blur_max)} > "
+                        f"{config.blur_max:g}")
     if record["flat_fraction"] > config.flat_max_fraction:
-        return "flat", (f"flat: {record['flat_fraction']:.0%} of {record['patches']} patches under gradient "
-                        f"variance {config.flat_gradient_var:g}")
+        flat = round(record["flat_fraction"] * record["patches"])
+        return "flat", (f"flat: {flat} of {record['patches']} patches ({record['flat_fraction']:.0%}) under "
+                        f"gradient variance {config.flat_gradient_var:g}")
     return None
+
+
+def _beside(value: float, limit: float) -> str:
+    """``value`` to one decimal, or in full where that would print the limit it was compared with."""
+    short = f"{value:.1f}"
+    return repr(value) if float(short) == limit else short
 
 
 # ------------------------------------------------------------------------------ set-level stages

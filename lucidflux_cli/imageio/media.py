@@ -3,6 +3,7 @@
 This module knows nothing about models or output formats: it turns a file into upright float32
 RGB (+ alpha) with its EXIF (dates, camera, GPS), ICC profile and XMP (see
 :mod:`lucidflux_cli.imageio.metadata`). Writing lives in :mod:`lucidflux_cli.imageio.formats`.
+:func:`read_rgb8` gives the same pixels as 8-bit RGB only, for the data commands' measures.
 
 Pillow decodes everything, but keeps only the high byte of 16-bit RGB(A) samples, so 16-bit
 RGB(A) PNG and TIFF pixels are read again with pypng and tifffile.
@@ -28,7 +29,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from lucidflux_cli.errors import ImageReadError, one_line
 from lucidflux_cli.imageio import exif as exif_ifds
-from lucidflux_cli.imageio import tiff_floats
+from lucidflux_cli.imageio import fast_jpeg, tiff_floats
 from lucidflux_cli.imageio.metadata import ImageMetadata, clean_xmp, icc_space, read_exif, read_xmp, rgb_icc
 from lucidflux_cli.imageio.samples import quantize, to_unit
 
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 pillow_heif.register_heif_opener()
 
-__all__ = ["ImageMetadata", "LoadedImage", "Pages", "probe_size", "read_image", "read_pages"]
+__all__ = ["ImageMetadata", "LoadedImage", "Pages", "Rgb8", "probe_size", "read_image", "read_pages",
+           "read_rgb8"]
 
 FRAMES = ("all", "first")  # --frames: every page of a multi-page TIFF (animations refused), or the first only
 
@@ -99,6 +101,49 @@ def read_pages(path: Path, frames: str = "all") -> Pages:
     return _reading(Path(path), lambda path: _open_pages(path, frames))
 
 
+@dataclass
+class Rgb8:
+    """The first image of a file as upright 8-bit RGB, for measuring: no metadata, no float copy."""
+
+    rgb: np.ndarray  # uint8 H x W x 3
+    bit_depth: int  # of the stored samples (16: rounded to 8 bits here)
+    alpha: bool  # the file has an alpha channel (not in ``rgb``)
+    note: str | None = None  # further pages or frames, not used
+
+
+def read_rgb8(path: Path) -> Rgb8:
+    """The first page or frame of ``path`` as 8-bit RGB: the same pixels as
+    ``read_image(path).to_pil_rgb8()`` (8-bit samples as stored, wider ones rounded), decoded
+    without the float32 round trip or the metadata. ImageReadError as :func:`read_image`."""
+    return _reading(Path(path), _first_rgb8)
+
+
+def _first_rgb8(path: Path) -> Rgb8:
+    try:
+        opened = Image.open(path)
+    except UnidentifiedImageError:
+        if not tiff_floats.is_tiff(path):
+            raise
+        pages = _float_tiff_pages(path, "first")
+        first = pages.images[0]
+        return Rgb8(quantize(first.rgb, 8), first.metadata.bit_depth, first.alpha is not None, pages.note)
+    with opened as img:
+        count = int(getattr(img, "n_frames", 1) or 1)
+        fmt = (img.format or "").lower()
+        orientation = _orientation(img)
+        plain_jpeg = fmt == "jpeg" and img.mode in ("RGB", "L") and count == 1
+        rgb = fast_jpeg.decode_rgb8(path, img.size) if plain_jpeg else None
+        if rgb is not None:
+            return Rgb8(_apply_orientation(rgb, orientation), 8, False)
+        img.seek(0)
+        img.load()
+        rgb, alpha, bit_depth, _, _ = _samples(path, img, fmt, img.info.get("icc_profile") or None)
+    if bit_depth != 8:
+        rgb = quantize(_unit(rgb, bit_depth), 8)
+    rgb = _apply_orientation(np.ascontiguousarray(rgb), orientation)
+    return Rgb8(rgb, bit_depth, alpha is not None, _further_images_note(path, fmt, count))
+
+
 def _reading(path: Path, decode: Callable[[Path], Pages]) -> Pages:
     problem = _unreadable_reason(path)
     if problem:
@@ -159,8 +204,13 @@ def _open_pages(path: Path, frames: str) -> Pages:
             raise ImageReadError(path, f"animated {kind} with {count} frames: not restored "
                                        "(--frames first restores its first frame only)")
         first = _decode_frame(path, img, 0)
+    return Pages([first], _further_images_note(path, fmt, count))
+
+
+def _further_images_note(path: Path, fmt: str, count: int) -> str | None:
+    """What of a file with ``count`` images is not used when its first (primary) one is."""
     if count == 1:
-        return Pages([first])
+        return None
     if fmt in _PAGED:
         note = _first_page_note(count)
     elif fmt in _PRIMARY:
@@ -168,7 +218,7 @@ def _open_pages(path: Path, frames: str) -> Pages:
                 f"{count - 1} other image(s) (previews, further views or a burst) not in the output")
     else:
         note = f"animated {_ANIMATION_NAMES.get(fmt, fmt.upper())} with {count} frames: restored the first frame only (--frames first)"
-    return Pages([first], f"{path}: {note}")
+    return f"{path}: {note}"
 
 
 def _first_page_note(count: int) -> str:
@@ -272,23 +322,35 @@ def _pixels(
 
     A gray source keeps a gray profile: its output is gray too (unless --keep-color, which
     drops it when writing)."""
+    rgb, alpha, bit_depth, icc, gray = _samples(path, img, fmt, icc, page)
+    return _unit(rgb, bit_depth), None if alpha is None else _unit(alpha, bit_depth), bit_depth, icc, gray
+
+
+def _unit(values: np.ndarray, bit_depth: int) -> np.ndarray:
+    return values if bit_depth == 32 else to_unit(values, bit_depth)
+
+
+def _samples(
+    path: Path, img: Image.Image, fmt: str, icc: bytes | None, page: int = 0
+) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None, bool]:
+    """As :func:`_pixels`, with the samples as stored: uint8 or uint16 (float32 in [0, 1] at 32 bits)."""
     mode = img.mode
     gray_icc = icc if icc_space(icc) == "GRAY" else None
     if mode in ("RGB", "RGBA"):
         values = _wide_values(path, img, fmt, page)
         if values is not None and values.shape[2] == 2:  # 16-bit gray + alpha PNG (Pillow: 8-bit RGBA)
-            return to_unit(_gray_to_rgb(values[..., 0]), 16), to_unit(values[..., 1], 16), 16, gray_icc, True
+            return _gray_to_rgb(values[..., 0]), values[..., 1], 16, gray_icc, True
         if values is not None:
             rgb, alpha = _split_alpha(values)
-            return to_unit(rgb, 16), _unit_or_none(alpha, 16), 16, rgb_icc(icc), False
+            return rgb, alpha, 16, rgb_icc(icc), False
     if mode in _GRAY16_MODES:
         gray = np.clip(np.asarray(img).astype(np.int64), 0, 65535).astype(np.uint16)
-        return to_unit(_gray_to_rgb(gray), 16), None, 16, gray_icc, True
+        return _gray_to_rgb(gray), None, 16, gray_icc, True
     if mode == "F":  # 32-bit float gray (scientific and film scans): float32 exactly as stored
         return _gray_to_rgb(_unit_floats(path, np.asarray(img, dtype=np.float32))), None, 32, gray_icc, True
     if mode == "CMYK":
         converted, icc = _cmyk_to_rgb(img, icc)
-        return to_unit(np.asarray(converted), 8), None, 8, icc, False
+        return np.asarray(converted), None, 8, icc, False
     converted = _to_8bit_rgb_or_rgba(img)
     values = np.asarray(converted)
     if converted.mode == "L":
@@ -297,7 +359,7 @@ def _pixels(
         values = np.dstack([_gray_to_rgb(values[..., 0]), values[..., 1]])
     rgb, alpha = _split_alpha(values)
     keep_icc = gray_icc if mode in _GRAY_MODES else rgb_icc(icc)
-    return to_unit(rgb, 8), _unit_or_none(alpha, 8), 8, keep_icc, mode in _GRAY_MODES
+    return rgb, alpha, 8, keep_icc, mode in _GRAY_MODES
 
 
 class _UnsupportedMode(ValueError):
@@ -352,10 +414,6 @@ def _split_alpha(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if values.shape[2] == 4:
         return values[..., :3], values[..., 3]
     return values[..., :3], None
-
-
-def _unit_or_none(values: np.ndarray | None, bits: int) -> np.ndarray | None:
-    return None if values is None else to_unit(values, bits)
 
 
 # -- 16-bit RGB(A): Pillow keeps only the high byte, pypng and tifffile read all 16 bits -------

@@ -246,6 +246,22 @@ class Scorer:
             self._workdir = None
 
 
+def score_each(scorer: Scorer, images: Sequence[np.ndarray], labels: Sequence[str]) -> list[float | ScoreError]:
+    """The first no-reference metric of ``scorer`` on 8-bit RGB ``images``: each one's value, or
+    the ScoreError naming it (it alone failed). Images of one size share metric calls (up to
+    ``batch_size`` each) in whatever order they come; MetricUnavailable is raised."""
+    name = scorer.no_reference[0]
+    order = sorted(range(len(images)), key=lambda i: images[i].shape)
+    rows = scorer.score([images[i].astype(np.float32) / np.float32(255.0) for i in order],
+                        labels=[labels[i] for i in order], errors="skip")
+    failed = {error.label: error for error in scorer.failures}
+    scorer.failures.clear()
+    values: list[float | ScoreError] = [0.0] * len(images)
+    for index, row in zip(order, rows, strict=True):
+        values[index] = row[name] if name in row else failed[labels[index]]
+    return values
+
+
 def batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
     """Indices in runs of at most ``batch_size`` consecutive images of the same size."""
     run: list[int] = []
