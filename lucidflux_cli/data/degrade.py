@@ -28,7 +28,8 @@ from lucidflux_cli.data.config import DegradationConfig, NoiseConfig, SharpenCon
 from lucidflux_cli.data.kernels import KernelSpec, build_kernel, sample_kernel, sample_sinc
 
 Device = str | torch.device | None
-_SEED_DOMAIN = b"lucidflux-degrade-v1"  # change when the draw order changes: old seeds mean other pairs
+# change when the draw order changes: old seeds mean other pairs (v2: the plateau beta draws a coin)
+_SEED_DOMAIN = b"lucidflux-degrade-v2"
 _LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as the reference's gray conversion
 
 
@@ -86,13 +87,29 @@ def _reflect_pad(x: torch.Tensor, pad_y: int, pad_x: int) -> torch.Tensor:
     return x.index_select(3, _reflect_index(x.shape[3], pad_x, x.device))
 
 
+def _depthwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Every channel convolved with the same (1, 1, kh, kw) weight, no padding.
+
+    Channels-last input takes the CPU's vectorised depthwise kernel: 2-4x faster than NCHW's at
+    these sizes, with identical bytes (each output sums the same products in the same order;
+    tests/test_degrade.py compares the two). ``CONV_LAYOUT`` names the layout so the
+    benchmark can time the old one in the same run.
+    """
+    channels = x.shape[1]
+    out = F.conv2d(x.contiguous(memory_format=CONV_LAYOUT), weight.expand(channels, 1, *weight.shape[2:]),
+                   groups=channels)
+    return out.contiguous()
+
+
+CONV_LAYOUT = torch.channels_last  # torch.contiguous_format: the slower layout of 0.x, same bytes
+
+
 def filter2d(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
     """Each channel filtered with the same odd-sized kernel, reflect padding, same size out."""
     kh, kw = kernel.shape
     weight = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float32)).to(x.device)
-    weight = weight.expand(x.shape[1], 1, kh, kw)
     # the kernels are point-symmetric, so conv2d's correlation equals convolution
-    return F.conv2d(_reflect_pad(x, kh // 2, kw // 2), weight, groups=x.shape[1])
+    return _depthwise(_reflect_pad(x, kh // 2, kw // 2), weight.view(1, 1, kh, kw))
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool = False) -> torch.Tensor:
@@ -119,7 +136,8 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 def _poisson(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Shot noise at a photon count set by the image's 8-bit level count (rounded up to 2^k)."""
     img = np.clip(img, 0.0, 1.0)  # bicubic overshoot would make a negative photon count
-    levels = len(np.unique(np.round(img * 255.0)))
+    # the distinct 8-bit levels, counted in one O(n) pass (np.unique sorted the whole image)
+    levels = np.count_nonzero(np.bincount(np.round(img * 255.0).astype(np.uint8).ravel(), minlength=256))
     vals = 2.0 ** math.ceil(math.log2(max(levels, 1)))
     return (rng.poisson(img * vals) / vals - img).astype(np.float32)
 
@@ -191,10 +209,10 @@ def _gaussian_1d(window: int) -> np.ndarray:
 def _separable_blur(x: torch.Tensor, g: np.ndarray) -> torch.Tensor:
     # two 1-D passes over one padded copy: reflection commutes with each pass, so this equals
     # filter2d with the outer product, at 2k instead of k^2 multiplies per pixel
-    k, c = g.shape[0], x.shape[1]
+    k = g.shape[0]
     w = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32)).to(x.device)
-    x = F.conv2d(_reflect_pad(x, k // 2, k // 2), w.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    return F.conv2d(x, w.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+    x = _depthwise(_reflect_pad(x, k // 2, k // 2), w.view(1, 1, 1, k))
+    return _depthwise(x, w.view(1, 1, k, 1))
 
 
 def usm_sharpen(x: torch.Tensor, config: SharpenConfig) -> torch.Tensor:
