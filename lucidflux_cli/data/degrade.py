@@ -29,7 +29,7 @@ from lucidflux_cli.data.kernels import KernelSpec, build_kernel, sample_kernel, 
 
 Device = str | torch.device | None
 # change when the draw order changes: old seeds mean other pairs (v2: the plateau beta draws a coin)
-_SEED_DOMAIN = b"lucidflux-degrade-v2"
+SEED_DOMAIN = b"lucidflux-degrade-v2"
 _LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as the reference's gray conversion
 
 
@@ -50,7 +50,7 @@ def rng_for(seed: int, name: str, pass_index: int) -> np.random.Generator:
     SHA-256 rather than ``hash()``, which is salted per process; PCG64 is numpy's stable
     bit generator. Fields are length-prefixed so ("a", "1b") and ("a1", "b") never collide.
     """
-    digest = hashlib.sha256(_SEED_DOMAIN)
+    digest = hashlib.sha256(SEED_DOMAIN)
     for part in (str(int(seed)), name, str(int(pass_index))):
         data = part.encode("utf-8")
         digest.update(len(data).to_bytes(8, "big") + data)
