@@ -19,13 +19,20 @@ from safetensors.torch import load_file, save_file
 from lucidflux_cli.model.images import LowQualityImage, siglip_pixels
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training.objective import encode_for_training
-from lucidflux_cli.training.pairs import TrainingPair, check_sizes, find_pairs
+from lucidflux_cli.training.pairs import (
+    Source,
+    TrainingPair,
+    check_sizes,
+    find_pairs,
+    open_image,
+    source_stamp,
+)
 
 CACHE_VERSION = "1"
 
 
-def _rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
+def _rgb(source: Source) -> Image.Image:
+    with open_image(source) as image:  # a file, or a member of a tar shard read in place
         return image.convert("RGB")
 
 
@@ -70,7 +77,7 @@ def build_cache(pipeline: LucidFluxPipeline, pairs: Sequence[TrainingPair], fold
 def _metadata(pair: TrainingPair) -> dict[str, str]:
     sources = [pair.hq, pair.lq, pair.lq_up] if pair.lq_up else [pair.hq, pair.lq]
     return {"version": CACHE_VERSION, "name": pair.name,
-            "sources": "|".join(f"{p.resolve()}@{p.stat().st_mtime_ns}" for p in sources)}
+            "sources": "|".join(source_stamp(p) for p in sources)}
 
 
 def _read_metadata(path: Path) -> dict[str, str] | None:

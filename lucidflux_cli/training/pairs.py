@@ -5,18 +5,30 @@ Accepted sources:
 * a ``manifest.jsonl`` (or a folder holding one): one JSON object per line with at least ``hq``,
   ``lq`` and ``lq_up`` (paths relative to the manifest's folder); ``name`` is optional;
 * a folder with ``hq/`` and ``lq/`` sub-folders holding the same relative names (the LQ image at
-  any size; it is resized to the HQ size as the pipeline resizes its input).
+  any size; it is resized to the HQ size as the pipeline resizes its input);
+* WebDataset tar shards (``data degrade --format webdataset``): their manifest (records naming a
+  ``tar`` and a ``key``), or a folder of ``*.tar`` with ``KEY.hq.png`` + ``KEY.lq.png`` samples.
+  Images are read from the tars in place (by offset, never extracted); the LQ is resized to the
+  HQ size as for hq/ + lq/ folders. The order is the manifest's (or the tars' sorted, samples in
+  tar order), so a resumed run sees the same pairs in the same order.
+
+The ``webdataset`` package's reader is a stream for shuffled, endless training; training here
+first encodes every pair once into an indexed cache (training/cache.py), which wants a list of
+pairs it can revisit, so the tars are indexed with :mod:`tarfile` (headers only) instead.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from lucidflux_cli.errors import LucidFluxError
+from lucidflux_cli.imageio.shards import TarMember, index_tar, samples
 
 MANIFEST = "manifest.jsonl"
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -26,12 +38,29 @@ class PairError(LucidFluxError):
     """Bad training input; the message is one line naming the file."""
 
 
+Source = Path | TarMember  # an image file, or an image inside a tar shard
+
+
 @dataclass(frozen=True)
 class TrainingPair:
     name: str
-    hq: Path
-    lq: Path
-    lq_up: Path | None = None  # LQ already at the HQ size (``data degrade``); None: resize ``lq``
+    hq: Source
+    lq: Source
+    lq_up: Source | None = None  # LQ already at the HQ size (``data degrade``); None: resize ``lq``
+
+
+def open_image(source: Source) -> Image.Image:
+    """The image of a file or of a tar member (read in place)."""
+    if isinstance(source, TarMember):
+        return Image.open(io.BytesIO(source.read_bytes()))
+    return Image.open(source)
+
+
+def source_stamp(source: Source) -> str:
+    """Where an image is and when it was last written: a cache entry is redone when it changes."""
+    if isinstance(source, TarMember):
+        return f"{source.tar.resolve()}:{source.name}@{source.tar.stat().st_mtime_ns}"
+    return f"{source.resolve()}@{source.stat().st_mtime_ns}"
 
 
 def find_pairs(source: Path) -> list[TrainingPair]:
@@ -43,16 +72,55 @@ def find_pairs(source: Path) -> list[TrainingPair]:
         return read_manifest(source / MANIFEST)
     if (source / "hq").is_dir() and (source / "lq").is_dir():
         return _folder_pairs(source)
-    raise PairError(f"{source}: no {MANIFEST} and no hq/ + lq/ folders: nothing to train on")
+    if any(source.glob("*.tar")):
+        return _tar_folder_pairs(source)
+    raise PairError(f"{source}: no {MANIFEST}, no hq/ + lq/ folders and no tar shards: nothing to train on")
+
+
+class _TarIndex:
+    """Tar shards' samples (key -> part -> member), each tar indexed once; one-line errors."""
+
+    def __init__(self) -> None:
+        self.tars: dict[Path, dict[str, dict[str, TarMember]]] = {}
+
+    def keys(self, tar: Path, where: str) -> list[str]:
+        if tar not in self.tars:
+            try:
+                self.tars[tar] = samples(index_tar(tar))
+            except (OSError, tarfile.TarError) as error:
+                raise PairError(f"{where}: {tar} cannot be read as a tar ({error})") from error
+        return list(self.tars[tar])
+
+    def sample(self, tar: Path, key: str, where: str) -> tuple[TarMember, TarMember]:
+        self.keys(tar, where)
+        parts = self.tars[tar].get(key, {})
+        if "hq.png" not in parts or "lq.png" not in parts:
+            raise PairError(f"{where}: {tar} has no {key}.hq.png and {key}.lq.png")
+        return parts["hq.png"], parts["lq.png"]
+
+
+def _tar_folder_pairs(source: Path) -> list[TrainingPair]:
+    index, pairs = _TarIndex(), []
+    for tar in sorted(source.glob("*.tar")):
+        pairs.extend(TrainingPair(key, *index.sample(tar, key, str(tar))) for key in index.keys(tar, str(tar)))
+    if not pairs:
+        raise PairError(f"{source}: its tar shards hold no samples")
+    return pairs
 
 
 def read_manifest(path: Path) -> list[TrainingPair]:
-    root, pairs = path.parent, []
+    root, pairs, tars = path.parent, [], _TarIndex()
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
+            if "manifest" in entry:  # the header line of a ``data degrade`` manifest
+                continue
+            if "tar" in entry:  # ``--format webdataset``
+                pairs.append(TrainingPair(str(entry.get("name", entry["key"])),
+                                          *tars.sample(root / entry["tar"], entry["key"], f"{path}:{number}")))
+                continue
             hq, lq, lq_up = (root / entry[key] for key in ("hq", "lq", "lq_up"))
         except (ValueError, KeyError, TypeError) as error:
             raise PairError(f"{path}:{number}: not a pair entry with hq, lq, lq_up ({error})") from error
@@ -83,10 +151,10 @@ def _folder_pairs(source: Path) -> list[TrainingPair]:
 
 def check_sizes(pair: TrainingPair, multiple: int = 16) -> tuple[int, int]:
     """The pair's processing size (width, height); one-line errors for what cannot train."""
-    with Image.open(pair.hq) as image:
+    with open_image(pair.hq) as image:
         size = image.size
     if pair.lq_up is not None:
-        with Image.open(pair.lq_up) as image:
+        with open_image(pair.lq_up) as image:
             if image.size != size:
                 raise PairError(f"{pair.lq_up}: {image.size[0]}x{image.size[1]} but its HQ image {pair.hq} is "
                                 f"{size[0]}x{size[1]}")
