@@ -167,3 +167,18 @@ def test_the_seed_decides_the_draws(pairs, tiny_release, tmp_path):
         assert code == 0, stderr
         losses[name] = json.loads(stdout.splitlines()[0])["loss"]
     assert losses["a"] == losses["b"] != losses["c"]
+
+
+def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(pairs, tiny_release, tmp_path):
+    from lucidflux_cli.imageio.shards import write_tar
+
+    shards = tmp_path / "shards"
+    members = [(f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes()) for i in range(2) for part in ("hq", "lq")]
+    write_tar(shards / "pairs-000000.tar", members)
+    losses = {}
+    for name, source in (("tars", shards), ("folders", pairs)):
+        code, stdout, stderr = run("train", "--pairs", str(source), "-o", str(tmp_path / name), "--steps", "2",
+                                   *FAST, *weight_args(tiny_release), "--json")
+        assert code == 0, stderr
+        losses[name] = [json.loads(line)["loss"] for line in stdout.splitlines() if '"event": "step"' in line]
+    assert len(losses["tars"]) == 2 and losses["tars"] == losses["folders"]
