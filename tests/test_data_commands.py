@@ -383,6 +383,13 @@ def test_the_header_holds_the_table_and_versions_and_a_changed_source_is_redone(
     after = records(out / "manifest.jsonl")
     assert after["b.png"]["source_sha256"] != by_name["b.png"]["source_sha256"]
     assert (out / "lq" / "a_p0.png").read_bytes() == before
+    # pairs made with another torch (or numpy, Pillow, libjpeg) are redone, never mixed with these
+    text = (out / "manifest.jsonl").read_text()
+    torch_version = settings["versions"]["torch"]
+    (out / "manifest.jsonl").write_text(text.replace(f'"torch": "{torch_version}"', '"torch": "0.0"', 1))
+    code, stdout, _ = run(*args)
+    assert code == 0 and json.loads(stdout.splitlines()[-1])["done"] == 2
+    assert manifests.read_lines(out / "manifest.jsonl")[0]["settings"]["versions"]["torch"] == torch_version
 
 
 def _tar_members(folder: Path) -> dict[str, bytes]:

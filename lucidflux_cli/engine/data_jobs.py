@@ -117,13 +117,14 @@ class DegradeJob(ManifestJob):
 
         self.config = preset(request.preset)
         self.background = parse_background(request.background)
+        self._provenance = degrade_parts.provenance(request, self.config)  # the manifest header's, once
         super().__init__(request)
         self.device = _torch_device(request.device)
         self.tars = PairTars(request.out_dir, max(1, request.pairs_per_tar // request.passes), self.shard,
                              self.journal, self.header) if request.format == "webdataset" else None
 
     def provenance(self) -> dict[str, Any]:
-        return degrade_parts.provenance(self.request, self.config)
+        return self._provenance
 
     @property
     def manifest_path(self) -> Path:
