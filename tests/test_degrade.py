@@ -222,6 +222,18 @@ def test_same_seed_same_bytes_other_pass_other_pair() -> None:
     assert a.lq.tobytes() != c.lq.tobytes()
 
 
+def test_a_photos_passes_in_one_batch_are_the_pairs_made_one_by_one() -> None:
+    from lucidflux_cli.data import make_pairs
+
+    image = _texture(80, 100, seed=8)
+    batch = make_pairs(image, [rng_for(4, "b.png", k) for k in range(4)], SMALL)
+    for k, pair in enumerate(batch):
+        alone = make_pair(image, rng_for(4, "b.png", k), SMALL)
+        assert pair.params == alone.params
+        for name in ("hq", "lq", "lq_up"):
+            assert getattr(pair, name).tobytes() == getattr(alone, name).tobytes()
+
+
 def test_drawn_parameters_do_not_depend_on_pixels() -> None:
     # only the image size may steer the draws (the crop range), so a manifest's record of a
     # pair survives float-level differences between machines

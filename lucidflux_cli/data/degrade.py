@@ -307,23 +307,44 @@ def make_pair(
     device: Device = None,
 ) -> Pair:
     """Degrade one ``uint8`` HxWx3 photo into a (HQ, LQ, LQ upsampled) pair with ``config``'s table."""
+    return make_pairs(image, [rng], config, device)[0]
+
+
+def make_pairs(
+    image: np.ndarray,
+    rngs: list[np.random.Generator],
+    config: DegradationConfig | None = None,
+    device: Device = None,
+) -> list[Pair]:
+    """One pair per Generator (a photo's passes), batched where the shapes agree.
+
+    The GT crops are sharpened in one batch and the LQs brought back to the GT size in one
+    batch (on a GPU: one launch each instead of one per pass); the degradations, whose sizes
+    each pair draws, run pair by pair. Every Generator makes the draws ``make_pair`` would, and
+    on the CPU the bytes are those of ``make_pair`` per Generator (tested). On a GPU the batch
+    is always the ``passes`` of one photo, so the bytes do not depend on workers either.
+    """
     config = config or DegradationConfig.realesrgan()
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
     device = torch.device(device or "cpu")
-    crop, crop_record = random_crop(image, rng, config.gt_size, config.hflip_prob)
-    params: dict[str, Any] = {"preset": config.name, "crop": crop_record}
+    crops = [random_crop(image, rng, config.gt_size, config.hflip_prob) for rng in rngs]
+    gt_hw = (config.gt_size, config.gt_size)
     with torch.no_grad():
-        gt = _to_tensor(crop, device)
+        gt = torch.cat([_to_tensor(crop, device) for crop, _ in crops])
         if config.sharpen is not None:
             gt = usm_sharpen(gt, config.sharpen)
-        hq = _to_uint8(gt)
         # degrade the HQ as saved (8-bit), so the pair on disk is exactly consistent
-        x = _to_tensor(hq, device)
-        gt_hw = (config.gt_size, config.gt_size)
-        x, params["stage1"] = _stage(x, rng, config.stage1, config, gt_hw)
-        x, params["stage2"] = _stage(x, rng, config.stage2, config, gt_hw)
-        x, params["final"] = _final(x, rng, config, gt_hw)
-        lq = _to_uint8(x)
-        lq_up = _to_uint8(resize(_to_tensor(lq, device), gt_hw, config.lq_up_mode))
-    return Pair(hq=hq, lq=lq, lq_up=lq_up, params=params)
+        hqs = [_to_uint8(gt[index : index + 1]) for index in range(len(rngs))]
+        lqs, records = [], []
+        for rng, hq, (_, crop_record) in zip(rngs, hqs, crops, strict=True):
+            params: dict[str, Any] = {"preset": config.name, "crop": crop_record}
+            x = _to_tensor(hq, device)
+            x, params["stage1"] = _stage(x, rng, config.stage1, config, gt_hw)
+            x, params["stage2"] = _stage(x, rng, config.stage2, config, gt_hw)
+            x, params["final"] = _final(x, rng, config, gt_hw)
+            lqs.append(_to_uint8(x))
+            records.append(params)
+        up = resize(torch.cat([_to_tensor(lq, device) for lq in lqs]), gt_hw, config.lq_up_mode)
+    return [Pair(hq=hq, lq=lq, lq_up=_to_uint8(up[index : index + 1]), params=params)
+            for index, (hq, lq, params) in enumerate(zip(hqs, lqs, records, strict=True))]

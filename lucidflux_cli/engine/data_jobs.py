@@ -199,7 +199,7 @@ class DegradeJob(ManifestJob):
     def processor(self) -> Processor:
         import torch
 
-        from lucidflux_cli.data import make_pair, rng_for
+        from lucidflux_cli.data import make_pairs, rng_for
         from lucidflux_cli.data.sources import file_identity
 
         torch.set_num_threads(self.request.threads)
@@ -215,8 +215,8 @@ class DegradeJob(ManifestJob):
                              "GT crop: mirror-padded, as the reference does")
                     note = f"{note}; {small}" if note else small
                 made = []
-                for index in range(self.request.passes):
-                    pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.device)
+                rngs = [rng_for(self.request.seed, name, index) for index in range(self.request.passes)]
+                for index, pair in enumerate(make_pairs(image, rngs, self.config, self.device)):
                     made.append((index, pair, self._encoded(name, index, pair, identity)))
             except Exception as error:  # an unreadable photo fails alone
                 result = failure(item.path, error, time.monotonic() - started)
