@@ -89,9 +89,11 @@ def main() -> None:
             seconds = timed("filter", str(photos), "-o", f"{tmp}/m{workers}.jsonl", "--iqa-metric", "none",
                             "--min-bytes", "0", "--workers", str(workers))
             rows.append(("filter (rules, 1600x1200)", workers, "cpu", args.photos / seconds, "images/s"))
-            seconds = timed("degrade", str(photos), "-o", f"{tmp}/p{workers}", "--passes", str(args.passes),
-                            "--workers", str(workers), "--device", args.device)
-            rows.append(("degrade (1024 GT)", workers, args.device, args.photos * args.passes / seconds, "pairs/s"))
+            for level, label in ((6, "PNG level 6, as 0.x"), (1, "PNG level 1, now")):
+                seconds = timed("degrade", str(photos), "-o", f"{tmp}/p{workers}-{level}", "--passes", str(args.passes),
+                                "--workers", str(workers), "--device", args.device, "--png-level", str(level))
+                rows.append((f"degrade (1024 GT, {label})", workers, args.device, args.photos * args.passes / seconds,
+                             "pairs/s"))
     print("| command | workers | device | throughput |\n| --- | --- | --- | --- |")
     for name, workers, device, rate, unit in rows:
         print(f"| {name} | {workers} | {device} | {rate:.2f} {unit} |")

@@ -239,9 +239,9 @@ class DegradeJob(ManifestJob):
     def _encoded(self, name: str, index: int, pair, identity: dict[str, Any]) -> dict[str, bytes]:
         """The files of one pair: three PNGs, or a tar sample's two PNGs and its draws."""
         if self.tars is None:
-            return {folder: _png(getattr(pair, folder)) for folder in PAIR_FOLDERS}
+            return {folder: _png(getattr(pair, folder), self.request.png_level) for folder in PAIR_FOLDERS}
         draws = {"name": name, "pass": index, "params": pair.params, **identity}
-        return {"hq.png": _png(pair.hq), "lq.png": _png(pair.lq),
+        return {"hq.png": _png(pair.hq, self.request.png_level), "lq.png": _png(pair.lq, self.request.png_level),
                 "json": json.dumps(draws, sort_keys=True).encode("utf-8")}
 
     def _write_pair(self, item: InputFile, name: str, index: int, pair, encoded: dict[str, bytes]) -> dict[str, Any]:
@@ -284,11 +284,11 @@ class DegradeJob(ManifestJob):
                 + (f"; {result.note}" if result.note else ""))
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def _png(pixels: np.ndarray, level: int) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level)
     return buffer.getvalue()
 
 

@@ -62,9 +62,13 @@ class DegradeRequest(RunSettings):
                                  help="--format webdataset: pairs per tar (whole photos: rounded down to a "
                                       "multiple of --passes, at least one photo).")
 
+    png_level: int = setting(1, minimum=0, maximum=9,
+                             help="zlib level of the PNGs written: 1 writes ~5x faster than 6 for ~15% larger files "
+                                  "(the same pixels).")
+
     def provenance(self) -> dict[str, str]:
         settings = {"preset": self.preset, "seed": str(self.seed), "passes": str(self.passes),
-                    "background": str(self.background), "format": self.format}
+                    "background": str(self.background), "format": self.format, "png_level": str(self.png_level)}
         if self.format == "webdataset":
             settings["pairs_per_tar"] = str(self.pairs_per_tar)
         return settings
