@@ -446,6 +446,24 @@ def test_shards_are_the_same_bytes_with_two_workers_and_a_lost_tar_is_redone_alo
     assert tree(out) == tree(tar_pairs) and (out / "pairs-000000.tar").stat().st_mtime_ns == kept
 
 
+def test_a_killed_shard_run_keeps_its_staged_pairs_and_resumes_to_the_same_tars(photos, tar_pairs, tmp_path):
+    out = tmp_path / "killed"
+    args = [str(photos), "-o", str(out), "--passes", "2", "--seed", "7", "--format", "webdataset",
+            "--pairs-per-tar", "4", "--json"]
+    process = degrade_subprocess(*args)
+    deadline = time.monotonic() + 300
+    while not (out / "manifest.jsonl.journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first photo's pairs are staged and journalled, its tar not yet written
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    again = degrade_subprocess(*args)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["skipped"] >= 1 and summary["skipped"] + summary["done"] == 3
+    assert tree(out) == tree(tar_pairs)  # no staged file left, the same tars and manifest
+
+
 def test_machine_shards_of_tars_merge_into_one_manifest(photos, tar_pairs, tmp_path):
     out = tmp_path / "split"
     for index in range(2):
