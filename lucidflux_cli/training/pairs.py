@@ -64,7 +64,7 @@ def source_stamp(source: Source) -> str:
 
 
 def find_pairs(source: Path) -> list[TrainingPair]:
-    """Every pair of ``source`` (a manifest, a folder with one, or a folder with hq/ and lq/)."""
+    """Every pair of ``source`` (a manifest, a folder with one, a folder with hq/ and lq/, or of tars)."""
     source = Path(source)
     if source.is_file():
         return read_manifest(source)
