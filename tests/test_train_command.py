@@ -75,8 +75,22 @@ def test_train_writes_released_checkpoints_that_restore_loads(pairs, tiny_releas
         assert (tmp_path / weights / "a.png").is_file()
 
 
-def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(pairs, tiny_release, tmp_path):
-    args = ["--pairs", str(pairs), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
+@pytest.fixture(scope="module")
+def tar_pairs(pairs, tmp_path_factory) -> Path:
+    """The same pairs as one WebDataset tar shard (``KEY.hq.png``, ``KEY.lq.png``)."""
+    from lucidflux_cli.imageio.shards import write_tar
+
+    root = tmp_path_factory.mktemp("tars")
+    write_tar(root / "pairs-000000.tar",
+              [(f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes()) for i in range(2) for part in ("hq", "lq")])
+    return root
+
+
+@pytest.mark.parametrize("layout", ["folders", "tars"])
+def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(layout, pairs, tar_pairs,
+                                                                                 tiny_release, tmp_path):
+    source = pairs if layout == "folders" else tar_pairs
+    args = ["--pairs", str(source), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
     straight = train_subprocess(*args, "-o", str(tmp_path / "straight"))
     assert straight.wait(timeout=600) == 0, straight.stderr.read()
     out = tmp_path / "stopped"
@@ -169,14 +183,10 @@ def test_the_seed_decides_the_draws(pairs, tiny_release, tmp_path):
     assert losses["a"] == losses["b"] != losses["c"]
 
 
-def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(pairs, tiny_release, tmp_path):
-    from lucidflux_cli.imageio.shards import write_tar
-
-    shards = tmp_path / "shards"
-    members = [(f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes()) for i in range(2) for part in ("hq", "lq")]
-    write_tar(shards / "pairs-000000.tar", members)
+def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(pairs, tar_pairs, tiny_release,
+                                                                            tmp_path):
     losses = {}
-    for name, source in (("tars", shards), ("folders", pairs)):
+    for name, source in (("tars", tar_pairs), ("folders", pairs)):
         code, stdout, stderr = run("train", "--pairs", str(source), "-o", str(tmp_path / name), "--steps", "2",
                                    *FAST, *weight_args(tiny_release), "--json")
         assert code == 0, stderr
