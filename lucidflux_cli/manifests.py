@@ -58,7 +58,8 @@ class Kind:
 
 KINDS = {kind.name: kind for kind in (
     Kind("lucidflux-filter", "lucidflux data filter", ("name", "source", "kept")),
-    Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "hq", "lq", "lq_up", "params")),
+    # a pair is files (hq, lq, lq_up) or, with --format webdataset, a sample (tar, key)
+    Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "params")),
     Kind("lucidflux-eval", "lucidflux eval", ()),
 )}
 
@@ -263,7 +264,7 @@ def load_shards(manifest: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         own, lines = read_lines(path)
         if own is None:
             raise ManifestError(f"{path}: not a lucidflux manifest (no header line)")
-        own = {k: v for k, v in own.items() if k != "shard"}
+        own = {k: v for k, v in own.items() if k not in ("shard", "tars")}  # each shard lists its own tars
         if header is not None and own != header:
             raise ManifestError(f"{path}: made with other settings than {paths[0].name}; shards must share them")
         header = own

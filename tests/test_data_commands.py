@@ -186,7 +186,7 @@ def photos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
     (folder / "sub").mkdir()
     rng = np.random.default_rng(5)
-    for name, size in (("a.jpg", (300, 400)), ("b.png", (256, 256)), ("sub/c.jpg", (200, 320))):
+    for name, size in (("a.jpg", (400, 500)), ("b.png", (384, 384)), ("sub/c.jpg", (390, 420))):
         Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(folder / name)
     return folder
 
@@ -325,3 +325,155 @@ def test_degrade_refuses_a_shard_manifest(curated, tmp_path):
     run("data", "filter", str(curated), "-o", str(manifest), *RULES, "--shard", "0/2")
     code, _, stderr = run("data", "degrade", str(tmp_path / "m.shard-0-of-2.jsonl"), "-o", str(tmp_path / "p"))
     assert code == 1 and "join the shards first" in stderr
+
+
+# ----------------------------------------------------------------------- safer sources, shards
+
+
+def test_a_photo_under_the_filters_minimum_is_refused_unless_allowed(tmp_path):
+    Image.fromarray(np.full((3, 5, 3), 90, np.uint8)).save(tmp_path / "tiny.png")
+    code, _, stderr = run("data", "degrade", str(tmp_path / "tiny.png"), "-o", str(tmp_path / "p"), "--passes", "1")
+    lines = [line for line in stderr.splitlines() if "tiny.png" in line]
+    assert code == 1 and len(lines) == 1 and "5x3 px is under --min-side 384" in lines[0]
+    assert not (tmp_path / "p" / "hq" / "tiny_p0.png").exists()
+    code, _, stderr = run("data", "degrade", str(tmp_path / "tiny.png"), "-o", str(tmp_path / "p"), "--passes", "1",
+                          "--min-side", "0")
+    assert code == 0, stderr
+    assert Image.open(tmp_path / "p" / "hq" / "tiny_p0.png").size == (1024, 1024)
+
+
+def test_transparent_pixels_are_refused_or_composited_over_the_background(tmp_path):
+    rgba = np.zeros((400, 400, 4), np.uint8)
+    rgba[..., :3] = (255, 0, 0)  # red everywhere, but only the top half is visible
+    rgba[:200, :, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "cut.png")
+    code, _, stderr = run("data", "degrade", str(tmp_path / "cut.png"), "-o", str(tmp_path / "p"), "--passes", "1")
+    assert code == 1 and "50.0% of its pixels are transparent" in stderr and "cut.png" in stderr
+    assert run("data", "degrade", str(tmp_path / "cut.png"), "-o", str(tmp_path / "x"), "--background", "pink")[0] == 2
+    code, _, stderr = run("data", "degrade", str(tmp_path / "cut.png"), "-o", str(tmp_path / "p"), "--passes", "1",
+                          "--background", "#00ff00", "--seed", "1")
+    assert code == 0, stderr
+    hq = np.asarray(Image.open(tmp_path / "p" / "hq" / "cut_p0.png")).reshape(-1, 3).astype(int)
+    # the crop mirrors a 400 px photo: red (opaque) and green (the background), never red under alpha 0
+    colours = {tuple(c) for c in hq[::97]}
+    assert colours <= {(255, 0, 0), (0, 255, 0)} and len(colours) == 2, colours
+
+
+def test_the_header_holds_the_table_and_versions_and_a_changed_source_is_redone(photos, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (source / name).write_bytes((photos / name).read_bytes())
+    out = tmp_path / "pairs"
+    args = ["data", "degrade", str(source), "-o", str(out), "--passes", "1", "--json"]
+    assert run(*args)[0] == 0
+    header, lines = manifests.read_lines(out / "manifest.jsonl")
+    settings = header["settings"]
+    assert settings["table"]["stage1"]["kernel"]["beta_plateau"] == [1.0, 2.0]
+    assert settings["table"]["final"]["sinc_prob"] == 0.8 and settings["draws"] == "lucidflux-degrade-v2"
+    assert set(settings["versions"]) == {"numpy", "torch", "Pillow", "libjpeg", "zlib"}
+    by_name = {r["name"]: r for r in lines}
+    assert by_name["b.png"]["source_bytes"] == (source / "b.png").stat().st_size
+    assert len(by_name["b.png"]["source_sha256"]) == 64
+    before = (out / "lq" / "a_p0.png").read_bytes()
+    Image.fromarray(np.asarray(Image.open(source / "b.png"))[::-1]).save(source / "b.png")  # same size, new pixels
+    code, stdout, _ = run(*args)
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and (summary["done"], summary["skipped"]) == (1, 1)
+    after = records(out / "manifest.jsonl")
+    assert after["b.png"]["source_sha256"] != by_name["b.png"]["source_sha256"]
+    assert (out / "lq" / "a_p0.png").read_bytes() == before
+    # pairs made with another torch (or numpy, Pillow, libjpeg) are redone, never mixed with these
+    text = (out / "manifest.jsonl").read_text()
+    torch_version = settings["versions"]["torch"]
+    (out / "manifest.jsonl").write_text(text.replace(f'"torch": "{torch_version}"', '"torch": "0.0"', 1))
+    code, stdout, _ = run(*args)
+    assert code == 0 and json.loads(stdout.splitlines()[-1])["done"] == 2
+    assert manifests.read_lines(out / "manifest.jsonl")[0]["settings"]["versions"]["torch"] == torch_version
+
+
+def _tar_members(folder: Path) -> dict[str, bytes]:
+    from lucidflux_cli.imageio.shards import index_tar
+
+    return {name: member.read_bytes() for tar in sorted(folder.glob("*.tar"))
+            for name, member in index_tar(tar).items()}
+
+
+@pytest.fixture(scope="module")
+def tar_pairs(photos, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tars")
+    code, _, stderr = run("data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7",
+                          "--format", "webdataset", "--pairs-per-tar", "4")
+    assert code == 0, stderr
+    return out
+
+
+def test_webdataset_shards_hold_the_folder_layouts_bytes(tar_pairs, one_worker):
+    assert sorted(p.name for p in tar_pairs.iterdir()) == ["manifest.jsonl", "pairs-000000.tar", "pairs-000001.tar"]
+    members = _tar_members(tar_pairs)
+    names = ("a_p0", "a_p1", "b_p0", "b_p1", "sub/c_p0", "sub/c_p1")
+    assert sorted(members) == sorted(f"{n}.{part}" for n in names for part in ("hq.png", "lq.png", "json"))
+    for name in names:
+        for part in ("hq", "lq"):
+            assert members[f"{name}.{part}.png"] == (one_worker / part / f"{name}.png").read_bytes()
+    folder_params = {(r["name"], r["pass"]): r["params"] for r in manifests.read_lines(one_worker / "manifest.jsonl")[1]}
+    draws = json.loads(members["sub/c_p1.json"])
+    assert (draws["name"], draws["pass"]) == ("sub/c.jpg", 1) and draws["params"] == folder_params[("sub/c.jpg", 1)]
+    header, lines = manifests.read_lines(tar_pairs / "manifest.jsonl")
+    assert header["tars"] == ["pairs-000000.tar", "pairs-000001.tar"]
+    assert {(r["key"], r["tar"]) for r in lines} >= {("a_p0", "pairs-000000.tar"), ("sub/c_p1", "pairs-000001.tar")}
+
+
+def test_the_webdataset_package_reads_the_shards(tar_pairs):
+    webdataset = pytest.importorskip("webdataset")
+    dataset = webdataset.WebDataset([str(p) for p in sorted(tar_pairs.glob("*.tar"))], shardshuffle=False)
+    samples = list(dataset)
+    assert [s["__key__"] for s in samples] == ["a_p0", "a_p1", "b_p0", "b_p1", "sub/c_p0", "sub/c_p1"]
+    assert all({"hq.png", "lq.png", "json"} <= set(s) for s in samples)
+
+
+def test_shards_are_the_same_bytes_with_two_workers_and_a_lost_tar_is_redone_alone(photos, tar_pairs, tmp_path):
+    out = tmp_path / "tars"
+    args = ["data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7", "--format", "webdataset",
+            "--pairs-per-tar", "4", "--json"]
+    assert run(*args, "--workers", "2")[0] == 0
+    assert tree(out) == tree(tar_pairs)
+    kept = (out / "pairs-000000.tar").stat().st_mtime_ns
+    (out / "pairs-000001.tar").unlink()  # as if the run had been killed before this tar
+    code, stdout, _ = run(*args)
+    summary = json.loads(stdout.splitlines()[-1])
+    assert code == 0 and (summary["done"], summary["skipped"]) == (1, 2)
+    assert tree(out) == tree(tar_pairs) and (out / "pairs-000000.tar").stat().st_mtime_ns == kept
+
+
+def test_a_killed_shard_run_keeps_its_staged_pairs_and_resumes_to_the_same_tars(photos, tar_pairs, tmp_path):
+    out = tmp_path / "killed"
+    args = [str(photos), "-o", str(out), "--passes", "2", "--seed", "7", "--format", "webdataset",
+            "--pairs-per-tar", "4", "--json"]
+    process = degrade_subprocess(*args)
+    deadline = time.monotonic() + 300
+    while not (out / "manifest.jsonl.journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first photo's pairs are staged and journalled, its tar not yet written
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    again = degrade_subprocess(*args)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["skipped"] >= 1 and summary["skipped"] + summary["done"] == 3
+    assert tree(out) == tree(tar_pairs)  # no staged file left, the same tars and manifest
+
+
+def test_machine_shards_of_tars_merge_into_one_manifest(photos, tar_pairs, tmp_path):
+    out = tmp_path / "split"
+    for index in range(2):
+        code, _, stderr = run("data", "degrade", str(photos), "-o", str(out), "--passes", "2", "--seed", "7",
+                              "--format", "webdataset", "--shard", f"{index}/2")
+        assert code == 0, stderr
+    assert run("data", "merge", str(out))[0] == 0
+    header, lines = manifests.read_lines(out / "manifest.jsonl")
+    assert header["tars"] == ["pairs-0of2-000000.tar", "pairs-1of2-000000.tar"]
+    assert _tar_members(out) == _tar_members(tar_pairs)  # the same members, in other tars
+    from lucidflux_cli.training.pairs import find_pairs
+
+    assert [p.name for p in find_pairs(out)] == [r["name"] for r in lines]

@@ -77,8 +77,22 @@ def test_train_writes_released_checkpoints_that_restore_loads(pairs, tiny_releas
         assert (tmp_path / weights / "a.png").is_file()
 
 
-def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(pairs, tiny_release, tmp_path):
-    args = ["--pairs", str(pairs), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
+@pytest.fixture(scope="module")
+def tar_pairs(pairs, tmp_path_factory) -> Path:
+    """The same pairs as one WebDataset tar shard (``KEY.hq.png``, ``KEY.lq.png``)."""
+    from lucidflux_cli.imageio.shards import write_tar
+
+    root = tmp_path_factory.mktemp("tars")
+    write_tar(root / "pairs-000000.tar",
+              [(f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes()) for i in range(2) for part in ("hq", "lq")])
+    return root
+
+
+@pytest.mark.parametrize("layout", ["folders", "tars"])
+def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(layout, pairs, tar_pairs,
+                                                                                 tiny_release, tmp_path):
+    source = pairs if layout == "folders" else tar_pairs
+    args = ["--pairs", str(source), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
     straight = train_subprocess(*args, "-o", str(tmp_path / "straight"))
     assert straight.wait(timeout=600) == 0, straight.stderr.read()
     out = tmp_path / "stopped"
@@ -218,3 +232,14 @@ def test_a_failed_validation_is_an_error_line_and_in_the_report(pairs, tiny_rele
     assert json.loads(report.read_text())["validation_errors"] == [failed]
     events = [json.loads(line) for line in stdout.splitlines()]
     assert {"event": "validation", "step": 1, "error": failed} in events
+
+
+def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(pairs, tar_pairs, tiny_release,
+                                                                            tmp_path):
+    losses = {}
+    for name, source in (("tars", tar_pairs), ("folders", pairs)):
+        code, stdout, stderr = run("train", "--pairs", str(source), "-o", str(tmp_path / name), "--steps", "2",
+                                   *FAST, *weight_args(tiny_release), "--json")
+        assert code == 0, stderr
+        losses[name] = [json.loads(line)["loss"] for line in stdout.splitlines() if '"event": "step"' in line]
+    assert len(losses["tars"]) == 2 and losses["tars"] == losses["folders"]

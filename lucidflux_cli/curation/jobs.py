@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from lucidflux_cli import atomic, manifests
+from lucidflux_cli.curation import degrade_parts
+from lucidflux_cli.curation.degrade_parts import PairTars, read_photo
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import media
 from lucidflux_cli.imageio.discovery import DiscoveryResult, InputFile
@@ -126,18 +128,27 @@ class ManifestJob(Job):
 
 
 class DegradeJob(ManifestJob):
-    """Each photo -> ``passes`` (HQ 1024, LQ 256, LQ upsampled) pairs, PNG, and their manifest lines."""
+    """Each photo -> ``passes`` (HQ 1024, LQ 256, LQ upsampled) pairs, PNG, and their manifest lines;
+    ``--format webdataset``: the pairs go into tar shards (:class:`~.degrade_parts.PairTars`)."""
 
     name, done_word, kind = "degrade", "degraded", "lucidflux-pairs"
 
     def __init__(self, request: Any):
         from lucidflux_cli.data import preset
+        from lucidflux_cli.data.sources import parse_background
 
         self.config = preset(request.preset)
+        self.background = parse_background(request.background)
+        self._provenance = degrade_parts.provenance(request, self.config)  # the manifest header's, once
         super().__init__(request)
         from lucidflux_cli.devices import resolve_device  # torch: not for --help
 
         self.device = str(resolve_device(request.device))
+        self.tars = PairTars(request.out_dir, max(1, request.pairs_per_tar // request.passes), self.shard,
+                             self.journal, self.header) if request.format == "webdataset" else None
+
+    def provenance(self) -> dict[str, Any]:
+        return self._provenance
 
     @property
     def manifest_path(self) -> Path:
@@ -167,29 +178,45 @@ class DegradeJob(ManifestJob):
         return (record["name"], record["pass"])
 
     def outputs(self, item: InputFile, index: int) -> dict[str, Path]:
+        if self.tars is not None:
+            return self.tars.staged(item.relative.as_posix(), index)
         relative = item.relative.with_name(f"{item.relative.stem}_p{index}.png")
         return {folder: self.request.out_dir / folder / relative for folder in PAIR_FOLDERS}
+
+    def _first_output(self, item: InputFile) -> Path:
+        return next(iter(self.outputs(item, 0).values()))
+
+    def _present(self, record: dict[str, Any]) -> bool:
+        if self.tars is not None:
+            return self.tars.present(record)
+        return all((self.request.out_dir / record[folder]).exists() for folder in PAIR_FOLDERS)
 
     def settle(self, files: Sequence[InputFile]) -> dict[int, FileResult]:
         done = {} if self.request.overwrite else self.journal.load()
         owners: dict[Path, Path] = {}
         settled = {}
         for position, item in enumerate(files):
-            first = self.outputs(item, 0)["hq"]
+            first = self._first_output(item)
             owner = owners.setdefault(first, item.path)
             if owner != item.path:
                 settled[position] = FileResult(item.path, None, "failed", error=(
                     f"{item.path}: its pairs would overwrite those of {owner} (same name, other extension); "
                     "rename one or degrade them apart"))
-            elif all((item.relative.as_posix(), k) in done and all(p.exists() for p in self.outputs(item, k).values())
-                     for k in range(self.request.passes)):
+            elif self._finished(item, [done.get((item.relative.as_posix(), k)) for k in range(self.request.passes)]):
                 settled[position] = FileResult(item.path, first, "skipped")
+        if self.tars is not None:
+            self.tars.plan(files, {files[p].path: done for p, r in settled.items() if r.status == "skipped"})
         return settled
+
+    def _finished(self, item: InputFile, records: list[dict[str, Any] | None]) -> bool:
+        """Every pass recorded and in place, from this very source file."""
+        return all(r is not None and self._present(r) for r in records) and degrade_parts.same_source(item.path, records)
 
     def processor(self) -> Processor:
         import torch
 
-        from lucidflux_cli.data import make_pair, rng_for
+        from lucidflux_cli.data import make_pairs, rng_for
+        from lucidflux_cli.data.sources import file_identity
 
         torch.set_num_threads(self.request.threads)
 
@@ -197,34 +224,47 @@ class DegradeJob(ManifestJob):
             started = time.monotonic()
             name = item.relative.as_posix()
             try:
-                image, note = read_rgb8(item.path)
+                identity = file_identity(item.path.read_bytes())
+                image, note = read_photo(item.path, self.background, self.request.min_side)
                 if min(image.shape[:2]) < self.config.gt_size:
                     small = (f"{image.shape[1]}x{image.shape[0]} px is smaller than the {self.config.gt_size} px "
                              "GT crop: mirror-padded, as the reference does")
                     note = f"{note}; {small}" if note else small
                 made = []
-                for index in range(self.request.passes):
-                    pair = make_pair(image, rng_for(self.request.seed, name, index), self.config, self.device)
-                    made.append((index, pair, {folder: _png(getattr(pair, folder)) for folder in PAIR_FOLDERS}))
+                rngs = [rng_for(self.request.seed, name, index) for index in range(self.request.passes)]
+                for index, pair in enumerate(make_pairs(image, rngs, self.config, self.device)):
+                    made.append((index, pair, self._encoded(name, index, pair, identity)))
             except Exception as error:  # an unreadable photo fails alone
                 result = failure(item.path, error, time.monotonic() - started)
                 publish(result)
                 return result
             with uninterrupted():  # the pairs put in place are reported too
                 try:
-                    records = [self._write_pair(item, name, index, pair, encoded) for index, pair, encoded in made]
+                    records = [{**self._write_pair(item, name, index, pair, encoded), **identity}
+                               for index, pair, encoded in made]
                 except OSError as error:  # a full disk: this photo fails, its journal line is not written
                     result = failure(item.path, error, time.monotonic() - started)
                 else:
-                    result = FileResult(item.path, self.outputs(item, 0)["hq"], "done",
+                    result = FileResult(item.path, self._first_output(item), "done",
                                         seconds=time.monotonic() - started, note=note, details={"pairs": records})
                 publish(result)
             return result
 
         return process
 
+    def _encoded(self, name: str, index: int, pair, identity: dict[str, Any]) -> dict[str, bytes]:
+        """The files of one pair: three PNGs, or a tar sample's two PNGs and its draws."""
+        if self.tars is None:
+            return {folder: _png(getattr(pair, folder), self.request.png_level) for folder in PAIR_FOLDERS}
+        draws = {"name": name, "pass": index, "params": pair.params, **identity}
+        return {"hq.png": _png(pair.hq, self.request.png_level), "lq.png": _png(pair.lq, self.request.png_level),
+                "json": json.dumps(draws, sort_keys=True).encode("utf-8")}
+
     def _write_pair(self, item: InputFile, name: str, index: int, pair, encoded: dict[str, bytes]) -> dict[str, Any]:
-        """Put one pass's three PNGs in place (atomically); its manifest record."""
+        """Put one pass's files in place (atomically); its manifest record."""
+        if self.tars is not None:
+            return {"name": name, "pass": index, "source": str(item.path.absolute()),
+                    "key": self.tars.stage(name, index, encoded), "params": pair.params}
         paths = self.outputs(item, index)
         for folder, data in encoded.items():
             paths[folder].parent.mkdir(parents=True, exist_ok=True)
@@ -235,14 +275,23 @@ class DegradeJob(ManifestJob):
 
     def recorded(self, result: FileResult) -> None:
         """The pairs' records go to the journal; the event and report keep their count."""
-        if result.status == "done":
-            self.journal.append(result.details["pairs"], self.header())
-            result.details = {"pairs": len(result.details["pairs"])}
+        records = result.details["pairs"] if result.status == "done" else []
+        if self.tars is not None:
+            records = self.tars.assign(result.source, records)
+        if records:
+            self.journal.append(records, self.header())
+            result.details = {"pairs": len(records)}
+        if self.tars is not None:
+            self.tars.finished(result.source)
 
     def complete(self, results: list[FileResult]) -> None:
-        records = [r for r in self.journal.load().values()
-                   if all((self.request.out_dir / r[folder]).exists() for folder in PAIR_FOLDERS)]
-        self.journal.close(self.header(), records)
+        if self.tars is not None:
+            self.tars.pack_rest()
+        records = [r for r in self.journal.load().values() if self._present(r)]
+        header = self.header()
+        if self.tars is not None:
+            header["tars"] = sorted({r["tar"] for r in records})
+        self.journal.close(header, records)
         self.extra = {"pairs": len(records), "manifest": str(self.manifest_path)}
         log.info("%d pairs listed in %s", len(records), self.manifest_path)
 
@@ -251,11 +300,11 @@ class DegradeJob(ManifestJob):
                 + (f"; {result.note}" if result.note else ""))
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def _png(pixels: np.ndarray, level: int) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level)
     return buffer.getvalue()
 
 
@@ -472,6 +521,8 @@ def _merged(manifest: Path, header: dict[str, Any], records: list[dict[str, Any]
         key = ManifestJob.key
     elif header.get("manifest") == DegradeJob.kind:
         key = DegradeJob.key
+        if any("tar" in record for record in records):
+            header["tars"] = sorted({record["tar"] for record in records})
     else:
         raise manifests.ManifestError(f"{manifest}: unknown manifest kind {header.get('manifest')!r}")
     manifests.write(manifest, header, records, key)

@@ -14,7 +14,7 @@ _EXPORTS = {
     "PRESETS": "config", "DegradationConfig": "config", "FinalConfig": "config", "KernelConfig": "config",
     "NoiseConfig": "config", "ResizeConfig": "config", "SharpenConfig": "config", "StageConfig": "config",
     "preset": "config",
-    "Pair": "degrade", "make_pair": "degrade", "rng_for": "degrade",
+    "Pair": "degrade", "make_pair": "degrade", "make_pairs": "degrade", "rng_for": "degrade",
     "KernelSpec": "kernels", "build_kernel": "kernels", "sample_kernel": "kernels", "sample_sinc": "kernels",
     "FilterConfig": "curation",
 }

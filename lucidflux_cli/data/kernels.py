@@ -115,12 +115,13 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 
 
 def _draw_beta(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    # A range around 1 is split in half, so tails heavier and lighter than the Gaussian's are
-    # equally likely (uniform on 0.5-4 would give beta > 1 six times in seven), as the reference.
+    # The reference's rule (BasicSR's random_bivariate_generalized_Gaussian and _plateau, which
+    # DreamClear uses): a fair coin picks [low, 1] or [1, high]. For the plateau's 1-2 the lower
+    # half is the single point 1, so beta = 1 (Cauchy-like tails) half the time.
     low, high = bounds
-    if low < 1.0 < high:
-        return _uniform(rng, (low, 1.0) if rng.uniform() < 0.5 else (1.0, high))
-    return _uniform(rng, bounds)
+    if not low <= 1.0 <= high:  # a custom range that does not hold 1: uniform over it
+        return _uniform(rng, bounds)
+    return _uniform(rng, (low, 1.0) if rng.uniform() < 0.5 else (1.0, high))
 
 
 def sample_sinc(rng: np.random.Generator, sizes: tuple[int, ...], cutoff: tuple[float, float]) -> KernelSpec:

@@ -23,11 +23,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lucidflux_cli import atomic
-from lucidflux_cli.imageio import media
 from lucidflux_cli.model.images import PREPARATION_VERSION, LowQualityImage, siglip_pixels
 from lucidflux_cli.model.pipeline import LucidFluxPipeline
 from lucidflux_cli.training.objective import encode_for_training
-from lucidflux_cli.training.pairs import TrainingPair, check_sizes, find_pairs
+from lucidflux_cli.training.pairs import TrainingPair, check_sizes, find_pairs, read_source, source_stamp
 
 log = logging.getLogger("lucidflux")  # the CLI shows this logger
 CACHE_VERSION = "2"  # 2: the LQ from ``lq`` by restore's reading and resize (not ``lq_up``)
@@ -43,8 +42,8 @@ def encode_pair(pipeline: LucidFluxPipeline, pair: TrainingPair) -> dict[str, to
     condition it will be given.
     """
     size = check_sizes(pair)
-    hq = np.array(media.read_image(pair.hq).to_pil_rgb8(), dtype=np.uint8)  # writable: torch shares it
-    lq = pipeline.lq_image([media.read_image(pair.lq).model_input], size)
+    hq = np.array(read_source(pair.hq).to_pil_rgb8(), dtype=np.uint8)  # writable: torch shares it
+    lq = pipeline.lq_image([read_source(pair.lq).model_input], size)
     cleaned = pipeline.remove(torch.clamp((lq.crop().float() + 1.0) / 2.0, 0.0, 1.0))
     pixels = siglip_pixels(cleaned, pipeline.c.siglip.config.image_size)
     features = pipeline.c.siglip(pixel_values=pixels.to(pipeline.device, pipeline.c.siglip.dtype)).last_hidden_state
@@ -100,9 +99,9 @@ def cache_key(pipeline: LucidFluxPipeline) -> dict[str, str]:
 
 
 def pair_key(pair: TrainingPair) -> dict[str, str]:
-    """The pair's name and its source files' identity (path, size, modification time)."""
+    """The pair's name and its sources' identity (where each is and when it was written)."""
     sources = (pair.hq, pair.lq)  # lq_up is not an input (see encode_pair)
-    return {"name": pair.name, "sources": "|".join(_file_identity(p) for p in sources)}
+    return {"name": pair.name, "sources": "|".join(source_stamp(p) for p in sources)}
 
 
 def stale_fields(found: dict[str, str] | None, expected: dict[str, str]) -> list[str]:
@@ -138,11 +137,6 @@ def _remover_modules(remover: object) -> Iterator[object]:
 
 def _remover_name(remover: object) -> str:
     return f"{getattr(remover, 'name', '')}/multiple={getattr(remover, 'multiple_of', '')}"
-
-
-def _file_identity(path: Path) -> str:
-    stat = Path(path).stat()
-    return f"{Path(path).resolve()}@{stat.st_size}@{stat.st_mtime_ns}"
 
 
 def _read_metadata(path: Path) -> dict[str, str] | None:
