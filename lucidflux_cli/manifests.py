@@ -57,7 +57,8 @@ class Kind:
 
 
 KINDS = {kind.name: kind for kind in (
-    Kind("lucidflux-filter", "lucidflux data filter", ("name", "source", "kept")),
+    # "kept" is decided over the whole set: a shard's records hold per-image verdicts only
+    Kind("lucidflux-filter", "lucidflux data filter", ("name", "source")),
     # a pair is files (hq, lq, lq_up) or, with --format webdataset, a sample (tar, key)
     Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "params")),
     Kind("lucidflux-eval", "lucidflux eval", ()),

@@ -342,6 +342,7 @@ def test_removing_the_lock_file_opens_no_race(tmp_path, monkeypatch):
     assert everything(out) == []
 
 
+@pytest.mark.slow
 def test_output_folder_holds_only_outputs_after_a_run_and_after_a_kill_and_rerun(tmp_path, tiny_release):
     source = tmp_path / "in"
     source.mkdir()

@@ -34,6 +34,7 @@ def run_script(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_suite_runs_every_case_and_records_what_cannot_run(tmp_path):
     out, lines, table = tmp_path / "bench.json", tmp_path / "bench.jsonl", tmp_path / "table.md"
     cases = "reference:64,eager:64,compiled:64,tiled:128,offload:64,fp8:64"
@@ -59,12 +60,14 @@ def test_suite_runs_every_case_and_records_what_cannot_run(tmp_path):
     assert all(row.count("|") == rows[3].count("|") for row in rows[3:])
 
 
+@pytest.mark.slow
 def test_cases_must_follow_the_models_one_way_changes(tmp_path):
     done = run_script(tmp_path, "--cases", "fp8:64,eager:64")
     assert done.returncode != 0
     assert "case 'eager:64' after fp8:64" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_spent_time_budget_skips_the_remaining_cases(tmp_path):
     out = tmp_path / "bench.json"
     done = run_script(tmp_path, "--cases", "eager:64,tiled:128", "--budget-s", "0", "--json", str(out))
@@ -103,6 +106,7 @@ def test_velocity_drift_is_measured_on_the_kept_bf16_inputs():
     assert suite._fp8_drift(128) == {"velocity_rel_l2_vs_bf16": None}
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_compiled_blocks_from_the_tools_cache(tmp_path):
     """The cron-job promise: the inductor cache lands under --cache-dir (not torch's /tmp default,
     which importing diffusers selects), and the next process compiles nothing afresh."""

@@ -159,6 +159,7 @@ def test_locked_output_folder_is_refused(tmp_path, tiny_release):
     assert "another lucidflux run" in result.output
 
 
+@pytest.mark.slow
 def test_sigterm_mid_batch_then_resume(tmp_path, tiny_release):
     source = tmp_path / "in"
     source.mkdir()
@@ -252,6 +253,7 @@ def test_commands_that_load_no_model_import_no_model_code():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_restore_says_only_what_lucidflux_says(tmp_path, tiny_release):
     """No import-time chatter from the libraries (diffusers, transformers, torch; torchao's when
     the fp8 extra is installed) on stderr: every line there is ours."""

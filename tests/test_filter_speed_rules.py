@@ -187,7 +187,7 @@ def test_metric_names_are_taken_in_any_case():
     assert FilterRequest(**base, iqa_metric="CLIPIQA").config().higher_better
     assert FilterRequest(**base, iqa_metric="None").config().quality_metric is None
     with pytest.raises(ValueError, match="needs a reference"):
-        FilterRequest(**base, iqa_metric="PSNRY").config()
+        FilterRequest(**base, iqa_metric="PSNR-Y").config()
     code, _, stderr = run("data", "filter", "x", "-o", "m.jsonl", "--iqa-metric", "Nope")
     assert code == 2 and "nope" in stderr
 

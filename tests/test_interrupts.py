@@ -97,6 +97,7 @@ SCHEDULERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(photos, tiny_release, tmp_path, scheduler):
     extra, launcher = SCHEDULERS[scheduler]
@@ -124,6 +125,7 @@ def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(photos,
                      launcher() if launcher else None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["single", "devices"])
 def test_sigkill_leaves_a_valid_report_of_what_was_finished(photos, tiny_release, tmp_path, scheduler):
     extra, _ = SCHEDULERS[scheduler]

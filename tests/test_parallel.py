@@ -173,6 +173,7 @@ def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
 # ------------------------------------------------------------------------------------ end to end
 
 
+@pytest.mark.slow
 def test_two_cpu_workers_give_the_single_run_bytes(photos, single, tiny_release, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.json"
     process = lucidflux(str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release),
@@ -185,6 +186,7 @@ def test_two_cpu_workers_give_the_single_run_bytes(photos, single, tiny_release,
     assert {entry["worker"] for entry in files.values()} == {"cpu#0", "cpu#1"}
 
 
+@pytest.mark.slow
 def test_a_killed_worker_has_its_file_retried_then_rerun_resumes(photos, single, tiny_release, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json"]
@@ -212,6 +214,7 @@ def _gone(pid: int) -> bool:
     return not status.exists() or "\nState:\tZ" in status.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
 def test_sigterm_stops_every_worker_cleanly_then_rerun_completes(photos, single, tiny_release, tmp_path):
     out = tmp_path / "out"
@@ -241,6 +244,7 @@ def test_sigterm_stops_every_worker_cleanly_then_rerun_completes(photos, single,
     assert_same_bytes(out, single)
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_give_the_single_run_bytes_and_resume(photos, single, tiny_release, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [str(photos), "-o", str(out), *FAST, *weight_args(tiny_release), "--json"]
@@ -294,6 +298,7 @@ def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths, tiny_pip
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_a_worker_setup_error_ends_the_run_with_exit_3(photos, tmp_path):
     process = lucidflux(str(photos), "-o", str(tmp_path / "out"), *FAST, "--devices", "cpu,cpu", "--offline",
                         env={"HF_HUB_CACHE": str(tmp_path / "empty-cache")})

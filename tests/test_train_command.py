@@ -88,6 +88,7 @@ def tar_pairs(pairs, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "tars"])
 def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(layout, pairs, tar_pairs,
                                                                                  tiny_release, tmp_path):
@@ -138,6 +139,7 @@ def test_bad_pairs_fail_in_one_line_before_any_model_loads(tmp_path, tiny_releas
     assert run("train", "--pairs", str(bad), "-o", str(tmp_path / "r"), "--crop", "20")[0] == 2  # not a multiple of 16
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_train_as_one_with_twice_the_batch(pairs, tiny_release, tmp_path):
     """accelerate's DDP (gloo on the CPU): 2 processes x 1 pair per step = 1 process x 2 pairs."""
     import socket

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from lucidflux_cli import manifests
 from lucidflux_cli.model import sampling
 from lucidflux_cli.model.components import load_components
 from lucidflux_cli.model.loading.models import load_dual_branch, read_lucidflux
@@ -344,8 +345,10 @@ def test_pairs_from_a_degrade_manifest_and_from_folders(tmp_path):
         picture(SIZE, 0).save(folder / "hq.png")
         picture(SIZE, 0).resize((8, 8)).save(folder / "lq.png")
         picture(SIZE, 0).save(folder / "lq_up.png")
-        lines.append(json.dumps({k: f"pairs/{name}/pass-0/{k}.png" for k in ("hq", "lq", "lq_up")}))
-    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+        lines.append(json.dumps({"name": name, "pass": 0, "source": f"{name}.png", "params": {},
+                                 **{k: f"pairs/{name}/pass-0/{k}.png" for k in ("hq", "lq", "lq_up")}}))
+    header = json.dumps(manifests.header("lucidflux-pairs", {}))
+    (root / "manifest.jsonl").write_text("\n".join([header, *lines]) + "\n")
     pairs = find_pairs(root)
     assert [p.lq_up.name for p in pairs] == ["lq_up.png"] * 2 and find_pairs(root / "manifest.jsonl") == pairs
     assert check_sizes(pairs[0]) == (SIZE, SIZE)
@@ -366,8 +369,19 @@ def test_pair_errors_are_one_line(tmp_path):
     picture(40, 1).save(tmp_path / "odd.png")
     with pytest.raises(PairError, match="not a multiple of 16"):
         check_sizes(TrainingPair("x", tmp_path / "odd.png", tmp_path / "odd.png"))
-    (tmp_path / "bad.jsonl").write_text('{"hq": "a.png"}\n')
-    with pytest.raises(PairError, match=r"bad.jsonl:1: not a pair entry"):
+    (tmp_path / "bad.jsonl").write_text('{"hq": "a.png"}\n')  # no header: not a manifest of ours
+    with pytest.raises(PairError, match=r"bad.jsonl:1: no lucidflux manifest header; expected a lucidflux-pairs"):
+        find_pairs(tmp_path / "bad.jsonl")
+    header = json.dumps(manifests.header("lucidflux-pairs", {}))
+    (tmp_path / "bad.jsonl").write_text(header + '\n{"hq": "a.png"}\n')
+    with pytest.raises(PairError, match=r"bad.jsonl:2: not a lucidflux-pairs record \(no name, pass, source"):
+        find_pairs(tmp_path / "bad.jsonl")
+    filtered = json.dumps(manifests.header("lucidflux-filter", {}))
+    (tmp_path / "bad.jsonl").write_text(filtered + "\n")
+    with pytest.raises(PairError, match=r"bad.jsonl:1: a lucidflux-filter manifest .*expected a lucidflux-pairs"):
+        find_pairs(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.jsonl").write_text(json.dumps({**json.loads(header), "schema": 99}) + "\n")
+    with pytest.raises(PairError, match=r"bad.jsonl:1: schema 99 .*reads schema 1"):
         find_pairs(tmp_path / "bad.jsonl")
     with pytest.raises(PairError, match="nothing to train on"):
         find_pairs(tmp_path / "empty-dir" if (tmp_path / "empty-dir").mkdir() is None else tmp_path)

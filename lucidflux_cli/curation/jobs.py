@@ -101,9 +101,9 @@ class ManifestJob(Job):
 
     def scheduler(self) -> Scheduler:
         """``--workers N``: N worker processes on the job's device; one: this process."""
-        from lucidflux_cli.runner.workers import Workers
-
         if self.request.workers > 1:
+            from lucidflux_cli.runner.workers import Workers
+
             device = getattr(self, "device", "cpu")  # degrade's resolved device; filter scores on its own
             return Workers(self, [device if device != "auto" else "cpu"] * self.request.workers)
         return SingleProcess(self)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli.devices import resolve_device
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.metrics import fid as fidlib
 from lucidflux_cli.metrics.arrays import Image, height_width, to_tensor
@@ -90,7 +89,11 @@ class Scorer:
         if crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {crop_border}")
         self.crop_border = crop_border  # pixels off each side before PSNR/SSIM, as BasicSR's crop_border
-        self.device = str(resolve_device(device)) if device == "auto" else device
+        if device == "auto":
+            from lucidflux_cli.devices import resolve_device  # torch: not at import (data filter has none)
+
+            device = str(resolve_device(device))
+        self.device = device
         self.batch_size = max(1, batch_size)
         self.cache_dir = cache_dir
         self.offline = offline

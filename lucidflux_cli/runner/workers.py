@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from lucidflux_cli.devices import parse_devices
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio.discovery import InputFile
 from lucidflux_cli.runner.control import Interrupted, stop_on_signals
@@ -44,9 +43,9 @@ STOP_TIMEOUT_S = 60.0
 class Workers(Scheduler):
     """One spawned worker process (for restore: one model copy) per device, fed by this process."""
 
-    def __init__(self, job: Job, devices: list[str] | None = None):
+    def __init__(self, job: Job, devices: list[str]):
         super().__init__(job)
-        self.devices = devices if devices is not None else parse_devices(job.request.devices)
+        self.devices = devices  # one worker each (repeats allowed: cpu,cpu)
 
     def work(self, files: Sequence[InputFile], on_result: ResultCallback,
              on_step: StepCallback | None) -> list[FileResult]:
