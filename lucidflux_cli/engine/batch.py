@@ -44,13 +44,14 @@ class OutputOptions:
     min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
     keep_color: bool = False  # gray sources written in the model's colour, not gray
     frames: str = "all"  # multi-page/multi-frame files: "all" pages (animations refused) or the "first"
+    keep_mode: str = "convert"  # a source mode the output cannot keep: "convert" (and say so) or "strict" (refuse)
 
     @classmethod
     def from_request(cls, request) -> OutputOptions:
         """The output side of a :class:`~lucidflux_cli.engine.settings.RestoreRequest`."""
         return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
                    size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
-                   keep_color=request.keep_color, frames=request.frames)
+                   keep_color=request.keep_color, frames=request.frames, keep_mode=request.keep_mode)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class FileResult:
     traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
     note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
     details: dict | None = None  # what other commands record per file (measurements, pairs made)
+    notes: list[str] = field(default_factory=list)  # what the output changed of the source (mode, depth), a line each
 
     def to_event(self) -> dict:
         """The ``--json`` line: optional keys only where they say something."""
@@ -73,7 +75,8 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None)):
+        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None),
+                             ("notes", [])):
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}
@@ -212,6 +215,7 @@ class DecodedFile:
     target: Path
     seconds: float  # spent checking and decoding
     note: str | None = None
+    notes: list[str] = field(default_factory=list)  # what writing it changes (formats.conversion_notes)
 
     @property
     def loaded(self) -> media.LoadedImage:
@@ -273,7 +277,10 @@ def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Pa
                 if pages.note:
                     log.warning("%s", pages.note)
                 decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
-                return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note)
+                notes = formats.conversion_notes(target, _as_written(pages.images, options), output_format(pages, options))
+                if notes and options.keep_mode == "strict":
+                    raise ModeNotKept(f"{item.path}: not restored (--keep-mode strict): {'; '.join(notes)}")
+                return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note, notes)
     except Exception as error:  # any decoding problem fails this file only
         return failure(item.path, error, time.monotonic() - started)
     result.seconds = time.monotonic() - started
@@ -336,7 +343,8 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
     except Exception as error:
         return decoded.failed(error, model_seconds + time.monotonic() - started)
     seconds = decoded.seconds + model_seconds + time.monotonic() - started
-    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note)
+    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note,
+                      notes=decoded.notes)
 
 
 def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:
@@ -353,6 +361,19 @@ def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict
         except OutputConflict as error:
             conflicts[item.path] = FileResult(item.path, None, "failed", error=str(error))
     return conflicts
+
+
+def output_format(pages: media.Pages, options: OutputOptions) -> str:
+    return formats.output_format_for(pages.images[0].metadata.format, options.fmt)
+
+
+def _as_written(images: Sequence[media.LoadedImage], options: OutputOptions) -> list[formats.Page]:
+    return [formats.Page(loaded.rgb, loaded.alpha, loaded.metadata, loaded.metadata.bit_depth,
+                         gray=loaded.metadata.gray and not options.keep_color) for loaded in images]
+
+
+class ModeNotKept(LucidFluxError):
+    """--keep-mode strict: the output cannot keep the source's mode, depth or range."""
 
 
 class OutputConflict(LucidFluxError):
