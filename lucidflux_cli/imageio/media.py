@@ -202,11 +202,18 @@ def _wide_page(path: Path, page: tiff_floats.FloatPage, index: int) -> LoadedIma
     exif = normalised_exif(page.exif, path) if page.exif else \
         exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
     metadata = ImageMetadata(format="tiff", exif=exif, icc_profile=icc, xmp=clean_xmp(page.xmp),
-                             bit_depth=_nearest_depth(page.values.dtype), mode=form.describe(), gray=page.gray,
+                             bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form), gray=page.gray,
                              form=form, changes=changes)
     rgb = _apply_orientation(rgb, page.orientation)
     alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path)
+
+
+def _mode_name(form: SampleForm) -> str:
+    """Pillow's name where it has one (F), RGBF for float RGB, else the form in words."""
+    if np.dtype(form.dtype).kind == "f":
+        return "F" if form.colour == "gray" else "RGBF"
+    return form.describe()
 
 
 def _nearest_depth(dtype: np.dtype) -> int:

@@ -118,9 +118,11 @@ def rgb_to_cmyk(rgb8: np.ndarray, icc: bytes | None) -> np.ndarray:
         img = ImageCms.profileToProfile(Image.fromarray(rgb8), ImageCms.createProfile("sRGB"), _profile(icc),
                                         outputMode="CMYK")
         return np.asarray(img)
-    inverse = 255 - rgb8.astype(np.int16)
-    black = inverse.min(axis=2, keepdims=True)
-    return np.concatenate([inverse - black, black], axis=2).astype(np.uint8)
+    # Pillow's formula is R = (1 - C)(1 - K): the most black that leaves the brightest channel, then C, M, Y.
+    unit = rgb8.astype(np.float64) / 255.0
+    black = 1.0 - unit.max(axis=2, keepdims=True)
+    inks = (1.0 - black - unit) / np.maximum(1.0 - black, 1e-12)
+    return np.rint(np.concatenate([inks, black], axis=2) * 255.0).clip(0, 255).astype(np.uint8)
 
 
 def lab_to_rgb(img: Image.Image) -> Image.Image:
