@@ -406,6 +406,34 @@ def make_float_pages_exif(path: Path, *, pages: int = 2, size: tuple[int, int] =
     return path
 
 
+def page_iptc(index: int) -> bytes:
+    """An IPTC-NAA record (record version, caption) naming page ``index``; a LONG-sized length."""
+    caption = f"page {index + 1}".encode()
+    record = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x78" + len(caption).to_bytes(2, "big") + caption
+    return record + b"\0" * (-len(record) % 4)
+
+
+def page_xmp(index: int) -> bytes:
+    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>reel 7, '
+            f'frame {index + 1}</dc:source></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+
+def make_float_rgb_pages_tagged(path: Path, *, pages: int = 3, size: tuple[int, int] = (16, 12)) -> Path:
+    """Multi-page float32 RGB TIFF (tifffile; Pillow cannot open it), each page with its own ICC profile
+    (sRGB), XMP packet and IPTC record (stored LONG, as Photoshop does)."""
+    import tifffile
+
+    with tifffile.TiffWriter(_ensure_dir(path)) as tif:
+        for index in range(pages):
+            values = np.random.default_rng(50 + index).random((size[1], size[0], 3), dtype=np.float32)
+            iptc = np.frombuffer(page_iptc(index), dtype="<u4")
+            tif.write(values, photometric="rgb", iccprofile=srgb_icc(), metadata=None,
+                      extratags=[(700, 1, len(page_xmp(index)), page_xmp(index), True),
+                                 (33723, 4, len(iptc), iptc, True)])
+    return path
+
+
 def make_animated_gif(path: Path, *, frames: int = 3, size: tuple[int, int] = (32, 24)) -> Path:
     images = [Image.fromarray(rgb_pattern(*size, seed=i)).quantize(colors=32) for i in range(frames)]
     images[0].save(_ensure_dir(path), "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)

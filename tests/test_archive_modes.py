@@ -168,6 +168,30 @@ def test_every_page_of_a_float_tiff_keeps_every_exif_tag(tmp_path):
         assert after[("0th", 305)].startswith(b"lucidflux-cli")
 
 
+def test_every_page_of_a_float_rgb_tiff_keeps_its_xmp_iptc_and_icc(tmp_path):
+    source = mk.make_float_rgb_pages_tagged(tmp_path / "reel.tif")
+    assert round_trip(source, tmp_path / "out.tif", "tiff") == []
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert len(tif.pages) == 3
+        for index, page in enumerate(tif.pages):
+            assert page.dtype == np.float32 and page.tags.valueof(34675) == mk.srgb_icc()
+            assert page.tags.valueof(33723) == mk.page_iptc(index)
+            assert f"frame {index + 1}</dc:source>".encode() in bytes(page.tags.valueof(700))
+
+
+def test_jpeg_exif_round_trip_keeps_every_tag_and_value_as_written(tmp_path):
+    """piexif writes the fixture; the output keeps each (IFD, tag) and its raw value (GPS 296/10 stays
+    296/10: Pillow's EXIF writer would reduce it to 148/5, docs/architecture.md)."""
+    source = mk.make_jpeg_exif(tmp_path / "camera.jpg", orientation=1)
+    assert round_trip(source, tmp_path / "out.jpg", "jpeg") == []
+    loaded = {name: piexif.load(str(path)) for name, path in (("in", source), ("out", tmp_path / "out.jpg"))}
+    before, after = ({(ifd, tag): value for ifd in ("0th", "Exif", "GPS", "Interop") for tag, value in d[ifd].items()}
+                     for d in (loaded["in"], loaded["out"]))
+    kept = {key: value for key, value in before.items() if key not in _REWRITTEN}
+    assert {key: after.get(key) for key in kept} == kept
+    assert after[("GPS", piexif.GPSIFD.GPSLatitude)] == mk.GPS_LAT
+
+
 # -- the notes field ---------------------------------------------------------------------------
 
 

@@ -203,7 +203,7 @@ def _wide_page(path: Path, page: tiff_floats.FloatPage, index: int) -> LoadedIma
         exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
     metadata = ImageMetadata(format="tiff", exif=exif, icc_profile=icc, xmp=clean_xmp(page.xmp),
                              bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form), gray=page.gray,
-                             form=form, changes=changes)
+                             form=form, changes=changes, iptc=page.iptc)
     rgb = _apply_orientation(rgb, page.orientation)
     alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path)
@@ -284,6 +284,7 @@ def _decode(path: Path, img: Image.Image, page: int = 0) -> LoadedImage:
         gray=gray,
         form=form,
         changes=tuple(changes),
+        iptc=tiff_floats.read_iptc(path, page) if fmt == "tiff" else None,
     )
     return LoadedImage(rgb=rgb, alpha=alpha, metadata=metadata, path=path)
 

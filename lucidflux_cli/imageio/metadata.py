@@ -51,6 +51,7 @@ class ImageMetadata:
     gray: bool = False  # one channel (gray, black-and-white): given back gray unless --keep-color
     form: SampleForm | None = None  # how the samples are stored, where not 8/16-bit or float [0, 1] RGB/gray
     changes: tuple[str, ...] = ()  # what reading changed that no output gives back (palette -> RGB, ...)
+    iptc: bytes | None = None  # TIFF's IPTC-NAA record (tag 33723), carried to TIFF outputs as stored
 
     def sample_form(self) -> SampleForm:
         """The stored form: :attr:`form`, or the plain one its depth and gray say."""

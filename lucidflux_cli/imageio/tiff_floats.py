@@ -19,6 +19,7 @@ import tifffile
 # Text tags a page describes itself with (ImageDescription, Make, Model, PageName, Software,
 # DateTime, Artist, Copyright), kept per page as EXIF IFD0 entries.
 _TEXT_TAGS = (270, 271, 272, 285, 305, 306, 315, 33432)
+_IPTC = 33723  # IPTC-NAA
 _MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
 
 
@@ -34,6 +35,7 @@ class FloatPage:
     xmp: bytes | None
     text: dict[int, bytes]  # _TEXT_TAGS present, ASCII
     exif: bytes | None = None  # the page's IFD as a TIFF of its own (its Exif, GPS, Interop IFDs with it)
+    iptc: bytes | None = None  # IPTC-NAA record (tag 33723), as stored
 
     @property
     def gray(self) -> bool:
@@ -74,6 +76,25 @@ def read_float_pages(path: Path, first_only: bool) -> tuple[list[FloatPage], int
         return pages, count
 
 
+def read_iptc(path: Path, page: int) -> bytes | None:
+    """The IPTC-NAA record of TIFF page ``page``, as stored (None: none, or unreadable)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _iptc(tif.pages[page].tags, tif.byteorder)
+    except Exception:  # the pixels decoded; a broken IPTC tag costs only itself
+        return None
+
+
+def _iptc(tags: tifffile.TiffTags, byteorder: str) -> bytes | None:
+    value = tags.valueof(_IPTC)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    # Photoshop declares the record LONG: its bytes are the ints in the file's byte order
+    return np.asarray(value, dtype=byteorder + "u4").tobytes()
+
+
 def _page_as_tiff(data: bytes, offset: int, byteorder: str) -> bytes | None:
     """The file with its header pointing at this page's IFD: an EXIF reader then reads that page's
     tags and sub-IFDs (classic TIFF; BigTIFF offsets do not fit piexif)."""
@@ -96,4 +117,4 @@ def _page(page: tifffile.TiffPage, data: bytes, byteorder: str) -> FloatPage:
     icc, xmp = tags.valueof(34675), tags.valueof(700)
     text = {code: str(tags.valueof(code)).encode("latin-1", "replace") for code in _TEXT_TAGS if code in tags}
     return FloatPage(values, int(tags.valueof(274, 1) or 1), bytes(icc) if icc else None, bytes(xmp) if xmp else None,
-                     text, _page_as_tiff(data, page.offset, byteorder))
+                     text, _page_as_tiff(data, page.offset, byteorder), _iptc(tags, byteorder))

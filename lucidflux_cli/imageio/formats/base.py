@@ -54,6 +54,7 @@ class OutputImage:
     exif_tags: dict[str, Any] = field(default_factory=dict, repr=False)  # the same EXIF, piexif layout
     gray: bool = False  # a gray source given back gray: ``rgb`` holds its luminance in all three planes
     form: SampleForm | None = None  # write back in this stored form (CMYK, LAB, wide samples); None: plain
+    iptc: bytes | None = None  # the source's IPTC-NAA record (TIFF tag 33723), as stored
 
     def stored_samples(self, alpha: bool = False) -> np.ndarray:
         """The pixels in :attr:`form` (which must be set): CMYK or LAB uint8 (H, W, 4|3), or gray/RGB

@@ -21,6 +21,7 @@ from lucidflux_cli.imageio.formats.builtin import ALL_METADATA, BuiltinFormat
 
 _STRIP_TARGET_BYTES = 1 << 18
 _XMP = 700
+_IPTC = 33723  # IPTC-NAA, written UNDEFINED (Photoshop's LONG holds the same bytes)
 _RESOLUTION_TAGS = (282, 283, 296)  # tifffile writes these itself, from its arguments
 # Unassigned codes with no tag between them and the pointer each stands in for.
 _STAND_IN = {exif_ifds.EXIF_POINTER: 34666, exif_ifds.GPS_POINTER: 34854}
@@ -66,6 +67,8 @@ class TIFF(BuiltinFormat):
         extratags += [(_STAND_IN[tag], 4, 1, 0, True) for tag in pointers]
         if image.xmp:
             extratags.append((_XMP, 1, len(image.xmp), image.xmp, True))
+        if image.iptc:
+            extratags.append((_IPTC, 7, len(image.iptc), image.iptc, True))
         photometric, alpha = _photometric(image, channels)
         tif.write(
             samples, photometric=photometric, planarconfig="contig",

@@ -105,6 +105,7 @@ def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | N
         path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=page.bit_depth, exif=stamped.exif_bytes,
         icc_profile=_fitting_icc(path, stamped.icc_profile, page.gray and writer.capabilities.gray),
         xmp=stamped.xmp, summary=stamped.summary, quality=quality, exif_tags=stamped.exif, gray=page.gray,
+        iptc=page.metadata.iptc if page.metadata else None,
     )
 
 
