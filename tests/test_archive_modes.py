@@ -24,6 +24,7 @@ from PIL import Image, ImageCms
 
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.engine.batch import FileResult
+from lucidflux_cli.errors import ImageReadError
 from lucidflux_cli.imageio import formats, media
 
 FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0", "--remover", "none"]
@@ -190,6 +191,15 @@ def test_jpeg_exif_round_trip_keeps_every_tag_and_value_as_written(tmp_path):
     kept = {key: value for key, value in before.items() if key not in _REWRITTEN}
     assert {key: after.get(key) for key in kept} == kept
     assert after[("GPS", piexif.GPSIFD.GPSLatitude)] == mk.GPS_LAT
+
+
+def test_modes_that_cannot_come_back_are_refused_in_one_line(tmp_path):
+    tifffile.imwrite(tmp_path / "c16.tif", np.full((4, 4, 4), 30000, np.uint16), photometric="separated")
+    tifffile.imwrite(tmp_path / "l16.tif", np.full((4, 4, 3), 30000, np.uint16), photometric="cielab")
+    with pytest.raises(ImageReadError, match=r"c16.tif: 16-bit CMYK TIFF: not restored \(Pillow reads it at 8"):
+        media.read_image(tmp_path / "c16.tif")
+    with pytest.raises(ImageReadError, match=r"unsupported TIFF samples \(3 x 16-bit uint, photometric CIELAB\)"):
+        media.read_image(tmp_path / "l16.tif")
 
 
 # -- the notes field ---------------------------------------------------------------------------

@@ -324,6 +324,8 @@ def _pixels(
         form = SampleForm("gray", "float32", low, high)
         return _gray_to_rgb(sample_forms.to_unit(values, low, high)), None, 32, gray_icc, True, form
     if mode == "CMYK":
+        if fmt == "tiff" and max(tuple(img.tag_v2.get(258, (8,)))) > 8:
+            raise ImageReadError(path, "16-bit CMYK TIFF: not restored (Pillow reads it at 8 bits only)")
         converted, cmyk_icc = _cmyk_to_rgb(img, icc)
         if cmyk_icc is None:
             changes.append("CMYK without a usable profile: converted by Pillow's formula, black separated anew")

@@ -111,8 +111,10 @@ def _page(page: tifffile.TiffPage, data: bytes, byteorder: str) -> FloatPage:
         values = values[..., None]
     if values.dtype.kind not in "fiu" or values.ndim != 3 or values.shape[2] > 4 \
             or int(page.photometric) not in (1, 2):
-        kind = getattr(page.sampleformat, "name", "?").lower()
-        raise UnsupportedSamples(f"unsupported TIFF samples ({page.samplesperpixel} x {page.bitspersample}-bit {kind})")
+        kind = {1: "uint", 2: "int", 3: "float"}.get(int(page.sampleformat), "?")
+        photometric = getattr(page.photometric, "name", str(page.photometric))
+        raise UnsupportedSamples(f"unsupported TIFF samples ({page.samplesperpixel} x {page.bitspersample}-bit {kind}, "
+                                 f"photometric {photometric})")
     tags = page.tags
     icc, xmp = tags.valueof(34675), tags.valueof(700)
     text = {code: str(tags.valueof(code)).encode("latin-1", "replace") for code in _TEXT_TAGS if code in tags}
