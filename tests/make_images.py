@@ -252,8 +252,9 @@ def cmyk_icc(grid: int = 9) -> bytes:
     both through LittleCMS's Lab, so conversions are defined but not Pillow's own formula."""
 
     def lab16(rgb8: np.ndarray) -> np.ndarray:  # sRGB -> ICC v2 16-bit Lab (L 0xFF00 = 100, a/b offset 128)
-        lab = ImageCms.profileToProfile(Image.fromarray(rgb8.reshape(1, -1, 3)), ImageCms.createProfile("sRGB"),
-                                        ImageCms.createProfile("LAB"), outputMode="LAB")
+        lab = ImageCms.profileToProfile(Image.fromarray(rgb8.reshape(1, -1, 3)),
+                                        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"),
+                                        outputMode="LAB")
         values = (np.asarray(lab).reshape(-1, 3) ^ np.array([0, 128, 128], np.uint8)).astype(np.float64)
         return np.rint(values * [65280 / 255, 256, 256]).astype(np.uint16)
 
@@ -269,8 +270,9 @@ def cmyk_icc(grid: int = 9) -> bytes:
     lab = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
     lab8 = np.rint(lab * [1, 65535 / 65280, 65535 / 65280]).clip(0, 255).astype(np.uint8)
     lab_image = Image.frombytes("LAB", (len(lab8), 1), (lab8 ^ np.array([0, 128, 128], np.uint8)).tobytes())
-    srgb = np.asarray(ImageCms.profileToProfile(lab_image, ImageCms.createProfile("LAB"),
-                                                ImageCms.createProfile("sRGB"), outputMode="RGB")).reshape(-1, 3)
+    srgb = ImageCms.profileToProfile(lab_image, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
+                                     outputMode="RGB")
+    srgb = np.asarray(srgb).reshape(-1, 3)
     inverse = 1 - srgb / 255.0
     black = inverse.min(axis=1, keepdims=True)
     cmyk = np.rint(np.hstack([inverse - black, black]) * 65535)
@@ -286,7 +288,8 @@ def _icc_profile(kind: bytes, lut_tags: list[tuple[bytes, bytes]], name: bytes) 
     def s15(value: float) -> bytes:
         return struct.pack(">i", round(value * 65536))
 
-    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    # textDescriptionType: ASCII, then empty Unicode (8 bytes) and ScriptCode (3 + 67 bytes) parts
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name + b"\0" + b"\0" * 78
     tags = [(b"desc", desc), (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
             (b"cprt", b"text\0\0\0\0no copyright\0"), *lut_tags]
     offset = 128 + 4 + 12 * len(tags)
@@ -376,7 +379,8 @@ def make_hdr_tiff(path: Path, *, size: tuple[int, int] = (16, 12)) -> Path:
     """float32 RGB TIFF with values from -0.25 to 6.5 (HDR), with an sRGB profile."""
     import tifffile
 
-    tifffile.imwrite(_ensure_dir(path), hdr_values(size), photometric="rgb", iccprofile=srgb_icc(), metadata=None)
+    tifffile.imwrite(_ensure_dir(path), hdr_values(size), photometric="rgb", iccprofile=srgb_icc(),
+                     metadata=None)
     return path
 
 
@@ -400,7 +404,8 @@ def make_cmyk_jpeg_profiled(path: Path, *, size: tuple[int, int] = (16, 12), see
 
 
 def make_float_pages_exif(path: Path, *, pages: int = 2, size: tuple[int, int] = (16, 12)) -> Path:
-    """Multi-page 32-bit float TIFF (Pillow writes it), camera EXIF with Exif and GPS sub-IFDs on each page."""
+    """Multi-page 32-bit float TIFF (Pillow writes it), camera EXIF with Exif and GPS sub-IFDs on each
+    page."""
     frames = [Image.fromarray(float_values(size, seed=40 + index), mode="F") for index in range(pages)]
     frames[0].save(_ensure_dir(path), "TIFF", save_all=True, append_images=frames[1:], exif=camera_exif(1))
     return path
@@ -414,7 +419,8 @@ def page_iptc(index: int) -> bytes:
 
 
 def page_xmp(index: int) -> bytes:
-    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            f'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>reel 7, '
             f'frame {index + 1}</dc:source></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
 

@@ -46,7 +46,13 @@ def exif_tags(path: Path, page: int) -> dict[tuple[str, int], object]:
     with tifffile.TiffFile(path) as tif:
         offset, order = tif.pages[page].offset, tif.byteorder
     loaded = piexif.load(data[:4] + struct.pack(order + "I", offset) + data[8:])
-    return {(ifd, tag): value for ifd in ("0th", "Exif", "GPS", "Interop") for tag, value in loaded[ifd].items()}
+    return tag_values(loaded)
+
+
+def tag_values(loaded: dict) -> dict[tuple[str, int], object]:
+    """(IFD, tag) -> value of a piexif dict's IFD0, Exif, GPS and Interop IFDs."""
+    ifds = ("0th", "Exif", "GPS", "Interop")
+    return {(ifd, tag): value for ifd in ifds for tag, value in loaded[ifd].items()}
 
 
 # Tags a restore writes anew: its Software, the upright Orientation, pixel layout and pointers;
@@ -85,7 +91,8 @@ def test_float_nan_is_named(tmp_path):
     Image.fromarray(np.array([[np.nan, 0.25, 3.0]], dtype=np.float32), mode="F").save(path)
     loaded = media.read_image(path)
     np.testing.assert_allclose(loaded.rgb[0, :, 0], [0.0, 0.25 / 3, 1.0])
-    assert round_trip(path, tmp_path / "out.tif", "tiff") == ["1 NaN/inf sample(s) written as the range's low end"]
+    notes = round_trip(path, tmp_path / "out.tif", "tiff")
+    assert notes == ["1 NaN/inf sample(s) written as the range's low end"]
     np.testing.assert_allclose(tifffile.imread(tmp_path / "out.tif"), [[0.0, 0.25, 3.0]], atol=1e-6)
 
 
@@ -98,7 +105,8 @@ def test_lab_tiff_comes_back_lab(tmp_path):
         assert out.mode == "LAB"
         difference = np.abs(np.asarray(out).astype(int) - np.asarray(original).astype(int))
         assert difference.max() <= 3  # LAB -> sRGB -> LAB through LittleCMS, 8 bits each way
-    assert round_trip(source, tmp_path / "out.png", "png") == ["LAB -> RGB via LittleCMS (D50) (png has no LAB)"]
+    notes = round_trip(source, tmp_path / "out.png", "png")
+    assert notes == ["LAB -> RGB via LittleCMS (D50) (png has no LAB)"]
 
 
 def test_lab_outside_srgb_is_named(tmp_path):
@@ -124,7 +132,8 @@ def test_cmyk_jpeg_with_adobe_marker_and_profile_stays_cmyk_through_its_profile(
     assert round_trip(source, tmp_path / "out.tif", "tiff") == []
     with Image.open(tmp_path / "out.tif") as out:  # back to CMYK through the same profile (lossless here)
         assert out.mode == "CMYK" and out.info["icc_profile"] == mk.cmyk_icc()
-        separated = ImageCms.profileToProfile(expected, ImageCms.createProfile("sRGB"), profile, outputMode="CMYK")
+        separated = ImageCms.profileToProfile(expected, ImageCms.createProfile("sRGB"), profile,
+                                              outputMode="CMYK")
         np.testing.assert_array_equal(np.asarray(out), np.asarray(separated))
     notes = round_trip(source, tmp_path / "out.png", "png")
     assert notes == ["CMYK -> RGB via the embedded profile (png has no CMYK)"]
@@ -163,7 +172,8 @@ def test_every_page_of_a_float_tiff_keeps_every_exif_tag(tmp_path):
     assert round_trip(source, tmp_path / "out.tif", "tiff") == []
     for page in range(3):
         before, after = exif_tags(source, page), exif_tags(tmp_path / "out.tif", page)
-        assert ("GPS", piexif.GPSIFD.GPSLatitude) in before and ("Exif", piexif.ExifIFD.DateTimeOriginal) in before
+        assert ("GPS", piexif.GPSIFD.GPSLatitude) in before
+        assert ("Exif", piexif.ExifIFD.DateTimeOriginal) in before
         kept = {key: value for key, value in before.items() if key not in _REWRITTEN}
         assert {key: after.get(key) for key in kept} == kept, f"page {page + 1}"
         assert after[("0th", 305)].startswith(b"lucidflux-cli")
@@ -186,8 +196,7 @@ def test_jpeg_exif_round_trip_keeps_every_tag_and_value_as_written(tmp_path):
     source = mk.make_jpeg_exif(tmp_path / "camera.jpg", orientation=1)
     assert round_trip(source, tmp_path / "out.jpg", "jpeg") == []
     loaded = {name: piexif.load(str(path)) for name, path in (("in", source), ("out", tmp_path / "out.jpg"))}
-    before, after = ({(ifd, tag): value for ifd in ("0th", "Exif", "GPS", "Interop") for tag, value in d[ifd].items()}
-                     for d in (loaded["in"], loaded["out"]))
+    before, after = tag_values(loaded["in"]), tag_values(loaded["out"])
     kept = {key: value for key, value in before.items() if key not in _REWRITTEN}
     assert {key: after.get(key) for key in kept} == kept
     assert after[("GPS", piexif.GPSIFD.GPSLatitude)] == mk.GPS_LAT
@@ -196,9 +205,9 @@ def test_jpeg_exif_round_trip_keeps_every_tag_and_value_as_written(tmp_path):
 def test_modes_that_cannot_come_back_are_refused_in_one_line(tmp_path):
     tifffile.imwrite(tmp_path / "c16.tif", np.full((4, 4, 4), 30000, np.uint16), photometric="separated")
     tifffile.imwrite(tmp_path / "l16.tif", np.full((4, 4, 3), 30000, np.uint16), photometric="cielab")
-    with pytest.raises(ImageReadError, match=r"c16.tif: 16-bit CMYK TIFF: not restored \(Pillow reads it at 8"):
+    with pytest.raises(ImageReadError, match=r"c16.tif: 16-bit CMYK TIFF: not restored \(Pillow reads it"):
         media.read_image(tmp_path / "c16.tif")
-    with pytest.raises(ImageReadError, match=r"unsupported TIFF samples \(3 x 16-bit uint, photometric CIELAB\)"):
+    with pytest.raises(ImageReadError, match=r"TIFF samples \(3 x 16-bit uint, photometric CIELAB\)"):
         media.read_image(tmp_path / "l16.tif")
 
 

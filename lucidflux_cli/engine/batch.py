@@ -44,7 +44,7 @@ class OutputOptions:
     min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
     keep_color: bool = False  # gray sources written in the model's colour, not gray
     frames: str = "all"  # multi-page/multi-frame files: "all" pages (animations refused) or the "first"
-    keep_mode: str = "convert"  # a source mode the output cannot keep: "convert" (and say so) or "strict" (refuse)
+    keep_mode: str = "convert"  # a mode the output cannot keep: "convert" (and say so) or "strict" (refuse)
 
     @classmethod
     def from_request(cls, request) -> OutputOptions:
@@ -67,7 +67,7 @@ class FileResult:
     traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
     note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
     details: dict | None = None  # what other commands record per file (measurements, pairs made)
-    notes: list[str] = field(default_factory=list)  # what the output changed of the source (mode, depth), a line each
+    notes: list[str] = field(default_factory=list)  # what the output changed of the source (mode, depth, ...)
 
     def to_event(self) -> dict:
         """The ``--json`` line: optional keys only where they say something."""
@@ -75,8 +75,9 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None),
-                             ("notes", [])):
+        optional = (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None),
+                    ("notes", []))
+        for key, default in optional:
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}
@@ -277,7 +278,8 @@ def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Pa
                 if pages.note:
                     log.warning("%s", pages.note)
                 decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
-                notes = formats.conversion_notes(target, _as_written(pages.images, options), output_format(pages, options))
+                notes = formats.conversion_notes(target, _as_written(pages.images, options),
+                                                 output_format(pages, options))
                 if notes and options.keep_mode == "strict":
                     raise ModeNotKept(f"{item.path}: not restored (--keep-mode strict): {'; '.join(notes)}")
                 return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note, notes)

@@ -202,8 +202,8 @@ def _wide_page(path: Path, page: tiff_floats.FloatPage, index: int) -> LoadedIma
     exif = normalised_exif(page.exif, path) if page.exif else \
         exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
     metadata = ImageMetadata(format="tiff", exif=exif, icc_profile=icc, xmp=clean_xmp(page.xmp),
-                             bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form), gray=page.gray,
-                             form=form, changes=changes, iptc=page.iptc)
+                             bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form),
+                             gray=page.gray, form=form, changes=changes, iptc=page.iptc)
     rgb = _apply_orientation(rgb, page.orientation)
     alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path)
@@ -310,7 +310,8 @@ def _pixels(
     if mode in ("RGB", "RGBA"):
         values = _wide_values(path, img, fmt, page)
         if values is not None and values.shape[2] == 2:  # 16-bit gray + alpha PNG (Pillow: 8-bit RGBA)
-            return to_unit(_gray_to_rgb(values[..., 0]), 16), to_unit(values[..., 1], 16), 16, gray_icc, True, None
+            gray, alpha = to_unit(_gray_to_rgb(values[..., 0]), 16), to_unit(values[..., 1], 16)
+            return gray, alpha, 16, gray_icc, True, None
         if values is not None:
             rgb, alpha = _split_alpha(values)
             return to_unit(rgb, 16), _unit_or_none(alpha, 16), 16, rgb_icc(icc), False, None
@@ -328,7 +329,8 @@ def _pixels(
             raise ImageReadError(path, "16-bit CMYK TIFF: not restored (Pillow reads it at 8 bits only)")
         converted, cmyk_icc = _cmyk_to_rgb(img, icc)
         if cmyk_icc is None:
-            changes.append("CMYK without a usable profile: converted by Pillow's formula, black separated anew")
+            changes.append("CMYK without a usable profile: converted by Pillow's formula, "
+                           "black separated anew")
         form = SampleForm("cmyk", "uint8", 0.0, 255.0, cmyk_icc)
         return to_unit(np.asarray(converted), 8), None, 8, None if cmyk_icc else rgb_icc(icc), False, form
     if mode == "LAB":

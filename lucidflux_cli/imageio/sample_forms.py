@@ -169,7 +169,8 @@ def fit(form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fm
     if form.wide and wide:
         return written, notes
     standard = {8: "uint8", 16: "uint16", 32: "float32"}[bits]
-    written = replace(written, dtype=standard, low=default_range(standard)[0], high=default_range(standard)[1])
+    low, high = default_range(standard)
+    written = replace(written, dtype=standard, low=low, high=high)
     if depth_asked:
         return written, notes
     if np.dtype(form.dtype).kind in "iu" and not form.standard_range:
@@ -178,7 +179,8 @@ def fit(form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fm
     elif np.dtype(form.dtype).kind == "f" and not form.standard_range:
         notes.append(f"float samples {form.low:g} to {form.high:g} scaled to {_depth_words(standard)}")
     elif form.dtype != standard and _bits(form.dtype) > _bits(standard):
-        notes.append(f"{form.describe().rsplit(' ', 1)[0]} samples written as {_depth_words(standard)} ({fmt})")
+        depth = form.describe().rsplit(" ", 1)[0]
+        notes.append(f"{depth} samples written as {_depth_words(standard)} ({fmt})")
     return written, notes
 
 

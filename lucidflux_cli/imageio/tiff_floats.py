@@ -113,8 +113,8 @@ def _page(page: tifffile.TiffPage, data: bytes, byteorder: str) -> FloatPage:
             or int(page.photometric) not in (1, 2):
         kind = {1: "uint", 2: "int", 3: "float"}.get(int(page.sampleformat), "?")
         photometric = getattr(page.photometric, "name", str(page.photometric))
-        raise UnsupportedSamples(f"unsupported TIFF samples ({page.samplesperpixel} x {page.bitspersample}-bit {kind}, "
-                                 f"photometric {photometric})")
+        layout = f"{page.samplesperpixel} x {page.bitspersample}-bit {kind}, photometric {photometric}"
+        raise UnsupportedSamples(f"unsupported TIFF samples ({layout})")
     tags = page.tags
     icc, xmp = tags.valueof(34675), tags.valueof(700)
     text = {code: str(tags.valueof(code)).encode("latin-1", "replace") for code in _TEXT_TAGS if code in tags}

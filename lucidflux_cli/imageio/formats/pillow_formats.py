@@ -39,7 +39,8 @@ class JPEG(PillowFormat):
     pil_name = "JPEG"
     aliases = ("jpg", "jpe", "jfif", "mpo")  # Pillow calls many camera JPEGs (with a preview frame) MPO
     read_extensions = (".jpe", ".jfif")
-    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, colours=("cmyk",), **GRAY, **ALL_METADATA)
+    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, colours=("cmyk",), **GRAY,
+                                      **ALL_METADATA)
 
     def save_arguments(self, image: OutputImage) -> dict[str, Any]:
         q = quality(image)

@@ -109,14 +109,15 @@ def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | N
     )
 
 
-def conversion_notes(path: Path, pages: Sequence[Page], fmt: str, options: dict[str, str] | None = None) -> list[str]:
+def conversion_notes(path: Path, pages: Sequence[Page], fmt: str,
+                     options: dict[str, str] | None = None) -> list[str]:
     """What writing ``pages`` as ``fmt`` changes of the source (mode, depth, range, alpha), one line
     each, said once: what a run records in the file's notes, and what --keep-mode strict refuses."""
     writer = _format_writer(Path(path), fmt, options)
     notes: list[str] = []
     for page in pages:
-        probe = OutputImage(path=Path(path), rgb=page.rgb, alpha=page.alpha, bit_depth=page.bit_depth, exif=b"",
-                            icc_profile=None, xmp=b"", summary="", gray=page.gray)
+        probe = OutputImage(path=Path(path), rgb=page.rgb, alpha=page.alpha, bit_depth=page.bit_depth,
+                            exif=b"", icc_profile=None, xmp=b"", summary="", gray=page.gray)
         for note in _in_written_form(probe, page, writer)[1]:
             if note not in notes:
                 notes.append(note)
@@ -133,8 +134,9 @@ def _in_written_form(image: OutputImage, page: Page, writer: OutputFormat) -> tu
     chosen_bits = getattr(writer, "bits", None)  # an explicit --format-option bits: the user's choice
     form = dataclasses.replace(metadata.sample_form(), colour="rgb") if not page.gray and \
         metadata.sample_form().colour == "gray" else metadata.sample_form()
-    written, notes = sample_forms.fit(form, colours=caps.colours, wide=caps.wide_samples and chosen_bits is None,
-                                      bits=writer.bits_for(image), fmt=writer.name, depth_asked=chosen_bits is not None)
+    wide = caps.wide_samples and chosen_bits is None
+    written, notes = sample_forms.fit(form, colours=caps.colours, wide=wide, bits=writer.bits_for(image),
+                                      fmt=writer.name, depth_asked=chosen_bits is not None)
     notes = [*metadata.changes, *notes]
     if image.alpha is not None and not caps.alpha:
         notes.append(f"alpha channel not written ({writer.name} has none)")
