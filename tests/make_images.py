@@ -246,6 +246,65 @@ def gray_icc() -> bytes:
     return header + table + blobs
 
 
+def cmyk_icc(grid: int = 9) -> bytes:
+    """A small valid ICC v2 CMYK printer profile (Lab PCS, lut16 tables): no CMYK profile ships with
+    lcms or Pillow. A2B0 maps CMYK by the naive formula's sRGB, B2A0 back with full black generation,
+    both through LittleCMS's Lab, so conversions are defined but not Pillow's own formula."""
+
+    def lab16(rgb8: np.ndarray) -> np.ndarray:  # sRGB -> ICC v2 16-bit Lab (L 0xFF00 = 100, a/b offset 128)
+        lab = ImageCms.profileToProfile(Image.fromarray(rgb8.reshape(1, -1, 3)),
+                                        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"),
+                                        outputMode="LAB")
+        values = (np.asarray(lab).reshape(-1, 3) ^ np.array([0, 128, 128], np.uint8)).astype(np.float64)
+        return np.rint(values * [65280 / 255, 256, 256]).astype(np.uint16)
+
+    def lut16(inputs: int, outputs: int, points: int, table: np.ndarray) -> bytes:
+        identity = b"".join(struct.pack(">i", 65536 if i % 4 == 0 else 0) for i in range(9))
+        ramp = np.array([0, 65535], ">u2").tobytes()
+        return (b"mft2\0\0\0\0" + bytes([inputs, outputs, points, 0]) + identity + struct.pack(">HH", 2, 2)
+                + ramp * inputs + table.astype(">u2").tobytes() + ramp * outputs)
+
+    corners = np.array([[(i >> bit) & 1 for bit in (3, 2, 1, 0)] for i in range(16)], dtype=np.float64)
+    rgb = np.rint(255 * (1 - corners[:, :3]) * (1 - corners[:, 3:])).astype(np.uint8)
+    steps = np.linspace(0, 255, grid)
+    lab = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+    lab8 = np.rint(lab * [1, 65535 / 65280, 65535 / 65280]).clip(0, 255).astype(np.uint8)
+    lab_image = Image.frombytes("LAB", (len(lab8), 1), (lab8 ^ np.array([0, 128, 128], np.uint8)).tobytes())
+    srgb = ImageCms.profileToProfile(lab_image, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
+                                     outputMode="RGB")
+    srgb = np.asarray(srgb).reshape(-1, 3)
+    inverse = 1 - srgb / 255.0
+    black = inverse.min(axis=1, keepdims=True)
+    cmyk = np.rint(np.hstack([inverse - black, black]) * 65535)
+    return _icc_profile(b"prtrCMYKLab ", [
+        (b"A2B0", lut16(4, 3, 2, lab16(rgb))),
+        (b"B2A0", lut16(3, 4, grid, cmyk)),
+    ], b"lucidflux test CMYK")
+
+
+def _icc_profile(kind: bytes, lut_tags: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    """ICC v2 profile: header (class, colour space and PCS in ``kind``), desc, wtpt, cprt and ``lut_tags``."""
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    # textDescriptionType: ASCII, then empty Unicode (8 bytes) and ScriptCode (3 + 67 bytes) parts
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name + b"\0" + b"\0" * 78
+    tags = [(b"desc", desc), (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
+            (b"cprt", b"text\0\0\0\0no copyright\0"), *lut_tags]
+    offset = 128 + 4 + 12 * len(tags)
+    table, blobs = struct.pack(">I", len(tags)), b""
+    for signature, blob in tags:
+        blob += b"\0" * (-len(blob) % 4)
+        table += signature + struct.pack(">II", offset + len(blobs), len(blob))
+        blobs += blob
+    size = offset + len(blobs)
+    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + kind
+              + struct.pack(">6H", 2020, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    return header + table + blobs
+
+
 def make_gray_png(path: Path, *, bits: int = 8, size: tuple[int, int] = (40, 24), seed: int = 14) -> Path:
     """Grayscale PNG (colour type 0) of 8 or 16 bits, written by hand. Pixels: :func:`gray_values`."""
     values = gray_values(bits, size, seed)
@@ -300,6 +359,84 @@ def make_multipage_tiff(path: Path, *, seed: int = 17) -> Path:
             colormap = rng.integers(0, 65536, size=(3, 256), dtype=np.uint16)
             tif.write(indices, photometric="palette", colormap=colormap, description=f"page {index + 1}",
                       metadata=None)
+    return path
+
+
+def make_int32_tiff(path: Path, *, size: tuple[int, int] = (16, 12)) -> Path:
+    """32-bit unsigned integer gray TIFF (Pillow's mode I when it opens it), values 38 to 199,911."""
+    import tifffile
+
+    tifffile.imwrite(_ensure_dir(path), int32_values(size), photometric="minisblack", metadata=None)
+    return path
+
+
+def int32_values(size: tuple[int, int] = (16, 12)) -> np.ndarray:
+    values = np.linspace(38, 199_911, size[0] * size[1]).round().astype(np.uint32).reshape(size[1], size[0])
+    return np.random.default_rng(30).permutation(values.ravel()).reshape(values.shape)
+
+
+def make_hdr_tiff(path: Path, *, size: tuple[int, int] = (16, 12)) -> Path:
+    """float32 RGB TIFF with values from -0.25 to 6.5 (HDR), with an sRGB profile."""
+    import tifffile
+
+    tifffile.imwrite(_ensure_dir(path), hdr_values(size), photometric="rgb", iccprofile=srgb_icc(),
+                     metadata=None)
+    return path
+
+
+def hdr_values(size: tuple[int, int] = (16, 12)) -> np.ndarray:
+    values = np.random.default_rng(31).random((size[1], size[0], 3), dtype=np.float32) * 6.75 - 0.25
+    values[0, 0] = (-0.25, 6.5, 1.0)
+    return values
+
+
+def make_lab_tiff(path: Path, *, size: tuple[int, int] = (16, 12), seed: int = 32) -> Path:
+    """CIE LAB TIFF (photometric 8) of photo colours, written by Pillow."""
+    Image.fromarray(rgb_pattern(*size, seed=seed)).convert("LAB").save(_ensure_dir(path), "TIFF")
+    return path
+
+
+def make_cmyk_jpeg_profiled(path: Path, *, size: tuple[int, int] = (16, 12), seed: int = 33) -> Path:
+    """CMYK JPEG as print workflows write it: Adobe APP14 marker and an embedded CMYK profile."""
+    image = Image.fromarray(rgb_pattern(*size, seed=seed)).convert("CMYK")
+    image.save(_ensure_dir(path), "JPEG", quality=95, icc_profile=cmyk_icc(), exif=camera_exif(1))
+    return path
+
+
+def make_float_pages_exif(path: Path, *, pages: int = 2, size: tuple[int, int] = (16, 12)) -> Path:
+    """Multi-page 32-bit float TIFF (Pillow writes it), camera EXIF with Exif and GPS sub-IFDs on each
+    page."""
+    frames = [Image.fromarray(float_values(size, seed=40 + index), mode="F") for index in range(pages)]
+    frames[0].save(_ensure_dir(path), "TIFF", save_all=True, append_images=frames[1:], exif=camera_exif(1))
+    return path
+
+
+def page_iptc(index: int) -> bytes:
+    """An IPTC-NAA record (record version, caption) naming page ``index``; a LONG-sized length."""
+    caption = f"page {index + 1}".encode()
+    record = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x78" + len(caption).to_bytes(2, "big") + caption
+    return record + b"\0" * (-len(record) % 4)
+
+
+def page_xmp(index: int) -> bytes:
+    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            f'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>reel 7, '
+            f'frame {index + 1}</dc:source></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+
+def make_float_rgb_pages_tagged(path: Path, *, pages: int = 3, size: tuple[int, int] = (16, 12)) -> Path:
+    """Multi-page float32 RGB TIFF (tifffile; Pillow cannot open it), each page with its own ICC profile
+    (sRGB), XMP packet and IPTC record (stored LONG, as Photoshop does)."""
+    import tifffile
+
+    with tifffile.TiffWriter(_ensure_dir(path)) as tif:
+        for index in range(pages):
+            values = np.random.default_rng(50 + index).random((size[1], size[0], 3), dtype=np.float32)
+            iptc = np.frombuffer(page_iptc(index), dtype="<u4")
+            tif.write(values, photometric="rgb", iccprofile=srgb_icc(), metadata=None,
+                      extratags=[(700, 1, len(page_xmp(index)), page_xmp(index), True),
+                                 (33723, 4, len(iptc), iptc, True)])
     return path
 
 

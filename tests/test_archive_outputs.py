@@ -257,12 +257,14 @@ def test_float_rgb_multipage_tiff_that_pillow_cannot_open_round_trips_exactly(tm
         assert tif.pages[0].tags["InterColorProfile"].value == mk.srgb_icc()
 
 
-def test_float_samples_outside_unit_range_are_clipped_and_said(tmp_path, caplog):
+def test_float_samples_outside_unit_range_keep_their_range(tmp_path):
     path = tmp_path / "hdr.tif"
     Image.fromarray(np.array([[-0.5, 0.25, 3.0]], dtype=np.float32), mode="F").save(path)
-    loaded = media.read_image(path)
-    np.testing.assert_array_equal(loaded.rgb[0, :, 0], [0.0, 0.25, 1.0])
-    assert "float samples outside [0, 1] (-0.5 to 3) are clipped" in caplog.text
+    loaded = media.read_image(path)  # restored in [0, 1], the range given back on writing (issue 26)
+    np.testing.assert_allclose(loaded.rgb[0, :, 0], [0.0, 0.75 / 3.5, 1.0])
+    formats.write_image(tmp_path / "out.tif", loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="tiff",
+                        bit_depth=32, gray=True)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "out.tif"), [[-0.5, 0.25, 3.0]], atol=1e-6)
 
 
 def test_gray_with_alpha_png_keeps_both_channels(tmp_path):

@@ -3,7 +3,6 @@
 This module knows nothing about models or output formats: it turns a file into upright float32
 RGB (+ alpha) with its EXIF (dates, camera, GPS), ICC profile and XMP (see
 :mod:`lucidflux_cli.imageio.metadata`). Writing lives in :mod:`lucidflux_cli.imageio.formats`.
-:func:`read_rgb8` gives the same pixels as 8-bit RGB only, for the data commands' measures.
 
 Pillow decodes everything, but keeps only the high byte of 16-bit RGB(A) samples, so 16-bit
 RGB(A) PNG and TIFF pixels are read again with pypng and tifffile.
@@ -12,7 +11,6 @@ RGB(A) PNG and TIFF pixels are read again with pypng and tifffile.
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import stat
 import warnings
@@ -25,20 +23,28 @@ import numpy as np
 import pillow_heif
 import png as pypng
 import tifffile
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from lucidflux_cli.errors import ImageReadError, one_line
 from lucidflux_cli.imageio import exif as exif_ifds
-from lucidflux_cli.imageio import fast_jpeg, tiff_floats
-from lucidflux_cli.imageio.metadata import ImageMetadata, clean_xmp, icc_space, read_exif, read_xmp, rgb_icc
+from lucidflux_cli.imageio import fast_jpeg, sample_forms, tiff_floats
+from lucidflux_cli.imageio.metadata import (
+    ImageMetadata,
+    clean_xmp,
+    icc_space,
+    normalised_exif,
+    read_exif,
+    read_xmp,
+    rgb_icc,
+)
+from lucidflux_cli.imageio.sample_forms import SampleForm
 from lucidflux_cli.imageio.samples import quantize, to_unit
 
 log = logging.getLogger(__name__)
 
 pillow_heif.register_heif_opener()
 
-__all__ = ["ImageMetadata", "LoadedImage", "Pages", "Rgb8", "probe_size", "read_image", "read_pages",
-           "read_rgb8"]
+__all__ = ["ImageMetadata", "LoadedImage", "Pages", "probe_size", "read_image", "read_pages"]
 
 FRAMES = ("all", "first")  # --frames: every page of a multi-page TIFF (animations refused), or the first only
 
@@ -106,42 +112,30 @@ class Rgb8:
     """The first image of a file as upright 8-bit RGB, for measuring: no metadata, no float copy."""
 
     rgb: np.ndarray  # uint8 H x W x 3
-    bit_depth: int  # of the stored samples (16: rounded to 8 bits here)
+    bit_depth: int  # of the stored samples (deeper ones rounded to 8 bits here)
     alpha: bool  # the file has an alpha channel (not in ``rgb``)
     note: str | None = None  # further pages or frames, not used
 
 
 def read_rgb8(path: Path) -> Rgb8:
     """The first page or frame of ``path`` as 8-bit RGB: the same pixels as
-    ``read_image(path).to_pil_rgb8()`` (8-bit samples as stored, wider ones rounded), decoded
-    without the float32 round trip or the metadata. ImageReadError as :func:`read_image`."""
+    ``read_image(path).to_pil_rgb8()``. A plain JPEG is decoded straight into 8-bit numpy (the
+    filter's hot path: no float copy, no metadata); anything else through the full reader.
+    ImageReadError as :func:`read_image`."""
     return _reading(Path(path), _first_rgb8)
 
 
 def _first_rgb8(path: Path) -> Rgb8:
-    try:
-        opened = Image.open(path)
-    except UnidentifiedImageError:
-        if not tiff_floats.is_tiff(path):
-            raise
-        pages = _float_tiff_pages(path, "first")
-        first = pages.images[0]
-        return Rgb8(quantize(first.rgb, 8), first.metadata.bit_depth, first.alpha is not None, pages.note)
-    with opened as img:
-        count = int(getattr(img, "n_frames", 1) or 1)
-        fmt = (img.format or "").lower()
-        orientation = _orientation(img)
-        plain_jpeg = fmt == "jpeg" and img.mode in ("RGB", "L") and count == 1
-        rgb = fast_jpeg.decode_rgb8(path, img.size) if plain_jpeg else None
-        if rgb is not None:
-            return Rgb8(_apply_orientation(rgb, orientation), 8, False)
-        img.seek(0)
-        img.load()
-        rgb, alpha, bit_depth, _, _ = _samples(path, img, fmt, img.info.get("icc_profile") or None)
-    if bit_depth != 8:
-        rgb = quantize(_unit(rgb, bit_depth), 8)
-    rgb = _apply_orientation(np.ascontiguousarray(rgb), orientation)
-    return Rgb8(rgb, bit_depth, alpha is not None, _further_images_note(path, fmt, count))
+    if not tiff_floats.is_tiff(path):
+        with Image.open(path) as img:
+            plain_jpeg = (img.format or "").lower() == "jpeg" and img.mode in ("RGB", "L") and \
+                int(getattr(img, "n_frames", 1) or 1) == 1
+            rgb = fast_jpeg.decode_rgb8(path, img.size) if plain_jpeg else None
+            if rgb is not None:
+                return Rgb8(_apply_orientation(rgb, _orientation(img)), 8, False)
+    pages = _open_pages(path, "first")
+    first = pages.images[0]
+    return Rgb8(quantize(first.rgb, 8), first.metadata.bit_depth, first.alpha is not None, pages.note)
 
 
 def _reading(path: Path, decode: Callable[[Path], Pages]) -> Pages:
@@ -159,7 +153,7 @@ def _reading(path: Path, decode: Callable[[Path], Pages]) -> Pages:
         raise
     except _UnsupportedMode as exc:
         raise ImageReadError(
-            path, f"{exc} (only RGB, RGBA, gray, float gray, palette and CMYK images are supported)"
+            path, f"{exc} (only RGB(A), gray, palette, CMYK and LAB images are supported)"
         ) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (cannot identify image file)") from None
@@ -197,6 +191,8 @@ def _open_pages(path: Path, frames: str) -> Pages:
     with opened as img:
         count = int(getattr(img, "n_frames", 1) or 1)
         fmt = (img.format or "").lower()
+        if fmt == "tiff" and tiff_floats.has_wide_samples(path):  # deeper than Pillow gives exactly
+            return _float_tiff_pages(path, frames)
         if count > 1 and fmt in _PAGED and frames == "all":
             return Pages([_decode_frame(path, img, page) for page in range(count)])
         if count > 1 and fmt not in _PAGED | _PRIMARY and frames == "all":
@@ -204,13 +200,8 @@ def _open_pages(path: Path, frames: str) -> Pages:
             raise ImageReadError(path, f"animated {kind} with {count} frames: not restored "
                                        "(--frames first restores its first frame only)")
         first = _decode_frame(path, img, 0)
-    return Pages([first], _further_images_note(path, fmt, count))
-
-
-def _further_images_note(path: Path, fmt: str, count: int) -> str | None:
-    """What of a file with ``count`` images is not used when its first (primary) one is."""
     if count == 1:
-        return None
+        return Pages([first])
     if fmt in _PAGED:
         note = _first_page_note(count)
     elif fmt in _PRIMARY:
@@ -218,7 +209,7 @@ def _further_images_note(path: Path, fmt: str, count: int) -> str | None:
                 f"{count - 1} other image(s) (previews, further views or a burst) not in the output")
     else:
         note = f"animated {_ANIMATION_NAMES.get(fmt, fmt.upper())} with {count} frames: restored the first frame only (--frames first)"
-    return f"{path}: {note}"
+    return Pages([first], f"{path}: {note}")
 
 
 def _first_page_note(count: int) -> str:
@@ -230,25 +221,48 @@ def _float_tiff_pages(path: Path, frames: str) -> Pages:
         pages, count = tiff_floats.read_float_pages(path, first_only=frames == "first")
     except tiff_floats.UnsupportedSamples as exc:
         raise _UnsupportedMode(str(exc)) from None
-    images = []
-    for index, page in enumerate(pages):
-        if page.values.dtype.itemsize > 4:
-            log.warning("%s: %d-bit float samples are restored and written as 32-bit float", path,
-                        page.values.dtype.itemsize * 8)
-        values = _unit_floats(path, page.values.astype(np.float32))
-        rgb = _gray_to_rgb(values[..., 0]) if page.gray else values[..., :3]
-        alpha = None if page.alpha is None else values[..., -1]
-        icc = (page.icc if icc_space(page.icc) == "GRAY" else None) if page.gray else rgb_icc(page.icc)
-        # Page 1's EXIF is read whole; later pages keep their text tags (description, page name, ...).
-        exif = read_exif(path, None, "tiff") if index == 0 else exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
-        metadata = ImageMetadata(format="tiff", exif=exif,
-                                 icc_profile=icc, xmp=clean_xmp(page.xmp), bit_depth=32,
-                                 mode="F" if page.gray else "RGBF", gray=page.gray)
-        rgb = _apply_orientation(rgb, page.orientation)
-        alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
-        images.append(LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path))
+    images = [_wide_page(path, page, index) for index, page in enumerate(pages)]
     note = f"{path}: {_first_page_note(count)}" if count > len(images) else None
     return Pages(images, note)
+
+
+def _wide_page(path: Path, page: tiff_floats.FloatPage, index: int) -> LoadedImage:
+    """A tifffile page in the model's [0, 1] RGB, with the form that gives its samples back."""
+    colour_values = page.values[..., :1] if page.gray else page.values[..., :3]
+    low, high = sample_forms.value_range(colour_values)
+    values = sample_forms.to_unit(colour_values, low, high)
+    rgb = _gray_to_rgb(values[..., 0]) if page.gray else values
+    alpha = None if page.alpha is None else sample_forms.alpha_to_unit(page.alpha)
+    icc = (page.icc if icc_space(page.icc) == "GRAY" else None) if page.gray else rgb_icc(page.icc)
+    form = SampleForm("gray" if page.gray else "rgb", page.values.dtype.name, low, high)
+    changes = _non_finite_note(colour_values)
+    exif = normalised_exif(page.exif, path) if page.exif else \
+        exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
+    metadata = ImageMetadata(format="tiff", exif=exif, icc_profile=icc, xmp=clean_xmp(page.xmp),
+                             bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form),
+                             gray=page.gray, form=form, changes=changes, iptc=page.iptc)
+    rgb = _apply_orientation(rgb, page.orientation)
+    alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
+    return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path)
+
+
+def _mode_name(form: SampleForm) -> str:
+    """Pillow's name where it has one (F), RGBF for float RGB, else the form in words."""
+    if np.dtype(form.dtype).kind == "f":
+        return "F" if form.colour == "gray" else "RGBF"
+    return form.describe()
+
+
+def _nearest_depth(dtype: np.dtype) -> int:
+    """The standard depth (8, 16, 32: float) a format without the exact type comes nearest with."""
+    return 8 if dtype.itemsize == 1 else 16 if dtype.itemsize == 2 else 32
+
+
+def _non_finite_note(values: np.ndarray) -> tuple[str, ...]:
+    if values.dtype.kind != "f":
+        return ()
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    return (f"{bad} NaN/inf sample(s) written as the range's low end",) if bad else ()
 
 
 def _decode_frame(path: Path, img: Image.Image, page: int) -> LoadedImage:
@@ -292,7 +306,8 @@ def _decode(path: Path, img: Image.Image, page: int = 0) -> LoadedImage:
     fmt = (img.format or "").lower()
     icc = img.info.get("icc_profile") or None
     orientation = _orientation(img)
-    rgb, alpha, bit_depth, icc, gray = _pixels(path, img, fmt, icc, page)
+    changes: list[str] = []
+    rgb, alpha, bit_depth, icc, gray, form = _pixels(path, img, fmt, icc, page, changes)
     rgb = _apply_orientation(rgb, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
@@ -304,6 +319,9 @@ def _decode(path: Path, img: Image.Image, page: int = 0) -> LoadedImage:
         bit_depth=bit_depth,
         mode=img.mode,
         gray=gray,
+        form=form,
+        changes=tuple(changes),
+        iptc=tiff_floats.read_iptc(path, page) if fmt == "tiff" else None,
     )
     return LoadedImage(rgb=rgb, alpha=alpha, metadata=metadata, path=path)
 
@@ -316,41 +334,47 @@ _TO_RGB_MODES = frozenset({"YCbCr", "HSV", "RGBX"})
 
 
 def _pixels(
-    path: Path, img: Image.Image, fmt: str, icc: bytes | None, page: int = 0
-) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None, bool]:
-    """Return (rgb float32, alpha float32 | None, bit depth, ICC profile still valid for the output, gray).
+    path: Path, img: Image.Image, fmt: str, icc: bytes | None, page: int = 0, changes: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None, bool, SampleForm | None]:
+    """Return (rgb float32, alpha float32 | None, bit depth, ICC profile still valid for the output, gray,
+    the stored form where it is not plain RGB/gray); what reading changes for good goes to ``changes``.
 
     A gray source keeps a gray profile: its output is gray too (unless --keep-color, which
     drops it when writing)."""
-    rgb, alpha, bit_depth, icc, gray = _samples(path, img, fmt, icc, page)
-    return _unit(rgb, bit_depth), None if alpha is None else _unit(alpha, bit_depth), bit_depth, icc, gray
-
-
-def _unit(values: np.ndarray, bit_depth: int) -> np.ndarray:
-    return values if bit_depth == 32 else to_unit(values, bit_depth)
-
-
-def _samples(
-    path: Path, img: Image.Image, fmt: str, icc: bytes | None, page: int = 0
-) -> tuple[np.ndarray, np.ndarray | None, int, bytes | None, bool]:
-    """As :func:`_pixels`, with the samples as stored: uint8 or uint16 (float32 in [0, 1] at 32 bits)."""
+    changes = [] if changes is None else changes
     mode = img.mode
     gray_icc = icc if icc_space(icc) == "GRAY" else None
     if mode in ("RGB", "RGBA"):
         values = _wide_values(path, img, fmt, page)
         if values is not None and values.shape[2] == 2:  # 16-bit gray + alpha PNG (Pillow: 8-bit RGBA)
-            return _gray_to_rgb(values[..., 0]), values[..., 1], 16, gray_icc, True
+            gray, alpha = to_unit(_gray_to_rgb(values[..., 0]), 16), to_unit(values[..., 1], 16)
+            return gray, alpha, 16, gray_icc, True, None
         if values is not None:
             rgb, alpha = _split_alpha(values)
-            return rgb, alpha, 16, rgb_icc(icc), False
+            return to_unit(rgb, 16), _unit_or_none(alpha, 16), 16, rgb_icc(icc), False, None
     if mode in _GRAY16_MODES:
         gray = np.clip(np.asarray(img).astype(np.int64), 0, 65535).astype(np.uint16)
-        return _gray_to_rgb(gray), None, 16, gray_icc, True
-    if mode == "F":  # 32-bit float gray (scientific and film scans): float32 exactly as stored
-        return _gray_to_rgb(_unit_floats(path, np.asarray(img, dtype=np.float32))), None, 32, gray_icc, True
+        return to_unit(_gray_to_rgb(gray), 16), None, 16, gray_icc, True, None
+    if mode == "F":  # 32-bit float gray (scientific and film scans): its range kept
+        values = np.asarray(img, dtype=np.float32)
+        low, high = sample_forms.value_range(values)
+        changes.extend(_non_finite_note(values))
+        form = SampleForm("gray", "float32", low, high)
+        return _gray_to_rgb(sample_forms.to_unit(values, low, high)), None, 32, gray_icc, True, form
     if mode == "CMYK":
-        converted, icc = _cmyk_to_rgb(img, icc)
-        return np.asarray(converted), None, 8, icc, False
+        if fmt == "tiff" and max(tuple(img.tag_v2.get(258, (8,)))) > 8:
+            raise ImageReadError(path, "16-bit CMYK TIFF: not restored (Pillow reads it at 8 bits only)")
+        converted, cmyk_icc = _cmyk_to_rgb(img, icc)
+        if cmyk_icc is None:
+            changes.append("CMYK without a usable profile: converted by Pillow's formula, "
+                           "black separated anew")
+        form = SampleForm("cmyk", "uint8", 0.0, 255.0, cmyk_icc)
+        return to_unit(np.asarray(converted), 8), None, 8, None if cmyk_icc else rgb_icc(icc), False, form
+    if mode == "LAB":
+        converted = sample_forms.lab_to_rgb(img)
+        changes.extend(note for note in [sample_forms.lab_gamut_note(img, converted)] if note)
+        return to_unit(np.asarray(converted), 8), None, 8, None, False, SampleForm("lab", "uint8", 0.0, 255.0)
+    changes.extend(note for note in [_mode_change(img)] if note)
     converted = _to_8bit_rgb_or_rgba(img)
     values = np.asarray(converted)
     if converted.mode == "L":
@@ -359,7 +383,22 @@ def _samples(
         values = np.dstack([_gray_to_rgb(values[..., 0]), values[..., 1]])
     rgb, alpha = _split_alpha(values)
     keep_icc = gray_icc if mode in _GRAY_MODES else rgb_icc(icc)
-    return rgb, alpha, 8, keep_icc, mode in _GRAY_MODES
+    return to_unit(rgb, 8), _unit_or_none(alpha, 8), 8, keep_icc, mode in _GRAY_MODES, None
+
+
+def _mode_change(img: Image.Image) -> str | None:
+    """What reading a mode the outputs do not write changes for good (docs/archive-workflow.md)."""
+    mode = img.mode
+    if mode in ("P", "PA"):
+        alpha = mode == "PA" or img.info.get("transparency") is not None
+        return f"palette image written as {'RGBA' if alpha else 'RGB'} (outputs have no palette)"
+    if mode == "1":
+        return "1-bit black-and-white written as 8-bit gray"
+    if mode in ("La", "RGBa"):
+        return "premultiplied alpha written as straight alpha"
+    if mode in ("L", "RGB") and img.info.get("transparency") is not None:
+        return "transparent colour key written as an alpha channel"
+    return None
 
 
 class _UnsupportedMode(ValueError):
@@ -384,26 +423,14 @@ def _to_8bit_rgb_or_rgba(img: Image.Image) -> Image.Image:
 
 
 def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """Convert with the embedded CMYK profile when there is one; the result is then sRGB."""
-    if icc and icc[16:20] == b"CMYK":
+    """sRGB through the embedded CMYK profile, and that profile (to convert back); without a
+    usable one Pillow's formula, and None."""
+    if icc_space(icc) == "CMYK":
         try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.createProfile("sRGB")
-            return ImageCms.profileToProfile(img, src, dst, outputMode="RGB"), None
+            return sample_forms.cmyk_to_rgb(img, icc), icc
         except Exception as exc:  # a broken profile should not cost the image
             log.warning("ignoring unusable CMYK ICC profile: %s", one_line(exc))
-        return img.convert("RGB"), None
-    return img.convert("RGB"), rgb_icc(icc)
-
-
-def _unit_floats(path: Path, values: np.ndarray) -> np.ndarray:
-    """Float samples are taken as [0, 1] (the usual convention); others are clipped, and said so."""
-    finite = np.isfinite(values)
-    low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
-    if not finite.all() or low < 0.0 or high > 1.0:
-        log.warning("%s: float samples outside [0, 1] (%g to %g%s) are clipped for restoring", path, low, high,
-                    ", NaN/inf as 0" if not finite.all() else "")
-    return np.clip(np.where(finite, values, 0.0), 0.0, 1.0).astype(np.float32)
+    return sample_forms.cmyk_to_rgb(img, None), None
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -414,6 +441,10 @@ def _split_alpha(values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if values.shape[2] == 4:
         return values[..., :3], values[..., 3]
     return values[..., :3], None
+
+
+def _unit_or_none(values: np.ndarray | None, bits: int) -> np.ndarray | None:
+    return None if values is None else to_unit(values, bits)
 
 
 # -- 16-bit RGB(A): Pillow keeps only the high byte, pypng and tifffile read all 16 bits -------

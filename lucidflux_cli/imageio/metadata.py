@@ -25,6 +25,7 @@ from PIL import Image
 from lucidflux_cli import __version__
 from lucidflux_cli.errors import one_line
 from lucidflux_cli.imageio import exif as exif_ifds
+from lucidflux_cli.imageio.sample_forms import SampleForm, default_range
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class ImageMetadata:
     bit_depth: int  # 8 or 16: integer samples; 32: float32 samples (TIFF mode F)
     mode: str
     gray: bool = False  # one channel (gray, black-and-white): given back gray unless --keep-color
+    form: SampleForm | None = None  # how the samples are stored, where not 8/16-bit or float [0, 1] RGB/gray
+    changes: tuple[str, ...] = ()  # what reading changed that no output gives back (palette -> RGB, ...)
+    iptc: bytes | None = None  # TIFF's IPTC-NAA record (tag 33723), carried to TIFF outputs as stored
+
+    def sample_form(self) -> SampleForm:
+        """The stored form: :attr:`form`, or the plain one its depth and gray say."""
+        if self.form is not None:
+            return self.form
+        dtype = {8: "uint8", 16: "uint16"}.get(self.bit_depth, "float32")
+        return SampleForm("gray" if self.gray else "rgb", dtype, *default_range(dtype))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -61,6 +72,12 @@ def read_exif(path: Path, img: Image.Image | None, fmt: str, page: int = 0) -> b
     raw: Any = path if fmt == "tiff" else img.info.get("exif") if img else None
     if fmt == "tiff" and page:
         raw = _page_exif(img) if img else None
+    return normalised_exif(raw, path)
+
+
+def normalised_exif(raw: bytes | Path | None, path: Path) -> bytes | None:
+    """EXIF (APP1 or TIFF bytes, or a TIFF file) in APP1 form with Orientation 1; None when there
+    is nothing worth keeping."""
     if not raw:
         return None
     exif = exif_ifds.load(str(raw) if isinstance(raw, Path) else raw, path)

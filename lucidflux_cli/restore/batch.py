@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +44,14 @@ class OutputOptions:
     min_side: int = DEFAULT_MIN_SIDE  # restore at least this short side, then resize to the output size
     keep_color: bool = False  # gray sources written in the model's colour, not gray
     frames: str = "all"  # multi-page/multi-frame files: "all" pages (animations refused) or the "first"
+    keep_mode: str = "convert"  # a mode the output cannot keep: "convert" (and say so) or "strict" (refuse)
 
     @classmethod
     def from_request(cls, request) -> OutputOptions:
         """The output side of a :class:`~lucidflux_cli.restore.settings.RestoreRequest`."""
         return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
                    size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
-                   keep_color=request.keep_color, frames=request.frames)
+                   keep_color=request.keep_color, frames=request.frames, keep_mode=request.keep_mode)
 
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
@@ -186,6 +187,7 @@ class DecodedFile:
     target: Path
     seconds: float  # spent checking and decoding
     note: str | None = None
+    notes: list[str] = field(default_factory=list)  # what writing it changes (formats.conversion_notes)
 
     @property
     def loaded(self) -> media.LoadedImage:
@@ -243,7 +245,11 @@ def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Pa
                     log.warning("%s", pages.note)
                 decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
                 target = output_path(item, pages.images[0].metadata.format, options)
-                return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note)
+                notes = formats.conversion_notes(target, _as_written(pages.images, options),
+                                                 output_format(pages, options))
+                if notes and options.keep_mode == "strict":
+                    raise ModeNotKept(f"{item.path}: not restored (--keep-mode strict): {'; '.join(notes)}")
+                return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note, notes)
     except Exception as error:  # any decoding problem fails this file only
         return failure(item.path, error, time.monotonic() - started)
     result.seconds = time.monotonic() - started
@@ -306,7 +312,21 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
     except Exception as error:
         return decoded.failed(error, model_seconds + time.monotonic() - started)
     seconds = decoded.seconds + model_seconds + time.monotonic() - started
-    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note)
+    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note,
+                      notes=decoded.notes)
+
+
+def output_format(pages: media.Pages, options: OutputOptions) -> str:
+    return formats.output_format_for(pages.images[0].metadata.format, options.fmt)
+
+
+def _as_written(images: Sequence[media.LoadedImage], options: OutputOptions) -> list[formats.Page]:
+    return [formats.Page(loaded.rgb, loaded.alpha, loaded.metadata, loaded.metadata.bit_depth,
+                         gray=loaded.metadata.gray and not options.keep_color) for loaded in images]
+
+
+class ModeNotKept(LucidFluxError):
+    """--keep-mode strict: the output cannot keep the source's mode, depth or range."""
 
 
 class OutputConflict(LucidFluxError):

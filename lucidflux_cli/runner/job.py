@@ -146,7 +146,7 @@ class Job(abc.ABC):
     def describe(self, result: FileResult) -> str:
         """The log line of a finished file."""
         return f"{self.done_word} {result.source} -> {result.output} ({result.seconds:.1f} s)" + \
-            (f"; {result.note}" if result.note else "")
+            "".join(f"; {note}" for note in [result.note, *result.notes] if note)
 
 
 def discover_inputs(request: Any, inputs: Sequence[str], stdin, exclude: Path | None = None) -> DiscoveryResult:

@@ -27,6 +27,7 @@ class FileResult:
     traceback: str | None = None  # of that exception: logged with -v / --log-file, kept in the report
     note: str | None = None  # what of the file is not in the output (MPO views, --frames first), one line
     details: dict | None = None  # what other commands record per file (measurements, pairs made)
+    notes: list[str] = field(default_factory=list)  # what the output changed of the source (mode, depth, ...)
 
     def to_event(self) -> dict:
         """The ``--json`` line: optional keys only where they say something."""
@@ -34,7 +35,9 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        for key, default in (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None)):
+        optional = (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None),
+                    ("notes", []))
+        for key, default in optional:
             if event[key] == default:
                 del event[key]
         return {"event": "file", **event}

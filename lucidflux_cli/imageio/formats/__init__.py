@@ -27,7 +27,7 @@ from lucidflux_cli.imageio.formats.lookup import (
     select,
     using_options,
 )
-from lucidflux_cli.imageio.formats.writing import Page, write_image, write_pages
+from lucidflux_cli.imageio.formats.writing import Page, conversion_notes, write_image, write_pages
 
 __all__ = [
     "EXTENSIONS",
@@ -36,6 +36,7 @@ __all__ = [
     "OutputImage",
     "Page",
     "canonical",
+    "conversion_notes",
     "capabilities_problem",
     "create",
     "extension",

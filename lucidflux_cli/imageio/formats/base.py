@@ -16,6 +16,8 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from lucidflux_cli import plugins
+from lucidflux_cli.imageio import sample_forms
+from lucidflux_cli.imageio.sample_forms import SampleForm
 from lucidflux_cli.imageio.samples import float_samples, quantize
 
 
@@ -32,6 +34,8 @@ class FormatCapabilities:
     quality: bool = False  # honours --quality
     gray: bool = False  # writes one-channel gray (else a gray image is written as equal R, G, B)
     pages: bool = False  # holds several pages in one file (OutputFormat.write_pages)
+    colours: tuple[str, ...] = ()  # colour models it writes back besides RGB and gray: "cmyk", "lab"
+    wide_samples: bool = False  # writes any sample type (int32, float16, ...) and range back as stored
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,23 @@ class OutputImage:
     quality: int | None = None  # --quality (1-100) or None for the format's default
     exif_tags: dict[str, Any] = field(default_factory=dict, repr=False)  # the same EXIF, piexif layout
     gray: bool = False  # a gray source given back gray: ``rgb`` holds its luminance in all three planes
+    form: SampleForm | None = None  # write back in this stored form (CMYK, LAB, wide samples); None: plain
+    iptc: bytes | None = None  # the source's IPTC-NAA record (TIFF tag 33723), as stored
+
+    def stored_samples(self, alpha: bool = False) -> np.ndarray:
+        """The pixels in :attr:`form` (which must be set): CMYK or LAB uint8 (H, W, 4|3), or gray/RGB
+        samples of the form's type and range, (H, W) or (H, W, 2|3|4) as :meth:`pixels`."""
+        form = self.form
+        if form is None:
+            raise ValueError("stored_samples needs a form")
+        if form.colour == "cmyk":
+            return sample_forms.rgb_to_cmyk(quantize(self.rgb, 8), form.icc)
+        if form.colour == "lab":
+            return sample_forms.rgb_to_lab(quantize(self.rgb, 8))
+        values = sample_forms.from_unit(self.rgb[..., :1] if self.gray else self.rgb, form)
+        if alpha and self.alpha is not None:
+            values = np.dstack([values, sample_forms.alpha_from_unit(self.alpha, form.dtype)[..., None]])
+        return values[..., 0] if values.shape[2] == 1 else values
 
     def pixels(self, bits: int = 8, alpha: bool = False, gray: bool = False) -> np.ndarray:
         """uint8 (bits=8), uint16 (16) or float32 (32) samples: (H, W, 3), or (H, W, 4) if ``alpha``
@@ -111,6 +132,8 @@ def capabilities_problem(cls: type) -> str | None:
         return "capabilities must be a lucidflux_cli.imageio.formats.FormatCapabilities"
     if not caps.extensions or not all(isinstance(e, str) and e.startswith(".") for e in caps.extensions):
         return f"capabilities.extensions must be like ('.jxl',), got {caps.extensions!r}"
+    if not set(caps.colours) <= {"cmyk", "lab"}:
+        return f"capabilities.colours must be drawn from ('cmyk', 'lab'), got {caps.colours!r}"
     if not caps.bit_depths or not set(caps.bit_depths) <= {8, 16, 32}:
         return f"capabilities.bit_depths must be drawn from (8, 16, 32), got {caps.bit_depths!r}"
     aliases = getattr(cls, "aliases", ())

@@ -46,7 +46,10 @@ class BuiltinFormat(OutputFormat):
         return self.bits or super().bits_for(image)
 
     def samples(self, image: OutputImage) -> np.ndarray:
-        """The pixels to encode: the chosen depth, alpha only where the format keeps it."""
+        """The pixels to encode: the chosen depth, alpha only where the format keeps it; in the
+        source's stored form (CMYK, LAB, wide samples) where the format writes it back."""
+        if image.form is not None:
+            return image.stored_samples(alpha=self.capabilities.alpha)
         return image.pixels(self.bits_for(image), alpha=self.capabilities.alpha, gray=self.capabilities.gray)
 
 

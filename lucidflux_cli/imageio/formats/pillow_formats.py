@@ -26,7 +26,12 @@ class PillowFormat(BuiltinFormat):
         return {"icc_profile": image.icc_profile} if image.icc_profile else {}
 
     def write(self, fp: BinaryIO, image: OutputImage) -> None:
-        Image.fromarray(self.samples(image)).save(fp, self.pil_name, **self.save_arguments(image))
+        samples = self.samples(image)
+        if image.form is not None and image.form.colour == "cmyk":  # fromarray reads 4 channels as RGBA
+            picture = Image.frombytes("CMYK", (samples.shape[1], samples.shape[0]), samples.tobytes())
+        else:
+            picture = Image.fromarray(samples)
+        picture.save(fp, self.pil_name, **self.save_arguments(image))
 
 
 class JPEG(PillowFormat):
@@ -34,7 +39,8 @@ class JPEG(PillowFormat):
     pil_name = "JPEG"
     aliases = ("jpg", "jpe", "jfif", "mpo")  # Pillow calls many camera JPEGs (with a preview frame) MPO
     read_extensions = (".jpe", ".jfif")
-    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, **GRAY, **ALL_METADATA)
+    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, colours=("cmyk",), **GRAY,
+                                      **ALL_METADATA)
 
     def save_arguments(self, image: OutputImage) -> dict[str, Any]:
         q = quality(image)

@@ -21,6 +21,7 @@ from lucidflux_cli.imageio.formats.builtin import ALL_METADATA, BuiltinFormat
 
 _STRIP_TARGET_BYTES = 1 << 18
 _XMP = 700
+_IPTC = 33723  # IPTC-NAA, written UNDEFINED (Photoshop's LONG holds the same bytes)
 _RESOLUTION_TAGS = (282, 283, 296)  # tifffile writes these itself, from its arguments
 # Unassigned codes with no tag between them and the pointer each stands in for.
 _STAND_IN = {exif_ifds.EXIF_POINTER: 34666, exif_ifds.GPS_POINTER: 34854}
@@ -30,7 +31,7 @@ class TIFF(BuiltinFormat):
     summary = "TIFF, 8 or 16 bit or float, multi-page, deflate"
     aliases = ("tif",)
     capabilities = FormatCapabilities((".tif", ".tiff"), (8, 16, 32), alpha=True, gray=True, pages=True,
-                                      **ALL_METADATA)
+                                      colours=("cmyk", "lab"), wide_samples=True, **ALL_METADATA)
     option_help = {"bits": "8, 16 or 32 (float): sample depth (default: the source's)"}
 
     def write(self, fp: BinaryIO, image: OutputImage) -> None:
@@ -66,15 +67,26 @@ class TIFF(BuiltinFormat):
         extratags += [(_STAND_IN[tag], 4, 1, 0, True) for tag in pointers]
         if image.xmp:
             extratags.append((_XMP, 1, len(image.xmp), image.xmp, True))
+        if image.iptc:
+            extratags.append((_IPTC, 7, len(image.iptc), image.iptc, True))
+        photometric, alpha = _photometric(image, channels)
         tif.write(
-            samples, photometric="rgb" if channels >= 3 else "minisblack", planarconfig="contig",
-            extrasamples=("unassalpha",) if channels in (2, 4) else None,
+            samples, photometric=photometric, planarconfig="contig",
+            extrasamples=("unassalpha",) if alpha else None,
             compression="zlib", compressionargs={"level": 6}, predictor=True,
             rowsperstrip=max(1, min(height, _STRIP_TARGET_BYTES // (width * channels * samples.itemsize))),
             resolution=(zeroth.get(282, (72, 1)), zeroth.get(283, (72, 1))), resolutionunit=zeroth.get(296, 2),
             iccprofile=image.icc_profile, software=False, metadata=None, extratags=extratags,
         )
         return (sub, gps, interop) if pointers else ({}, {}, {})
+
+
+def _photometric(image: OutputImage, channels: int) -> tuple[str, bool]:
+    """TIFF photometric interpretation of the samples, and whether the last channel is alpha."""
+    colour = image.form.colour if image.form is not None else None
+    if colour in ("cmyk", "lab"):
+        return ("separated" if colour == "cmyk" else "cielab"), False
+    return ("rgb" if channels >= 3 else "minisblack"), channels in (2, 4)
 
 
 def _append_exif_ifds(buffer: io.BytesIO, page: int, sub: exif_ifds.Entries, gps: exif_ifds.Entries,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from lucidflux_cli import plugins
 from lucidflux_cli.atomic import atomic_write
 from lucidflux_cli.errors import ImageWriteError, one_line
 from lucidflux_cli.imageio import metadata as meta
+from lucidflux_cli.imageio import sample_forms
 from lucidflux_cli.imageio.formats import lookup
 from lucidflux_cli.imageio.formats.base import OutputFormat, OutputImage
 from lucidflux_cli.imageio.samples import luminance
@@ -77,7 +79,8 @@ def write_pages(
     if len(pages) > 1 and not writer.capabilities.pages:
         raise ImageWriteError(path, f"{len(pages)} pages, but format {writer.name!r} holds one per file; "
                                     "use --format tiff (or same), or --frames first")
-    images = [_output_image(path, page, writer, quality, provenance) for page in pages]
+    images = [_in_written_form(_output_image(path, page, writer, quality, provenance), page, writer)[0]
+              for page in pages]
     try:
         atomic_write(path, lambda fp: writer.write(fp, images[0]) if len(images) == 1 else writer.write_pages(fp, images))
     except Exception as exc:
@@ -102,7 +105,46 @@ def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | N
         path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=page.bit_depth, exif=stamped.exif_bytes,
         icc_profile=_fitting_icc(path, stamped.icc_profile, page.gray and writer.capabilities.gray),
         xmp=stamped.xmp, summary=stamped.summary, quality=quality, exif_tags=stamped.exif, gray=page.gray,
+        iptc=page.metadata.iptc if page.metadata else None,
     )
+
+
+def conversion_notes(path: Path, pages: Sequence[Page], fmt: str,
+                     options: dict[str, str] | None = None) -> list[str]:
+    """What writing ``pages`` as ``fmt`` changes of the source (mode, depth, range, alpha), one line
+    each, said once: what a run records in the file's notes, and what --keep-mode strict refuses."""
+    writer = _format_writer(Path(path), fmt, options)
+    notes: list[str] = []
+    for page in pages:
+        probe = OutputImage(path=Path(path), rgb=page.rgb, alpha=page.alpha, bit_depth=page.bit_depth,
+                            exif=b"", icc_profile=None, xmp=b"", summary="", gray=page.gray)
+        for note in _in_written_form(probe, page, writer)[1]:
+            if note not in notes:
+                notes.append(note)
+    return notes
+
+
+def _in_written_form(image: OutputImage, page: Page, writer: OutputFormat) -> tuple[OutputImage, list[str]]:
+    """``image`` set to be written in the source's stored form as far as ``writer`` holds it, and
+    a line per change (sample_forms.fit), including what reading changed for good."""
+    metadata = page.metadata
+    if metadata is None:
+        return image, []
+    caps = writer.capabilities
+    chosen_bits = getattr(writer, "bits", None)  # an explicit --format-option bits: the user's choice
+    form = dataclasses.replace(metadata.sample_form(), colour="rgb") if not page.gray and \
+        metadata.sample_form().colour == "gray" else metadata.sample_form()
+    wide = caps.wide_samples and chosen_bits is None
+    written, notes = sample_forms.fit(form, colours=caps.colours, wide=wide, bits=writer.bits_for(image),
+                                      fmt=writer.name, depth_asked=chosen_bits is not None)
+    notes = [*metadata.changes, *notes]
+    if image.alpha is not None and not caps.alpha:
+        notes.append(f"alpha channel not written ({writer.name} has none)")
+    special = written.colour in ("cmyk", "lab") or written.wide
+    if not special:
+        return image, notes
+    icc = written.icc if written.colour == "cmyk" else None if written.colour == "lab" else image.icc_profile
+    return dataclasses.replace(image, form=written, icc_profile=icc), notes
 
 
 def _fitting_icc(path: Path, icc: bytes | None, gray_output: bool) -> bytes | None:
