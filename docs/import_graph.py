@@ -45,6 +45,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("data", 3, ("data",)),
     Layer("metrics", 3, ("metrics",)),
     Layer("training", 4, ("training",)),
+    Layer("review", 4, ("review",)),  # imports imageio and below only (no torch, no engine)
     Layer("engine", 5, ("engine",)),
     Layer("commands", 6, ("commands", "__main__")),
 )

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
 
-from lucidflux_cli import __version__
+from lucidflux_cli import __version__, review
 from lucidflux_cli.engine.batch import BatchReport, FileResult
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import atomic
@@ -64,6 +65,8 @@ class EventSink:
         self.started = dt.datetime.now(dt.timezone.utc)
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
         self.last_write = time.monotonic()
+        self.review = review_writer(job) if writes_report else None  # --review: the page beside the report
+        self.report_path = self.request.report or (review.default_report(job.out_dir) if self.review else None)
 
     def file(self, result: FileResult) -> None:
         self.seen.append(result)
@@ -77,7 +80,7 @@ class EventSink:
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
             log.info("%s", self.job.describe(result))
-        if self.writes_report and self.request.report and \
+        if self.writes_report and self.report_path and \
                 time.monotonic() - self.last_write >= self.request.report_every:
             self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
 
@@ -90,7 +93,7 @@ class EventSink:
         summary = self._summary(results, code, error)
         if self.request.json_events:
             print(json.dumps(summary), flush=True)
-        if self.request.report:
+        if self.report_path:
             state = "interrupted" if code == EXIT_INTERRUPTED else "stopped" if error else "finished"
             self._write_report(results, summary, state)
 
@@ -124,14 +127,43 @@ class EventSink:
             "finished": None if state == "running" else dt.datetime.now(dt.timezone.utc).isoformat(),
             "command": self.job.name,
             "settings": self.job.provenance(),
+            "cwd": os.getcwd(),  # the paths below are as given, relative to it
+            "out_dir": os.path.abspath(self.job.out_dir),
+            "inputs": [str(text) for text in getattr(self.request, "inputs", [])],
             **summary,
             "files": [r.to_record() for r in results]
                      + [{"source": str(r.source), "status": r.status} for r in self._not_started(results)],
         }
         data = json.dumps(document, indent=2).encode()
-        self.request.report.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(self.request.report, lambda handle: handle.write(data))
+        self.report_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(self.report_path, lambda handle: handle.write(data))
         self.last_write = time.monotonic()
+        if self.review is not None:
+            self._write_review(document)
+
+    def _write_review(self, document: dict) -> None:
+        """The review page follows the report; a page that cannot be written is one line, the run goes on."""
+        from lucidflux_cli.metrics.registry import higher_better
+
+        try:
+            review.write_report_page(document, self.review, higher_better)
+        except review.ReviewRefused as error:
+            log.error("%s", error)
+            self.review = None
+        except (OSError, ValueError) as error:
+            log.warning("review page not written: %s", error)
+
+
+def review_writer(job: Any) -> review.PageWriter | None:
+    """The page writer of a ``--review`` run (None without it, or when its place is not ours)."""
+    if not getattr(job.request, "review", False):
+        return None
+    try:
+        review.check_writable(job.out_dir)
+    except review.ReviewRefused as error:
+        log.error("%s", error)
+        return None
+    return review.PageWriter(job.out_dir)
 
 
 def interrupted_line(results: list[FileResult], planned: int) -> str:

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from lucidflux_cli import plugins
+from lucidflux_cli import plugins, review
 from lucidflux_cli.engine import batch
 from lucidflux_cli.engine.control import Interrupted, stop_on_signals
 from lucidflux_cli.engine.jobs import Job, RestoreJob
@@ -52,6 +52,12 @@ def run(request: RestoreRequest, stdin=None) -> int:
 def run_job(job: Job, scheduler_for: Callable[[Job], Scheduler], stdin=None, dry_run=None) -> int:
     """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
     request = job.request
+    try:
+        if getattr(request, "review", False) and not request.dry_run:
+            review.check_writable(job.out_dir)  # a page of someone else's is never overwritten
+    except review.ReviewRefused as error:
+        log.error("%s", error)
+        return EXIT_USAGE
     try:
         found = job.select(job.discover(stdin or sys.stdin))
     except ValueError as error:  # inputs that cannot be taken as given (e.g. ambiguous references)

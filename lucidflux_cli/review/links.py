@@ -1,0 +1,59 @@
+"""Links of a review page: relative, percent-encoded, and only to files inside the folders the
+run wrote or read. A path that resolves elsewhere (``..``, a symlink out, an absolute path in an
+edited report) gets no link; the page shows its name as text."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+
+def resolve(path: str | Path, cwd: str | Path | None) -> Path:
+    """A path as recorded in a report (relative to the run's working folder) made absolute."""
+    path = Path(path)
+    return path if path.is_absolute() or cwd is None else Path(cwd) / path
+
+
+def input_roots(inputs: Iterable[str], cwd: str | Path | None) -> list[Path]:
+    """The folders a run's inputs name: a folder itself, a file's folder, a glob's fixed part;
+    stdin (``-``) names none."""
+    roots = []
+    for text in inputs:
+        if text == "-":
+            continue
+        if glob.has_magic(text):  # the folders before the first pattern
+            parts = Path(text).parts
+            fixed = parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))]
+            roots.append(resolve(Path(*fixed) if fixed else Path("."), cwd))
+        else:
+            path = resolve(text, cwd)
+            roots.append(path if path.is_dir() else path.parent)
+    return roots
+
+
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, symlinks resolved, lies in one of ``roots``."""
+    real = os.path.realpath(path)
+    for root in roots:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def relative_url(target: Path, page_folder: Path) -> str:
+    """``target`` as a URL relative to the page: every segment percent-encoded, so no name can
+    end the path (``#``, ``?``) or become a scheme (``javascript:``)."""
+    relative = os.path.relpath(os.path.abspath(target), os.path.abspath(page_folder))
+    url = "/".join(quote(part, safe="") for part in Path(relative).parts)
+    return url if url.startswith("..") else "./" + url
+
+
+def link(target: Path | None, page_folder: Path, roots: Sequence[Path]) -> str | None:
+    """The relative URL of an existing file inside ``roots``, else None."""
+    if target is None or not inside(target, roots) or not os.path.isfile(target):
+        return None
+    return relative_url(target, page_folder)
