@@ -50,7 +50,8 @@ def make_photos(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(7)
     files = {}
-    for name, height in (("a_good.png", 64), ("b_worse.png", 80), ("c_slightly_worse.png", 72), (HOSTILE, 64)):
+    shapes = (("a_good.png", 64), ("b_worse.png", 80), ("c_slightly_worse.png", 72), (HOSTILE, 64))
+    for name, height in shapes:
         pixels = (rng.random((height, 96, 3)) * 255).astype(np.uint8)
         files[name] = folder / name
         Image.fromarray(pixels).save(files[name], format="PNG" if name.endswith(".png") else "JPEG")
@@ -80,7 +81,8 @@ def page_data(index: Path) -> dict:
     return json.loads(blob.group(1))
 
 
-EXPECTED_ORDER = ["broken.jpg", "b_worse.png", "c_slightly_worse.png", HOSTILE, "a_good.png"]  # the rest: run order
+# failed, worse by drop, then the rest in the run's order ("<" sorts before "a")
+EXPECTED_ORDER = ["broken.jpg", "b_worse.png", "c_slightly_worse.png", HOSTILE, "a_good.png"]
 
 
 def test_restore_review_writes_the_page_with_what_the_report_has(reviewed):
@@ -94,7 +96,8 @@ def test_restore_review_writes_the_page_with_what_the_report_has(reviewed):
     broken, worse = data["rows"][0], data["rows"][1]
     assert broken["status"] == "failed" and "broken.jpg" in broken["reason"] and "\n" not in broken["reason"]
     facts = dict(worse["facts"])
-    assert facts["size in"] == facts["size out"] == "96×80 px" and facts["tiles"] == "1" and facts["pages"] == "1"
+    assert facts["size in"] == facts["size out"] == "96×80 px"
+    assert facts["tiles"] == "1" and facts["pages"] == "1"
     assert worse["scores"] == [["niqe", "4.0000", "6.0000", "+2 (+50.0%)", True]]
     assert data["table"][0] == ["metric", "input", "output"] and data["table"][1][0] == "niqe ↓"
     # every link relative, percent-encoded, and to a file inside the run's folders
@@ -102,7 +105,8 @@ def test_restore_review_writes_the_page_with_what_the_report_has(reviewed):
         for cell in row["cells"]:
             for url in (cell["link"], cell["thumb"], cell["view"]):
                 assert url is None or (url.startswith(("./", "../")) and "<" not in url and "#" not in url)
-    assert data["rows"][3]["cells"][0]["link"] == "../../photos/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.jpg"
+    hostile_link = "../../photos/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.jpg"
+    assert data["rows"][3]["cells"][0]["link"] == hostile_link
     thumbs = list((out / "review" / ".thumbs").iterdir())
     assert thumbs and all(Image.open(t).size[0] <= 320 and Image.open(t).format == "JPEG" for t in thumbs)
     text = index.read_text(encoding="utf-8")
@@ -184,14 +188,35 @@ def test_eval_report_gives_a_column_per_folder(tmp_path):
     document = {
         "command": "eval", "state": "finished", "cwd": str(tmp_path), "out_dir": str(tmp_path / "results"),
         "inputs": ["close/", "far"],
-        "files": [{"source": "close/0.png", "status": "done", "details": {"folder": "close", "file": "0.png", "psnry": 30.0}},
-                  {"source": "far/0.png", "status": "done", "details": {"folder": "far", "file": "0.png", "psnry": 20.0}}],
+        "files": [{"source": f"{name}/0.png", "status": "done",
+                   "details": {"folder": name, "file": "0.png", "psnry": value}}
+                  for name, value in (("close", 30.0), ("far", 20.0))],
         "summary": {"close": {"mean": {"psnry": 30.0}}, "far": {"mean": {"psnry": 20.0}}},
     }
     made, roots = review.page_for_report(document, None, lambda name: True)
     assert made.columns == ["close", "far"] and len(made.rows) == 1
     assert made.table == [["metric", "close", "far"], ["psnry ↑", "30.00 ★", "20.00"]]
     assert [cell.values for cell in made.rows[0].cells] == [{"psnry": 30.0}, {"psnry": 20.0}]
+
+
+def test_eval_review_puts_each_compared_folder_in_a_column(tmp_path):
+    pytest.importorskip("pyiqa")
+    rng = np.random.default_rng(1)
+    for index in range(2):
+        truth = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+        for name, sigma in (("ref", 0), ("close", 4), ("far", 30)):
+            (tmp_path / name).mkdir(exist_ok=True)
+            noisy = np.clip(truth + rng.normal(0, sigma, truth.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(tmp_path / name / f"{index}.png")
+    out = tmp_path / "results"
+    result = run("eval", str(tmp_path / "close"), str(tmp_path / "far"), "--reference", str(tmp_path / "ref"),
+                 "--metrics", "psnry", "-o", str(out), "--review")
+    assert result.exit_code == 0, result.output
+    data = page_data(review.page_path(out))
+    assert data["columns"] == [str(tmp_path / "close"), str(tmp_path / "far")]
+    assert [row["name"] for row in data["rows"]] == ["0.png", "1.png"]
+    assert data["table"][1][0] == "psnry ↑" and data["table"][1][1].endswith("★")  # the closer folder best
+    assert [cell["link"] for cell in data["rows"][0]["cells"]] == ["../../close/0.png", "../../far/0.png"]
 
 
 def test_order_failed_then_largest_drop_then_the_rest():
@@ -266,11 +291,13 @@ def test_the_before_after_slider_in_chromium(opened):
     before_opening = list(requests)
     assert not any("b_worse" in url for url in before_opening)  # full files load only when opened
     tab.locator("article.row", has_text="b_worse.png").locator("button.compare").click()
-    tab.wait_for_function("['compare-before', 'compare-after'].every(id => document.getElementById(id).naturalWidth > 0)")
+    tab.wait_for_function("['compare-before', 'compare-after']"
+                          ".every(id => document.getElementById(id).naturalWidth > 0)")
     frame = tab.locator(".compare-frame")
 
     def slide(value: int) -> bytes:
-        tab.eval_on_selector("#compare-slider", "(s, v) => { s.value = v; s.dispatchEvent(new Event('input')); }", value)
+        move = "(s, v) => { s.value = v; s.dispatchEvent(new Event('input')); }"
+        tab.eval_on_selector("#compare-slider", move, value)
         return frame.screenshot()
 
     assert slide(5) != slide(95)

@@ -339,7 +339,8 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
     first = decoded.pages[0]  # what a review of the run shows of the file
     details = {"input_size": list(first.loaded.size), "output_size": list(first.size),
                "processing_size": list(first.work), "pages": len(decoded.pages)}
-    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note, details=details)
+    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note,
+                      details=details)
 
 
 def output_conflicts(items: Iterable[InputFile], options: OutputOptions) -> dict[Path, FileResult]:

@@ -66,7 +66,8 @@ class EventSink:
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
         self.last_write = time.monotonic()
         self.review = review_writer(job) if writes_report else None  # --review: the page beside the report
-        self.report_path = self.request.report or (review.default_report(job.out_dir) if self.review else None)
+        default = review.default_report(job.out_dir) if self.review else None
+        self.report_path = self.request.report or default
 
     def file(self, result: FileResult) -> None:
         self.seen.append(result)

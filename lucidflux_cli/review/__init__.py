@@ -22,8 +22,8 @@ from lucidflux_cli.review.writer import PageWriter, ReviewRefused, check_writabl
 
 REPORT_NAME = "report.json"  # where --review keeps the run report when --report names none
 
-__all__ = ["Page", "PageWriter", "ReviewRefused", "check_writable", "default_report", "page_for_report", "page_path",
-           "validation_page", "write_report_page"]
+__all__ = ["Page", "PageWriter", "ReviewRefused", "check_writable", "default_report", "page_for_report",
+           "page_path", "validation_page", "write_report_page"]
 
 
 def default_report(out_dir: Path) -> Path:

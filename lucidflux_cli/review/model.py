@@ -71,10 +71,11 @@ class Page:
 
     def ordered(self) -> list[Row]:
         """Failed, then got worse (largest drop first), then the rest in their own order."""
-        indexed = list(enumerate(self.rows))
-        indexed.sort(key=lambda item: (_RANK.get(item[1].status, 2), -item[1].drop if item[1].status == WORSE else 0,
-                                       item[0]))
-        return [row for _, row in indexed]
+        def key(item: tuple[int, Row]) -> tuple:
+            position, row = item
+            return _RANK.get(row.status, 2), -row.drop if row.status == WORSE else 0.0, position
+
+        return [row for _, row in sorted(enumerate(self.rows), key=key)]
 
 
 def number(value: object) -> float | None:
@@ -108,7 +109,8 @@ def means_table(columns: Sequence[str], rows: Sequence[Row], higher_better: High
         means = [_column_mean(index, column, metric, rows, given) for index, column in enumerate(columns)]
         best = _best(means, higher_better(metric))
         arrow = {True: " ↑", False: " ↓"}.get(higher_better(metric), "")
-        table.append([metric + arrow] + [format_value(m) + (" ★" if i in best else "") for i, m in enumerate(means)])
+        cells = [format_value(mean) + (" ★" if index in best else "") for index, mean in enumerate(means)]
+        table.append([metric + arrow, *cells])
     return table
 
 

@@ -49,7 +49,7 @@ def render(data: dict[str, Any]) -> str:
         f"<title>{title}</title>",
         f"<style>{style}</style>",
         "</head><body>",
-        '<noscript>This page draws its rows with JavaScript; the run report (JSON) has the same data.</noscript>',
+        "<noscript>This page draws its rows with JavaScript; the run report has the same data.</noscript>",
         f'<script id="review-data" type="application/json">{embedded_json(data)}</script>',
         f"<script>{script}</script>",
         "</body></html>",

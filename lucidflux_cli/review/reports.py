@@ -44,7 +44,8 @@ class RunPaths:
         if not text:
             return None
         path = links.resolve(text, self.cwd)
-        if self.recorded is not None and self.out_dir != self.recorded and links.inside(path, [self.recorded]):
+        moved = self.recorded is not None and self.out_dir != self.recorded
+        if moved and links.inside(path, [self.recorded]):
             return self.out_dir / os.path.relpath(path, self.recorded)
         return path
 
@@ -69,7 +70,8 @@ def page_for_report(document: Mapping[str, Any], out_dir: Path | None = None,
 
 
 def _title(document: Mapping[str, Any], command: str) -> str:
-    return f"lucidflux {command}: {document.get('state', '?')} — {document.get('updated') or document.get('started')}"
+    when = document.get("updated") or document.get("started")
+    return f"lucidflux {command}: {document.get('state', '?')} — {when}"
 
 
 def _counts(document: Mapping[str, Any]) -> str:
@@ -146,7 +148,8 @@ def eval_page(document: Mapping[str, Any], paths: RunPaths, higher_better: Highe
             row.status = "not_started"
     rows = list(by_name.values())
     summary = document.get("summary") or {}
-    given = {folder: summary[folder]["mean"] for folder in folders if isinstance(summary.get(folder), dict)} or None
+    given = {folder: summary[folder]["mean"] for folder in folders
+             if isinstance(summary.get(folder), dict)} or None
     page = Page(_title(document, "eval"), folders, rows, subtitle=_counts(document))
     page.table = means_table(folders, rows, higher_better, given)
     return page
@@ -174,8 +177,8 @@ def validation_page(folder: Path, images: Sequence[tuple[str, str]], history: Se
     ``folder/lq`` and ``folder/step-N``); ``history``: ``{"step": N, metric: mean, ...}``."""
     steps = sorted(int(entry["step"]) for entry in history)
     columns = ["LQ", *[f"step {step}" for step in steps]]
-    rows = [Row(shown, cells=[Cell(folder / "lq" / file)] + [Cell(folder / f"step-{step}" / file) for step in steps])
-            for shown, file in images]
+    folders = ["lq", *[f"step-{step}" for step in steps]]
+    rows = [Row(shown, cells=[Cell(folder / sub / file) for sub in folders]) for shown, file in images]
     page = Page("lucidflux train: validation", columns, rows, subtitle=f"{len(steps)} validation step(s)")
     given = {f"step {entry['step']}": {k: v for k, v in entry.items() if k != "step"} for entry in history}
     page.table = means_table(columns, rows, higher_better, given)

@@ -36,7 +36,8 @@ def check_writable(out_dir: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as error:
-        raise ReviewRefused(f"{path}: cannot be read ({error.strerror}); not writing the review page") from error
+        raise ReviewRefused(f"{path}: cannot be read ({error.strerror}); not writing the review page") \
+            from error
     if MARKER not in head:
         raise ReviewRefused(f"{path}: exists and was not written by lucidflux; not overwriting it "
                             "(move it away, or use another output folder)")
@@ -81,7 +82,8 @@ def _row(row: Row, thumbs: Thumbnails, page_folder: Path, roots: Sequence[Path])
             "scores": [_score(score) for score in row.scores]}
 
 
-def _cell(cell: Cell, thumbs: Thumbnails, page_folder: Path, roots: Sequence[Path], previews: bool) -> dict[str, Any]:
+def _cell(cell: Cell, thumbs: Thumbnails, page_folder: Path, roots: Sequence[Path],
+          previews: bool) -> dict[str, Any]:
     url = links.link(cell.image, page_folder, roots)
     preview: Preview | None = thumbs.preview(cell.image) if previews and url is not None else None
     thumb = links.relative_url(preview.thumb, page_folder) if preview and preview.thumb else None

@@ -44,7 +44,11 @@
     search.id = "name-filter";
     search.type = "search";
     search.placeholder = "filter by name";
-    search.addEventListener("input", function () { state.text = search.value.toLowerCase(); state.page = 0; draw(); });
+    search.addEventListener("input", function () {
+      state.text = search.value.toLowerCase();
+      state.page = 0;
+      draw();
+    });
     const previous = el("button", "pager", "‹ previous");
     previous.id = "previous";
     previous.addEventListener("click", function () { state.page -= 1; draw(); });
@@ -134,7 +138,8 @@
   slider.max = "100";
   slider.value = "50";
   const caption = el("span", "compare-name");
-  bar.append(close, el("span", "", "before"), pickBefore, slider, pickAfter, el("span", "", "after"), caption);
+  bar.append(close, el("span", "", "before"), pickBefore, slider, pickAfter, el("span", "", "after"),
+             caption);
   const stage = el("div", "compare-stage");
   const frame = el("div", "compare-frame");
   const after = el("img");
@@ -183,7 +188,9 @@
   pickBefore.addEventListener("change", showPictures);
   pickAfter.addEventListener("change", showPictures);
   close.addEventListener("click", function () { dialog.hidden = true; });
-  document.addEventListener("keydown", function (event) { if (event.key === "Escape") dialog.hidden = true; });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") dialog.hidden = true;
+  });
 
   // ---------------------------------------------------------------------------------- drawing
 
