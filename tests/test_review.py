@@ -62,15 +62,26 @@ def make_photos(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def reviewed(tiny_release, tmp_path_factory):
-    """``restore --review --score`` over the photos; (exit code, photos folder, output folder)."""
+    """``restore --review --score`` over the photos; (photos, output folder)."""
     root = tmp_path_factory.mktemp("review")
     photos = make_photos(root / "photos")
     out = root / "out"
+    pages = []  # (the report's state, the photos on the page) of each page written during the run
+    real_write = review.write_report_page
+
+    def write(document, writer, higher_better):
+        written = real_write(document, writer, higher_better)
+        pages.append((document["state"], len(page_data(written)["rows"]) if written else None))
+        return written
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("lucidflux_cli.metrics.scoring.Scorer", FakeScorer)
+        patch.setattr(review, "write_report_page", write)
         result = run("restore", str(root / "photos"), "-o", str(out), *FAST, *weight_args(tiny_release),
                      "--score", "niqe", "--review", "--report-every", "0")
     assert result.exit_code == 1, result.output  # the broken file failed, the rest went through
+    # rewritten with the report as files finished (not-started files are rows too), then the last word
+    assert pages[0] == ("running", 5) and pages[-1] == ("finished", 5) and len(pages) == 6  # a call per report write
     return photos, out
 
 
@@ -303,3 +314,12 @@ def test_the_before_after_slider_in_chromium(opened):
     assert slide(5) != slide(95)
     assert tab.eval_on_selector("#compare-before", "i => i.style.clipPath") == "inset(0px 5% 0px 0px)"
     assert not dialogs and all(url.startswith("file://") for url in requests), (dialogs, requests)
+
+
+def test_a_running_run_rewrites_its_page_only_a_small_share_of_the_time(tmp_path, monkeypatch):
+    writer = review.PageWriter(tmp_path)
+    running = {"command": "restore", "state": "running", "out_dir": str(tmp_path), "files": []}
+    assert review.write_report_page(running, writer) is not None  # the first page at once
+    writer.cost = 60.0  # as if it had taken a minute: the next running page waits ten
+    assert review.write_report_page(running, writer) is None
+    assert review.write_report_page({**running, "state": "finished"}, writer) is not None  # the last one always

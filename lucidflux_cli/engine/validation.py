@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from lucidflux_cli import review
 from lucidflux_cli.engine.scoring import read_rgb
 from lucidflux_cli.errors import LucidFluxError, one_line
-from lucidflux_cli import review
 from lucidflux_cli.imageio import atomic, discovery
 
 log = logging.getLogger("lucidflux")

@@ -32,7 +32,10 @@ def default_report(out_dir: Path) -> Path:
 
 
 def write_report_page(document: Mapping[str, Any], writer: PageWriter,
-                      higher_better: HigherBetter = unknown_direction) -> Path:
-    """Rewrite ``writer``'s page from a run report document; the page's path."""
+                      higher_better: HigherBetter = unknown_direction) -> Path | None:
+    """Rewrite ``writer``'s page from a run report document; the page's path. While the run is
+    going on, only when :meth:`PageWriter.due`: None when this rewrite is left out."""
+    if document.get("state") == "running" and not writer.due():
+        return None
     page, roots = page_for_report(document, writer.out_dir, higher_better)
     return writer.write(page, roots)

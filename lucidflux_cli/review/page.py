@@ -15,7 +15,8 @@ MARKER = "<!-- lucidflux-cli review page: written by lucidflux; `lucidflux revie
 
 # In a <script type="application/json"> block only "</script" (and "<!--") could end or change
 # the block; with < > & and the JavaScript line separators escaped, no file name can.
-_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                               "\u2029": "\\u2029"})
 
 
 def asset(name: str) -> str:
@@ -25,7 +26,7 @@ def asset(name: str) -> str:
 def embedded_json(data: Any) -> str:
     """JSON text safe inside ``<script type="application/json">`` (non-finite numbers refused)."""
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return "".join(_JSON_ESCAPES.get(char, char) for char in text)
+    return text.translate(_JSON_ESCAPES)
 
 
 def _sha256(text: str) -> str:

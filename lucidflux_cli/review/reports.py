@@ -51,10 +51,7 @@ class RunPaths:
 
     def name(self, source: Path) -> str:
         """A source's path under the input it came from (as the outputs mirror it), else as recorded."""
-        for root in self.roots:
-            if links.inside(source, [root]):
-                return Path(os.path.relpath(os.path.realpath(source), os.path.realpath(root))).as_posix()
-        return str(source)
+        return links.relative_name(source, self.roots) or str(source)
 
 
 def page_for_report(document: Mapping[str, Any], out_dir: Path | None = None,
@@ -161,9 +158,9 @@ def _eval_place(source: Path | None, details: Mapping[str, Any], folders: Sequen
     if "folder" in details and "file" in details:
         return os.path.normpath(str(details["folder"])), str(details["file"])
     for folder in folders:
-        root = links.resolve(folder, paths.cwd)
-        if source is not None and links.inside(source, [root]):
-            return folder, Path(os.path.relpath(os.path.realpath(source), os.path.realpath(root))).as_posix()
+        name = links.relative_name(source, [links.resolve(folder, paths.cwd)]) if source is not None else None
+        if name is not None:
+            return folder, name
     return None, str(source)
 
 

@@ -66,7 +66,7 @@
     });
   }
 
-  function cellNode(cell, column) {
+  function cellNode(cell, column, withValues) {
     const box = el("figure", "cell");
     box.append(el("figcaption", "column", column));
     if (cell.thumb) {
@@ -87,7 +87,9 @@
     } else if (cell.label) {
       box.append(el("span", "file", cell.label));
     }
-    cell.values.forEach(function (pair) { box.append(el("div", "value", pair[0] + " " + pair[1])); });
+    if (withValues) {
+      cell.values.forEach(function (pair) { box.append(el("div", "value", pair[0] + " " + pair[1])); });
+    }
     return box;
   }
 
@@ -99,7 +101,10 @@
     card.append(title);
     if (row.reason) card.append(el("div", "reason", row.reason));
     const cells = el("div", "cells");
-    row.cells.forEach(function (cell, index) { cells.append(cellNode(cell, data.columns[index])); });
+    // a row with before/after scores shows them in its own table, not under each picture
+    row.cells.forEach(function (cell, index) {
+      cells.append(cellNode(cell, data.columns[index], !row.scores.length));
+    });
     card.append(cells);
     if (row.facts.length) {
       const facts = el("div", "facts");
