@@ -39,24 +39,25 @@ def stage(folder: Path) -> dict:
     files = []
     for name in PHOTOS:
         clean = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-        small = clean.resize((clean.width // 4, clean.height // 4), Image.BICUBIC).filter(ImageFilter.GaussianBlur(1))
+        small = clean.resize((clean.width // 4, clean.height // 4), Image.BICUBIC)
+        small = small.filter(ImageFilter.GaussianBlur(1))
         small.resize(clean.size, Image.BICUBIC).save(photos / f"{name}.jpg", quality=15)
         clean.save(out / f"{name}.png")
         (niqe_in, niqe_out), (musiq_in, musiq_out) = SCORES[name]
-        worse = [m for m, (a, b), higher in (("niqe", (niqe_in, niqe_out), False), ("musiq", (musiq_in, musiq_out), True))
-                 if (b < a if higher else b > a)]
+        worse = (["niqe"] if niqe_out > niqe_in else []) + (["musiq"] if musiq_out < musiq_in else [])
         size = list(clean.size)
         files.append({"event": "file", "source": f"photos/{name}.jpg", "output": f"restored/{name}.png",
                       "status": "done", "seconds": 41.7,
-                      "details": {"input_size": size, "output_size": size, "processing_size": size, "pages": 1,
-                                  "tiles": 1, "scores": {"input": {"niqe": niqe_in, "musiq": musiq_in},
-                                                         "output": {"niqe": niqe_out, "musiq": musiq_out}},
-                                  "worse": worse}})
+                      "details": {"input_size": size, "output_size": size, "processing_size": size,
+                                  "pages": 1, "tiles": 1, "worse": worse,
+                                  "scores": {"input": {"niqe": niqe_in, "musiq": musiq_in},
+                                             "output": {"niqe": niqe_out, "musiq": musiq_out}}}})
     (photos / "scan-0042.tif").write_bytes(b"II*\0 truncated")
     files.insert(0, {"event": "file", "source": "photos/scan-0042.tif", "output": None, "status": "failed",
                      "seconds": 0.01, "error": "photos/scan-0042.tif: not a readable image (truncated file)"})
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    return {"tool": "lucidflux-cli", "command": "restore", "state": "finished", "started": now, "updated": now,
+    return {"tool": "lucidflux-cli", "command": "restore", "state": "finished", "started": now,
+            "updated": now,
             "cwd": str(folder), "out_dir": str(out), "inputs": ["photos"], "planned": len(files),
             "done": len(files) - 1, "skipped": 0, "failed": 1, "not_started": 0, "files": files}
 
