@@ -13,10 +13,10 @@ from lucidflux_cli.commands.logs import setup_logging
 
 
 @click.command("review", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.argument("target", metavar="OUT_DIR|REPORT", type=click.Path(exists=True, path_type=Path))
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def review_command(target: Path, quiet: bool) -> None:
-    """(Re)write OUT_DIR/review/index.html from a restore or eval run's report: TARGET is the
+    """(Re)write OUT_DIR/review/index.html from a restore or eval run's report: OUT_DIR is the
     output folder (its report in review/report.json, as `restore --review` keeps it) or the report
     file (--report); with a folder, outputs are found there even if it was moved. See docs/review.md."""
     from lucidflux_cli import review

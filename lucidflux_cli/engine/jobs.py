@@ -172,7 +172,7 @@ class RestoreJob(Job):
         return lambda result: scored(self._with_tiles(result))
 
     def _with_tiles(self, result: FileResult) -> FileResult:
-        """The diffusion tiles of a restored file (per page), as ``--dry-run`` plans them."""
+        """The diffusion tiles of a restored file (of its first page), as ``--dry-run`` plans them."""
         work = (result.details or {}).get("processing_size")
         if work is not None:
             from lucidflux_cli.model.tiling import denoise_grid
