@@ -16,9 +16,10 @@ from lucidflux_cli.commands.logs import setup_logging
 @click.argument("target", metavar="OUT_DIR|REPORT", type=click.Path(exists=True, path_type=Path))
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def review_command(target: Path, quiet: bool) -> None:
-    """(Re)write OUT_DIR/review/index.html from a restore or eval run's report: OUT_DIR is the
-    output folder (its report in review/report.json, as `restore --review` keeps it) or the report
-    file (--report); with a folder, outputs are found there even if it was moved. See docs/review.md."""
+    """(Re)write the review page OUT_DIR/review/index.html of an earlier restore or eval run from its
+    report alone: give the output folder (its report in review/report.json, where `restore --review`
+    keeps it; outputs are found there even if the folder was moved) or the report file (--report).
+    See docs/review.md."""
     from lucidflux_cli import review
     from lucidflux_cli.metrics.registry import higher_better
 
