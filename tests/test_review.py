@@ -81,7 +81,8 @@ def reviewed(tiny_release, tmp_path_factory):
                      "--score", "niqe", "--review", "--report-every", "0")
     assert result.exit_code == 1, result.output  # the broken file failed, the rest went through
     # rewritten with the report as files finished (not-started files are rows too), then the last word
-    assert pages[0] == ("running", 5) and pages[-1] == ("finished", 5) and len(pages) == 6  # a call per report write
+    assert len(pages) == 6  # a call per report write: 5 files and the end
+    assert pages[0] == ("running", 5) and pages[-1] == ("finished", 5)
     return photos, out
 
 
@@ -158,6 +159,7 @@ def test_a_page_the_tool_did_not_write_is_never_overwritten(reviewed, tiny_relea
 def test_embedded_json_cannot_end_its_script_block():
     text = page.embedded_json({"name": "</script><script>alert(1)</script>\u2028<!--"})
     assert "<" not in text and ">" not in text and "\u2028" not in text
+    assert page.embedded_json("caf\udce9") == '"caf\\udce9"'  # a name that is not UTF-8 stays representable
     assert json.loads(text) == {"name": "</script><script>alert(1)</script>\u2028<!--"}
 
 
@@ -174,6 +176,7 @@ def test_links_stay_inside_the_run_folders(tmp_path):
     assert links.link(tmp_path / "out" / "escape.png", folder, roots) is None  # a symlink out
     assert links.link(tmp_path / "out" / ".." / "elsewhere.png", folder, roots) is None
     assert links.input_roots(["photos/*.jpg", "-"], tmp_path) == [tmp_path / "photos"]
+    assert links.relative_url(tmp_path / "caf\udce9.png", tmp_path) == "./caf%E9.png"  # Latin-1 on disk
 
 
 def test_eval_and_train_pages_use_the_same_columns_model(tmp_path):
@@ -322,4 +325,5 @@ def test_a_running_run_rewrites_its_page_only_a_small_share_of_the_time(tmp_path
     assert review.write_report_page(running, writer) is not None  # the first page at once
     writer.cost = 60.0  # as if it had taken a minute: the next running page waits ten
     assert review.write_report_page(running, writer) is None
-    assert review.write_report_page({**running, "state": "finished"}, writer) is not None  # the last one always
+    finished = {**running, "state": "finished"}
+    assert review.write_report_page(finished, writer) is not None  # the last one always

@@ -73,7 +73,7 @@ def relative_url(target: Path, page_folder: Path) -> str:
     """``target`` as a URL relative to the page: every segment percent-encoded, so no name can
     end the path (``#``, ``?``) or become a scheme (``javascript:``)."""
     relative = os.path.relpath(os.path.abspath(target), os.path.abspath(page_folder))
-    url = "/".join(quote(part, safe="") for part in Path(relative).parts)
+    url = "/".join(quote(os.fsencode(part), safe="") for part in Path(relative).parts)  # the name's own bytes
     return url if url.startswith("..") else "./" + url
 
 

@@ -25,7 +25,8 @@ def asset(name: str) -> str:
 
 def embedded_json(data: Any) -> str:
     """JSON text safe inside ``<script type="application/json">`` (non-finite numbers refused)."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # ASCII: a file name that is not UTF-8 (lone surrogates from the file system) stays representable
+    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     return text.translate(_JSON_ESCAPES)
 
 
