@@ -46,7 +46,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("data", 3, ("data",)),
     Layer("metrics", 3, ("metrics",)),
     Layer("training", 4, ("training",)),
-    Layer("review", 4, ("review",)),
+    Layer("review", 4, ("review",)),  # imports imageio and below only (no torch, no runner)
     Layer("runner", 5, ("runner",)),
     # one package per command, on the shared runner; siblings: no command imports another's
     Layer("restore", 6, ("restore",)),

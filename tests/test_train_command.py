@@ -126,6 +126,8 @@ def test_validation_writes_a_page_with_pictures_and_a_plot(pairs, tiny_release, 
     assert "![](lq/v.png)" in page and "![](step-2/v.png)" in page and "plot.svg" in page
     assert (out / "validation" / "step-1" / "v.png").is_file()
     assert "<polyline" in (out / "validation" / "plot.svg").read_text()
+    html = (out / "review" / "index.html").read_text()  # the review page: a column per validation step
+    assert '"columns":["LQ","step 1","step 2"]' in html and "../validation/step-2/v.png" in html
 
 
 def test_bad_pairs_fail_in_one_line_before_any_model_loads(tmp_path, tiny_release):

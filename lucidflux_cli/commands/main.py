@@ -11,6 +11,7 @@ from lucidflux_cli.commands.doctor import doctor_command
 from lucidflux_cli.commands.eval import eval_command
 from lucidflux_cli.commands.plugins import plugins_group
 from lucidflux_cli.commands.restore import restore
+from lucidflux_cli.commands.review import review_command
 from lucidflux_cli.commands.train import train_command
 from lucidflux_cli.commands.weights import weights_group
 
@@ -21,5 +22,6 @@ def main() -> None:
     """Restore degraded photos with LucidFlux."""
 
 
-for command in (restore, eval_command, data_group, train_command, weights_group, plugins_group, config_group, doctor_command):
+for command in (restore, eval_command, data_group, train_command, review_command, weights_group,
+                plugins_group, config_group, doctor_command):
     main.add_command(command)

@@ -33,3 +33,6 @@ class EvalRequest(ModelSettings):
                                         "SSIM, as BasicSR's crop_border (SR papers use the scale factor).")
     batch_size: int = setting(4, minimum=1, help="Images per metric call (raise it on a GPU).")
     paper: bool = setting(False, flag=True, help="Add the paper's LucidFlux RealLQ250 column to table.md.")
+    review: bool = setting(False, flag=True,
+                           help="Write OUTPUT/review/index.html: each image of every FOLDER side by side, "
+                                "the table above (docs/review.md).")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lucidflux_cli import atomic
+from lucidflux_cli import atomic, review
 from lucidflux_cli.errors import LucidFluxError, one_line
 from lucidflux_cli.imageio import discovery, media
 from lucidflux_cli.imageio.media import read_rgb
@@ -38,6 +38,7 @@ class Validation:
         self.history_path = self.folder / "history.json"
         self.history: list[dict[str, Any]] = json.loads(self.history_path.read_text()) if self.history_path.exists() else []
         self.scorer = self._scorer()
+        self.review = review.PageWriter(request.out_dir)  # previews made once per run
 
     def _scorer(self):
         names = self.request.validation_metrics
@@ -101,6 +102,17 @@ class Validation:
         atomic.atomic_write(self.folder / "plot.svg", lambda handle: handle.write(svg))
         page = self.page().encode()
         atomic.atomic_write(self.folder / "index.md", lambda handle: handle.write(page))
+        self._write_review()
+
+    def _write_review(self) -> None:
+        """run/review/index.html: the same page as ``restore --review``'s, a column per step."""
+        from lucidflux_cli.metrics.registry import higher_better
+
+        images = [(item.relative.as_posix(), page_name(item)) for item in self.images]
+        try:
+            self.review.write(review.validation_page(self.folder, images, self.history, higher_better))
+        except review.ReviewRefused as error:
+            log.warning("%s", error)
 
     def page(self) -> str:
         steps = [e["step"] for e in self.history]

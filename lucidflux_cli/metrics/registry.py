@@ -140,6 +140,12 @@ def get(name: str) -> Metric:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
 
 
+def higher_better(name: str) -> bool | None:
+    """Whether a higher value of ``name`` is better; None for a name that is no known metric."""
+    metric = METRICS.get(name)
+    return None if metric is None else metric.higher_better
+
+
 def parse_metrics(text: str | Iterable[str]) -> tuple[str, ...]:
     """``"musiq, niqe"`` (or a list of names) -> ``("musiq", "niqe")``: validated, duplicates dropped,
     order kept. Names are case-insensitive. Empty -> ValueError."""

@@ -312,8 +312,11 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
     except Exception as error:
         return decoded.failed(error, model_seconds + time.monotonic() - started)
     seconds = decoded.seconds + model_seconds + time.monotonic() - started
+    first = decoded.pages[0]  # what a review of the run shows of the file
+    details = {"input_size": list(first.loaded.size), "output_size": list(first.size),
+               "processing_size": list(first.work), "pages": len(decoded.pages)}
     return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note,
-                      notes=decoded.notes)
+                      notes=decoded.notes, details=details)
 
 
 def output_format(pages: media.Pages, options: OutputOptions) -> str:

@@ -44,7 +44,18 @@ class RestoreJob(Job):
         return scorer
 
     def _scored(self, publish: Publish) -> Publish:
-        return self.scores.wrap(publish) if self.scores is not None else publish
+        """``publish`` with the tile count and (--score) the scores added to each result."""
+        scored = self.scores.wrap(publish) if self.scores is not None else publish
+        return lambda result: scored(self._with_tiles(result))
+
+    def _with_tiles(self, result: FileResult) -> FileResult:
+        """The diffusion tiles of a restored file (of its first page), as ``--dry-run`` plans them."""
+        work = (result.details or {}).get("processing_size")
+        if work is not None:
+            from lucidflux_cli.model.tiling import denoise_grid
+
+            result.details["tiles"] = denoise_grid(*work, self.request.tiles(tuple(work))).count
+        return result
 
     def on_device(self, device: str, progress: bool = False) -> RestoreJob:
         return RestoreJob(dataclasses.replace(self.request, device=device, devices=None, progress=progress))

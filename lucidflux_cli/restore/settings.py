@@ -109,6 +109,11 @@ class RestoreRequest(ModelSettings):
         help="Score each input and output with these no-reference metrics (`lucidflux eval`'s; alone: "
              "niqe,musiq); the scores go into --json events and the report, whose got_worse list names "
              "the files whose score dropped. Needs the eval extra.")
+    review: bool = setting(
+        False, flag=True,
+        help="Write OUTPUT/review/index.html, a static page to look at the run (before/after, failures and "
+             "drops in --score first), rewritten with the report (kept in OUTPUT/review/report.json "
+             "without --report). See docs/review.md.")
     frames: str = setting(
         "all", choices=("all", "first"),
         help="all: every page of a multi-page TIFF, animations (GIF, APNG, WebP) refused; "

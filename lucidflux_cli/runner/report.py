@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from lucidflux_cli import __version__, atomic
+from lucidflux_cli import __version__, atomic, review
 from lucidflux_cli.errors import (  # noqa: F401 - the exit codes are read from here too
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -70,6 +71,9 @@ class EventSink:
         self.started = dt.datetime.now(dt.timezone.utc)
         self.seen: list[FileResult] = []  # every result so far, for an interrupted run's report
         self.last_write = time.monotonic()
+        self.review = review_writer(job) if writes_report else None  # --review: the page beside the report
+        default = review.default_report(job.out_dir) if self.review else None
+        self.report_path = self.request.report or default
 
     def file(self, result: FileResult) -> None:
         self.seen.append(result)
@@ -83,7 +87,7 @@ class EventSink:
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
             log.info("%s", self.job.describe(result))
-        if self.writes_report and self.request.report and \
+        if self.writes_report and self.report_path and \
                 time.monotonic() - self.last_write >= self.request.report_every:
             self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
 
@@ -96,7 +100,7 @@ class EventSink:
         summary = self._summary(results, code, error)
         if self.request.json_events:
             print(json.dumps(summary), flush=True)
-        if self.request.report:
+        if self.report_path:
             self._write_report(results, summary, final_state(code, error))
 
     def _summary(self, results: list[FileResult], code: int | None, error: str | None) -> dict:
@@ -123,13 +127,42 @@ class EventSink:
     def _write_report(self, results: list[FileResult], summary: dict, state: str) -> None:
         files = [r.to_record() for r in results] + \
             [{"source": str(r.source), "status": r.status} for r in self._not_started(results)]
-        write_report(self.request.report, self.job.name, self.job.provenance(), self.started, state,
-                     {**summary, "files": files})
+        where = {"cwd": os.getcwd(),  # the paths below are as given, relative to it
+                 "out_dir": os.path.abspath(self.job.out_dir),
+                 "inputs": [str(text) for text in getattr(self.request, "inputs", [])]}
+        document = write_report(self.report_path, self.job.name, self.job.provenance(), self.started, state,
+                                {**where, **summary, "files": files})
         self.last_write = time.monotonic()
+        if self.review is not None:
+            self._write_review(document)
+
+    def _write_review(self, document: dict) -> None:
+        """The review page follows the report; a page that cannot be written is one line, the run goes on."""
+        from lucidflux_cli.metrics.registry import higher_better
+
+        try:
+            review.write_report_page(document, self.review, higher_better)
+        except review.ReviewRefused as error:
+            log.error("%s", error)
+            self.review = None
+        except (OSError, ValueError) as error:
+            log.warning("review page not written: %s", error)
+
+
+def review_writer(job: Any) -> review.PageWriter | None:
+    """The page writer of a ``--review`` run (None without it, or when its place is not ours)."""
+    if not getattr(job.request, "review", False):
+        return None
+    try:
+        review.check_writable(job.out_dir)
+    except review.ReviewRefused as error:
+        log.error("%s", error)
+        return None
+    return review.PageWriter(job.out_dir)
 
 
 def write_report(path: Path, command: str, settings: dict[str, Any], started: dt.datetime, state: str,
-                 body: dict[str, Any]) -> None:
+                 body: dict[str, Any]) -> dict[str, Any]:
     """The one ``--report`` writer of every command: the common head (tool, command, state, times,
     settings), then ``body``; atomic, so a reader or a killed run never sees half a report.
     ``state``: running (a periodic update), finished, interrupted or stopped (setup error)."""
@@ -140,6 +173,7 @@ def write_report(path: Path, command: str, settings: dict[str, Any], started: dt
     data = json.dumps(document, indent=2).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.atomic_write(path, lambda handle: handle.write(data))
+    return document
 
 
 def final_state(code: int, error: str | None) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 
+from lucidflux_cli import review
 from lucidflux_cli.errors import LucidFluxError
 from lucidflux_cli.imageio import discovery
 from lucidflux_cli.runner.control import Interrupted, stop_on_signals
@@ -34,6 +35,12 @@ log = logging.getLogger("lucidflux")
 def run_job(job: Job, stdin=None) -> int:
     """Any command's run: discover, then the plan (``--dry-run``) or the run loop."""
     request = job.request
+    try:
+        if getattr(request, "review", False) and not request.dry_run:
+            review.check_writable(job.out_dir)  # a page of someone else's is never overwritten
+    except review.ReviewRefused as error:
+        log.error("%s", error)
+        return EXIT_USAGE
     try:
         found = job.select(job.discover(stdin or sys.stdin))
     except ValueError as error:  # inputs that cannot be taken as given (e.g. ambiguous references)
