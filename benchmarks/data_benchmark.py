@@ -54,10 +54,15 @@ def library_rates(pairs: int) -> list[tuple[str, float]]:
     rng = np.random.default_rng(0)
     image = (np.kron(rng.random((150, 200, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)
     config, rows, made = preset("realesrgan"), [], {}
-    for label, layout in (("NCHW (before)", torch.contiguous_format), ("channels-last (now)", torch.channels_last)):
+    for label, layout in (
+        ("NCHW (before)", torch.contiguous_format),
+        ("channels-last (now)", torch.channels_last),
+    ):
         degrade.CONV_LAYOUT = layout
         started = time.perf_counter()
-        made[label] = [make_pair(image, rng_for(seed, "bench.png", 0), config).lq.tobytes() for seed in range(pairs)]
+        made[label] = [
+            make_pair(image, rng_for(seed, "bench.png", 0), config).lq.tobytes() for seed in range(pairs)
+        ]
         rows.append((label, pairs / (time.perf_counter() - started)))
     degrade.CONV_LAYOUT = torch.channels_last
     if len(set(map(tuple, made.values()))) != 1:
@@ -66,7 +71,9 @@ def library_rates(pairs: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -86,14 +93,43 @@ def main() -> None:
         photos.mkdir()
         make_photos(photos, args.photos)
         for workers in args.workers:
-            seconds = timed("filter", str(photos), "-o", f"{tmp}/m{workers}.jsonl", "--iqa-metric", "none",
-                            "--min-bytes", "0", "--workers", str(workers))
+            seconds = timed(
+                "filter",
+                str(photos),
+                "-o",
+                f"{tmp}/m{workers}.jsonl",
+                "--iqa-metric",
+                "none",
+                "--min-bytes",
+                "0",
+                "--workers",
+                str(workers),
+            )
             rows.append(("filter (rules, 1600x1200)", workers, "cpu", args.photos / seconds, "images/s"))
             for level, label in ((6, "PNG level 6, as 0.x"), (1, "PNG level 1, now")):
-                seconds = timed("degrade", str(photos), "-o", f"{tmp}/p{workers}-{level}", "--passes", str(args.passes),
-                                "--workers", str(workers), "--device", args.device, "--png-level", str(level))
-                rows.append((f"degrade (1024 GT, {label})", workers, args.device, args.photos * args.passes / seconds,
-                             "pairs/s"))
+                seconds = timed(
+                    "degrade",
+                    str(photos),
+                    "-o",
+                    f"{tmp}/p{workers}-{level}",
+                    "--passes",
+                    str(args.passes),
+                    "--workers",
+                    str(workers),
+                    "--device",
+                    args.device,
+                    "--png-level",
+                    str(level),
+                )
+                rows.append(
+                    (
+                        f"degrade (1024 GT, {label})",
+                        workers,
+                        args.device,
+                        args.photos * args.passes / seconds,
+                        "pairs/s",
+                    )
+                )
     print("| command | workers | device | throughput |\n| --- | --- | --- | --- |")
     for name, workers, device, rate, unit in rows:
         print(f"| {name} | {workers} | {device} | {rate:.2f} {unit} |")

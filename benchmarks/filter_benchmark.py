@@ -30,7 +30,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1500, 1000)  # 1.5 MP
 
-PLAIN_SCRIPT = r'''
+PLAIN_SCRIPT = r"""
 import json, sys
 from pathlib import Path
 import cv2, imagehash, numpy as np
@@ -55,7 +55,7 @@ for row in sorted((r for r in rows if r["ok"]), key=lambda r: (-r["w"] * r["h"],
     if all(row["hash"] - other["hash"] > 4 for other in kept):
         kept.append(row)
 out.write_text(json.dumps(sorted(r["name"] for r in kept)))
-'''
+"""
 
 
 def make_photos(folder: Path, count: int) -> None:
@@ -87,8 +87,24 @@ def timed(command: list[str], pycache: Path) -> float:
 
 
 def tool_command(photos: Path, manifest: Path, threads: int) -> list[str]:
-    return [sys.executable, "-m", "lucidflux_cli", "data", "filter", str(photos), "-o", str(manifest),
-            "--iqa-metric", "none", "--min-bytes", "0", "--threads", str(threads), "--overwrite", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "lucidflux_cli",
+        "data",
+        "filter",
+        str(photos),
+        "-o",
+        str(manifest),
+        "--iqa-metric",
+        "none",
+        "--min-bytes",
+        "0",
+        "--threads",
+        str(threads),
+        "--overwrite",
+        "-q",
+    ]
 
 
 def kept_by_tool(manifest: Path) -> list[str]:
@@ -105,9 +121,13 @@ def compare(photos: Path, tmp: Path, repeats: int, threads: list[int]) -> dict[s
     one.mkdir()
     first = sorted(photos.glob("*.jpg"))[0]
     (one / first.name).write_bytes(first.read_bytes())
-    commands = {"plain OpenCV script": lambda folder, out: [sys.executable, str(script), str(folder), str(out)]}
+    commands = {
+        "plain OpenCV script": lambda folder, out: [sys.executable, str(script), str(folder), str(out)]
+    }
     for n in threads:
-        commands[f"lucidflux data filter --threads {n}"] = lambda folder, out, n=n: tool_command(folder, out, n)
+        commands[f"lucidflux data filter --threads {n}"] = lambda folder, out, n=n: tool_command(
+            folder, out, n
+        )
     count = len(list(photos.glob("*.jpg")))
     times: dict[str, dict[int, list[float]]] = {name: {count: [], 1: []} for name in commands}
     for index in range(repeats + 1):  # the first round warms the bytecode and file caches
@@ -118,7 +138,9 @@ def compare(photos: Path, tmp: Path, repeats: int, threads: list[int]) -> dict[s
                     times[name][size].append(seconds)
     plain = json.loads((tmp / f"out0-{count}").read_text())
     for position in range(1, len(commands)):
-        assert kept_by_tool(tmp / f"out{position}-{count}") == plain, "the tool and the script keep different files"
+        assert kept_by_tool(tmp / f"out{position}-{count}") == plain, (
+            "the tool and the script keep different files"
+        )
     print(f"both keep the same {len(plain)} of {count} photos", file=sys.stderr)
     return times
 
@@ -126,14 +148,21 @@ def compare(photos: Path, tmp: Path, repeats: int, threads: list[int]) -> dict[s
 def speed_table(times: dict[str, dict[int, list[float]]], photos: int) -> str:
     """Best times; per photo = (all - one) / (photos - 1), so start-up is apart; core-days for 2.3 M."""
     plain = min(next(iter(times.values()))[photos])
-    lines = [f"| {photos} photos of 1.5 MP, whole processes | best s (median) | photos/s | vs script | "
-             "start-up s | ms/photo | core-days for 2.3 M |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"| {photos} photos of 1.5 MP, whole processes | best s (median) | photos/s | vs script | "
+        "start-up s | ms/photo | core-days for 2.3 M |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, runs in times.items():
         best, one = min(runs[photos]), min(runs[1])
         per_photo = max(best - one, 0.0) / (photos - 1)
-        days = 2.3e6 * per_photo / 86400 * (1 if "--threads 1" in name or "script" in name else os.cpu_count())
-        lines.append(f"| {name} | {best:.2f} ({statistics.median(runs[photos]):.2f}) | {photos / best:.1f} | "
-                     f"{plain / best:.2f}x | {one - per_photo:.2f} | {per_photo * 1000:.0f} | {days:.2f} |")
+        days = (
+            2.3e6 * per_photo / 86400 * (1 if "--threads 1" in name or "script" in name else os.cpu_count())
+        )
+        lines.append(
+            f"| {name} | {best:.2f} ({statistics.median(runs[photos]):.2f}) | {photos / best:.1f} | "
+            f"{plain / best:.2f}x | {one - per_photo:.2f} | {per_photo * 1000:.0f} | {days:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -148,11 +177,15 @@ def iqa_rates(count: int, batch: int, device: str) -> tuple[str, list[tuple[int,
         name, options, pretrained = "niqe", {"niqe": untrained_options("niqe", workdir)}, False
     rng = np.random.default_rng(1)
     width, height = SIZE
-    images = [(np.kron(rng.random((height // 8, width // 8, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)
-              for _ in range(count)]
+    images = [
+        (np.kron(rng.random((height // 8, width // 8, 3)), np.ones((8, 8, 1))) * 255).astype(np.uint8)
+        for _ in range(count)
+    ]
     rates = []
     for size in sorted({1, batch}):
-        scorer = Scorer(name, device=device, batch_size=size, offline=True, pretrained=pretrained, options=options)
+        scorer = Scorer(
+            name, device=device, batch_size=size, offline=True, pretrained=pretrained, options=options
+        )
         score_each(scorer, images[:1], ["warm-up"])
         started = time.perf_counter()
         values = score_each(scorer, images, [str(i) for i in range(count)])
@@ -166,10 +199,14 @@ def iqa_rates(count: int, batch: int, device: str) -> tuple[str, list[tuple[int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="the tool's --threads (0: cores)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 0], help="the tool's --threads (0: cores)"
+    )
     parser.add_argument("--iqa-images", type=int, default=8)
     parser.add_argument("--iqa-batch", type=int, default=8)
     parser.add_argument("--iqa-device", default="cpu")
@@ -181,8 +218,10 @@ def main() -> None:
         make_photos(photos, args.photos)
         times = compare(photos, tmp, args.repeats, args.threads)
     print(speed_table(times, args.photos))
-    print(f"\n{os.cpu_count()} CPU cores visible, best of {args.repeats} runs each (median in brackets); "
-          "core-days: the per-photo time on one core (all cores for --threads 0).")
+    print(
+        f"\n{os.cpu_count()} CPU cores visible, best of {args.repeats} runs each (median in brackets); "
+        "core-days: the per-photo time on one core (all cores for --threads 0)."
+    )
     if args.iqa_images:
         what, rates = iqa_rates(args.iqa_images, args.iqa_batch, args.iqa_device)
         print(f"\nQuality stage, {what}, {args.iqa_images} images of 1.5 MP:\n")

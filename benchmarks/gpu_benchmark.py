@@ -104,8 +104,13 @@ def _construct(factory, device: torch.device) -> nn.Module:
         return factory()
 
 
-def build_components(arch: LucidFluxConfig, device: torch.device, dtype: torch.dtype,
-                     backbone: nn.Module | None = None, branches: tuple | None = None) -> LucidFluxComponents:
+def build_components(
+    arch: LucidFluxConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    backbone: nn.Module | None = None,
+    branches: tuple | None = None,
+) -> LucidFluxComponents:
     """Our components with random weights; ``backbone``/``branches`` (converted from the
     reference's modules) replace the random ones when given."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
@@ -116,8 +121,9 @@ def build_components(arch: LucidFluxConfig, device: torch.device, dtype: torch.d
 
     hidden, context = arch.backbone.hidden, arch.backbone.context_dim
     branch = models.branch_config(arch.branch, arch.hint_channels)
-    transformer = backbone or _build(lambda: FluxTransformer2DModel(**models.transformer_config(arch.backbone)),
-                                     device, dtype, 1)
+    transformer = backbone or _build(
+        lambda: FluxTransformer2DModel(**models.transformer_config(arch.backbone)), device, dtype, 1
+    )
     if branches is None:
         lq, ldr, mod_lq, mod_ldr = (
             _build(lambda: FluxControlNetModel(**branch), device, dtype, 2),
@@ -129,21 +135,52 @@ def build_components(arch: LucidFluxConfig, device: torch.device, dtype: torch.d
         lq, ldr, mod_lq, mod_ldr = branches
     vae = _build(lambda: AutoencoderKL(**models.vae_config(arch.vae)), device, torch.float32, 6)
     s = arch.siglip
-    siglip = _build(lambda: SiglipVisionModel(SiglipVisionConfig(
-        hidden_size=s.hidden, intermediate_size=s.intermediate, num_hidden_layers=s.layers, num_attention_heads=s.heads,
-        image_size=s.image_size, patch_size=s.patch_size)), device, dtype, 7)
-    connector = _build(lambda: ReduxImageEncoder(redux_dim=s.hidden, txt_in_features=context), device, dtype, 8)
+    siglip = _build(
+        lambda: SiglipVisionModel(
+            SiglipVisionConfig(
+                hidden_size=s.hidden,
+                intermediate_size=s.intermediate,
+                num_hidden_layers=s.layers,
+                num_attention_heads=s.heads,
+                image_size=s.image_size,
+                patch_size=s.patch_size,
+            )
+        ),
+        device,
+        dtype,
+        7,
+    )
+    connector = _build(
+        lambda: ReduxImageEncoder(redux_dim=s.hidden, txt_in_features=context), device, dtype, 8
+    )
     w = arch.swinir
-    swinir = _build(lambda: SwinIR(img_size=w.img_size, embed_dim=w.embed_dim, depths=list(w.depths),
-                                   num_heads=list(w.heads), window_size=w.window, mlp_ratio=w.mlp_ratio,
-                                   upscale=w.unshuffle, upsampler="nearest+conv", resi_connection="1conv",
-                                   start_unshuffle=w.unshuffle, img_range=1.0), device, torch.float32, 9)
+    swinir = _build(
+        lambda: SwinIR(
+            img_size=w.img_size,
+            embed_dim=w.embed_dim,
+            depths=list(w.depths),
+            num_heads=list(w.heads),
+            window_size=w.window,
+            mlp_ratio=w.mlp_ratio,
+            upscale=w.unshuffle,
+            upsampler="nearest+conv",
+            resi_connection="1conv",
+            start_unshuffle=w.unshuffle,
+            img_range=1.0,
+        ),
+        device,
+        torch.float32,
+        9,
+    )
     generator = torch.Generator().manual_seed(10)
     return LucidFluxComponents(
-        transformer=transformer, vae=vae,
+        transformer=transformer,
+        vae=vae,
         dual_branch=DualConditionBranch(lq, ldr, mod_lq, mod_ldr, arch.residuals),
-        connector=connector, siglip=siglip,
-        remover=RemoverModel(run=swinir, multiple_of=64, name="swinir"), remover_multiple=64,
+        connector=connector,
+        siglip=siglip,
+        remover=RemoverModel(run=swinir, multiple_of=64, name="swinir"),
+        remover_multiple=64,
         txt=torch.randn(1, arch.prompt_tokens, context, generator=generator).to(dtype) * 0.5,
         vec=torch.randn(1, arch.backbone.vec_dim, generator=generator).to(dtype) * 0.5,
     )
@@ -152,7 +189,11 @@ def build_components(arch: LucidFluxConfig, device: torch.device, dtype: torch.d
 # --- timing ------------------------------------------------------------------------------------
 
 STAGES = {  # pipeline method -> stage name
-    "clean": "clean", "encode_context": "encode", "denoise": "denoise", "decode": "decode", "color_fix": "colour fix",
+    "clean": "clean",
+    "encode_context": "encode",
+    "denoise": "denoise",
+    "decode": "decode",
+    "color_fix": "colour fix",
 }
 
 
@@ -178,6 +219,7 @@ class StageClock:
                 self.sync()
                 self.depth = 0
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
         return timed
 
 
@@ -214,7 +256,9 @@ def measure(pipeline: LucidFluxPipeline, size: int, settings: RestoreSettings, i
         "first_image_s": round(first, 3),
         "seconds_per_image": round(total / images, 3),
         "stages_s": {stage: round(seconds / images, 3) for stage, seconds in clock.seconds.items()},
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated(pipeline.device) / 2**30, 2) if cuda else None,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated(pipeline.device) / 2**30, 2)
+        if cuda
+        else None,
     }
 
 
@@ -231,10 +275,20 @@ def load_reference(path: Path, arch: LucidFluxConfig, device: torch.device, dtyp
     inference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(inference)
     b = arch.backbone
-    params = FluxParams(in_channels=b.in_channels, vec_in_dim=b.vec_dim, context_in_dim=b.context_dim,
-                        hidden_size=b.hidden, mlp_ratio=b.mlp_hidden / b.hidden, num_heads=b.heads, depth=b.depth,
-                        depth_single_blocks=b.depth_single, axes_dim=list(b.axes_dim), theta=10_000, qkv_bias=True,
-                        guidance_embed=b.guidance)
+    params = FluxParams(
+        in_channels=b.in_channels,
+        vec_in_dim=b.vec_dim,
+        context_in_dim=b.context_dim,
+        hidden_size=b.hidden,
+        mlp_ratio=b.mlp_hidden / b.hidden,
+        num_heads=b.heads,
+        depth=b.depth,
+        depth_single_blocks=b.depth_single,
+        axes_dim=list(b.axes_dim),
+        theta=10_000,
+        qkv_bias=True,
+        guidance_embed=b.guidance,
+    )
     model = _build(lambda: Flux(params), device, dtype, 1)
     lq = _build(lambda: SingleConditionBranch(params), device, dtype, 2)
     ldr = _build(lambda: SingleConditionBranch(params), device, dtype, 3)
@@ -256,10 +310,14 @@ def ours_from_reference(model: nn.Module, dual: nn.Module, dtype: torch.dtype):
     converted = bfl_to_diffusers_transformer(state, shape)
     del state
     transformer.load_state_dict(converted, strict=True, assign=True)
-    branches = tuple(models.load_condition_branch(dict(b.state_dict()), Path("reference"), part, dtype)
-                     for b, part in ((dual.lq, "condition_lq"), (dual.ldr, "condition_ldr")))
-    mods = tuple(models.load_modulation(dict(m.state_dict()), Path("reference"), part, dtype)
-                 for m, part in ((dual.modulation_lq, "modulation_lq"), (dual.modulation_ldr, "modulation_ldr")))
+    branches = tuple(
+        models.load_condition_branch(dict(b.state_dict()), Path("reference"), part, dtype)
+        for b, part in ((dual.lq, "condition_lq"), (dual.ldr, "condition_ldr"))
+    )
+    mods = tuple(
+        models.load_modulation(dict(m.state_dict()), Path("reference"), part, dtype)
+        for m, part in ((dual.modulation_lq, "modulation_lq"), (dual.modulation_ldr, "modulation_ldr"))
+    )
     return transformer.eval().requires_grad_(False), (*branches, *mods)
 
 
@@ -278,8 +336,9 @@ def relative_l2(value: torch.Tensor, target: torch.Tensor) -> float:
     return float((value.float() - target).norm() / target.norm().clamp_min(1e-12))
 
 
-def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline, size: int, steps: int,
-                           repeats: int) -> dict:
+def compare_with_reference(
+    path: Path, model, dual, pipeline: LucidFluxPipeline, size: int, steps: int, repeats: int
+) -> dict:
     """The reference's ``denoise_lucidflux`` against our denoise stage: same weights, inputs and
     noise, untiled. Times both (after a warm-up each) and measures how far apart they end up:
     the first step's velocity and the final latent, relative L2 (float32 on the CPU: ~1e-6;
@@ -300,10 +359,20 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
 
     def theirs(times=None):
         return denoise_lucidflux(
-            model, dual_condition_model=dual, img=noise, img_ids=img_ids, txt=txt, txt_ids=zeros(txt.shape[1]),
-            siglip_txt=context, siglip_txt_ids=zeros(context.shape[1]), vec=c.vec.to(device, dtype),
-            timesteps=times or sampling.timesteps(steps, size, size), guidance=4.0, condition_cond_lq=lq,
-            condition_cond_ldr=(cleaned * 2 - 1).to(dtype))
+            model,
+            dual_condition_model=dual,
+            img=noise,
+            img_ids=img_ids,
+            txt=txt,
+            txt_ids=zeros(txt.shape[1]),
+            siglip_txt=context,
+            siglip_txt_ids=zeros(context.shape[1]),
+            vec=c.vec.to(device, dtype),
+            timesteps=times or sampling.timesteps(steps, size, size),
+            guidance=4.0,
+            condition_cond_lq=lq,
+            condition_cond_ldr=(cleaned * 2 - 1).to(dtype),
+        )
 
     def ours():
         return sampling.pack_latents(pipeline.denoise(lq_image, cleaned, context, settings, plan))
@@ -311,10 +380,27 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
     def their_velocity(latents, t_curr):  # the body of the reference's loop, one step
         t = torch.full((1,), t_curr, device=device, dtype=dtype)
         guidance = torch.full((1,), 4.0, device=device, dtype=dtype)
-        residuals = dual(img=latents, img_ids=img_ids, condition_cond_lq=lq, condition_cond_ldr=(cleaned * 2 - 1).to(dtype),
-                         txt=txt, txt_ids=zeros(txt.shape[1]), y=c.vec.to(device, dtype), timesteps=t, guidance=guidance)
-        return model(img=latents, img_ids=img_ids, txt=context, txt_ids=zeros(context.shape[1]), y=c.vec.to(device, dtype),
-                     timesteps=t, guidance=guidance, block_controlnet_hidden_states=list(residuals))
+        residuals = dual(
+            img=latents,
+            img_ids=img_ids,
+            condition_cond_lq=lq,
+            condition_cond_ldr=(cleaned * 2 - 1).to(dtype),
+            txt=txt,
+            txt_ids=zeros(txt.shape[1]),
+            y=c.vec.to(device, dtype),
+            timesteps=t,
+            guidance=guidance,
+        )
+        return model(
+            img=latents,
+            img_ids=img_ids,
+            txt=context,
+            txt_ids=zeros(context.shape[1]),
+            y=c.vec.to(device, dtype),
+            timesteps=t,
+            guidance=guidance,
+            block_controlnet_hidden_states=list(residuals),
+        )
 
     result = {}
     with torch.no_grad():
@@ -326,18 +412,29 @@ def compare_with_reference(path: Path, model, dual, pipeline: LucidFluxPipeline,
                 final = timed()
             result[f"{name}_denoise_s"] = round(clock.seconds["denoise"] / repeats, 3)
             result[f"_{name}_final"] = final
-        fixed = pipeline.step_inputs(context, 4.0, sampling.image_positions(size, size, device),
-                                     c.dual_branch.hints(lq, (cleaned * 2 - 1).to(dtype)))
+        fixed = pipeline.step_inputs(
+            context,
+            4.0,
+            sampling.image_positions(size, size, device),
+            c.dual_branch.hints(lq, (cleaned * 2 - 1).to(dtype)),
+        )
         times = sampling.timesteps(steps, size, size)
-        result["velocity_rel_l2"] = round(max(
-            relative_l2(pipeline.velocity(noise, t, fixed), their_velocity(noise, t)) for t in (times[0], times[steps // 2])
-        ), 7)
-    result["final_latent_rel_l2"] = round(relative_l2(result.pop("_ours_final"), result.pop("_reference_final")), 7)
+        result["velocity_rel_l2"] = round(
+            max(
+                relative_l2(pipeline.velocity(noise, t, fixed), their_velocity(noise, t))
+                for t in (times[0], times[steps // 2])
+            ),
+            7,
+        )
+    result["final_latent_rel_l2"] = round(
+        relative_l2(result.pop("_ours_final"), result.pop("_reference_final")), 7
+    )
     result["ours_over_reference_denoise"] = round(result["ours_denoise_s"] / result["reference_denoise_s"], 3)
     return result
 
 
 # --- the suite: one process, cases in order -------------------------------------------------------
+
 
 # Each case is VARIANT:SIZE[@CAP_GIB]. The model is changed in place as the cases go, one way only
 # (eager -> compiled -> float8), so the cases must come in that order; the reference comes first
@@ -361,8 +458,10 @@ VARIANTS = {
     "fp8-tiled": Variant(2, precision="fp8", tiled=True),
     "fp8-offload": Variant(2, precision="fp8", offload="model"),
 }
-DEFAULT_CASES = ("reference:1024,eager:1024,compiled:512,compiled:1024,compiled:2048,tiled:2048,tiled:4096,"
-                 "offload:1024,fp8:1024,fp8-offload:1024@16")
+DEFAULT_CASES = (
+    "reference:1024,eager:1024,compiled:512,compiled:1024,compiled:2048,tiled:2048,tiled:4096,"
+    "offload:1024,fp8:1024,fp8-offload:1024@16"
+)
 TINY_CASES = "reference:64,eager:64,compiled:64,tiled:128,offload:64,fp8:64,fp8-offload:64"
 
 
@@ -387,11 +486,15 @@ def parse_cases(text: str) -> list[Case]:
         variant, _, rest = token.partition(":")
         size, _, cap = rest.partition("@")
         if variant not in VARIANTS or not size.isdigit():
-            raise SystemExit(f"gpu_benchmark: bad case {token!r}: VARIANT:SIZE[@GIB], VARIANT one of {', '.join(VARIANTS)}")
+            raise SystemExit(
+                f"gpu_benchmark: bad case {token!r}: VARIANT:SIZE[@GIB], VARIANT one of {', '.join(VARIANTS)}"
+            )
         case = Case(variant, int(size), float(cap) if cap else None)
         if cases and case.mode.stage < cases[-1].mode.stage:
-            raise SystemExit(f"gpu_benchmark: case {token!r} after {cases[-1].label}: the model only changes "
-                             "one way (reference/eager, then compiled, then fp8)")
+            raise SystemExit(
+                f"gpu_benchmark: case {token!r} after {cases[-1].label}: the model only changes "
+                "one way (reference/eager, then compiled, then fp8)"
+            )
         cases.append(case)
     return cases
 
@@ -413,7 +516,10 @@ def memory_cap(device: torch.device, gib: float | None):
 def compile_cache_counts() -> dict[str, int]:
     from torch._dynamo.utils import counters
 
-    return {"hits": counters["inductor"]["fxgraph_cache_hit"], "misses": counters["inductor"]["fxgraph_cache_miss"]}
+    return {
+        "hits": counters["inductor"]["fxgraph_cache_hit"],
+        "misses": counters["inductor"]["fxgraph_cache_miss"],
+    }
 
 
 class OutOfMemoryRetries(logging.Handler):
@@ -430,14 +536,22 @@ class OutOfMemoryRetries(logging.Handler):
 class Suite:
     """Runs the cases on one set of components, changing them in place between cases."""
 
-    def __init__(self, args: argparse.Namespace, components: LucidFluxComponents, device: torch.device,
-                 dtype: torch.dtype, reference: tuple | None):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        components: LucidFluxComponents,
+        device: torch.device,
+        dtype: torch.dtype,
+        reference: tuple | None,
+    ):
         self.args, self.components, self.device, self.dtype = args, components, device, dtype
         self.reference = reference
         self.compiled, self.precision, self.offload = False, "bf16", "none"
         self.pipeline = LucidFluxPipeline(components, device, dtype, acceleration.Placement("none", device))
         self.reference_denoise_s: dict[int, float] = {}  # size -> the reference's denoise seconds
-        self.bf16_velocities: dict[int, list] = {}  # size -> [(latents, t, fixed, velocity)] for the fp8 drift
+        self.bf16_velocities: dict[
+            int, list
+        ] = {}  # size -> [(latents, t, fixed, velocity)] for the fp8 drift
 
     def run(self, case: Case) -> dict:
         if case.variant == "reference":
@@ -449,7 +563,9 @@ class Suite:
         result = self._measure(case, RestoreSettings(steps=self.args.steps, tiles=tiles))
         side = min(case.size, tiles.size)
         result["tile_size"] = tiles.size
-        result["estimated_peak_gib"] = round(tiling.estimated_peak_gib(side, side, mode.precision, mode.offload), 1)
+        result["estimated_peak_gib"] = round(
+            tiling.estimated_peak_gib(side, side, mode.precision, mode.offload), 1
+        )
         if case.size in self.reference_denoise_s and not mode.tiled:
             theirs = self.reference_denoise_s[case.size]
             result["reference_denoise_s"] = theirs
@@ -498,8 +614,11 @@ class Suite:
             torch._dynamo.reset()  # trace the float8 blocks afresh, as a run with --precision fp8 does
             self.precision = "fp8"
         if case.mode.compiled and not self.compiled:
-            acceleration.compile_blocks(self.components, acceleration.compile_cache_dir(self.args.cache_dir),
-                                        backend=self.args.compile_backend)
+            acceleration.compile_blocks(
+                self.components,
+                acceleration.compile_cache_dir(self.args.cache_dir),
+                backend=self.args.compile_backend,
+            )
             self.compiled = True
         self._place(case.mode.offload)
 
@@ -520,8 +639,9 @@ class Suite:
     def _reference(self, case: Case) -> dict:
         if self.reference is None:
             raise CaseError("no --reference PATH given")
-        result = compare_with_reference(self.args.reference, *self.reference, self.pipeline, case.size,
-                                         self.args.steps, self.args.images)
+        result = compare_with_reference(
+            self.args.reference, *self.reference, self.pipeline, case.size, self.args.steps, self.args.images
+        )
         self.reference_denoise_s[case.size] = result["reference_denoise_s"]
         return {"size": case.size, "tiled": False, **result}
 
@@ -562,8 +682,14 @@ class Suite:
         kept = self.bf16_velocities.get(size)
         if not kept:
             return {"velocity_rel_l2_vs_bf16": None}
-        drift = [relative_l2(self.pipeline.velocity(latents, t, fixed), velocity) for latents, t, fixed, velocity in kept]
-        return {"velocity_rel_l2_vs_bf16": round(max(drift), 5), "velocity_rel_l2_vs_bf16_steps": [round(d, 5) for d in drift]}
+        drift = [
+            relative_l2(self.pipeline.velocity(latents, t, fixed), velocity)
+            for latents, t, fixed, velocity in kept
+        ]
+        return {
+            "velocity_rel_l2_vs_bf16": round(max(drift), 5),
+            "velocity_rel_l2_vs_bf16_steps": [round(d, 5) for d in drift],
+        }
 
 
 class CaseError(Exception):
@@ -574,8 +700,12 @@ class CaseError(Exception):
 
 
 def environment(device: torch.device) -> dict:
-    info = {"date": dt.date.today().isoformat(), "torch": torch.__version__, "python": platform.python_version(),
-            "command": " ".join([Path(sys.executable).name, *sys.argv])}
+    info = {
+        "date": dt.date.today().isoformat(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
@@ -583,27 +713,48 @@ def environment(device: torch.device) -> dict:
         with contextlib.suppress(Exception):
             import subprocess
 
-            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                            capture_output=True, text=True, check=True).stdout.strip()
+            info["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
     return info
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=DEFAULT_CASES,
-                        help=f"VARIANT:SIZE[@GIB] in order, comma-separated; variants: {', '.join(VARIANTS)}")
-    parser.add_argument("--tile-size", type=int, help="tile side of the tiled cases (default: what --tile-size auto picks)")
+    parser.add_argument(
+        "--cases",
+        default=DEFAULT_CASES,
+        help=f"VARIANT:SIZE[@GIB] in order, comma-separated; variants: {', '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--tile-size", type=int, help="tile side of the tiled cases (default: what --tile-size auto picks)"
+    )
     parser.add_argument("--tile-batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--images", type=int, default=2, help="steady-state images per case, after the first")
-    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the compiled cases")
-    parser.add_argument("--cache-dir", type=Path, help="compile cache parent (default: the tool's cache folder)")
-    parser.add_argument("--reference", type=Path, help="local checkout of W2GenAI-Lab/LucidFlux (reference cases)")
-    parser.add_argument("--budget-s", type=float, help="skip the remaining cases once this many seconds have passed")
+    parser.add_argument(
+        "--compile-backend", default="inductor", help="torch.compile backend of the compiled cases"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="compile cache parent (default: the tool's cache folder)"
+    )
+    parser.add_argument(
+        "--reference", type=Path, help="local checkout of W2GenAI-Lab/LucidFlux (reference cases)"
+    )
+    parser.add_argument(
+        "--budget-s", type=float, help="skip the remaining cases once this many seconds have passed"
+    )
     parser.add_argument("--json", type=Path, help="write the whole report here at the end")
     parser.add_argument("--jsonl", type=Path, help="append each case's result here as soon as it is measured")
-    parser.add_argument("--markdown", type=Path, help="write the results table (docs/performance.md format) here")
-    parser.add_argument("--tiny", action="store_true", help="tiny architecture on the CPU (a smoke run, not a benchmark)")
+    parser.add_argument(
+        "--markdown", type=Path, help="write the results table (docs/performance.md format) here"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny architecture on the CPU (a smoke run, not a benchmark)"
+    )
     args = parser.parse_args(argv)
     if args.tiny:  # tiny defaults for whatever was not given
         for name, value in (("cases", TINY_CASES), ("tile_size", 64), ("steps", 2)):
@@ -626,22 +777,50 @@ def append_line(path: Path | None, record: dict) -> None:
 def markdown_table(report: dict) -> str:
     """The results as the table in docs/performance.md, with the run's date, GPU and command above it."""
     stages = ("clean", "encode", "denoise", "decode", "colour fix")
-    header = ["case", "size", "first image (s)", "s/image", *stages, "peak GiB", "denoise vs reference", "notes"]
+    header = [
+        "case",
+        "size",
+        "first image (s)",
+        "s/image",
+        *stages,
+        "peak GiB",
+        "denoise vs reference",
+        "notes",
+    ]
     rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     show = lambda value: "-" if value is None else str(value)  # noqa: E731
     for r in report["results"]:
-        notes = [f"{key} {r[key]}" for key in ("velocity_rel_l2", "final_latent_rel_l2", "velocity_rel_l2_vs_bf16",
-                                               "compile_cache", "tile_size", "estimated_peak_gib", "error",
-                                               "skipped")
-                 if r.get(key) is not None]
+        notes = [
+            f"{key} {r[key]}"
+            for key in (
+                "velocity_rel_l2",
+                "final_latent_rel_l2",
+                "velocity_rel_l2_vs_bf16",
+                "compile_cache",
+                "tile_size",
+                "estimated_peak_gib",
+                "error",
+                "skipped",
+            )
+            if r.get(key) is not None
+        ]
         if r.get("out_of_memory_retries"):
             notes.append(f"{r['out_of_memory_retries']} out-of-memory retries with smaller tiles")
         if "reference_denoise_s" in r and "ours_denoise_s" in r:
-            notes.insert(0, f"denoise: reference {r['reference_denoise_s']} s, ours (eager) {r['ours_denoise_s']} s")
+            notes.insert(
+                0, f"denoise: reference {r['reference_denoise_s']} s, ours (eager) {r['ours_denoise_s']} s"
+            )
         stage_times = r.get("stages_s", {})
-        cells = [r["case"], f"{r['size']}{' tiled' if r.get('tiled') else ''}", show(r.get("first_image_s")),
-                 show(r.get("seconds_per_image")), *(show(stage_times.get(stage)) for stage in stages),
-                 show(r.get("peak_memory_gib")), show(r.get("ours_over_reference_denoise")), "; ".join(notes)]
+        cells = [
+            r["case"],
+            f"{r['size']}{' tiled' if r.get('tiled') else ''}",
+            show(r.get("first_image_s")),
+            show(r.get("seconds_per_image")),
+            *(show(stage_times.get(stage)) for stage in stages),
+            show(r.get("peak_memory_gib")),
+            show(r.get("ours_over_reference_denoise")),
+            "; ".join(notes),
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     head = ", ".join(f"{key}: {report.get(key, '-')}" for key in ("date", "gpu", "driver", "torch", "cuda"))
     return f"{head}; {report['steps']} steps.\nCommand: `{report['command']}`\n\n" + "\n".join(rows) + "\n"
@@ -666,8 +845,13 @@ def main(argv: list[str] | None = None) -> dict:
         components = build_components(arch, device, dtype, backbone, branches)
     else:
         components = build_components(arch, device, dtype)
-    report = {**environment(device), "architecture": "tiny" if args.tiny else "full", "steps": args.steps,
-              "options": {k: str(v) for k, v in vars(args).items()}, "results": []}
+    report = {
+        **environment(device),
+        "architecture": "tiny" if args.tiny else "full",
+        "steps": args.steps,
+        "options": {k: str(v) for k, v in vars(args).items()},
+        "results": [],
+    }
     suite = Suite(args, components, device, dtype, reference)
     del reference, components
     for case in args.cases:
@@ -678,7 +862,9 @@ def main(argv: list[str] | None = None) -> dict:
             try:
                 record.update(suite.run(case))
             except (CaseError, torch.cuda.OutOfMemoryError, RuntimeError, ValueError, ImportError) as error:
-                record.update(size=case.size, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
+                record.update(
+                    size=case.size, error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                )
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         report["results"].append(record)

@@ -108,11 +108,18 @@ def weight_bytes(module: torch.nn.Module) -> int:
 def resident_bytes(components, precision: str = "bf16") -> dict[str, int]:
     """Weights on the device while denoising, per component (float8: one byte per weight of the
     blocks' Linear layers, as acceleration.quantize_fp8 does, plus a float32 scale per row)."""
-    sizes = {"backbone": weight_bytes(components.transformer), "condition branches": weight_bytes(components.dual_branch),
-             "siglip + connector": weight_bytes(components.siglip) + weight_bytes(components.connector),
-             "vae": weight_bytes(components.vae), "swinir": weight_bytes(components.remover.run)}
+    sizes = {
+        "backbone": weight_bytes(components.transformer),
+        "condition branches": weight_bytes(components.dual_branch),
+        "siglip + connector": weight_bytes(components.siglip) + weight_bytes(components.connector),
+        "vae": weight_bytes(components.vae),
+        "swinir": weight_bytes(components.remover.run),
+    }
     if precision == "fp8":
-        for part, model in (("backbone", components.transformer), ("condition branches", components.dual_branch)):
+        for part, model in (
+            ("backbone", components.transformer),
+            ("condition branches", components.dual_branch),
+        ):
             for name, module in model.named_modules():
                 if acceleration._fp8_target(module, name):
                     weight = module.weight
@@ -137,15 +144,27 @@ def stage_peaks(pipeline: LucidFluxPipeline, size: int) -> dict[str, int]:
         with stage("clean"):
             cleaned = pipeline.remove(((lq.float() + 1) / 2).clamp(0, 1))
         with stage("encode"):
-            pixels = torch.empty(1, 3, c.siglip.config.image_size, c.siglip.config.image_size, device=META,
-                                 dtype=c.siglip.dtype)
+            pixels = torch.empty(
+                1,
+                3,
+                c.siglip.config.image_size,
+                c.siglip.config.image_size,
+                device=META,
+                dtype=c.siglip.dtype,
+            )
             tokens = c.connector(c.siglip(pixel_values=pixels).last_hidden_state.to(dtype)).image_embeds
             context = torch.cat([c.txt.to(META, dtype), tokens.to(dtype)], dim=1)
             del pixels, tokens
         with stage("denoise"):
-            latents = sampling.pack_latents(torch.empty(1, 16, size // 8, size // 8, device=META, dtype=dtype))
-            fixed = pipeline.step_inputs(context, 4.0, sampling.image_positions(size, size, META),
-                                         c.dual_branch.hints(lq, (cleaned * 2 - 1).to(dtype)))
+            latents = sampling.pack_latents(
+                torch.empty(1, 16, size // 8, size // 8, device=META, dtype=dtype)
+            )
+            fixed = pipeline.step_inputs(
+                context,
+                4.0,
+                sampling.image_positions(size, size, META),
+                c.dual_branch.hints(lq, (cleaned * 2 - 1).to(dtype)),
+            )
             latents = latents + 0.05 * pipeline.velocity(latents, 1.0, fixed)
             del fixed
         del lq, context
@@ -167,7 +186,10 @@ def model(sizes: list[int], tiny: bool = False) -> dict:
     pipeline = build(tiny)
     gib = lambda count: round(count / GIB, 2)  # noqa: E731
     resident = {p: resident_bytes(pipeline.c, p) for p in ("bf16", "fp8")}
-    report = {"resident_gib": {p: {k: gib(v) for k, v in sizes.items()} for p, sizes in resident.items()}, "sizes": []}
+    report = {
+        "resident_gib": {p: {k: gib(v) for k, v in sizes.items()} for p, sizes in resident.items()},
+        "sizes": [],
+    }
     for size in sizes:
         stages = stage_peaks(pipeline, size)
         row = {"size": size, "stage_peaks_gib": {name: gib(peak) for name, peak in stages.items()}}
@@ -181,7 +203,9 @@ def model(sizes: list[int], tiny: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="512,1024,1536,2048", help="square processing sizes, comma-separated")
+    parser.add_argument(
+        "--sizes", default="512,1024,1536,2048", help="square processing sizes, comma-separated"
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--tiny", action="store_true", help="the tiny architecture (a smoke run)")
     args = parser.parse_args(argv)

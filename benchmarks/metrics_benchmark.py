@@ -39,7 +39,7 @@ def synthetic(count: int, size: int, seed: int = 0):
 
 
 def weights_mode(name: str, cache_dir: str | None) -> str | None:
-    """"real", "random", or None (backbone files missing: cannot run without downloading)."""
+    """ "real", "random", or None (backbone files missing: cannot run without downloading)."""
     from lucidflux_cli.metrics import cache
 
     if not cache.missing([name], cache_dir):
@@ -58,8 +58,14 @@ def bench(name: str, images, device: str, batch_size: int, cache_dir: str | None
     if mode is None:
         absent = cache.missing([name], cache_dir, pretrained=False)[name]
         return {"metric": name, "skipped": "needs " + ", ".join(f.path or f.repo for f in absent)}
-    scorer = Scorer(name, device=device, batch_size=batch_size, cache_dir=cache_dir, offline=True,
-                    pretrained=mode == "real")
+    scorer = Scorer(
+        name,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        offline=True,
+        pretrained=mode == "real",
+    )
     start = time.perf_counter()
     scorer.metric(name)
     build = time.perf_counter() - start
@@ -69,7 +75,7 @@ def bench(name: str, images, device: str, batch_size: int, cache_dir: str | None
     def run(subset):
         if info.folder_level:
             return scorer.fid_features(subset)
-        return scorer.score(subset, references[:len(subset)] if info.full_reference else None)
+        return scorer.score(subset, references[: len(subset)] if info.full_reference else None)
 
     run(images[:1])  # warm-up (cuDNN autotune, lazy buffers)
     if device.startswith("cuda"):
@@ -82,25 +88,40 @@ def bench(name: str, images, device: str, batch_size: int, cache_dir: str | None
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
     scorer.close()
-    return {"metric": name, "weights": mode, "build": build, "per_image": seconds / len(images),
-            "rate": len(images) / seconds, "peak_gib": peak}
+    return {
+        "metric": name,
+        "weights": mode,
+        "build": build,
+        "per_image": seconds / len(images),
+        "rate": len(images) / seconds,
+        "peak_gib": peak,
+    }
 
 
 def table(rows: list[dict], device: str, size: int, batch: int) -> str:
-    lines = [f"| metric | weights | {device} images/s | s/image | build s |" + (" peak GiB |" if device != "cpu" else ""),
-             "|---|---|---:|---:|---:|" + ("---:|" if device != "cpu" else "")]
+    lines = [
+        f"| metric | weights | {device} images/s | s/image | build s |"
+        + (" peak GiB |" if device != "cpu" else ""),
+        "|---|---|---:|---:|---:|" + ("---:|" if device != "cpu" else ""),
+    ]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['metric']} | skipped: {r['skipped']} | | | |" + (" |" if device != "cpu" else ""))
+            lines.append(
+                f"| {r['metric']} | skipped: {r['skipped']} | | | |" + (" |" if device != "cpu" else "")
+            )
             continue
         peak = f" {r['peak_gib']:.2f} |" if r["peak_gib"] is not None else ""
-        lines.append(f"| {r['metric']} | {r['weights']} | {r['rate']:.2f} | {r['per_image']:.2f} | {r['build']:.1f} |"
-                     + peak)
+        lines.append(
+            f"| {r['metric']} | {r['weights']} | {r['rate']:.2f} | {r['per_image']:.2f} | {r['build']:.1f} |"
+            + peak
+        )
     return "\n".join(lines) + f"\n\n{size}x{size} px, batch {batch}.\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--metrics", default=DEFAULT, help=f"comma list or 'all' (default {DEFAULT})")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--count", type=int, default=4, help="images timed per metric (after one warm-up)")
@@ -120,7 +141,8 @@ def main() -> None:
     names = list(METRICS) if args.metrics == "all" else parse_metrics(args.metrics)
     names = [n for n in names if n != "qalign" or args.metrics != DEFAULT]
     images = synthetic(args.count, args.size)
-    cpu = f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    processor = platform.processor() or platform.machine()
+    cpu = f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs, {processor}"
     where = torch.cuda.get_device_name(device) if device.startswith("cuda") else cpu
     print(f"# metrics benchmark on {device} ({where}), torch {torch.__version__}\n", flush=True)
     rows = []

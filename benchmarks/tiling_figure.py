@@ -40,31 +40,46 @@ def blended_canvas(grid: tiling.Grid, blend: str) -> np.ndarray:
 
 def draw_profiles(draw: ImageDraw.ImageDraw, grid: tiling.Grid, blend: str, top: int, width: int) -> None:
     weights = tiling.axis_weights(grid.cols, grid.tile_width, grid.width, blend)
-    colours = tile_colours(grid.count)[:len(grid.cols)]  # the first row's tile colours
+    colours = tile_colours(grid.count)[: len(grid.cols)]  # the first row's tile colours
     draw.line([(MARGIN, top + PLOT_HEIGHT), (MARGIN + width, top + PLOT_HEIGHT)], fill=(90, 90, 90))
     draw.line([(MARGIN, top), (MARGIN + width, top)], fill=(200, 200, 200))
     for start, weight, colour in zip(grid.cols, weights, colours, strict=True):
         xs = MARGIN + (start + np.arange(len(weight)) + 0.5) * SCALE
         ys = top + PLOT_HEIGHT - weight * PLOT_HEIGHT
-        draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=tuple(int(c * 0.7) for c in colour), width=2)
+        draw.line(
+            list(zip(xs.tolist(), ys.tolist(), strict=True)),
+            fill=tuple(int(c * 0.7) for c in colour),
+            width=2,
+        )
     draw.text((MARGIN, top - 11), "weight 1", fill=(60, 60, 60))
-    draw.text((MARGIN + 4, top + PLOT_HEIGHT + 2), "normalised weights of each tile column along a row (sum = 1)",
-              fill=(60, 60, 60))
+    draw.text(
+        (MARGIN + 4, top + PLOT_HEIGHT + 2),
+        "normalised weights of each tile column along a row (sum = 1)",
+        fill=(60, 60, 60),
+    )
 
 
 def figure(width: int, height: int, options: TileOptions) -> Image.Image:
     grid = tiling.denoise_grid(width, height, options).scaled(2)  # latent positions (8 px)
     canvas = blended_canvas(grid, options.blend)
     picture = Image.fromarray(canvas.clip(0, 255).astype(np.uint8)).resize(
-        (grid.width * SCALE, grid.height * SCALE), Image.NEAREST)
-    out = Image.new("RGB", (picture.width + 2 * MARGIN, picture.height + PLOT_HEIGHT + 4 * MARGIN + 24), "white")
+        (grid.width * SCALE, grid.height * SCALE), Image.NEAREST
+    )
+    out = Image.new(
+        "RGB", (picture.width + 2 * MARGIN, picture.height + PLOT_HEIGHT + 4 * MARGIN + 24), "white"
+    )
     out.paste(picture, (MARGIN, MARGIN + 12))
     draw = ImageDraw.Draw(out)
-    draw.text((MARGIN, 0), f"{width}x{height} px, {len(grid.cols)}x{len(grid.rows)} tiles: "
-                           f"{options.describe()}", fill=(0, 0, 0))
+    draw.text(
+        (MARGIN, 0),
+        f"{width}x{height} px, {len(grid.cols)}x{len(grid.rows)} tiles: {options.describe()}",
+        fill=(0, 0, 0),
+    )
     for box in grid.boxes():
         x0, y0 = MARGIN + box.left * SCALE, MARGIN + 12 + box.top * SCALE
-        draw.rectangle([x0, y0, x0 + box.width * SCALE - 1, y0 + box.height * SCALE - 1], outline=(40, 40, 40))
+        draw.rectangle(
+            [x0, y0, x0 + box.width * SCALE - 1, y0 + box.height * SCALE - 1], outline=(40, 40, 40)
+        )
     draw_profiles(draw, grid, options.blend, picture.height + 3 * MARGIN + 12, picture.width)
     return out
 

@@ -44,8 +44,10 @@ def synthetic_photo(width: int, height: int):
     rng = np.random.default_rng(0)
     for top in range(0, height, 256):
         y = (np.arange(top, min(top + 256, height)) / height)[:, None]
-        band = np.stack([x + 0 * y, y + 0 * x, 1 - x * y], axis=-1) * 200 + rng.normal(0, 12, (len(y), width, 3))
-        pixels[top:top + len(y)] = np.clip(band, 0, 255).astype(np.uint8)
+        band = np.stack([x + 0 * y, y + 0 * x, 1 - x * y], axis=-1) * 200 + rng.normal(
+            0, 12, (len(y), width, 3)
+        )
+        pixels[top : top + len(y)] = np.clip(band, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
 
 
@@ -62,8 +64,14 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     release = write_tiny_release(Path(args.release), seed=0)
-    paths = WeightPaths(flux=release.flux, ae=release.ae, lucidflux=release.lucidflux, swinir=release.swinir,
-                        siglip=release.siglip, prompt_embeddings=release.prompt_embeddings)
+    paths = WeightPaths(
+        flux=release.flux,
+        ae=release.ae,
+        lucidflux=release.lucidflux,
+        swinir=release.swinir,
+        siglip=release.siglip,
+        prompt_embeddings=release.prompt_embeddings,
+    )
     pipeline = LucidFluxPipeline(load_components(paths, device, torch.float32), device, torch.float32)
     width, height = args.size
     photo = synthetic_photo(width, height)
@@ -76,24 +84,53 @@ def child(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     assert out.shape == (height, width, 3)
     grid = tiling.denoise_grid(width, height, options)
-    print(json.dumps({
-        "size": f"{width}x{height}",
-        "tiles": f"{len(grid.cols)}x{len(grid.rows)}",
-        "seconds": round(seconds, 1),
-        "rss_after_load_mib": round(loaded_rss),
-        "peak_rss_mib": round(vm_status("VmHWM")),
-        "cuda_peak_mib": round(torch.cuda.max_memory_allocated(device) / MIB) if device.type == "cuda" else None,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "size": f"{width}x{height}",
+                "tiles": f"{len(grid.cols)}x{len(grid.rows)}",
+                "seconds": round(seconds, 1),
+                "rss_after_load_mib": round(loaded_rss),
+                "peak_rss_mib": round(vm_status("VmHWM")),
+                "cuda_peak_mib": round(torch.cuda.max_memory_allocated(device) / MIB)
+                if device.type == "cuda"
+                else None,
+            }
+        ),
+        flush=True,
+    )
 
 
 def run_size(size: str, args: argparse.Namespace, release: str) -> dict:
-    command = [sys.executable, __file__, "--child", "--release", release, "--sizes", size, "--steps", str(args.steps),
-               "--tile-size", str(args.tile_size), "--tile-batch", str(args.tile_batch), "--device", args.device,
-               "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--release",
+        release,
+        "--sizes",
+        size,
+        "--steps",
+        str(args.steps),
+        "--tile-size",
+        str(args.tile_size),
+        "--tile-batch",
+        str(args.tile_batch),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+    ]
     if args.tile_overlap is not None:
         command += ["--tile-overlap", str(args.tile_overlap)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT),
-                          **_inherited_env()}, check=False)
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), **_inherited_env()},
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{size} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -108,15 +145,22 @@ def _inherited_env() -> dict[str, str]:
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     from lucidflux_cli.model import tiling
 
-    head = (f"Tiny random model, {args.device}, {args.threads} threads, {args.steps} step(s), "
-            f"{tiling.TileOptions(size=args.tile_size, overlap=args.tile_overlap, batch=args.tile_batch).describe()}; "
-            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}.\n\n")
-    lines = ["| processing size | tiles | seconds | RSS after loading (MiB) | peak RSS (MiB) | CUDA peak (MiB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    tile_options = tiling.TileOptions(size=args.tile_size, overlap=args.tile_overlap, batch=args.tile_batch)
+    head = (
+        f"Tiny random model, {args.device}, {args.threads} threads, {args.steps} step(s), "
+        f"{tile_options.describe()}; "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}.\n\n"
+    )
+    lines = [
+        "| processing size | tiles | seconds | RSS after loading (MiB) | peak RSS (MiB) | CUDA peak (MiB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         cuda = row["cuda_peak_mib"] if row["cuda_peak_mib"] is not None else "-"
-        lines.append(f"| {row['size']} | {row['tiles']} | {row['seconds']} | {row['rss_after_load_mib']} | "
-                     f"{row['peak_rss_mib']} | {cuda} |")
+        lines.append(
+            f"| {row['size']} | {row['tiles']} | {row['seconds']} | {row['rss_after_load_mib']} | "
+            f"{row['peak_rss_mib']} | {cuda} |"
+        )
     base = rows[0]["peak_rss_mib"]
     ratios = ", ".join(f"{row['size']}: {row['peak_rss_mib'] / base:.2f}" for row in rows[1:])
     return head + "\n".join(lines) + f"\n\nPeak RSS relative to {rows[0]['size']}: {ratios}.\n"

@@ -65,12 +65,19 @@ def measure(name: str, arch: LucidFluxConfig, device: torch.device, size: int, s
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"setup": name, "size": size, "device": str(device), "steps_per_second": round(steps / seconds, 4),
-            "peak_gib": round(peak, 2) if peak else None}
+    return {
+        "setup": name,
+        "size": size,
+        "device": str(device),
+        "steps_per_second": round(steps / seconds, 4),
+        "peak_gib": round(peak, 2) if peak else None,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--tiny", action="store_true", help="LucidFluxConfig.tiny() (CPU rehearsal)")
@@ -82,7 +89,10 @@ def main() -> None:
         try:
             print(json.dumps(measure(name, arch, device, args.size, args.steps)), flush=True)
         except torch.OutOfMemoryError as error:
-            print(json.dumps({"setup": name, "size": args.size, "error": f"out of memory: {error}"[:300]}), flush=True)
+            print(
+                json.dumps({"setup": name, "size": args.size, "error": f"out of memory: {error}"[:300]}),
+                flush=True,
+            )
         if device.type == "cuda":
             torch.cuda.empty_cache()
 

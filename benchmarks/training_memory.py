@@ -63,8 +63,9 @@ class _FusedAttention(torch.autograd.Function):
 @contextlib.contextmanager
 def training_attention():
     original = torch.nn.functional.scaled_dot_product_attention
-    torch.nn.functional.scaled_dot_product_attention = (
-        lambda query, key, value, *args, **kwargs: _FusedAttention.apply(query, key, value))
+    torch.nn.functional.scaled_dot_product_attention = lambda query, key, value, *args, **kwargs: (
+        _FusedAttention.apply(query, key, value)
+    )
     try:
         yield
     finally:
@@ -83,9 +84,13 @@ def build(mode: str, rank: int, tiny: bool = False):
 def parameter_bytes(pipeline, params: list[torch.nn.Parameter]) -> dict[str, int]:
     trained = sum(p.numel() for p in params)
     parts = sum(p.numel() for m in (pipeline.c.dual_branch, pipeline.c.connector) for p in m.parameters())
-    return {"trainable_params": trained, "frozen backbone (bf16)": memory_model.weight_bytes(pipeline.c.transformer),
-            "condition parts (fp32)": 4 * parts, "gradients (fp32)": 4 * trained,
-            **{f"optimiser {name}": per * trained for name, per in ADAM_BYTES.items()}}
+    return {
+        "trainable_params": trained,
+        "frozen backbone (bf16)": memory_model.weight_bytes(pipeline.c.transformer),
+        "condition parts (fp32)": 4 * parts,
+        "gradients (fp32)": 4 * trained,
+        **{f"optimiser {name}": per * trained for name, per in ADAM_BYTES.items()},
+    }
 
 
 def _batch(pipeline, size: int, batch: int) -> tuple[Batch, Draws]:
@@ -94,7 +99,9 @@ def _batch(pipeline, size: int, batch: int) -> tuple[Batch, Draws]:
     latents = torch.empty(batch, 16, size // 8, size // 8, device=META, dtype=dtype)
     pixels = torch.empty(batch, 3, size, size, device=META, dtype=dtype)
     features = torch.empty(batch, tokens, c.siglip.config.hidden_size, device=META, dtype=dtype)
-    return Batch(latents, pixels, pixels, features), Draws(torch.empty(batch, device=META), torch.empty_like(latents))
+    return Batch(latents, pixels, pixels, features), Draws(
+        torch.empty(batch, device=META), torch.empty_like(latents)
+    )
 
 
 def activation_bytes(pipeline, size: int, batch: int) -> int:
@@ -111,15 +118,18 @@ def activation_bytes(pipeline, size: int, batch: int) -> int:
 def block_recompute_bytes(pipeline, size: int, batch: int) -> int:
     """Saved activations of the largest block (a backbone double block), re-created during backward."""
     block = pipeline.c.transformer.transformer_blocks[0]
-    hidden = pipeline.c.transformer.config.num_attention_heads * pipeline.c.transformer.config.attention_head_dim
+    hidden = (
+        pipeline.c.transformer.config.num_attention_heads * pipeline.c.transformer.config.attention_head_dim
+    )
     image, text = (size // 16) ** 2, pipeline.c.txt.shape[1] + 1024
     tracker = memory_model.LiveBytes()
     with training_attention(), tracker:
         x = torch.empty(batch, image, hidden, device=META, dtype=torch.bfloat16, requires_grad=True)
         context = torch.empty(batch, text, hidden, device=META, dtype=torch.bfloat16)
         temb = torch.empty(batch, hidden, device=META, dtype=torch.bfloat16)
-        rope = pipeline.c.transformer.pos_embed(torch.cat([torch.zeros(text, 3, device=META),
-                                                           image_positions(size, size, META)]))
+        rope = pipeline.c.transformer.pos_embed(
+            torch.cat([torch.zeros(text, 3, device=META), image_positions(size, size, META)])
+        )
         out = block(hidden_states=x, encoder_hidden_states=context, temb=temb, image_rotary_emb=rope)
         del out
     return tracker.peak
@@ -133,27 +143,62 @@ def predict(sizes: list[int], batch: int = 1, rank: int = 16, tiny: bool = False
         plain = {size: activation_bytes(pipeline, size, batch) for size in sizes}
         enable_gradient_checkpointing(pipeline)
         for size in sizes:
-            checkpointed = activation_bytes(pipeline, size, batch) + block_recompute_bytes(pipeline, size, batch)
-            weights = counts["frozen backbone (bf16)"] + counts["condition parts (fp32)"] + counts["gradients (fp32)"]
+            checkpointed = activation_bytes(pipeline, size, batch) + block_recompute_bytes(
+                pipeline, size, batch
+            )
+            weights = (
+                counts["frozen backbone (bf16)"]
+                + counts["condition parts (fp32)"]
+                + counts["gradients (fp32)"]
+            )
             for optimiser, per in ADAM_BYTES.items():
                 for ckpt, activations in (("off", plain[size]), ("on", checkpointed)):
                     state = per * counts["trainable_params"]
-                    rows.append({"mode": mode, "size": size, "batch": batch, "optimiser": optimiser,
-                                 "checkpointing": ckpt, "trainable_params": counts["trainable_params"],
-                                 "weights_bytes": weights, "optimiser_bytes": state, "activations_bytes": activations,
-                                 "total_bytes": weights + state + activations})
+                    rows.append(
+                        {
+                            "mode": mode,
+                            "size": size,
+                            "batch": batch,
+                            "optimiser": optimiser,
+                            "checkpointing": ckpt,
+                            "trainable_params": counts["trainable_params"],
+                            "weights_bytes": weights,
+                            "optimiser_bytes": state,
+                            "activations_bytes": activations,
+                            "total_bytes": weights + state + activations,
+                        }
+                    )
     return rows
 
 
 def table(rows: list[dict]) -> str:
     """A Markdown table; bytes shown in GiB."""
-    header = ("mode", "size", "optimiser", "checkpointing", "trainable_params", "weights", "optimiser", "activations",
-              "total")
-    lines = [" | ".join(header[:5]) + " | " + " | ".join(f"{h} GiB" for h in header[5:]),
-             " | ".join("---" for _ in header)]
+    header = (
+        "mode",
+        "size",
+        "optimiser",
+        "checkpointing",
+        "trainable_params",
+        "weights",
+        "optimiser",
+        "activations",
+        "total",
+    )
+    lines = [
+        " | ".join(header[:5]) + " | " + " | ".join(f"{h} GiB" for h in header[5:]),
+        " | ".join("---" for _ in header),
+    ]
     for row in rows:
-        cells = [row["mode"], row["size"], row["optimiser"], row["checkpointing"], f"{row['trainable_params']:,}"]
-        cells += [f"{row[name + '_bytes'] / GIB:.2f}" for name in ("weights", "optimiser", "activations", "total")]
+        cells = [
+            row["mode"],
+            row["size"],
+            row["optimiser"],
+            row["checkpointing"],
+            f"{row['trainable_params']:,}",
+        ]
+        cells += [
+            f"{row[name + '_bytes'] / GIB:.2f}" for name in ("weights", "optimiser", "activations", "total")
+        ]
         lines.append(" | ".join(str(c) for c in cells))
     return "\n".join(lines)
 

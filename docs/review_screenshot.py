@@ -26,8 +26,12 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).parents[1]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # (input, output) NIQE and MUSIQ per photo: illustrative values in the report's format
-SCORES = {"astronaut": ((6.1, 4.2), (38.0, 61.5)), "coffee": ((5.8, 6.4), (41.0, 35.2)),
-          "chelsea": ((6.4, 4.0), (35.5, 64.0)), "rocket": ((5.9, 4.6), (40.2, 58.8))}
+SCORES = {
+    "astronaut": ((6.1, 4.2), (38.0, 61.5)),
+    "coffee": ((5.8, 6.4), (41.0, 35.2)),
+    "chelsea": ((6.4, 4.0), (35.5, 64.0)),
+    "rocket": ((5.9, 4.6), (40.2, 58.8)),
+}
 
 
 def stage(folder: Path) -> dict:
@@ -46,20 +50,56 @@ def stage(folder: Path) -> dict:
         (niqe_in, niqe_out), (musiq_in, musiq_out) = SCORES[name]
         worse = (["niqe"] if niqe_out > niqe_in else []) + (["musiq"] if musiq_out < musiq_in else [])
         size = list(clean.size)
-        files.append({"event": "file", "source": f"photos/{name}.jpg", "output": f"restored/{name}.png",
-                      "status": "done", "seconds": 41.7,
-                      "details": {"input_size": size, "output_size": size, "processing_size": size,
-                                  "pages": 1, "tiles": 1, "worse": worse,
-                                  "scores": {"input": {"niqe": niqe_in, "musiq": musiq_in},
-                                             "output": {"niqe": niqe_out, "musiq": musiq_out}}}})
+        files.append(
+            {
+                "event": "file",
+                "source": f"photos/{name}.jpg",
+                "output": f"restored/{name}.png",
+                "status": "done",
+                "seconds": 41.7,
+                "details": {
+                    "input_size": size,
+                    "output_size": size,
+                    "processing_size": size,
+                    "pages": 1,
+                    "tiles": 1,
+                    "worse": worse,
+                    "scores": {
+                        "input": {"niqe": niqe_in, "musiq": musiq_in},
+                        "output": {"niqe": niqe_out, "musiq": musiq_out},
+                    },
+                },
+            }
+        )
     (photos / "scan-0042.tif").write_bytes(b"II*\0 truncated")
-    files.insert(0, {"event": "file", "source": "photos/scan-0042.tif", "output": None, "status": "failed",
-                     "seconds": 0.01, "error": "photos/scan-0042.tif: not a readable image (truncated file)"})
+    files.insert(
+        0,
+        {
+            "event": "file",
+            "source": "photos/scan-0042.tif",
+            "output": None,
+            "status": "failed",
+            "seconds": 0.01,
+            "error": "photos/scan-0042.tif: not a readable image (truncated file)",
+        },
+    )
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    return {"tool": "lucidflux-cli", "command": "restore", "state": "finished", "started": now,
-            "updated": now,
-            "cwd": str(folder), "out_dir": str(out), "inputs": ["photos"], "planned": len(files),
-            "done": len(files) - 1, "skipped": 0, "failed": 1, "not_started": 0, "files": files}
+    return {
+        "tool": "lucidflux-cli",
+        "command": "restore",
+        "state": "finished",
+        "started": now,
+        "updated": now,
+        "cwd": str(folder),
+        "out_dir": str(out),
+        "inputs": ["photos"],
+        "planned": len(files),
+        "done": len(files) - 1,
+        "skipped": 0,
+        "failed": 1,
+        "not_started": 0,
+        "files": files,
+    }
 
 
 def main() -> None:
@@ -70,8 +110,11 @@ def main() -> None:
         report = Path(tmp) / "report.json"
         document = stage(Path(tmp))
         report.write_text(json.dumps(document, indent=2))
-        subprocess.run([sys.executable, "-m", "lucidflux_cli", "review", str(report), "-q"], check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run(
+            [sys.executable, "-m", "lucidflux_cli", "review", str(report), "-q"],
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         page = Path(document["out_dir"]) / "review" / "index.html"
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=shutil.which("chromium"), headless=True)

@@ -45,11 +45,15 @@ def parse_devices(spec: str, cuda_count: int | None = None) -> list[str]:
     text = spec.strip()
     if text == "all":
         if count == 0:
-            raise ValueError("--devices all: no CUDA device is visible; list devices instead, e.g. --devices cpu,cpu")
+            raise ValueError(
+                "--devices all: no CUDA device is visible; list devices instead, e.g. --devices cpu,cpu"
+            )
         return [f"cuda:{index}" for index in range(count)]
     names = [part.strip() for part in text.split(",")]
     if not text or not all(names):
-        raise ValueError(f"--devices {spec!r}: expected 'all' or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu")
+        raise ValueError(
+            f"--devices {spec!r}: expected 'all' or a comma-separated list such as cuda:0,cuda:1 or cpu,cpu"
+        )
     return [_device_name(name, count) for name in names]
 
 

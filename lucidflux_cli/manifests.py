@@ -56,21 +56,29 @@ class Kind:
     fields: tuple[str, ...]  # keys every record has
 
 
-KINDS = {kind.name: kind for kind in (
-    # "kept" is decided over the whole set: a shard's records hold per-image verdicts only
-    Kind("lucidflux-filter", "lucidflux data filter", ("name", "source")),
-    # a pair is files (hq, lq, lq_up) or, with --format webdataset, a sample (tar, key)
-    Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "params")),
-    Kind("lucidflux-eval", "lucidflux eval", ()),
-)}
+KINDS = {
+    kind.name: kind
+    for kind in (
+        # "kept" is decided over the whole set: a shard's records hold per-image verdicts only
+        Kind("lucidflux-filter", "lucidflux data filter", ("name", "source")),
+        # a pair is files (hq, lq, lq_up) or, with --format webdataset, a sample (tar, key)
+        Kind("lucidflux-pairs", "lucidflux data degrade", ("name", "pass", "source", "params")),
+        Kind("lucidflux-eval", "lucidflux eval", ()),
+    )
+}
 
 
 def header(kind: str, settings: Any, **extra: Any) -> dict[str, Any]:
     """The first line of a manifest of ``kind`` made with ``settings``."""
     from lucidflux_cli import __version__
 
-    return {"manifest": KINDS[kind].name, "schema": SCHEMA, "tool": f"lucidflux-cli {__version__}",
-            "settings": settings, **extra}
+    return {
+        "manifest": KINDS[kind].name,
+        "schema": SCHEMA,
+        "tool": f"lucidflux-cli {__version__}",
+        "settings": settings,
+        **extra,
+    }
 
 
 def read(path: Path, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -88,12 +96,16 @@ def read(path: Path, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise ManifestError(f"{path}:1: no lucidflux manifest header; expected {want}")
     found = KINDS.get(first["manifest"])
     if found is None or found.name != expected.name:
-        what = f"a {found.name} manifest (made by `{found.made_by}`)" if found else f"kind {first['manifest']!r}"
+        what = (
+            f"a {found.name} manifest (made by `{found.made_by}`)" if found else f"kind {first['manifest']!r}"
+        )
         raise ManifestError(f"{path}:1: {what}; expected {want}")
     if first.get("schema") != SCHEMA:
         made = first.get("tool", "another lucidflux-cli")
-        raise ManifestError(f"{path}:1: schema {first.get('schema', 0)} (written by {made}); this lucidflux-cli "
-                            f"reads schema {SCHEMA}: run `{expected.made_by}` again")
+        raise ManifestError(
+            f"{path}:1: schema {first.get('schema', 0)} (written by {made}); this lucidflux-cli "
+            f"reads schema {SCHEMA}: run `{expected.made_by}` again"
+        )
     records = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -141,7 +153,9 @@ def parse_shard(text: str | None, environ: dict[str, str] | None = None) -> Shar
             index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
             count = int(env["SLURM_ARRAY_TASK_COUNT"])
         else:
-            raise ValueError("--shard auto: neither RANK/WORLD_SIZE (torchrun) nor SLURM_ARRAY_TASK_ID/COUNT is set")
+            raise ValueError(
+                "--shard auto: neither RANK/WORLD_SIZE (torchrun) nor SLURM_ARRAY_TASK_ID/COUNT is set"
+            )
     else:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
         if not match:
@@ -173,7 +187,9 @@ def read_lines(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]
 
 def write(path: Path, header: dict[str, Any], records: Iterable[dict[str, Any]], key: Key) -> None:
     """The whole manifest, atomically: header, then records sorted by ``key``."""
-    lines = [json.dumps(header, sort_keys=True)] + [json.dumps(r, sort_keys=True) for r in sorted(records, key=key)]
+    lines = [json.dumps(header, sort_keys=True)] + [
+        json.dumps(r, sort_keys=True) for r in sorted(records, key=key)
+    ]
     data = ("\n".join(lines) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.atomic_write(path, lambda handle: handle.write(data))
@@ -187,8 +203,14 @@ class Journal:
     first :meth:`append` of the run starts the journal afresh.
     """
 
-    def __init__(self, manifest: Path, key: Key, settings: Any, sync_every: int = SYNC_EVERY,
-                 sync_seconds: float = SYNC_SECONDS):
+    def __init__(
+        self,
+        manifest: Path,
+        key: Key,
+        settings: Any,
+        sync_every: int = SYNC_EVERY,
+        sync_seconds: float = SYNC_SECONDS,
+    ):
         self.manifest, self.key, self.settings = manifest, key, settings
         self.path = manifest.with_name(manifest.name + ".journal")
         self.fresh = False  # whether this run's first append starts a new journal
@@ -203,7 +225,9 @@ class Journal:
             if header is None:
                 continue
             if header.get("settings") != self.settings or header.get("schema") != SCHEMA:
-                log.warning("%s was made with other settings; its %d records are done again", path, len(lines))
+                log.warning(
+                    "%s was made with other settings; its %d records are done again", path, len(lines)
+                )
                 self.fresh = self.fresh or path == self.path
                 continue
             records.extend(lines)
@@ -235,25 +259,34 @@ class Journal:
 def shard_files(manifest: Path) -> tuple[list[Path], int]:
     """The shard manifests of ``manifest`` and their count N; ManifestError when shards are
     missing, of different N, or unfinished (a journal still beside one)."""
-    pattern = glob.escape(str(manifest.with_name(f"{manifest.stem}.shard-"))) + f"*-of-*{glob.escape(manifest.suffix)}"
+    pattern = (
+        glob.escape(str(manifest.with_name(f"{manifest.stem}.shard-")))
+        + f"*-of-*{glob.escape(manifest.suffix)}"
+    )
     found: dict[int, dict[int, Path]] = {}
     for name in glob.glob(pattern):
         match = re.search(r"\.shard-(\d+)-of-(\d+)" + re.escape(manifest.suffix) + "$", name)
         if match:
             found.setdefault(int(match[2]), {})[int(match[1])] = Path(name)
     if not found:
-        raise ManifestError(f"{manifest}: no shard manifests ({manifest.stem}.shard-K-of-N{manifest.suffix}) beside it")
+        raise ManifestError(
+            f"{manifest}: no shard manifests ({manifest.stem}.shard-K-of-N{manifest.suffix}) beside it"
+        )
     if len(found) > 1:
-        raise ManifestError(f"{manifest}: shards of different counts ({', '.join(map(str, sorted(found)))}); "
-                            "remove the stale ones")
-    (count, shards), = found.items()
+        raise ManifestError(
+            f"{manifest}: shards of different counts ({', '.join(map(str, sorted(found)))}); "
+            "remove the stale ones"
+        )
+    ((count, shards),) = found.items()
     missing = [str(index) for index in range(count) if index not in shards]
     if missing:
         raise ManifestError(f"{manifest}: shard(s) {', '.join(missing)} of {count} missing; run them first")
     paths = [shards[index] for index in range(count)]
     unfinished = [p for p in paths if p.with_name(p.name + ".journal").exists()]
     if unfinished:
-        raise ManifestError(f"{unfinished[0]}: this shard did not finish (its journal is there); rerun it first")
+        raise ManifestError(
+            f"{unfinished[0]}: this shard did not finish (its journal is there); rerun it first"
+        )
     return paths, count
 
 
@@ -267,7 +300,9 @@ def load_shards(manifest: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             raise ManifestError(f"{path}: not a lucidflux manifest (no header line)")
         own = {k: v for k, v in own.items() if k not in ("shard", "tars")}  # each shard lists its own tars
         if header is not None and own != header:
-            raise ManifestError(f"{path}: made with other settings than {paths[0].name}; shards must share them")
+            raise ManifestError(
+                f"{path}: made with other settings than {paths[0].name}; shards must share them"
+            )
         header = own
         records.extend(lines)
     return header, records

@@ -14,7 +14,9 @@ def resize_float(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     array = np.asarray(array, dtype=np.float32)
     if array.ndim == 3:
-        return np.stack([resize_float(array[..., channel], size) for channel in range(array.shape[2])], axis=-1)
+        return np.stack(
+            [resize_float(array[..., channel], size) for channel in range(array.shape[2])], axis=-1
+        )
     plane = Image.fromarray(np.ascontiguousarray(array), mode="F")
     if plane.size != tuple(size):
         plane = plane.resize(tuple(size), resample=Image.BICUBIC)

@@ -38,13 +38,13 @@ class PluginError(LucidFluxError):
 _NOT_LOADED = object()
 
 
-
 class Configurable:
     """What every plugin class has: a summary line, the options it accepts, the name it was chosen by."""
 
     #: One line for ``lucidflux plugins list/info``.
     summary: ClassVar[str] = ""
-    #: Accepted option keys -> help text (``--remover-option`` / ``--format-option``). Unknown keys are refused.
+    #: Accepted option keys -> help text (``--remover-option`` / ``--format-option``). Unknown keys
+    #: are refused.
     option_help: ClassVar[Mapping[str, str]] = {}
 
     name: str = ""  # the entry-point name it was chosen by (set by the tool)
@@ -68,6 +68,7 @@ class Configurable:
     def unavailable(cls) -> str | None:
         """Why this plugin cannot work on this machine (a missing library, ...); None if it can."""
         return None
+
 
 @dataclass
 class Plugin:
@@ -185,8 +186,11 @@ class Registry:
             if plugin.name == key:
                 return plugin
         known = ", ".join(self.names()) or "none installed"
-        raise PluginError(self.kind, name, f"no such {self.kind} is installed (installed: {known}; "
-                                           "see `lucidflux plugins list`)")
+        raise PluginError(
+            self.kind,
+            name,
+            f"no such {self.kind} is installed (installed: {known}; see `lucidflux plugins list`)",
+        )
 
     def load(self, name: str) -> type:
         return self.get(name).load()
@@ -213,8 +217,14 @@ def _plugin(entry_point: metadata.EntryPoint, group: str) -> Plugin:
             name, version = dist.metadata["Name"], dist.version
         except Exception:  # broken METADATA: still list the plugin
             name = None
-    return Plugin(name=entry_point.name.strip().lower(), group=group, target=entry_point.value,
-                  distribution=name, version=version, entry_point=entry_point)
+    return Plugin(
+        name=entry_point.name.strip().lower(),
+        group=group,
+        target=entry_point.value,
+        distribution=name,
+        version=version,
+        entry_point=entry_point,
+    )
 
 
 @functools.cache
@@ -240,5 +250,3 @@ def find(name: str) -> list[Plugin]:
     """Every plugin called ``name`` in any group."""
     key = name.strip().lower()
     return [plugin for plugin in all_plugins() if plugin.name == key]
-
-

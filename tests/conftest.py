@@ -54,7 +54,16 @@ def tiny_pipeline(tiny_paths) -> LucidFluxPipeline:
 def weight_args(release: TinyRelease) -> list[str]:
     """CLI flags pointing every weight at the tiny release."""
     return [
-        "--flux", str(release.flux), "--ae", str(release.ae), "--lucidflux", str(release.lucidflux),
-        "--swinir", str(release.swinir), "--siglip", str(release.siglip),
-        "--prompt-embeddings", str(release.prompt_embeddings),
+        "--flux",
+        str(release.flux),
+        "--ae",
+        str(release.ae),
+        "--lucidflux",
+        str(release.lucidflux),
+        "--swinir",
+        str(release.swinir),
+        "--siglip",
+        str(release.siglip),
+        "--prompt-embeddings",
+        str(release.prompt_embeddings),
     ]

@@ -92,7 +92,9 @@ class FakeHub:
     def start(self) -> FakeHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-hub", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-hub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -193,7 +195,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self._error(416, None, "Range not satisfiable")
                     return
                 status = 206
-            part = data[start:end + 1]
+            part = data[start : end + 1]
             self.send_response(status)
             self.send_header("X-Repo-Commit", repo.commit)
             self.send_header("ETag", f'"{repo.etag(filename)}"')
@@ -222,7 +224,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             if kind == "revision":
                 payload: object = {
-                    "id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "sha": repo.commit,
+                    "private": False,
                     "gated": "manual" if repo.gated else False,
                     "siblings": [{"rfilename": name} for name in repo.files],
                 }

@@ -229,7 +229,12 @@ def gray_icc() -> bytes:
 
     text = b"lucidflux test gray"
     tags = [
-        (b"desc", tag(b"desc", struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67)),
+        (
+            b"desc",
+            tag(
+                b"desc", struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+            ),
+        ),
         (b"wtpt", tag(b"XYZ ", s15(0.9642) + s15(1.0) + s15(0.8249))),
         (b"cprt", tag(b"text", b"no copyright\0")),
         (b"kTRC", tag(b"curv", struct.pack(">IH", 1, 0x0233))),
@@ -240,9 +245,20 @@ def gray_icc() -> bytes:
         table += signature + struct.pack(">II", offset + len(blobs), len(blob))
         blobs += blob
     size = offset + len(blobs)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrGRAYXYZ "
-              + struct.pack(">6H", 2020, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrGRAYXYZ "
+        + struct.pack(">6H", 2020, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
     return header + table + blobs
 
 
@@ -252,17 +268,27 @@ def cmyk_icc(grid: int = 9) -> bytes:
     both through LittleCMS's Lab, so conversions are defined but not Pillow's own formula."""
 
     def lab16(rgb8: np.ndarray) -> np.ndarray:  # sRGB -> ICC v2 16-bit Lab (L 0xFF00 = 100, a/b offset 128)
-        lab = ImageCms.profileToProfile(Image.fromarray(rgb8.reshape(1, -1, 3)),
-                                        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"),
-                                        outputMode="LAB")
+        lab = ImageCms.profileToProfile(
+            Image.fromarray(rgb8.reshape(1, -1, 3)),
+            ImageCms.createProfile("sRGB"),
+            ImageCms.createProfile("LAB"),
+            outputMode="LAB",
+        )
         values = (np.asarray(lab).reshape(-1, 3) ^ np.array([0, 128, 128], np.uint8)).astype(np.float64)
         return np.rint(values * [65280 / 255, 256, 256]).astype(np.uint16)
 
     def lut16(inputs: int, outputs: int, points: int, table: np.ndarray) -> bytes:
         identity = b"".join(struct.pack(">i", 65536 if i % 4 == 0 else 0) for i in range(9))
         ramp = np.array([0, 65535], ">u2").tobytes()
-        return (b"mft2\0\0\0\0" + bytes([inputs, outputs, points, 0]) + identity + struct.pack(">HH", 2, 2)
-                + ramp * inputs + table.astype(">u2").tobytes() + ramp * outputs)
+        return (
+            b"mft2\0\0\0\0"
+            + bytes([inputs, outputs, points, 0])
+            + identity
+            + struct.pack(">HH", 2, 2)
+            + ramp * inputs
+            + table.astype(">u2").tobytes()
+            + ramp * outputs
+        )
 
     corners = np.array([[(i >> bit) & 1 for bit in (3, 2, 1, 0)] for i in range(16)], dtype=np.float64)
     rgb = np.rint(255 * (1 - corners[:, :3]) * (1 - corners[:, 3:])).astype(np.uint8)
@@ -270,16 +296,21 @@ def cmyk_icc(grid: int = 9) -> bytes:
     lab = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
     lab8 = np.rint(lab * [1, 65535 / 65280, 65535 / 65280]).clip(0, 255).astype(np.uint8)
     lab_image = Image.frombytes("LAB", (len(lab8), 1), (lab8 ^ np.array([0, 128, 128], np.uint8)).tobytes())
-    srgb = ImageCms.profileToProfile(lab_image, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
-                                     outputMode="RGB")
+    srgb = ImageCms.profileToProfile(
+        lab_image, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
     srgb = np.asarray(srgb).reshape(-1, 3)
     inverse = 1 - srgb / 255.0
     black = inverse.min(axis=1, keepdims=True)
     cmyk = np.rint(np.hstack([inverse - black, black]) * 65535)
-    return _icc_profile(b"prtrCMYKLab ", [
-        (b"A2B0", lut16(4, 3, 2, lab16(rgb))),
-        (b"B2A0", lut16(3, 4, grid, cmyk)),
-    ], b"lucidflux test CMYK")
+    return _icc_profile(
+        b"prtrCMYKLab ",
+        [
+            (b"A2B0", lut16(4, 3, 2, lab16(rgb))),
+            (b"B2A0", lut16(3, 4, grid, cmyk)),
+        ],
+        b"lucidflux test CMYK",
+    )
 
 
 def _icc_profile(kind: bytes, lut_tags: list[tuple[bytes, bytes]], name: bytes) -> bytes:
@@ -290,8 +321,12 @@ def _icc_profile(kind: bytes, lut_tags: list[tuple[bytes, bytes]], name: bytes) 
 
     # textDescriptionType: ASCII, then empty Unicode (8 bytes) and ScriptCode (3 + 67 bytes) parts
     desc = b"desc\0\0\0\0" + struct.pack(">I", len(name) + 1) + name + b"\0" + b"\0" * 78
-    tags = [(b"desc", desc), (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
-            (b"cprt", b"text\0\0\0\0no copyright\0"), *lut_tags]
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
+        (b"cprt", b"text\0\0\0\0no copyright\0"),
+        *lut_tags,
+    ]
     offset = 128 + 4 + 12 * len(tags)
     table, blobs = struct.pack(">I", len(tags)), b""
     for signature, blob in tags:
@@ -299,9 +334,20 @@ def _icc_profile(kind: bytes, lut_tags: list[tuple[bytes, bytes]], name: bytes) 
         table += signature + struct.pack(">II", offset + len(blobs), len(blob))
         blobs += blob
     size = offset + len(blobs)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + kind
-              + struct.pack(">6H", 2020, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + kind
+        + struct.pack(">6H", 2020, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
     return header + table + blobs
 
 
@@ -329,14 +375,18 @@ def make_gray_tiff16(path: Path, *, size: tuple[int, int] = (40, 24), seed: int 
     import tifffile
 
     values = gray_values(16, size, seed)
-    tifffile.imwrite(_ensure_dir(path), values, photometric="minisblack", iccprofile=gray_icc(), metadata=None)
+    tifffile.imwrite(
+        _ensure_dir(path), values, photometric="minisblack", iccprofile=gray_icc(), metadata=None
+    )
     return path
 
 
 def make_float_tiff(path: Path, *, size: tuple[int, int] = (40, 24), seed: int = 16) -> Path:
     """32-bit float gray TIFF (Pillow's mode F) with a gray ICC profile and camera EXIF."""
     values = float_values(size, seed)
-    Image.fromarray(values, mode="F").save(_ensure_dir(path), "TIFF", exif=camera_exif(1), icc_profile=gray_icc())
+    Image.fromarray(values, mode="F").save(
+        _ensure_dir(path), "TIFF", exif=camera_exif(1), icc_profile=gray_icc()
+    )
     return path
 
 
@@ -357,8 +407,13 @@ def make_multipage_tiff(path: Path, *, seed: int = 17) -> Path:
         for index, (width, height) in enumerate(PAGE_SIZES):
             indices = rng.integers(0, 16, size=(height, width), dtype=np.uint8)
             colormap = rng.integers(0, 65536, size=(3, 256), dtype=np.uint16)
-            tif.write(indices, photometric="palette", colormap=colormap, description=f"page {index + 1}",
-                      metadata=None)
+            tif.write(
+                indices,
+                photometric="palette",
+                colormap=colormap,
+                description=f"page {index + 1}",
+                metadata=None,
+            )
     return path
 
 
@@ -379,8 +434,9 @@ def make_hdr_tiff(path: Path, *, size: tuple[int, int] = (16, 12)) -> Path:
     """float32 RGB TIFF with values from -0.25 to 6.5 (HDR), with an sRGB profile."""
     import tifffile
 
-    tifffile.imwrite(_ensure_dir(path), hdr_values(size), photometric="rgb", iccprofile=srgb_icc(),
-                     metadata=None)
+    tifffile.imwrite(
+        _ensure_dir(path), hdr_values(size), photometric="rgb", iccprofile=srgb_icc(), metadata=None
+    )
     return path
 
 
@@ -419,10 +475,12 @@ def page_iptc(index: int) -> bytes:
 
 
 def page_xmp(index: int) -> bytes:
-    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
-            f'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>reel 7, '
-            f'frame {index + 1}</dc:source></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+    return (
+        f'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        f'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>reel 7, '
+        f"frame {index + 1}</dc:source></rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
 
 
 def make_float_rgb_pages_tagged(path: Path, *, pages: int = 3, size: tuple[int, int] = (16, 12)) -> Path:
@@ -434,9 +492,16 @@ def make_float_rgb_pages_tagged(path: Path, *, pages: int = 3, size: tuple[int, 
         for index in range(pages):
             values = np.random.default_rng(50 + index).random((size[1], size[0], 3), dtype=np.float32)
             iptc = np.frombuffer(page_iptc(index), dtype="<u4")
-            tif.write(values, photometric="rgb", iccprofile=srgb_icc(), metadata=None,
-                      extratags=[(700, 1, len(page_xmp(index)), page_xmp(index), True),
-                                 (33723, 4, len(iptc), iptc, True)])
+            tif.write(
+                values,
+                photometric="rgb",
+                iccprofile=srgb_icc(),
+                metadata=None,
+                extratags=[
+                    (700, 1, len(page_xmp(index)), page_xmp(index), True),
+                    (33723, 4, len(iptc), iptc, True),
+                ],
+            )
     return path
 
 

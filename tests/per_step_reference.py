@@ -21,20 +21,29 @@ def text_positions(length: int, device: torch.device | None = None) -> torch.Ten
     return torch.zeros(length, 3, device=device)
 
 
-def reference_residuals(dual: DualConditionBranch, latents, timestep, lq_image, ldr_image, txt, vec, img_ids, guidance):
+def reference_residuals(
+    dual: DualConditionBranch, latents, timestep, lq_image, ldr_image, txt, vec, img_ids, guidance
+):
     """DualConditionBranch's residuals through FluxControlNetModel.forward and the modulations' forward."""
 
     def branch(model, hint):
         return model(
-            hidden_states=latents, controlnet_cond=hint, encoder_hidden_states=txt, pooled_projections=vec,
-            timestep=timestep, img_ids=img_ids, txt_ids=text_positions(txt.shape[1], latents.device),
-            guidance=guidance, return_dict=False,
+            hidden_states=latents,
+            controlnet_cond=hint,
+            encoder_hidden_states=txt,
+            pooled_projections=vec,
+            timestep=timestep,
+            img_ids=img_ids,
+            txt_ids=text_positions(txt.shape[1], latents.device),
+            guidance=guidance,
+            return_dict=False,
         )[0]
 
     lq_out, ldr_out = branch(dual.lq, lq_image), branch(dual.ldr, ldr_image)
     depth = len(lq_out)
     return [
-        dual.modulation_lq(lq_out[k % depth], timestep, k) + dual.modulation_ldr(ldr_out[k % depth], timestep, k)
+        dual.modulation_lq(lq_out[k % depth], timestep, k)
+        + dual.modulation_ldr(ldr_out[k % depth], timestep, k)
         for k in range(dual.num_backbone_blocks)
     ]
 
@@ -64,7 +73,9 @@ class PerStepPipeline(LucidFluxPipeline):
         vec = self.c.vec.to(self.device, self.dtype).expand(count, -1)
         guidance = torch.full((count,), fixed.guidance, device=self.device, dtype=self.dtype)
         t = torch.full((count,), t_curr, device=self.device, dtype=self.dtype)
-        residuals = reference_residuals(self.c.dual_branch, latents, t, *fixed.images, txt, vec, fixed.img_ids, guidance)
+        residuals = reference_residuals(
+            self.c.dual_branch, latents, t, *fixed.images, txt, vec, fixed.img_ids, guidance
+        )
         self.residuals.append(residuals)
         context = fixed.context.to(self.device)
         return self.c.transformer(

@@ -2,10 +2,10 @@
 
 Layers, low to high (docs/import_graph.py, LAYERS): package __init__ / errors / plugins, weights,
 imageio | model | data | metrics (siblings), training | review, runner, one package per command
-(restore | evaluation | curation | finetune | diagnostics: siblings), commands / __main__. A module imports only its own layer and
-lower ones; no import cycles; no module over 700 lines (500 is the guide, not a ceiling to cram
-under: `python docs/import_graph.py --text` lists the modules past it). The picture docs/images/import-graph.png
-comes from the same graph (python docs/import_graph.py).
+(restore | evaluation | curation | finetune | diagnostics: siblings), commands / __main__. A module
+imports only its own layer and lower ones; no import cycles; no module over 700 lines (500 is the
+guide, not a ceiling to cram under: `python docs/import_graph.py --text` lists the modules past
+it). The picture docs/images/import-graph.png comes from the same graph (python docs/import_graph.py).
 
 Runs without the package's conftest too: pytest --noconftest tests/test_architecture.py
 """
@@ -92,7 +92,9 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
             "weights.py": "from lucidflux_cli.errors import E\n",
             "imageio/__init__.py": "",
             # sibling: imageio -> model, relative and inside TYPE_CHECKING
-            "imageio/media.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..model import pipe\n",
+            "imageio/media.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..model import pipe\n"
+            ),
             "model/__init__.py": "",
             # `from package import submodule` is an import of that submodule
             "model/pipe.py": "from lucidflux_cli.model import tiles\nfrom . import tiles as t2\n",
@@ -102,7 +104,9 @@ def test_checker_catches_cycles_upward_and_sibling_imports(tmp_path: Path) -> No
             "runner/run.py": "from lucidflux_cli.runner import workers\n",
             "runner/workers.py": "def go():\n    from .run import x\n",
             "commands/__init__.py": "",
-            "commands/main.py": "from lucidflux_cli.runner import run\nfrom lucidflux_cli import __version__\n",
+            "commands/main.py": (
+                "from lucidflux_cli.runner import run\nfrom lucidflux_cli import __version__\n"
+            ),
             "commands/long.py": "x = 1\n" * 501,
         },
     )

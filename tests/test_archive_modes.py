@@ -32,8 +32,10 @@ FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0", "--remover", "none
 
 def round_trip(source: Path, target: Path, fmt: str) -> list[str]:
     """Read ``source`` and write it unrestored as ``fmt``, as a run writes it; the run's notes."""
-    pages = [formats.Page(p.rgb, p.alpha, p.metadata, p.metadata.bit_depth, gray=p.metadata.gray)
-             for p in media.read_pages(source).images]
+    pages = [
+        formats.Page(p.rgb, p.alpha, p.metadata, p.metadata.bit_depth, gray=p.metadata.gray)
+        for p in media.read_pages(source).images
+    ]
     notes = formats.conversion_notes(target, pages, fmt)
     formats.write_pages(target, pages, fmt=fmt)
     return notes
@@ -57,9 +59,11 @@ def tag_values(loaded: dict) -> dict[tuple[str, int], object]:
 
 # Tags a restore writes anew: its Software, the upright Orientation, pixel layout and pointers;
 # PixelX/YDimension, which EXIF allows in JPEG only (a TIFF's size is in its IFD0).
-_REWRITTEN = {("0th", 305), ("0th", 274), ("0th", 34665), ("0th", 34853), ("Exif", 40965)} | {
-    ("Exif", 40962), ("Exif", 40963)} | {
-    ("0th", tag) for tag in (256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 339)}
+_REWRITTEN = (
+    {("0th", 305), ("0th", 274), ("0th", 34665), ("0th", 34853), ("Exif", 40965)}
+    | {("Exif", 40962), ("Exif", 40963)}
+    | {("0th", tag) for tag in (256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 339)}
+)
 
 
 # -- one row of the table each -----------------------------------------------------------------
@@ -132,8 +136,9 @@ def test_cmyk_jpeg_with_adobe_marker_and_profile_stays_cmyk_through_its_profile(
     assert round_trip(source, tmp_path / "out.tif", "tiff") == []
     with Image.open(tmp_path / "out.tif") as out:  # back to CMYK through the same profile (lossless here)
         assert out.mode == "CMYK" and out.info["icc_profile"] == mk.cmyk_icc()
-        separated = ImageCms.profileToProfile(expected, ImageCms.createProfile("sRGB"), profile,
-                                              outputMode="CMYK")
+        separated = ImageCms.profileToProfile(
+            expected, ImageCms.createProfile("sRGB"), profile, outputMode="CMYK"
+        )
         np.testing.assert_array_equal(np.asarray(out), np.asarray(separated))
     notes = round_trip(source, tmp_path / "out.png", "png")
     assert notes == ["CMYK -> RGB via the embedded profile (png has no CMYK)"]
@@ -143,17 +148,26 @@ def test_cmyk_jpeg_with_adobe_marker_and_profile_stays_cmyk_through_its_profile(
 def test_cmyk_without_profile_says_black_is_separated_anew(tmp_path):
     Image.fromarray(mk.rgb_pattern(16, 12)).convert("CMYK").save(tmp_path / "plain.tif")
     assert round_trip(tmp_path / "plain.tif", tmp_path / "out.tif", "tiff") == [
-        "CMYK without a usable profile: converted by Pillow's formula, black separated anew"]
+        "CMYK without a usable profile: converted by Pillow's formula, black separated anew"
+    ]
     with Image.open(tmp_path / "out.tif") as out, Image.open(tmp_path / "plain.tif") as original:
         assert out.mode == "CMYK"  # same appearance by Pillow's formula, black generation redone
         np.testing.assert_array_equal(np.asarray(out.convert("RGB")), np.asarray(original.convert("RGB")))
 
 
-@pytest.mark.parametrize(("make", "note"), [
-    (lambda p: mk.make_palette_png(p / "x.png"), "palette image written as RGB (outputs have no palette)"),
-    (lambda p: Image.fromarray(mk.gray_values() > 128).save(p / "x.png") or p / "x.png",
-     "1-bit black-and-white written as 8-bit gray"),
-])
+@pytest.mark.parametrize(
+    ("make", "note"),
+    [
+        (
+            lambda p: mk.make_palette_png(p / "x.png"),
+            "palette image written as RGB (outputs have no palette)",
+        ),
+        (
+            lambda p: Image.fromarray(mk.gray_values() > 128).save(p / "x.png") or p / "x.png",
+            "1-bit black-and-white written as 8-bit gray",
+        ),
+    ],
+)
 def test_modes_no_output_keeps_are_named(tmp_path, make, note):
     source = make(tmp_path)
     assert round_trip(source, tmp_path / "out.png", "png") == [note]
@@ -161,9 +175,11 @@ def test_modes_no_output_keeps_are_named(tmp_path, make, note):
 
 def test_depth_and_alpha_a_format_cannot_hold_are_named(tmp_path):
     assert round_trip(mk.make_png16(tmp_path / "deep.png"), tmp_path / "out.jpg", "jpeg") == [
-        "16-bit samples written as 8 bits (jpeg)"]
+        "16-bit samples written as 8 bits (jpeg)"
+    ]
     assert round_trip(mk.make_png_rgba(tmp_path / "logo.png"), tmp_path / "logo.jpg", "jpeg") == [
-        "alpha channel not written (jpeg has none)"]
+        "alpha channel not written (jpeg has none)"
+    ]
     assert round_trip(mk.make_png16(tmp_path / "again.png"), tmp_path / "out.png", "png") == []
 
 
@@ -215,8 +231,13 @@ def test_modes_that_cannot_come_back_are_refused_in_one_line(tmp_path):
 
 
 def test_notes_are_a_list_in_events_and_records():
-    result = FileResult(Path("a.tif"), Path("o/a.png"), "done", note="restored page 1 of 2 only",
-                        notes=["CMYK -> RGB via the embedded profile (png has no CMYK)"])
+    result = FileResult(
+        Path("a.tif"),
+        Path("o/a.png"),
+        "done",
+        note="restored page 1 of 2 only",
+        notes=["CMYK -> RGB via the embedded profile (png has no CMYK)"],
+    )
     assert result.to_event()["notes"] == ["CMYK -> RGB via the embedded profile (png has no CMYK)"]
     assert result.to_event()["note"] == "restored page 1 of 2 only"
     assert "notes" not in FileResult(Path("b.tif"), None, "done").to_record()
@@ -226,8 +247,9 @@ def test_notes_are_a_list_in_events_and_records():
 
 
 def run(*args: str, release) -> tuple[int, dict[str, dict], dict, str]:
-    result = CliRunner().invoke(main, ["restore", *args, *FAST, *weight_args(release), "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["restore", *args, *FAST, *weight_args(release), "--json"], catch_exceptions=False
+    )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     files = {Path(e["source"]).name: e for e in events if e["event"] == "file"}
     return result.exit_code, files, events[-1], result.stderr
@@ -252,8 +274,9 @@ def test_cli_keeps_modes_names_changes_and_strict_refuses(tmp_path, tiny_release
 
     png, report = tmp_path / "png", tmp_path / "run.json"
     one_page = [str(source / name) for name in ("counts.tif", "hdr.tif", "lab.tif", "print.jpg")]
-    code, files, _summary, stderr = run(*one_page, "-o", str(png), "--format", "png", "--report", str(report),
-                                        release=tiny_release)
+    code, files, _summary, stderr = run(
+        *one_page, "-o", str(png), "--format", "png", "--report", str(report), release=tiny_release
+    )
     assert code == 0, stderr
     assert files["counts.tif"]["notes"] == ["32-bit integers (range 38 to 199911) scaled to 16 bits"]
     assert files["print.jpg"]["notes"] == ["CMYK -> RGB via the embedded profile (png has no CMYK)"]
@@ -263,12 +286,22 @@ def test_cli_keeps_modes_names_changes_and_strict_refuses(tmp_path, tiny_release
 
     palette = mk.make_palette_png(tmp_path / "more" / "palette.png")
     strict = tmp_path / "strict"
-    code, files, summary, stderr = run(str(palette), str(source / "counts.tif"), str(source / "lab.tif"),
-                                       "-o", str(strict), "--keep-mode", "strict", release=tiny_release)
+    code, files, summary, stderr = run(
+        str(palette),
+        str(source / "counts.tif"),
+        str(source / "lab.tif"),
+        "-o",
+        str(strict),
+        "--keep-mode",
+        "strict",
+        release=tiny_release,
+    )
     assert code == 1 and (summary["failed"], summary["done"]) == (1, 2)
     refused = files["palette.png"]
     assert refused["status"] == "failed" and "\n" not in refused["error"]
-    assert refused["error"] == (f"{palette}: not restored (--keep-mode strict): "
-                                "palette image written as RGB (outputs have no palette)")
+    assert refused["error"] == (
+        f"{palette}: not restored (--keep-mode strict): "
+        "palette image written as RGB (outputs have no palette)"
+    )
     assert files["counts.tif"]["status"] == files["lab.tif"]["status"] == "done"
     assert not (strict / "palette.png").exists()

@@ -39,8 +39,9 @@ FAST = ["--steps", "2", "--device", "cpu", "--min-side", "0", "--remover", "none
 
 def restore(*args: str, release) -> tuple[int, list[dict], str]:
     """Run `lucidflux restore ... --json`: exit code, the events, stderr."""
-    result = CliRunner().invoke(main, ["restore", *args, *FAST, *weight_args(release), "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["restore", *args, *FAST, *weight_args(release), "--json"], catch_exceptions=False
+    )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return result.exit_code, events, result.stderr
 
@@ -64,8 +65,10 @@ def png_header(path: Path) -> tuple[int, int]:
 def tiff_layout(path: Path) -> list[tuple[int, int, int, int]]:
     """Per page: (bits per sample, samples per pixel, sample format, photometric), from the tags."""
     with tifffile.TiffFile(path) as tif:
-        return [(page.bitspersample, page.samplesperpixel, int(page.sampleformat), int(page.photometric))
-                for page in tif.pages]
+        return [
+            (page.bitspersample, page.samplesperpixel, int(page.sampleformat), int(page.photometric))
+            for page in tif.pages
+        ]
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -147,7 +150,9 @@ def test_frames_first_restores_page_one_and_says_so(tmp_path, tiny_release):
 
 def test_multipage_tiff_to_a_one_page_format_fails_clearly(tmp_path, tiny_release):
     source = mk.make_multipage_tiff(tmp_path / "scans" / "multipage.tiff")
-    code, events, _ = restore(str(source), "-o", str(tmp_path / "out"), "--format", "png", release=tiny_release)
+    code, events, _ = restore(
+        str(source), "-o", str(tmp_path / "out"), "--format", "png", release=tiny_release
+    )
     event = by_name(events)["multipage.tiff"]
     assert code == 1 and event["status"] == "failed"
     assert "3 pages" in event["error"] and "--format tiff" in event["error"] and "\n" not in event["error"]
@@ -161,7 +166,10 @@ def test_animated_gif_is_reported_and_frames_first_restores_its_first_frame(tmp_
     code, events, stderr = restore(str(gif), str(still), "-o", str(out), release=tiny_release)
     event = by_name(events)["anim.gif"]
     assert code == 1 and event["status"] == "failed"  # the batch went on
-    assert event["error"] == f"{gif}: animated GIF with 3 frames: not restored (--frames first restores its first frame only)"
+    assert (
+        event["error"]
+        == f"{gif}: animated GIF with 3 frames: not restored (--frames first restores its first frame only)"
+    )
     assert by_name(events)["still.png"]["status"] == "done"
     code, events, _ = restore(str(gif), "-o", str(out), "--frames", "first", release=tiny_release)
     event = by_name(events)["anim.gif"]
@@ -173,7 +181,9 @@ def test_animated_gif_is_reported_and_frames_first_restores_its_first_frame(tmp_
 def test_other_animations_are_refused_in_one_line(tmp_path, name, kind):
     frames = [Image.fromarray(mk.rgb_pattern(16, 12, seed=i)) for i in range(2)]
     frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100, lossless=True)
-    with pytest.raises(ImageReadError, match=rf"{name}: animated {re.escape(kind)} with 2 frames: not restored"):
+    with pytest.raises(
+        ImageReadError, match=rf"{name}: animated {re.escape(kind)} with 2 frames: not restored"
+    ):
         media.read_pages(tmp_path / name)
     assert "first frame only" in media.read_pages(tmp_path / name, "first").note
 
@@ -232,8 +242,15 @@ def test_float_and_gray16_tiffs_round_trip_exactly(tmp_path):
         source = maker(tmp_path / f"{maker.__name__}.tif")
         loaded = media.read_image(source)
         target = tmp_path / f"out-{source.name}"
-        formats.write_image(target, loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="tiff",
-                            bit_depth=loaded.metadata.bit_depth, gray=True)
+        formats.write_image(
+            target,
+            loaded.rgb,
+            alpha=None,
+            metadata=loaded.metadata,
+            fmt="tiff",
+            bit_depth=loaded.metadata.bit_depth,
+            gray=True,
+        )
         written, original = tifffile.imread(target), tifffile.imread(source)
         assert written.dtype == original.dtype and written.shape == original.shape
         np.testing.assert_array_equal(written, original)
@@ -248,8 +265,9 @@ def test_float_rgb_multipage_tiff_that_pillow_cannot_open_round_trips_exactly(tm
         tif.write(values[::-1].copy(), photometric="rgb", description="frame 2", metadata=None)
     pages = media.read_pages(tmp_path / "film.tif")
     assert [page.metadata.bit_depth for page in pages.images] == [32, 32] and pages.note is None
-    formats.write_pages(tmp_path / "out.tif", [formats.Page(p.rgb, p.alpha, p.metadata, 32) for p in pages.images],
-                        fmt="tiff")
+    formats.write_pages(
+        tmp_path / "out.tif", [formats.Page(p.rgb, p.alpha, p.metadata, 32) for p in pages.images], fmt="tiff"
+    )
     with tifffile.TiffFile(tmp_path / "out.tif") as tif:
         np.testing.assert_array_equal(tif.pages[0].asarray(), values)
         np.testing.assert_array_equal(tif.pages[1].asarray(), values[::-1])
@@ -262,8 +280,15 @@ def test_float_samples_outside_unit_range_keep_their_range(tmp_path):
     Image.fromarray(np.array([[-0.5, 0.25, 3.0]], dtype=np.float32), mode="F").save(path)
     loaded = media.read_image(path)  # restored in [0, 1], the range given back on writing (issue 26)
     np.testing.assert_allclose(loaded.rgb[0, :, 0], [0.0, 0.75 / 3.5, 1.0])
-    formats.write_image(tmp_path / "out.tif", loaded.rgb, alpha=None, metadata=loaded.metadata, fmt="tiff",
-                        bit_depth=32, gray=True)
+    formats.write_image(
+        tmp_path / "out.tif",
+        loaded.rgb,
+        alpha=None,
+        metadata=loaded.metadata,
+        fmt="tiff",
+        bit_depth=32,
+        gray=True,
+    )
     np.testing.assert_allclose(tifffile.imread(tmp_path / "out.tif"), [[-0.5, 0.25, 3.0]], atol=1e-6)
 
 
@@ -272,8 +297,9 @@ def test_gray_with_alpha_png_keeps_both_channels(tmp_path):
     Image.fromarray(gray_alpha, mode="LA").save(tmp_path / "la.png")
     loaded = media.read_image(tmp_path / "la.png")
     assert loaded.metadata.gray and loaded.alpha is not None
-    formats.write_image(tmp_path / "out.png", loaded.rgb, alpha=loaded.alpha, metadata=loaded.metadata,
-                        fmt="png", gray=True)
+    formats.write_image(
+        tmp_path / "out.png", loaded.rgb, alpha=loaded.alpha, metadata=loaded.metadata, fmt="png", gray=True
+    )
     assert png_header(tmp_path / "out.png") == (8, 4)  # gray + alpha
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), gray_alpha)
 
@@ -287,8 +313,15 @@ def test_16bit_gray_with_alpha_png_stays_16bit_gray_with_alpha(tmp_path):
     loaded = media.read_image(tmp_path / "la16.png")
     assert loaded.metadata.bit_depth == 16 and loaded.metadata.gray
     for fmt, name in (("png", "out.png"), ("tiff", "out.tif")):
-        formats.write_image(tmp_path / name, loaded.rgb, alpha=loaded.alpha, metadata=loaded.metadata, fmt=fmt,
-                            bit_depth=16, gray=True)
+        formats.write_image(
+            tmp_path / name,
+            loaded.rgb,
+            alpha=loaded.alpha,
+            metadata=loaded.metadata,
+            fmt=fmt,
+            bit_depth=16,
+            gray=True,
+        )
     assert png_header(tmp_path / "out.png") == (16, 4)
     assert tiff_layout(tmp_path / "out.tif") == [(16, 2, 1, 1)]
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), values)
@@ -352,8 +385,19 @@ def test_output_folder_holds_only_outputs_after_a_run_and_after_a_kill_and_rerun
         Image.fromarray(mk.rgb_pattern(48, 32, seed=index)).save(source / f"{index}.png")
     out = tmp_path / "out"
     report = out / "run.json"  # a report the user asked for, inside the folder
-    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(source), "-o", str(out), *FAST,
-               *weight_args(tiny_release), "--report", str(report)]
+    command = [
+        sys.executable,
+        "-m",
+        "lucidflux_cli",
+        "restore",
+        str(source),
+        "-o",
+        str(out),
+        *FAST,
+        *weight_args(tiny_release),
+        "--report",
+        str(report),
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -364,4 +408,11 @@ def test_output_folder_holds_only_outputs_after_a_run_and_after_a_kill_and_rerun
     assert control.LOCK_NAME in everything(out)  # what the kill leaves ...
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert everything(out) == ["0.png", "1.png", "2.png", "3.png", "4.png", "run.json"]  # ... the rerun removes
+    assert everything(out) == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "3.png",
+        "4.png",
+        "run.json",
+    ]  # ... the rerun removes

@@ -35,7 +35,8 @@ def events(output: str) -> list[dict]:
 
 @pytest.fixture
 def batch_sizes(monkeypatch) -> list[int]:
-    """Images per restore (one model call per stage and step when untiled), for every restore the pipeline runs."""
+    """Images per restore (one model call per stage and step when untiled), for every restore the
+    pipeline runs."""
     seen: list[int] = []
     restore = LucidFluxPipeline._restore
 
@@ -82,8 +83,17 @@ def test_mixed_sizes_through_the_cli_match_one_at_a_time(tmp_path, tiny_release,
     assert one.exit_code == 0, one.output
     assert batch_sizes == [1] * 6
     batch_sizes.clear()
-    three = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "three"), *FAST, "--batch-size", "3",
-                "--json", *weight_args(tiny_release))
+    three = run(
+        "restore",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "three"),
+        *FAST,
+        "--batch-size",
+        "3",
+        "--json",
+        *weight_args(tiny_release),
+    )
     assert three.exit_code == 0, three.output
     assert batch_sizes == [3, 1, 2]
     assert [Path(e["source"]).name for e in events(three.stdout)] == names  # reported in discovery order
@@ -97,7 +107,9 @@ def test_batch_size_from_the_environment(tmp_path, tiny_release, batch_sizes, mo
     (tmp_path / "in").mkdir()
     _mixed_folder(tmp_path / "in")
     monkeypatch.setenv("LUCIDFLUX_BATCH_SIZE", "2")
-    result = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+    result = run(
+        "restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release)
+    )
     assert result.exit_code == 0, result.output
     assert batch_sizes == [2, 1, 1, 2]
 
@@ -107,8 +119,17 @@ def test_a_broken_file_inside_a_group_fails_alone(tmp_path, tiny_release, batch_
     for index in (0, 2, 3):
         Image.fromarray(rgb_pattern(48, 32, seed=index)).save(tmp_path / "in" / f"{index}.png")
     make_truncated_jpeg(tmp_path / "in" / "1.jpg")
-    result = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, "--batch-size", "3",
-                 "--json", *weight_args(tiny_release))
+    result = run(
+        "restore",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        "--batch-size",
+        "3",
+        "--json",
+        *weight_args(tiny_release),
+    )
     assert result.exit_code == 1
     status = {Path(e["source"]).name: e["status"] for e in events(result.stdout)}
     assert status == {"0.png": "done", "1.jpg": "failed", "2.png": "done", "3.png": "done"}
@@ -116,8 +137,9 @@ def test_a_broken_file_inside_a_group_fails_alone(tmp_path, tiny_release, batch_
     assert sorted(p.name for p in (tmp_path / "out").glob("*.*g")) == ["0.png", "2.png", "3.png"]
 
 
-def test_a_model_error_on_one_image_of_a_group_fails_only_that_file(tmp_path, tiny_release, batch_sizes,
-                                                                     monkeypatch):
+def test_a_model_error_on_one_image_of_a_group_fails_only_that_file(
+    tmp_path, tiny_release, batch_sizes, monkeypatch
+):
     (tmp_path / "in").mkdir()
     for index in range(3):
         pixels = rgb_pattern(48, 32, seed=index) if index != 1 else np.full((32, 48, 3), 90, np.uint8)
@@ -130,11 +152,24 @@ def test_a_model_error_on_one_image_of_a_group_fails_only_that_file(tmp_path, ti
         return remove(self, x)
 
     monkeypatch.setattr(LucidFluxPipeline, "remove", picky_remover)
-    result = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, "--batch-size", "3",
-                 "--json", *weight_args(tiny_release))
+    result = run(
+        "restore",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        "--batch-size",
+        "3",
+        "--json",
+        *weight_args(tiny_release),
+    )
     assert result.exit_code == 1
     found = {Path(e["source"]).name: e for e in events(result.stdout)}
-    assert {name: e["status"] for name, e in found.items()} == {"0.png": "done", "1.png": "failed", "2.png": "done"}
+    assert {name: e["status"] for name, e in found.items()} == {
+        "0.png": "done",
+        "1.png": "failed",
+        "2.png": "done",
+    }
     assert "flat image" in found["1.png"]["error"]
     assert batch_sizes == [3, 1, 1, 1]  # the group, then one at a time
 

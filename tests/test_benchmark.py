@@ -29,8 +29,20 @@ def load_benchmark():
 
 def run_script(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    command = [sys.executable, str(SCRIPT), "--tiny", "--steps", "1", "--images", "1", "--compile-backend", "eager",
-               "--cache-dir", str(tmp_path / "cache"), *arguments]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--tiny",
+        "--steps",
+        "1",
+        "--images",
+        "1",
+        "--compile-backend",
+        "eager",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *arguments,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -38,7 +50,9 @@ def run_script(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
 def test_suite_runs_every_case_and_records_what_cannot_run(tmp_path):
     out, lines, table = tmp_path / "bench.json", tmp_path / "bench.jsonl", tmp_path / "table.md"
     cases = "reference:64,eager:64,compiled:64,tiled:128,offload:64,fp8:64"
-    done = run_script(tmp_path, "--cases", cases, "--json", str(out), "--jsonl", str(lines), "--markdown", str(table))
+    done = run_script(
+        tmp_path, "--cases", cases, "--json", str(out), "--jsonl", str(lines), "--markdown", str(table)
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["architecture"] == "tiny" and report["steps"] == 1
@@ -78,7 +92,10 @@ def test_a_spent_time_budget_skips_the_remaining_cases(tmp_path):
 def test_case_syntax():
     bench = load_benchmark()
     assert bench.parse_cases("eager:1024, offload:1024@24 ,fp8-offload:1024@16") == [
-        bench.Case("eager", 1024), bench.Case("offload", 1024, 24.0), bench.Case("fp8-offload", 1024, 16.0)]
+        bench.Case("eager", 1024),
+        bench.Case("offload", 1024, 24.0),
+        bench.Case("fp8-offload", 1024, 16.0),
+    ]
     assert bench.Case("offload", 1024, 24.0).label == "offload:1024@24"
     with pytest.raises(SystemExit, match="bad case 'fast:1024'"):
         bench.parse_cases("fast:1024")
@@ -91,7 +108,9 @@ def test_velocity_drift_is_measured_on_the_kept_bf16_inputs():
     bench = load_benchmark()
     torch.manual_seed(0)
     components = bench.build_components(bench.TINY, torch.device("cpu"), torch.float32)
-    args = argparse.Namespace(steps=4, images=1, tile_size=64, tile_batch=1, compile_backend="eager", cache_dir=None)
+    args = argparse.Namespace(
+        steps=4, images=1, tile_size=64, tile_batch=1, compile_backend="eager", cache_dir=None
+    )
     suite = bench.Suite(args, components, torch.device("cpu"), torch.float32, None)
     suite.run(bench.Case("eager", 64))
     times = sampling.timesteps(4, 64, 64)
@@ -114,10 +133,24 @@ def test_a_second_process_loads_the_compiled_blocks_from_the_tools_cache(tmp_pat
     for run in range(2):
         out = tmp_path / f"run{run}.json"
         env = {key: value for key, value in os.environ.items() if key != "TORCHINDUCTOR_CACHE_DIR"}
-        command = [sys.executable, str(SCRIPT), "--tiny", "--cases", "compiled:64", "--steps", "1", "--images", "1",
-                   "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
-        done = subprocess.run(command, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                              timeout=600)
+        command = [
+            sys.executable,
+            str(SCRIPT),
+            "--tiny",
+            "--cases",
+            "compiled:64",
+            "--steps",
+            "1",
+            "--images",
+            "1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+            str(out),
+        ]
+        done = subprocess.run(
+            command, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         counts.append(json.loads(out.read_text())["results"][0]["compile_cache"])
     assert any((tmp_path / "cache" / "torch-compile" / "fxgraph").iterdir())

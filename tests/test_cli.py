@@ -49,8 +49,17 @@ def restored(zoo, tiny_release, tmp_path_factory):
     root, files = zoo
     out = tmp_path_factory.mktemp("out")
     report = out.parent / "report.json"
-    result = run("restore", str(root), "-o", str(out), *FAST, *weight_args(tiny_release), "--json",
-                 "--report", str(report))
+    result = run(
+        "restore",
+        str(root),
+        "-o",
+        str(out),
+        *FAST,
+        *weight_args(tiny_release),
+        "--json",
+        "--report",
+        str(report),
+    )
     return result, out, files, root, report
 
 
@@ -108,8 +117,17 @@ def test_metadata_survives(restored):
 def test_second_run_resumes_by_skipping_done_files(restored, tiny_release):
     _, out, files, root, _ = restored
     before = {p: p.stat().st_mtime_ns for p in outputs(out)}
-    result = run("restore", str(root), "-o", str(out), *FAST, *weight_args(tiny_release), "--json",
-                 "--exclude", "broken")
+    result = run(
+        "restore",
+        str(root),
+        "-o",
+        str(out),
+        *FAST,
+        *weight_args(tiny_release),
+        "--json",
+        "--exclude",
+        "broken",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["done"] == 0 and summary["skipped"] == len(files) - len(BROKEN)
@@ -130,8 +148,9 @@ def test_single_file_with_size_format_and_seed_is_deterministic(tmp_path, tiny_r
 def test_stdin_list_and_dry_run_load_no_weights(tmp_path):
     first = make_png16(tmp_path / "a.png")
     second = make_png16(tmp_path / "b.png")
-    result = run("restore", "-", "-o", str(tmp_path / "out"), "--dry-run", "--offline",
-                 input=f"{first}\n{second}\n")
+    result = run(
+        "restore", "-", "-o", str(tmp_path / "out"), "--dry-run", "--offline", input=f"{first}\n{second}\n"
+    )
     assert result.exit_code == 0, result.output
     assert "restore" in result.stdout and "a.png" in result.stdout and "b.png" in result.stdout
     assert not (tmp_path / "out").exists() or not outputs(tmp_path / "out")
@@ -154,7 +173,9 @@ def test_missing_weights_offline_is_a_setup_error(tmp_path, monkeypatch):
 def test_locked_output_folder_is_refused(tmp_path, tiny_release):
     make_png16(tmp_path / "in" / "a.png")
     with output_lock(tmp_path / "out"):
-        result = run("restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+        result = run(
+            "restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release)
+        )
     assert result.exit_code == 3
     assert "another lucidflux run" in result.output
 
@@ -166,8 +187,22 @@ def test_sigterm_mid_batch_then_resume(tmp_path, tiny_release):
     for index in range(6):
         Image.fromarray(rgb_pattern(64, 48, seed=index)).save(source / f"{index}.png")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(source), "-o", str(out), "--steps", "2", "--min-side", "0",
-               "--device", "cpu", *weight_args(tiny_release)]
+    command = [
+        sys.executable,
+        "-m",
+        "lucidflux_cli",
+        "restore",
+        str(source),
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        "--min-side",
+        "0",
+        "--device",
+        "cpu",
+        *weight_args(tiny_release),
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -198,7 +233,15 @@ def test_prompt_is_encoded_with_the_flux_text_encoders_and_cached(tmp_path, tiny
     (flux_dir / "flux1-dev.safetensors").symlink_to(tiny_release.flux)
     write_tiny_text_encoders(flux_dir)
     photo = make_png16(tmp_path / "in" / "a.png")
-    args = [str(photo), *FAST, *weight_args(tiny_release), "--format", "png", "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        str(photo),
+        *FAST,
+        *weight_args(tiny_release),
+        "--format",
+        "png",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     args[args.index("--flux") + 1] = str(flux_dir / "flux1-dev.safetensors")
     assert run("restore", *args, "-o", str(tmp_path / "default")).exit_code == 0
     result = run("restore", *args, "-o", str(tmp_path / "prompted"), "--prompt", "a sharp old photograph")
@@ -211,8 +254,19 @@ def test_prompt_is_encoded_with_the_flux_text_encoders_and_cached(tmp_path, tiny
 
 def test_prompt_offline_without_text_encoders_names_them(tmp_path, tiny_release):
     photo = make_png16(tmp_path / "in" / "a.png")
-    result = run("restore", str(photo), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                 "--prompt", "a photo", "--offline", "--cache-dir", str(tmp_path / "empty"))
+    result = run(
+        "restore",
+        str(photo),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--prompt",
+        "a photo",
+        "--offline",
+        "--cache-dir",
+        str(tmp_path / "empty"),
+    )
     assert result.exit_code == 3, result.output
     assert "text_encoders" in result.output and "--text-encoders PATH" in result.output
     assert not outputs(tmp_path / "out")
@@ -221,11 +275,23 @@ def test_prompt_offline_without_text_encoders_names_them(tmp_path, tiny_release)
 def test_quiet_silences_the_terminal_but_not_the_log_file(tmp_path, tiny_release):
     photo = make_png16(tmp_path / "in" / "a.png")
     log_file = tmp_path / "logs" / "run.log"
-    result = run("restore", str(photo), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release), "-q",
-                 "--log-file", str(log_file))
+    result = run(
+        "restore",
+        str(photo),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "-q",
+        "--log-file",
+        str(log_file),
+    )
     assert result.exit_code == 0, result.output
     assert "restored" not in result.stderr
-    assert f"restored {photo}" in log_file.read_text() and "1 restored, 0 skipped, 0 failed" in log_file.read_text()
+    assert (
+        f"restored {photo}" in log_file.read_text()
+        and "1 restored, 0 skipped, 0 failed" in log_file.read_text()
+    )
 
 
 def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_release):
@@ -239,15 +305,19 @@ def test_inputs_are_never_overwritten_and_outputs_never_collide(tmp_path, tiny_r
     assert "would overwrite the input" in result.output
     assert original.read_bytes() == before
     twin = make_png16(tmp_path / "other" / "a.png", seed=9)
-    result = run("restore", str(folder), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+    result = run(
+        "restore", str(folder), str(twin), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release)
+    )
     assert result.exit_code == 1 and "already written by" in result.output  # photos/a.png and other/a.png
     assert len(outputs(tmp_path / "out")) == 1
 
 
 def test_commands_that_load_no_model_import_no_model_code():
     """`--help`, `config`, `weights list`... start at once: the CLI imports no torch or diffusers."""
-    code = ("import sys, lucidflux_cli.commands.main; "
-            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys, lucidflux_cli.commands.main; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -258,10 +328,31 @@ def test_a_restore_says_only_what_lucidflux_says(tmp_path, tiny_release):
     """No import-time chatter from the libraries (diffusers, transformers, torch; torchao's when
     the fp8 extra is installed) on stderr: every line there is ours."""
     Image.fromarray(rgb_pattern(64, 48)).save(tmp_path / "photo.png")
-    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(tmp_path), "-o", str(tmp_path / "out"),
-               "--steps", "1", "--min-side", "0", "--device", "cpu", *weight_args(tiny_release)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "lucidflux_cli",
+        "restore",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "out"),
+        "--steps",
+        "1",
+        "--min-side",
+        "0",
+        "--device",
+        "cpu",
+        *weight_args(tiny_release),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "photo.png").is_file()
-    assert done.stderr and all(line.startswith("lucidflux: ") for line in done.stderr.splitlines()), done.stderr
+    assert done.stderr and all(line.startswith("lucidflux: ") for line in done.stderr.splitlines()), (
+        done.stderr
+    )

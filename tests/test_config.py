@@ -53,7 +53,9 @@ def test_defaults_without_any_file():
 
 
 def test_environment_names_follow_the_long_option_names():
-    settings = show(env={"LUCIDFLUX_FORMAT": "png", "LUCIDFLUX_OUTPUT": "/tmp/restored", "LUCIDFLUX_JSON": "1"})["settings"]
+    settings = show(
+        env={"LUCIDFLUX_FORMAT": "png", "LUCIDFLUX_OUTPUT": "/tmp/restored", "LUCIDFLUX_JSON": "1"}
+    )["settings"]
     assert (settings["format"]["value"], settings["format"]["envvar"]) == ("png", "LUCIDFLUX_FORMAT")
     assert settings["format"]["source"] == "env"
     assert str(settings["output"]["value"]) == "/tmp/restored" and settings["json"]["value"] is True
@@ -63,7 +65,10 @@ def test_precedence_cli_over_env_over_file_over_default(tmp_path):
     cfg = write(tmp_path / "c.toml", 'steps = 30\nseed = 1\nguidance = 2.5\ndevice = "cpu"\n')
     env = {"LUCIDFLUX_SEED": "2", "LUCIDFLUX_GUIDANCE": "3.5"}
     settings = show("--config", str(cfg), "--guidance", "5.5", env=env)["settings"]
-    got = {key: (settings[key]["value"], settings[key]["source"]) for key in ("steps", "seed", "guidance", "device", "dtype")}
+    got = {
+        key: (settings[key]["value"], settings[key]["source"])
+        for key in ("steps", "seed", "guidance", "device", "dtype")
+    }
     assert got == {
         "steps": (30, "file"),
         "seed": (2, "env"),
@@ -75,17 +80,22 @@ def test_precedence_cli_over_env_over_file_over_default(tmp_path):
 
 def test_flags_lists_tables_and_relative_paths(tmp_path):
     flux = write(tmp_path / "models" / "flux1-dev.safetensors", "")
-    cfg = write(tmp_path / "conf" / "c.toml", "\n".join([
-        "overwrite = true",
-        'include = ["*.jpg", "*.png"]',
-        'exclude = "tmp"',
-        'color_fix = "none"',
-        'cache-dir = "../hf"',
-        'size = "512x0"',
-        "[weights]",
-        f'flux = "{flux}"',
-        "",
-    ]))
+    cfg = write(
+        tmp_path / "conf" / "c.toml",
+        "\n".join(
+            [
+                "overwrite = true",
+                'include = ["*.jpg", "*.png"]',
+                'exclude = "tmp"',
+                'color_fix = "none"',
+                'cache-dir = "../hf"',
+                'size = "512x0"',
+                "[weights]",
+                f'flux = "{flux}"',
+                "",
+            ]
+        ),
+    )
     settings = show("--config", str(cfg))["settings"]
     assert settings["overwrite"]["value"] is True
     assert settings["include"]["value"] == ["*.jpg", "*.png"]
@@ -121,7 +131,9 @@ def test_file_format_changes_the_planned_output(tmp_path):
     plain = run("restore", str(tmp_path / "photo.jpg"), "-o", str(out), "--dry-run")
     assert plain.exit_code == 0 and str(out / "photo.jpg") in plain.stdout
     cfg = write(tmp_path / "c.toml", 'format = "png"\n')
-    configured = run("restore", str(tmp_path / "photo.jpg"), "-o", str(out), "--dry-run", "--config", str(cfg))
+    configured = run(
+        "restore", str(tmp_path / "photo.jpg"), "-o", str(out), "--dry-run", "--config", str(cfg)
+    )
     assert configured.exit_code == 0, configured.output
     assert str(out / "photo.png") in configured.stdout
 
@@ -133,20 +145,22 @@ def test_file_format_changes_the_planned_output(tmp_path):
         ("[weights]\nsteps = 3\n", "unknown key 'weights.steps'"),
         ('steps = "many"\n', "'steps'"),
         ("include = 5\n", "'include': expected a string or a list of strings"),
-        ('steps = 3\ncolor-fix = \n', "not valid TOML"),
+        ("steps = 3\ncolor-fix = \n", "not valid TOML"),
     ],
 )
 def test_bad_files_are_usage_errors_naming_file_and_key(tmp_path, text, expected):
     cfg = write(tmp_path / "bad.toml", text)
-    for args in (["restore", "x.jpg", "-o", str(tmp_path / "out"), "--config", str(cfg)],
-                 ["config", "show", "--config", str(cfg)]):
+    for args in (
+        ["restore", "x.jpg", "-o", str(tmp_path / "out"), "--config", str(cfg)],
+        ["config", "show", "--config", str(cfg)],
+    ):
         result = run(*args)
         assert result.exit_code == 2
         assert str(cfg) in result.output and expected in result.output
 
 
 def test_bad_toml_names_the_line(tmp_path):
-    cfg = write(tmp_path / "bad.toml", 'steps = 3\ncolor-fix = \n')
+    cfg = write(tmp_path / "bad.toml", "steps = 3\ncolor-fix = \n")
     result = run("config", "show", "--config", str(cfg))
     assert result.exit_code == 2 and "line 2" in result.output
 

@@ -162,8 +162,11 @@ def test_plateau_beta_is_one_half_the_time_as_the_reference() -> None:
     # BasicSR/DreamClear: a coin picks [low, 1] or [1, high]; for the plateau's 1-2 the lower
     # half is the point 1. The generalized 0.5-4 splits the same way: half below 1.
     rng = np.random.default_rng(7)
-    cfg = KernelConfig(sigma=(0.2, 3.0), sinc_prob=0.0,
-                       families=(("plateau_iso", 0.5), ("plateau_aniso", 0.2), ("generalized_iso", 0.3)))
+    cfg = KernelConfig(
+        sigma=(0.2, 3.0),
+        sinc_prob=0.0,
+        families=(("plateau_iso", 0.5), ("plateau_aniso", 0.2), ("generalized_iso", 0.3)),
+    )
     specs = [sample_kernel(rng, cfg) for _ in range(3000)]
     plateau = [s.beta for s in specs if s.family.startswith("plateau")]
     generalized = [s.beta for s in specs if s.family.startswith("generalized")]

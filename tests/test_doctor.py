@@ -55,10 +55,12 @@ def test_json_report_cpu_selftest_passes_offline_and_no_token(machine):
     assert cpu["seconds"] >= 0
     assert report["devices"][0]["name"] == "cpu" and report["devices"][0]["cores"] >= 1
     assert {"torch", "diffusers", "transformers", "huggingface_hub", "spandrel", "pillow", "python"} <= set(
-        report["versions"])
+        report["versions"]
+    )
     assert report["cache"]["root"] == os.environ["LUCIDFLUX_CACHE"]
     assert [e["state"] for e in report["cache"]["entries"]] == [
-        "optional" if entry.optional else "missing" for entry in REGISTRY.values()]
+        "optional" if entry.optional else "missing" for entry in REGISTRY.values()
+    ]
     assert any("not downloaded yet" in w for w in report["warnings"])  # a warning, not an error
     assert report["hub"]["token"] is True and report["hub"]["online_checked"] is False
     assert TOKEN not in result.output and "secretXYZ" not in result.output
@@ -153,8 +155,9 @@ def test_a_missing_cache_is_reported_as_missing_weights_at_the_given_root(tmp_pa
     states = {entry["name"]: (entry["state"], entry["path"]) for entry in data["cache"]["entries"]}
     assert states["flux"] == ("local", str(local))  # a path given on the command line is used as it is
     assert states["lucidflux"] == ("missing", None) and states["text_encoders"] == ("optional", None)
-    assert data["cache"]["missing_bytes"] == sum(e.size or 0 for e in REGISTRY.values()
-                                                 if e.name not in ("flux",) and not e.optional)
+    assert data["cache"]["missing_bytes"] == sum(
+        e.size or 0 for e in REGISTRY.values() if e.name not in ("flux",) and not e.optional
+    )
 
 
 def test_a_configured_device_that_does_not_exist_blocks(monkeypatch):
@@ -168,19 +171,28 @@ def test_a_configured_device_that_does_not_exist_blocks(monkeypatch):
 def _gpu_report(gib: float, capability: str = "9.0", dtype: str = "bfloat16") -> doctor.Report:
     """This machine's report, as if it had one CUDA device of ``gib`` GiB."""
     report = doctor.collect(doctor.Settings(), selftest=False)
-    device = {"name": "cuda:0", "model": "GPU", "capability": capability, "memory_total": int(gib * 2**30),
-              "memory_free": int(gib * 2**30), "bf16": True}
+    device = {
+        "name": "cuda:0",
+        "model": "GPU",
+        "capability": capability,
+        "memory_total": int(gib * 2**30),
+        "memory_free": int(gib * 2**30),
+        "bf16": True,
+    }
     report.devices, report.restore, report.warnings = [device], {"device": "cuda:0", "dtype": dtype}, []
     return report
 
 
-@pytest.mark.parametrize("gib,capability,hint", [
-    (79.1, "9.0", None),  # H100: the default fits, in one tile up to 1536 px
-    (23.6, "8.9", "use --precision fp8"),  # RTX 4090: float8 weights fit
-    (23.6, "8.6", "use --offload sequential"),  # no float8 tensor cores: stream the weights
-    (15.6, "8.9", "use --offload sequential"),
-    (5.8, "8.6", "no memory mode fits it: use a larger GPU, or --shard-model over several"),
-])
+@pytest.mark.parametrize(
+    "gib,capability,hint",
+    [
+        (79.1, "9.0", None),  # H100: the default fits, in one tile up to 1536 px
+        (23.6, "8.9", "use --precision fp8"),  # RTX 4090: float8 weights fit
+        (23.6, "8.6", "use --offload sequential"),  # no float8 tensor cores: stream the weights
+        (15.6, "8.9", "use --offload sequential"),
+        (5.8, "8.6", "no memory mode fits it: use a larger GPU, or --shard-model over several"),
+    ],
+)
 def test_memory_warning_names_the_fastest_mode_that_fits(gib, capability, hint):
     report = _gpu_report(gib, capability)
     doctor._judge_memory(report)

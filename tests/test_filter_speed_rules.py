@@ -41,7 +41,8 @@ def run(*args: str) -> tuple[int, str, str]:
 def texture(seed: int, height: int = 240, width: int = 240) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (np.kron(rng.random((height // 8 + 1, width // 8 + 1, 3)), np.ones((8, 8, 1))) * 255)[
-        :height, :width].astype(np.uint8)
+        :height, :width
+    ].astype(np.uint8)
 
 
 def records(manifest: Path) -> dict[str, dict]:
@@ -67,7 +68,11 @@ def reference_sobel_squares(gray: np.ndarray) -> np.ndarray:
 
 def test_gray_is_the_rounded_601_luma_for_every_colour():
     codes = np.arange(256**3, dtype=np.uint32)
-    rgb = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    rgb = (
+        np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1)
+        .astype(np.uint8)
+        .reshape(4096, 4096, 3)
+    )
     expected = ((rgb.astype(np.int64) @ np.array([299, 587, 114]) + 500) // 1000).astype(np.uint8)
     np.testing.assert_array_equal(curation.to_gray8(rgb), expected)
     assert curation.to_gray8(np.zeros((1, 1, 3), np.uint8)).shape == (1, 1)
@@ -77,22 +82,28 @@ def test_gray_is_the_rounded_601_luma_for_every_colour():
 def test_laplacian_variance_is_the_exact_variance_rounded_once(shape):
     gray = (np.random.default_rng(shape[1]).random(shape) * 255).astype(np.uint8)
     values = reference_laplacian(gray).ravel()
-    exact = Fraction(int((values * values).sum()), values.size) - Fraction(int(values.sum()), values.size) ** 2
+    exact = (
+        Fraction(int((values * values).sum()), values.size) - Fraction(int(values.sum()), values.size) ** 2
+    )
     assert curation.laplacian_variance(gray) == float(exact)
 
 
 def test_sobel_magnitude_is_the_square_root_of_the_exact_integer():
     gray = (np.random.default_rng(3).random((41, 67)) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(curation.sobel_magnitude(gray), np.sqrt(reference_sobel_squares(gray).astype(float)))
+    np.testing.assert_array_equal(
+        curation.sobel_magnitude(gray), np.sqrt(reference_sobel_squares(gray).astype(float))
+    )
 
 
-@pytest.mark.parametrize(("shape", "patch"), [((50, 61), 3), ((481, 723), 8), ((481, 723), 33), ((1000, 1210), 240)])
+@pytest.mark.parametrize(
+    ("shape", "patch"), [((50, 61), 3), ((481, 723), 8), ((481, 723), 33), ((1000, 1210), 240)]
+)
 def test_flat_fraction_equals_whole_image_patch_variances(shape, patch):
     """Strips of patches give what the whole magnitude cut into patches gives, border rows included."""
     rgb = np.asarray(Image.fromarray(texture(7, *shape)).filter(ImageFilter.GaussianBlur(2)))
     gray = curation.to_gray8(rgb)
     rows, cols = shape[0] // patch, shape[1] // patch
-    magnitude = np.sqrt(reference_sobel_squares(gray).astype(float))[:rows * patch, :cols * patch]
+    magnitude = np.sqrt(reference_sobel_squares(gray).astype(float))[: rows * patch, : cols * patch]
     variances = magnitude.reshape(rows, patch, cols, patch).var(axis=(1, 3))
     for threshold in np.quantile(variances, [0.1, 0.5, 0.9]) * (1 + 1e-9):  # off the exact values
         fraction, patches = curation.flat_fraction(gray, patch, threshold)
@@ -119,13 +130,25 @@ def test_read_rgb8_gives_the_float_readers_pixels_and_notes(tmp_path):
         assert image.rgb.dtype == np.uint8 and image.rgb.flags.c_contiguous, name
         np.testing.assert_array_equal(image.rgb, quantize(pages.images[0].rgb, 8), err_msg=name)
         assert (image.bit_depth, image.alpha, image.note) == (
-            pages.images[0].metadata.bit_depth, pages.images[0].alpha is not None, pages.note), name
+            pages.images[0].metadata.bit_depth,
+            pages.images[0].alpha is not None,
+            pages.note,
+        ), name
 
 
-@pytest.mark.parametrize("options", [
-    {"subsampling": 0}, {"subsampling": 1}, {"subsampling": 2, "quality": 60}, {"progressive": True},
-    {"optimize": True, "restart_marker_rows": 2}, {"mode": "L"}, {"size": (333, 171)}, {"trailing": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"subsampling": 0},
+        {"subsampling": 1},
+        {"subsampling": 2, "quality": 60},
+        {"progressive": True},
+        {"optimize": True, "restart_marker_rows": 2},
+        {"mode": "L"},
+        {"size": (333, 171)},
+        {"trailing": True},
+    ],
+)
 def test_jpegs_decoded_by_opencv_equal_pillows_pixels(tmp_path, options):
     options = dict(options)
     width, height = options.pop("size", (320, 200))
@@ -152,8 +175,15 @@ def test_a_truncated_jpeg_is_refused_as_before(tmp_path):
 
 
 def judged(**values) -> tuple[str, str] | None:
-    record = {"width": 500, "height": 500, "bytes": None, "laplacian_var": 1000.0, "flat_fraction": 0.0,
-              "patches": 4, **values}
+    record = {
+        "width": 500,
+        "height": 500,
+        "bytes": None,
+        "laplacian_var": 1000.0,
+        "flat_fraction": 0.0,
+        "patches": 4,
+        **values,
+    }
     return curation.judge(record, curation.FilterConfig())
 
 
@@ -175,7 +205,9 @@ def test_the_command_keeps_and_drops_at_the_exact_measured_variance(tmp_path):
     variance = records(manifest)["a.png"]["laplacian_var"]
     assert variance != round(variance, 4)  # stored as measured
     just_above = repr(float(np.nextafter(variance, np.inf)))
-    assert run("data", "filter", str(source), "-o", str(manifest), *RULES, "--blur-min", repr(variance))[0] == 0
+    assert (
+        run("data", "filter", str(source), "-o", str(manifest), *RULES, "--blur-min", repr(variance))[0] == 0
+    )
     assert records(manifest)["a.png"]["kept"]
     assert run("data", "filter", str(source), "-o", str(manifest), *RULES, "--blur-min", just_above)[0] == 0
     assert records(manifest)["a.png"]["stage"] == "blur"
@@ -203,15 +235,32 @@ def test_the_quality_stage_batches_and_compares_unrounded_scores(tmp_path):
         Image.fromarray(texture(20 + index)).save(source / f"{index}.png")
     Image.fromarray(np.full((240, 240, 3), 9, np.uint8)).save(source / "blank.png")  # NIQE fails on it
     manifest, cache = tmp_path / "m.jsonl", niqe_cache(tmp_path / "cache")
-    options = ["--iqa-metric", "NIQE", "--offline", "--cache-dir", str(cache), "--min-bytes", "0",
-               "--min-side", "0", "--blur-min", "0", "--flat-max-fraction", "1", "--batch-size", "2"]
+    options = [
+        "--iqa-metric",
+        "NIQE",
+        "--offline",
+        "--cache-dir",
+        str(cache),
+        "--min-bytes",
+        "0",
+        "--min-side",
+        "0",
+        "--blur-min",
+        "0",
+        "--flat-max-fraction",
+        "1",
+        "--batch-size",
+        "2",
+    ]
     code, _, stderr = run("data", "filter", str(source), "-o", str(manifest), *options, "--top", "1")
     found = records(manifest)
     assert code == 1 and "blank.png" in stderr and found["blank.png"]["stage"] == "read"
     scores = {name: found[name]["score"] for name in ("0.png", "1.png", "2.png")}
     assert all(found[name]["kept"] for name in scores)
     best = min(scores, key=scores.get)  # lower is better: a cut at the best score keeps it alone
-    code, _, _ = run("data", "filter", str(source), "-o", str(manifest), *options, "--min-score", repr(scores[best]))
+    code, _, _ = run(
+        "data", "filter", str(source), "-o", str(manifest), *options, "--min-score", repr(scores[best])
+    )
     assert {name for name, r in records(manifest).items() if r["kept"]} == {best}
     below = repr(float(np.nextafter(scores[best], -np.inf)))
     run("data", "filter", str(source), "-o", str(manifest), *options, "--min-score", below)
@@ -222,20 +271,30 @@ def test_score_each_shares_calls_among_same_size_images_and_keeps_the_order(tmp_
     pytest.importorskip("pyiqa")
     from lucidflux_cli.metrics.scoring import ScoreError, Scorer, score_each
 
-    images = [texture(30, 200, 200), texture(31, 160, 200), texture(32, 200, 200), np.zeros((200, 200, 3), np.uint8),
-              texture(33, 160, 200)]
+    images = [
+        texture(30, 200, 200),
+        texture(31, 160, 200),
+        texture(32, 200, 200),
+        np.zeros((200, 200, 3), np.uint8),
+        texture(33, 160, 200),
+    ]
     alone = Scorer("niqe", cache_dir=tmp_path, pretrained=False, batch_size=1)
     batched = Scorer("niqe", cache_dir=tmp_path, pretrained=False, batch_size=8)
     calls = []
     original = batched._call
-    batched._call = lambda name, imgs, refs, indices: calls.append(len(indices)) or original(name, imgs, refs, indices)
+    batched._call = lambda name, imgs, refs, indices: (
+        calls.append(len(indices)) or original(name, imgs, refs, indices)
+    )
     labels = [f"{i}.png" for i in range(len(images))]
     one_by_one = [score_each(alone, [image], [label])[0] for image, label in zip(images, labels, strict=True)]
     together = score_each(batched, images, labels)
     assert isinstance(together[3], ScoreError) and together[3].label == "3.png" and not batched.failures
     for first, second in zip(one_by_one[:3] + one_by_one[4:], together[:3] + together[4:], strict=True):
         assert second == pytest.approx(first, rel=1e-5)
-    assert calls[:2] == [2, 3]  # the two 160x200 images, then the three 200x200 (one failing) in one call each
+    assert calls[:2] == [
+        2,
+        3,
+    ]  # the two 160x200 images, then the three 200x200 (one failing) in one call each
 
 
 # ------------------------------------------------------------------------------------ journal
@@ -244,8 +303,9 @@ def test_score_each_shares_calls_among_same_size_images_and_keeps_the_order(tmp_
 def test_the_journal_writes_every_line_at_once_and_fsyncs_every_n(tmp_path, monkeypatch):
     synced = []
     monkeypatch.setattr(manifests.os, "fsync", lambda fd: synced.append(fd))
-    journal = manifests.Journal(tmp_path / "m.jsonl", lambda r: (r["name"],), {"a": 1}, sync_every=3,
-                                sync_seconds=3600)
+    journal = manifests.Journal(
+        tmp_path / "m.jsonl", lambda r: (r["name"],), {"a": 1}, sync_every=3, sync_seconds=3600
+    )
     header = {"manifest": "test", "settings": {"a": 1}}
     for index in range(7):
         journal.append([{"name": str(index)}], header)
@@ -270,7 +330,9 @@ def test_a_rerun_redoes_exactly_the_records_a_crash_lost(tmp_path):
     manifest.unlink()
     code, stdout, _ = run("data", "filter", str(source), "-o", str(manifest), *RULES, "--json")
     events = [json.loads(line) for line in stdout.splitlines()]
-    redone = sorted(Path(e["source"]).name for e in events if e.get("event") == "file" and e["status"] == "done")
+    redone = sorted(
+        Path(e["source"]).name for e in events if e.get("event") == "file" and e["status"] == "done"
+    )
     kept_before = {json.loads(line)["name"] for line in lines[1:3]}
     assert code == 0 and redone == sorted({f"{i}.png" for i in range(5)} - kept_before)
     assert manifest.read_text().splitlines() == lines and not journal.exists()
@@ -328,7 +390,22 @@ def test_the_filter_without_iqa_never_imports_torch(tmp_path):
         "    print(f'exit {done.code} torch imported: {\"torch\" in sys.modules}')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", wrapper, "data", "filter", str(source), "-o",
-                             str(tmp_path / "m.jsonl"), *RULES, "-q"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            "data",
+            "filter",
+            str(source),
+            "-o",
+            str(tmp_path / "m.jsonl"),
+            *RULES,
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout.strip().splitlines()[-1] == "exit 0 torch imported: False", result.stderr

@@ -44,8 +44,9 @@ def test_filter_degrade_train_restore_eval_chain(tiny_release, tmp_path):
 
     # 1. curate: the blurred photo is dropped, the two sharp ones kept
     curated = tmp_path / "curated.jsonl"
-    code, out, err = _run("data", "filter", photos, "-o", curated, "--iqa-metric", "none", "--min-bytes", "0",
-                          "--json")
+    code, out, err = _run(
+        "data", "filter", photos, "-o", curated, "--iqa-metric", "none", "--min-bytes", "0", "--json"
+    )
     assert code == 0, err
     assert _summary(out)["funnel"]["quality"] == 2  # kept after the last stage
 
@@ -57,24 +58,71 @@ def test_filter_degrade_train_restore_eval_chain(tiny_release, tmp_path):
 
     # 3. train on the folder degrade wrote, with a validation page
     run = tmp_path / "run"
-    code, out, err = _run("train", "--pairs", pairs, "-o", run, "--steps", "2", "--crop", "32", "--device", "cpu",
-                          "--seed", "5", "--validation", val, "--validate-every", "2", "--validation-steps", "1",
-                          "--validation-metrics", "none", "--json", *weights)
+    code, out, err = _run(
+        "train",
+        "--pairs",
+        pairs,
+        "-o",
+        run,
+        "--steps",
+        "2",
+        "--crop",
+        "32",
+        "--device",
+        "cpu",
+        "--seed",
+        "5",
+        "--validation",
+        val,
+        "--validate-every",
+        "2",
+        "--validation-steps",
+        "1",
+        "--validation-metrics",
+        "none",
+        "--json",
+        *weights,
+    )
     assert code == 0, err
     assert (run / "step-2.pth").is_file() and (run / "validation" / "step-2" / "held-out.png").is_file()
 
     # 4. restore the pairs' LQ images with the trained condition module, to the HQ size
     restored = tmp_path / "restored"
-    restore_weights = [arg if arg != str(tiny_release.lucidflux) else str(run / "step-2.pth") for arg in weights]
-    code, out, err = _run("restore", pairs / "lq", "-o", restored, "--scale", "4", "--steps", "1", "--device", "cpu",
-                          "--json", *restore_weights)
+    restore_weights = [
+        arg if arg != str(tiny_release.lucidflux) else str(run / "step-2.pth") for arg in weights
+    ]
+    code, out, err = _run(
+        "restore",
+        pairs / "lq",
+        "-o",
+        restored,
+        "--scale",
+        "4",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        *restore_weights,
+    )
     assert code == 0, err
     assert _summary(out)["done"] == 2
 
     # 5. score the restorations against the pairs' HQ originals
     results = tmp_path / "results"
-    code, out, err = _run("eval", restored, "--reference", pairs / "hq", "--metrics", "psnr-y,ssim", "-o", results,
-                          "--device", "cpu", "--json")
+    code, out, err = _run(
+        "eval",
+        restored,
+        "--reference",
+        pairs / "hq",
+        "--metrics",
+        "psnr-y,ssim",
+        "-o",
+        results,
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0, err
     rows = (results / "scores.csv").read_text().splitlines()
     assert len(rows) == 3  # a header and one row per restored pair

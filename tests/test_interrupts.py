@@ -37,15 +37,24 @@ def _torchrun() -> list[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-            "--master-port", str(port)]
+    return [
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+    ]
 
 
 def _start(args: list[str], launcher: list[str] | None = None) -> subprocess.Popen:
     command = [sys.executable, *(launcher or []), "-m", "lucidflux_cli", "restore", *args]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def _outputs(out: Path) -> set[str]:
@@ -99,7 +108,9 @@ SCHEDULERS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
-def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(photos, tiny_release, tmp_path, scheduler):
+def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(
+    photos, tiny_release, tmp_path, scheduler
+):
     extra, launcher = SCHEDULERS[scheduler]
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [str(photos), "-o", str(out), *SLOW, "--report", str(report), *extra, *weight_args(tiny_release)]
@@ -116,13 +127,15 @@ def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(photos,
     assert _by_status(document).get("done", set()) == finished  # exactly the files on disk
     _assert_adds_up(document)
     summary = [json.loads(line) for line in stdout.splitlines() if '"summary"' in line][-1]
-    assert {k: summary[k] for k in ("done", "skipped", "failed", "not_started")} == \
-        {k: document[k] for k in ("done", "skipped", "failed", "not_started")}
+    assert {k: summary[k] for k in ("done", "skipped", "failed", "not_started")} == {
+        k: document[k] for k in ("done", "skipped", "failed", "not_started")
+    }
     last_line = [line for line in stderr.splitlines() if "interrupted after" in line]
     assert last_line and "run the same command again to resume" in last_line[-1]
     assert f"({len(finished)} restored" in last_line[-1]
-    _rerun_completes(photos, out, report, [*extra, *weight_args(tiny_release)],
-                     launcher() if launcher else None)
+    _rerun_completes(
+        photos, out, report, [*extra, *weight_args(tiny_release)], launcher() if launcher else None
+    )
 
 
 @pytest.mark.slow
@@ -130,8 +143,9 @@ def test_sigterm_keeps_every_finished_file_in_the_report_and_the_summary(photos,
 def test_sigkill_leaves_a_valid_report_of_what_was_finished(photos, tiny_release, tmp_path, scheduler):
     extra, _ = SCHEDULERS[scheduler]
     out, report = tmp_path / "out", tmp_path / "report.json"
-    process = _start([str(photos), "-o", str(out), *SLOW, "--report", str(report), *extra,
-                      *weight_args(tiny_release)])
+    process = _start(
+        [str(photos), "-o", str(out), *SLOW, "--report", str(report), *extra, *weight_args(tiny_release)]
+    )
     _wait_for_outputs(process, out, 3)
     os.killpg(process.pid, signal.SIGKILL)  # the whole group: a power cut, as far as the folder knows
     process.communicate(timeout=60)

@@ -19,7 +19,9 @@ ONE_STEP = RestoreSettings(steps=2, seed=3)
 
 def restore(paths, size=(64, 48)):
     components = load_components(paths, torch.device("cpu"), torch.float32)
-    return LucidFluxPipeline(components, torch.device("cpu"), torch.float32)(photo(80, 60), size=size, settings=ONE_STEP)
+    return LucidFluxPipeline(components, torch.device("cpu"), torch.float32)(
+        photo(80, 60), size=size, settings=ONE_STEP
+    )
 
 
 @pytest.fixture(scope="module")

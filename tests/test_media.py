@@ -329,7 +329,9 @@ def test_write_keeps_exif_icc_and_records_provenance(zoo: dict[str, Path], tmp_p
 def test_png_text_chunks_and_xmp(zoo: dict[str, Path], tmp_path: Path) -> None:
     source = media.read_image(zoo["jpeg_exif"])
     out = tmp_path / "x.png"
-    formats.write_image(out, source.rgb, alpha=None, metadata=source.metadata, fmt="png", provenance=PROVENANCE)
+    formats.write_image(
+        out, source.rgb, alpha=None, metadata=source.metadata, fmt="png", provenance=PROVENANCE
+    )
     with Image.open(out) as img:
         assert img.info["Software"] == metadata.SOFTWARE
         assert img.info["Comment"] == metadata.provenance_summary(PROVENANCE)
@@ -413,7 +415,9 @@ def test_alpha_round_trip(zoo: dict[str, Path], tmp_path: Path, fmt: str, tolera
     source = media.read_image(zoo["png_rgba"])
     out = tmp_path / f"a{formats.EXTENSIONS[fmt]}"
     quality = 100 if fmt == "webp" else None  # 100 = lossless WebP
-    formats.write_image(out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt=fmt, quality=quality)
+    formats.write_image(
+        out, source.rgb, alpha=source.alpha, metadata=source.metadata, fmt=fmt, quality=quality
+    )
     back = media.read_image(out)
     assert back.alpha is not None and source.alpha is not None
     assert np.abs(back.alpha - source.alpha).max() <= tolerance + 1e-6
@@ -544,7 +548,9 @@ def test_output_format_for() -> None:
         formats.output_format_for("png", "gif")
     expected = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "heif": ".heic"}
     assert expected.items() <= formats.EXTENSIONS.items()
-    assert formats.format_from_extension(".JPG") == "jpeg" and formats.format_from_extension("x.heic") == "heif"
+    assert (
+        formats.format_from_extension(".JPG") == "jpeg" and formats.format_from_extension("x.heic") == "heif"
+    )
 
 
 def test_16bit_png_text_chunks_hold_unicode(tmp_path: Path) -> None:

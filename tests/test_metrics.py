@@ -104,8 +104,10 @@ def test_file_table_agrees_with_pyiqa_timm_and_torchvision():
     assert f"'RN50': '{cache._CLIP_RN50.url}'" in clip_source
 
     torch_files = {f.path for n in ("lpips", "dists") for f in cache.metric_files(n) if f.store == "torch"}
-    assert torch_files == {"checkpoints/" + tail(tvm.AlexNet_Weights.IMAGENET1K_V1.url),
-                           "checkpoints/" + tail(tvm.VGG16_Weights.IMAGENET1K_V1.url)}
+    assert torch_files == {
+        "checkpoints/" + tail(tvm.AlexNet_Weights.IMAGENET1K_V1.url),
+        "checkpoints/" + tail(tvm.VGG16_Weights.IMAGENET1K_V1.url),
+    }
     for name, arch in (("maniqa", "vit_base_patch8_224"), ("nima", "inception_resnet_v2")):
         (hub_file,) = [f for f in cache.metric_files(name) if f.store == "hub"]
         assert hub_file.repo == timm.models.get_pretrained_cfg(arch).hf_hub_id
@@ -186,7 +188,9 @@ def fake_hub(monkeypatch, tmp_path):
 
     hub = FakeHub().start()
     monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
     for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
@@ -216,11 +220,16 @@ def test_download_fills_the_metrics_cache_then_offline_works(fake_hub, tmp_path)
     assert cache.download(["niqe"], tmp_path / "c") == []  # nothing left to fetch
     rows = {r["name"]: r for r in cache.status(cache_dir=tmp_path / "c")}
     assert rows["niqe"]["missing"] == [] and rows["psnr-y"] == {**rows["psnr-y"], "files": 0, "size": 0}
-    assert rows["lpips"]["missing"] == ["checkpoints/alexnet-owt-7be5be79.pth", "LPIPS_v0.1_alex-df73285e.pth"]
+    assert rows["lpips"]["missing"] == [
+        "checkpoints/alexnet-owt-7be5be79.pth",
+        "LPIPS_v0.1_alex-df73285e.pth",
+    ]
     assert rows["qalign"]["opt_in"] and rows["qalign"]["cost"] == "large"
     score = Scorer("niqe", cache_dir=tmp_path / "c", offline=True).score([rng_image(0, 200, 200)])
     assert np.isfinite(score[0]["niqe"])
-    with pytest.raises(MetricUnavailable, match=r"^metric musiq: download of musiq_koniq_ckpt-e95806b9.pth failed"):
+    with pytest.raises(
+        MetricUnavailable, match=r"^metric musiq: download of musiq_koniq_ckpt-e95806b9.pth failed"
+    ):
         cache.download(["musiq"], tmp_path / "c", progress=False)  # the fake hub has no such file
 
 
@@ -266,8 +275,10 @@ def ssim_y(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_psnr_y_and_ssim_match_the_formulas(tmp_path):
     refs = [eight_bit(10, 40, 48), eight_bit(11, 40, 48), eight_bit(12, 24, 32)]
-    noisy = [np.clip(r + np.random.default_rng(i).normal(0, 0.04, r.shape), 0, 1).astype(np.float32)
-             for i, r in enumerate(refs)]
+    noisy = [
+        np.clip(r + np.random.default_rng(i).normal(0, 0.04, r.shape), 0, 1).astype(np.float32)
+        for i, r in enumerate(refs)
+    ]
     noisy[1] = eight_bit(13, 40, 48)  # unrelated content: low SSIM
     rows = Scorer("psnr-y-full,ssim", cache_dir=tmp_path, offline=True, batch_size=2).score(noisy, refs)
     for row, image, ref in zip(rows, noisy, refs, strict=True):
@@ -275,14 +286,18 @@ def test_psnr_y_and_ssim_match_the_formulas(tmp_path):
         assert row["ssim"] == pytest.approx(ssim_y(image, ref), rel=1e-6, abs=1e-7)
     assert rows[0]["ssim"] > rows[1]["ssim"]
     # Identical images: SSIM 1, PSNR at pyiqa's 1e-8 floor (80 dB).
-    same = Scorer("psnr-y-full,ssim", cache_dir=tmp_path).score([refs[2]], [torch.from_numpy(refs[2]).permute(2, 0, 1)])
+    same = Scorer("psnr-y-full,ssim", cache_dir=tmp_path).score(
+        [refs[2]], [torch.from_numpy(refs[2]).permute(2, 0, 1)]
+    )
     assert same[0]["ssim"] == pytest.approx(1.0, abs=1e-12) and same[0]["psnr-y-full"] == pytest.approx(80.0)
 
 
 def test_the_two_psnr_y_conventions_differ_by_20_log10_255_over_219(tmp_path):
     refs = [eight_bit(20, 40, 48), eight_bit(21, 40, 48)]
-    noisy = [np.clip(r + np.random.default_rng(i).normal(0, 0.05, r.shape), 0, 1).astype(np.float32)
-             for i, r in enumerate(refs)]
+    noisy = [
+        np.clip(r + np.random.default_rng(i).normal(0, 0.05, r.shape), 0, 1).astype(np.float32)
+        for i, r in enumerate(refs)
+    ]
     rows = Scorer("psnr-y,psnr-y-full", cache_dir=tmp_path, offline=True).score(noisy, refs)
     offset = 20 * np.log10(255 / 219)  # 1.32 dB: the same error is 219/255 as large on studio-range Y
     for row, image, ref in zip(rows, noisy, refs, strict=True):
@@ -296,8 +311,10 @@ def test_crop_border_takes_pixels_off_every_side_before_psnr_and_ssim(tmp_path):
     image = ref.copy()
     image[:3] = 1 - image[:3]  # the error sits in the top 3 rows only
     image[10:20, 10:20] = np.clip(image[10:20, 10:20] + 0.1, 0, 1)
-    whole, cropped = (Scorer("psnr-y-full,ssim", cache_dir=tmp_path, crop_border=border)
-                      .score([image], [ref])[0] for border in (0, 4))
+    whole, cropped = (
+        Scorer("psnr-y-full,ssim", cache_dir=tmp_path, crop_border=border).score([image], [ref])[0]
+        for border in (0, 4)
+    )
     assert whole["psnr-y-full"] == pytest.approx(psnr_y(image, ref), abs=1e-4)
     assert cropped["psnr-y-full"] == pytest.approx(psnr_y(image, ref, border=4), abs=1e-4)
     assert cropped["psnr-y-full"] > whole["psnr-y-full"] + 5
@@ -310,10 +327,14 @@ def test_crop_border_takes_pixels_off_every_side_before_psnr_and_ssim(tmp_path):
 def test_size_mismatch_names_the_file_and_tiny_images_fail_clearly(tmp_path):
     scorer = Scorer("psnr-y,niqe", cache_dir=tmp_path, pretrained=False)
     with pytest.raises(SizeMismatch) as info:
-        scorer.score([rng_image(0, 32, 32), rng_image(1, 32, 40)], [rng_image(2, 32, 32), rng_image(3, 32, 32)],
-                     labels=["a.png", "sub/b.png"])
-    assert str(info.value) == ("sub/b.png: 40x32 but its reference is 32x32; "
-                               "full-reference metrics need the same size")
+        scorer.score(
+            [rng_image(0, 32, 32), rng_image(1, 32, 40)],
+            [rng_image(2, 32, 32), rng_image(3, 32, 32)],
+            labels=["a.png", "sub/b.png"],
+        )
+    assert str(info.value) == (
+        "sub/b.png: 40x32 but its reference is 32x32; full-reference metrics need the same size"
+    )
     assert info.value.label == "sub/b.png"
     with pytest.raises(ScoreError, match=r"^niqe failed on tiny.png \(40x30\): RuntimeError"):
         scorer.score([rng_image(0, 30, 40)], labels=["tiny.png"])
@@ -385,15 +406,25 @@ def test_fid_on_arrays_matches_pyiqa_folder_preprocessing_and_formula(tmp_path):
 
 
 def test_pairing_by_relative_path():
-    result = pair(["a.png", "sub/b.png", "c.png", "d.avif", "d.jpg", "extra.png"],
-                  ["a.png", "sub/b.jpg", "c.tif", "d.jpg", "unused.png", "sub/z.png"])
-    assert result.pairs == [("a.png", "a.png"), ("c.png", "c.tif"), ("d.jpg", "d.jpg"), ("sub/b.png", "sub/b.jpg")]
+    result = pair(
+        ["a.png", "sub/b.png", "c.png", "d.avif", "d.jpg", "extra.png"],
+        ["a.png", "sub/b.jpg", "c.tif", "d.jpg", "unused.png", "sub/z.png"],
+    )
+    assert result.pairs == [
+        ("a.png", "a.png"),
+        ("c.png", "c.tif"),
+        ("d.jpg", "d.jpg"),
+        ("sub/b.png", "sub/b.jpg"),
+    ]
     assert result.unpaired == ["d.avif", "extra.png"]
     assert result.unused == ["sub/z.png", "unused.png"]
-    assert result.describe() == ("4 paired; 2 without a reference (d.avif, extra.png); "
-                                 "2 references unused (sub/z.png, unused.png)")
+    assert result.describe() == (
+        "4 paired; 2 without a reference (d.avif, extra.png); 2 references unused (sub/z.png, unused.png)"
+    )
     assert pair(["a\\b.png"], ["a/b.png"]).pairs == [("a/b.png", "a/b.png")]
-    with pytest.raises(PairingError, match=r"^x.png: more than one reference could pair with it \(x.jpg, x.tif\)"):
+    with pytest.raises(
+        PairingError, match=r"^x.png: more than one reference could pair with it \(x.jpg, x.tif\)"
+    ):
         pair(["x.png"], ["x.jpg", "x.tif"])
     for bad in ("/abs.png", "../up.png", ""):
         with pytest.raises(PairingError, match="not a relative path"):
@@ -401,22 +432,33 @@ def test_pairing_by_relative_path():
 
 
 def test_markdown_table_marks_the_best_per_direction():
-    columns = {"steps 20": {"musiq": 70.5, "niqe": 4.1, "psnr-y": 24.0},
-               "steps 50": {"musiq": 72.25, "niqe": 3.9, "psnr-y": 24.0},
-               "tiles": {"musiq": 68.0, "niqe": float("nan")}}
+    columns = {
+        "steps 20": {"musiq": 70.5, "niqe": 4.1, "psnr-y": 24.0},
+        "steps 50": {"musiq": 72.25, "niqe": 3.9, "psnr-y": 24.0},
+        "tiles": {"musiq": 68.0, "niqe": float("nan")},
+    }
     table = tables.markdown_table(columns)
     lines = table.splitlines()
     assert lines[0] == "| metric | steps 20 | steps 50 | tiles |"
     assert "| MUSIQ ↑ | 70.50 | **72.25** | 68.00 |" in lines  # higher is better
     assert "| NIQE ↓ | 4.1000 | **3.9000** | – |" in lines  # lower is better; NaN is left out
     assert "| PSNR-Y (YCbCr) ↑ | **24.00** | **24.00** | – |" in lines  # ties are all marked
-    with_paper = tables.markdown_table({"ours": {"niqe": 3.5, "musiq": 60.0},
-                                        tables.PAPER_COLUMN: tables.PAPER_LUCIDFLUX_REALLQ250},
-                                       ["musiq", "niqe"])
-    assert "| MUSIQ ↑ | 60.00 | **73.01** |" in with_paper and "| NIQE ↓ | **3.5000** | 3.6742 |" in with_paper
-    assert tables.PAPER_LUCIDFLUX_REALLQ250 == {"clipiqa+": 0.7406, "qalign": 4.3935, "musiq": 73.01,
-                                                "maniqa": 0.5589, "nima": 5.4836, "clipiqa": 0.7122,
-                                                "niqe": 3.6742}
+    with_paper = tables.markdown_table(
+        {"ours": {"niqe": 3.5, "musiq": 60.0}, tables.PAPER_COLUMN: tables.PAPER_LUCIDFLUX_REALLQ250},
+        ["musiq", "niqe"],
+    )
+    assert (
+        "| MUSIQ ↑ | 60.00 | **73.01** |" in with_paper and "| NIQE ↓ | **3.5000** | 3.6742 |" in with_paper
+    )
+    assert tables.PAPER_LUCIDFLUX_REALLQ250 == {
+        "clipiqa+": 0.7406,
+        "qalign": 4.3935,
+        "musiq": 73.01,
+        "maniqa": 0.5589,
+        "nima": 5.4836,
+        "clipiqa": 0.7122,
+        "niqe": 3.6742,
+    }
 
 
 def test_got_worse_follows_each_direction():

@@ -31,8 +31,12 @@ FAST = ["--steps", "2", "--min-side", "0"]
 NAMES = [f"{index}.png" for index in range(5)]  # odd: the ranks get unequal shares
 
 
-def lucidflux(*args: str, env: dict[str, str] | None = None, launcher: list[str] | None = None,
-              program: list[str] | None = None):
+def lucidflux(
+    *args: str,
+    env: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
+    program: list[str] | None = None,
+):
     command = [sys.executable, *(launcher or []), *(program or ["-m", "lucidflux_cli"]), "restore", *args]
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})}
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
@@ -42,8 +46,16 @@ def torchrun() -> list[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-            "--master-port", str(port)]
+    return [
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+    ]
 
 
 def summary(process) -> dict:
@@ -83,7 +95,9 @@ def assert_same_bytes(out: Path, single: dict[str, bytes]) -> None:
 @pytest.mark.parametrize("rank", ["0", "1"])
 def test_dry_run_under_torchrun_prints_the_plan_once(photos, tmp_path, rank):
     env = {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}
-    result = CliRunner().invoke(main, ["restore", str(photos), "-o", str(tmp_path / "out"), "--dry-run"], env=env)
+    result = CliRunner().invoke(
+        main, ["restore", str(photos), "-o", str(tmp_path / "out"), "--dry-run"], env=env
+    )
     assert result.exit_code == 0, result.output
     planned = [line for line in result.stdout.splitlines() if line.startswith("restore ")]
     assert len(planned) == (len(NAMES) if rank == "0" else 0)
@@ -93,9 +107,15 @@ def test_parse_devices():
     assert parse_devices("cpu,cpu", cuda_count=0) == ["cpu", "cpu"]
     assert parse_devices(" cuda:1, cuda:0 ", cuda_count=2) == ["cuda:1", "cuda:0"]
     assert parse_devices("all", cuda_count=3) == ["cuda:0", "cuda:1", "cuda:2"]
-    for bad, message in [("all", "no CUDA device"), ("cpu,,cpu", "comma-separated"), ("", "comma-separated"),
-                         ("cuda", "name the GPU"), ("cuda:2", "does not exist"), ("gpu0", "not a device"),
-                         ("meta", "only cpu and cuda")]:
+    for bad, message in [
+        ("all", "no CUDA device"),
+        ("cpu,,cpu", "comma-separated"),
+        ("", "comma-separated"),
+        ("cuda", "name the GPU"),
+        ("cuda:2", "does not exist"),
+        ("gpu0", "not a device"),
+        ("meta", "only cpu and cuda"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_devices(bad, cuda_count=0 if bad == "all" else 2)
 
@@ -145,10 +165,14 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(dist, "broadcast_object_list", lambda objects, src: broadcast.append(list(objects)))
     rank0 = distributed.Ranks.__new__(distributed.Ranks)  # no process group: only the lock is under test
     rank0.rank = 0
-    rank0.job = rank0.request = type("Job", (), {"out_dir": tmp_path / "out", "lock_name": None,
-                                                 "remove_stale_temps": lambda self: None})()
-    with (output_lock(tmp_path / "out"), contextlib.ExitStack() as stack,
-          pytest.raises(OutputLocked, match="another lucidflux run")):
+    rank0.job = rank0.request = type(
+        "Job", (), {"out_dir": tmp_path / "out", "lock_name": None, "remove_stale_temps": lambda self: None}
+    )()
+    with (
+        output_lock(tmp_path / "out"),
+        contextlib.ExitStack() as stack,
+        pytest.raises(OutputLocked, match="another lucidflux run"),
+    ):
         rank0.lock(stack)
     assert "another lucidflux run" in broadcast[-1][0]
     with contextlib.ExitStack() as stack:
@@ -164,7 +188,9 @@ def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
     pool.retry_or_fail(worker, 0, 137)
     assert list(pool.pending) == [0] and pool.avoid == {0: 1} and not seen
     pool.workers = [worker, parallel.Worker(0, "cpu", process=None, conn=None)]
-    assert pool.next_for(worker) is None and pool.next_for(pool.workers[1]) == 0  # not back to the slot it died on while another lives
+    assert (
+        pool.next_for(worker) is None and pool.next_for(pool.workers[1]) == 0
+    )  # not back to the slot it died on while another lives
     pool.retry_or_fail(worker, 0, -9)
     assert seen[0].status == "failed" and seen[0].retried
     assert "worker died twice (exit code 137, killed by SIGKILL)" in seen[0].error
@@ -176,8 +202,18 @@ def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
 @pytest.mark.slow
 def test_two_cpu_workers_give_the_single_run_bytes(photos, single, tiny_release, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.json"
-    process = lucidflux(str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release),
-                        "--json", "--report", str(report))
+    process = lucidflux(
+        str(photos),
+        "-o",
+        str(out),
+        *FAST,
+        "--devices",
+        "cpu,cpu",
+        *weight_args(tiny_release),
+        "--json",
+        "--report",
+        str(report),
+    )
     assert process.returncode == 0, process.stderr
     assert summary(process)["done"] == len(NAMES)
     assert_same_bytes(out, single)
@@ -191,8 +227,13 @@ def test_a_killed_worker_has_its_file_retried_then_rerun_resumes(photos, single,
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json"]
     marker = tmp_path / "killed-once"  # workers die on 2.png until this exists (tests/dying_workers.py)
-    process = lucidflux(*args, "--report", str(report), program=[str(Path(__file__).parent / "dying_workers.py")],
-                        env={"LUCIDFLUX_TEST_KILL": f"2.png:{marker}"})
+    process = lucidflux(
+        *args,
+        "--report",
+        str(report),
+        program=[str(Path(__file__).parent / "dying_workers.py")],
+        env={"LUCIDFLUX_TEST_KILL": f"2.png:{marker}"},
+    )
     assert process.returncode == 0, process.stderr
     assert "died (exit code 137) while restoring" in process.stderr
     assert_same_bytes(out, single)
@@ -218,8 +259,19 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc (Linux)")
 def test_sigterm_stops_every_worker_cleanly_then_rerun_completes(photos, single, tiny_release, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "lucidflux_cli", "restore", str(photos), "-o", str(out), *FAST,
-               "--devices", "cpu,cpu", *weight_args(tiny_release)]
+    command = [
+        sys.executable,
+        "-m",
+        "lucidflux_cli",
+        "restore",
+        str(photos),
+        "-o",
+        str(out),
+        *FAST,
+        "--devices",
+        "cpu,cpu",
+        *weight_args(tiny_release),
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -233,12 +285,15 @@ def test_sigterm_stops_every_worker_cleanly_then_rerun_completes(photos, single,
     while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert workers and [pid for pid in workers if not _gone(pid)] == [], [
-        Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in workers if not _gone(pid)]
+        Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in workers if not _gone(pid)
+    ]
     finished = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert 1 <= len(finished) < len(NAMES) and not [p for p in out.rglob("*") if atomic.is_temp_name(p.name)]
     for name in finished:
         assert (out / name).read_bytes() == single[name]
-    again = lucidflux(str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json")
+    again = lucidflux(
+        str(photos), "-o", str(out), *FAST, "--devices", "cpu,cpu", *weight_args(tiny_release), "--json"
+    )
     assert again.returncode == 0, again.stderr
     assert summary(again)["skipped"] == len(finished) and summary(again)["done"] == len(NAMES) - len(finished)
     assert_same_bytes(out, single)
@@ -294,13 +349,23 @@ def test_shard_model_over_two_devices_gives_the_same_pixels(tiny_paths, tiny_pip
     expected = tiny_pipeline(image, size=(48, 32), settings=settings)
     sharded = sharding.shard(load_components(tiny_paths, torch.device("cpu"), torch.float32), ["cpu", "cpu"])
     assert isinstance(sharded.dual_branch, sharding.ResidualRouter)
-    got = LucidFluxPipeline(sharded, torch.device("cpu"), torch.float32)(image, size=(48, 32), settings=settings)
+    got = LucidFluxPipeline(sharded, torch.device("cpu"), torch.float32)(
+        image, size=(48, 32), settings=settings
+    )
     np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.slow
 def test_a_worker_setup_error_ends_the_run_with_exit_3(photos, tmp_path):
-    process = lucidflux(str(photos), "-o", str(tmp_path / "out"), *FAST, "--devices", "cpu,cpu", "--offline",
-                        env={"HF_HUB_CACHE": str(tmp_path / "empty-cache")})
+    process = lucidflux(
+        str(photos),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        "--devices",
+        "cpu,cpu",
+        "--offline",
+        env={"HF_HUB_CACHE": str(tmp_path / "empty-cache")},
+    )
     assert process.returncode == 3, process.stderr
     assert "is not cached" in process.stderr

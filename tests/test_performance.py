@@ -115,10 +115,13 @@ def test_tiles_share_text_and_positions_and_keep_only_small_hints(tiny_pipeline)
     lq, plan, cleaned, context = _stages(tiny_pipeline, width, height, options, seed=0)
     boxes = plan.denoise.boxes()
     calls = [[(0, i)] for i in range(len(boxes))]
-    fixed = tiny_pipeline._step_inputs_per_call(calls, boxes, lq, cleaned, context,
-                                                dataclasses.replace(RestoreSettings(), tiles=options), plan)
+    fixed = tiny_pipeline._step_inputs_per_call(
+        calls, boxes, lq, cleaned, context, dataclasses.replace(RestoreSettings(), tiles=options), plan
+    )
     assert len(fixed) == 4
-    assert all(f.backbone_text is fixed[0].backbone_text and f.branch_rope is fixed[0].branch_rope for f in fixed)
+    assert all(
+        f.backbone_text is fixed[0].backbone_text and f.branch_rope is fixed[0].branch_rope for f in fixed
+    )
     assert fixed[0].hints[0].shape[-1] == 64  # 16 hint channels x 2 x 2, not the model width
 
 
@@ -142,9 +145,13 @@ def test_compiling_puts_inductors_cache_under_the_tool_cache(tmp_path, monkeypat
     blocks = [torch.nn.Linear(2, 2) for _ in range(5)]
     components = SimpleNamespace(
         transformer=SimpleNamespace(transformer_blocks=blocks[:2], single_transformer_blocks=blocks[2:3]),
-        dual_branch=SimpleNamespace(lq=SimpleNamespace(transformer_blocks=blocks[3:4]),
-                                    ldr=SimpleNamespace(transformer_blocks=blocks[4:])),
-        vae=None, siglip=None, connector=None,
+        dual_branch=SimpleNamespace(
+            lq=SimpleNamespace(transformer_blocks=blocks[3:4]),
+            ldr=SimpleNamespace(transformer_blocks=blocks[4:]),
+        ),
+        vae=None,
+        siglip=None,
+        connector=None,
     )
     assert acceleration.apply(components, device=torch.device("cpu"), compile_mode="on", cache_dir=tmp_path)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "torch-compile")
@@ -190,8 +197,20 @@ def test_regional_compile_wraps_every_block_and_keeps_the_output(tiny_paths, tmp
 
 
 def test_fp8_on_cpu_is_a_one_line_usage_error(tmp_path, tiny_release):
-    result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--device", "cpu",
-                                       "--precision", "fp8", *weight_args(tiny_release)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "restore",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--precision",
+            "fp8",
+            *weight_args(tiny_release),
+        ],
+    )
     assert result.exit_code == 2
     message = [line for line in result.output.splitlines() if "fp8" in line]
     assert len(message) == 1 and "NVIDIA GPU" in message[0] and "--precision bf16" in message[0]
@@ -210,18 +229,30 @@ def test_fp8_quantizes_the_block_linears_of_backbone_and_branches_only(tiny_path
     pipeline = LucidFluxPipeline(components, cpu, torch.bfloat16)
     settings = RestoreSettings(steps=2, seed=7)
     before = pipeline(photo(64, 48), size=(64, 48), settings=settings)
-    linears = {f"{part}.{name}": module for part, model in (("backbone", components.transformer),
-                                                           ("branches", components.dual_branch))
-               for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    in_blocks = {name for name in linears if ".transformer_blocks." in name or ".single_transformer_blocks." in name}
+    linears = {
+        f"{part}.{name}": module
+        for part, model in (("backbone", components.transformer), ("branches", components.dual_branch))
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    in_blocks = {
+        name for name in linears if ".transformer_blocks." in name or ".single_transformer_blocks." in name
+    }
     assert acceleration.quantize_fp8(components) == len(in_blocks) > 0
     for name, module in linears.items():
         assert isinstance(module.weight, Float8Tensor) == (name in in_blocks), name
     assert any("lq.transformer_blocks" in name for name in in_blocks)  # the branches' blocks too
-    for kept in ("backbone.proj_out", "backbone.x_embedder", "backbone.context_embedder",
-                 "branches.lq.controlnet_blocks.0", "branches.ldr.controlnet_x_embedder"):
+    for kept in (
+        "backbone.proj_out",
+        "backbone.x_embedder",
+        "backbone.context_embedder",
+        "branches.lq.controlnet_blocks.0",
+        "branches.ldr.controlnet_x_embedder",
+    ):
         assert not isinstance(linears[kept].weight, Float8Tensor), kept  # embedders and heads stay bf16
-    assert not any(isinstance(module.weight, Float8Tensor) for name, module in linears.items() if "modulation" in name)
+    assert not any(
+        isinstance(module.weight, Float8Tensor) for name, module in linears.items() if "modulation" in name
+    )
     after = pipeline(photo(64, 48), size=(64, 48), settings=settings)
     assert after.shape == before.shape and np.isfinite(after).all()
     assert 0 < np.abs(after - before).mean() < 0.1  # float8 rounding, not a different picture
@@ -279,18 +310,27 @@ def test_every_model_runs_inside_a_stage_that_brought_it_to_the_device(tiny_pipe
     come from a stage that names that model (else it would run on host weights, or fail on a GPU)."""
     placement = StagingPlacement()
     c = tiny_pipeline.c
-    offloaded = {"transformer": c.transformer, "dual_branch": c.dual_branch, "vae": c.vae, "siglip": c.siglip,
-                 "connector": c.connector}
+    offloaded = {
+        "transformer": c.transformer,
+        "dual_branch": c.dual_branch,
+        "vae": c.vae,
+        "siglip": c.siglip,
+        "connector": c.connector,
+    }
     used: set[str] = set()
 
     def guard(name, root):
         def check(module, args):
             used.add(name)
             assert id(root) in placement.staged, f"{name} ran outside its stage"
+
         return check
 
-    handles = [module.register_forward_pre_hook(guard(name, root))
-               for name, root in offloaded.items() for module in root.modules()]
+    handles = [
+        module.register_forward_pre_hook(guard(name, root))
+        for name, root in offloaded.items()
+        for module in root.modules()
+    ]
     try:
         pipeline = LucidFluxPipeline(c, tiny_pipeline.device, tiny_pipeline.dtype, placement)
         for options in (TileOptions(), TileOptions(size=64, overlap=16, semantic="tile")):  # one tile, tiles

@@ -49,14 +49,20 @@ def test_output_is_a_real_image(baseline):
 
 
 def _mean_change(pipeline, baseline) -> float:
-    return float(np.abs(to8(pipeline(photo(64, 64), size=(64, 64), settings=FEW_STEPS)).astype(int) - to8(baseline)).mean())
+    return float(
+        np.abs(
+            to8(pipeline(photo(64, 64), size=(64, 64), settings=FEW_STEPS)).astype(int) - to8(baseline)
+        ).mean()
+    )
 
 
 class _OnlyLQ(DualConditionBranch):
     """The dual branch without its LDR (cleaned-image) half."""
 
     def mix(self, lq_out, ldr_out, timestep, text):
-        return [self.modulation_lq(lq_out[k % len(lq_out)], timestep, k) for k in range(self.num_backbone_blocks)]
+        return [
+            self.modulation_lq(lq_out[k % len(lq_out)], timestep, k) for k in range(self.num_backbone_blocks)
+        ]
 
 
 class _Unmodulated(DualConditionBranch):

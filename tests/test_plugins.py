@@ -30,7 +30,7 @@ FAST = ["--steps", "1", "--device", "cpu", "--min-side", "0"]  # restore at the 
 BUILTIN_REMOVERS = {"swinir", "none"}
 BUILTIN_FORMATS = {"png", "jpeg", "webp", "tiff", "heif", "avif", "bmp", "ppm", "tga", "jpeg2000"}
 
-TEST_PLUGINS = '''
+TEST_PLUGINS = """
 from lucidflux_cli.imageio.formats import FormatCapabilities, OutputFormat
 from lucidflux_cli.model.removers import Remover, RemoverModel
 from lucidflux_cli.weights import WeightFile
@@ -79,7 +79,7 @@ class BadCapabilities(OutputFormat):
 class Shadow(Remover):
     def load(self, weights, device):
         return RemoverModel(run=lambda x: x)
-'''
+"""
 
 ENTRY_POINTS = {
     "lucidflux.removers": {
@@ -104,13 +104,17 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def write_distribution(root: Path, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str]) -> Path:
+def write_distribution(
+    root: Path, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str]
+) -> Path:
     """What pip leaves for an installed package: its modules and NAME-VERSION.dist-info/."""
     info = root / f"{name.replace('-', '_')}-0.0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
-    sections = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
-                for group, points in entry_points.items()]
+    sections = [
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
+        for group, points in entry_points.items()
+    ]
     (info / "entry_points.txt").write_text("\n".join(sections))
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -122,7 +126,9 @@ def installed(tmp_path):
     """Install distributions (on sys.path) for one test; the registry is rediscovered around it."""
     added: list[str] = []
 
-    def install(name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None) -> None:
+    def install(
+        name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None
+    ) -> None:
         folder = write_distribution(tmp_path / name, name, entry_points, modules or {})
         sys.path.insert(0, str(folder))
         added.append(str(folder))
@@ -208,11 +214,16 @@ def test_plugins_list_and_info_show_the_builtins():
 
 
 def test_remover_weights_are_only_what_the_chosen_remover_needs():
-    assert [w.name for w in removers.run_weights(removers.create("swinir"))] == [*removers.CORE_WEIGHTS, "swinir"]
+    assert [w.name for w in removers.run_weights(removers.create("swinir"))] == [
+        *removers.CORE_WEIGHTS,
+        "swinir",
+    ]
     assert [w.name for w in removers.run_weights(removers.create("none"))] == list(removers.CORE_WEIGHTS)
     from lucidflux_cli.weights import REGISTRY
 
-    assert {*removers.CORE_WEIGHTS, "swinir"} == {name for name, entry in REGISTRY.items() if not entry.optional}
+    assert {*removers.CORE_WEIGHTS, "swinir"} == {
+        name for name, entry in REGISTRY.items() if not entry.optional
+    }
 
 
 def test_remover_model_checks_the_contract():
@@ -229,13 +240,18 @@ def test_remover_model_checks_the_contract():
 def test_option_errors_are_usage_errors(tmp_path):
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"]
     unknown = run(*base, "--remover-option", "strength=2")
-    assert unknown.exit_code == 2 and "remover plugin 'swinir' cannot be used: unknown option(s) strength" in unknown.output
+    assert (
+        unknown.exit_code == 2
+        and "remover plugin 'swinir' cannot be used: unknown option(s) strength" in unknown.output
+    )
     malformed = run(*base, "--remover-option", "strength")
     assert malformed.exit_code == 2 and "expected KEY=VALUE" in malformed.output
     same = run(*base, "--format-option", "bits=16")
     assert same.exit_code == 2 and "--format-option needs an explicit --format" in same.output
     bits = run(*base, "--format", "jpeg", "--format-option", "bits=16")
-    assert bits.exit_code == 2 and "format plugin 'jpeg' cannot be used: unknown option(s) bits" in bits.output
+    assert (
+        bits.exit_code == 2 and "format plugin 'jpeg' cannot be used: unknown option(s) bits" in bits.output
+    )
     depth = run(*base, "--format", "tif", "--format-option", "bits=12")
     assert depth.exit_code == 2 and "bits must be one of 8, 16" in depth.output
     assert run(*base, "--remover", "missing").exit_code == 2
@@ -244,10 +260,24 @@ def test_option_errors_are_usage_errors(tmp_path):
 def test_remover_none_needs_no_swinir_and_format_options_reach_the_writer(tmp_path, tiny_release):
     source = bright_and_dark(tmp_path / "in")
     args = weight_args(tiny_release)
-    del args[args.index("--swinir"):args.index("--swinir") + 2]  # not given, not cached, not needed
-    result = run("restore", str(source / "dark.png"), "-o", str(tmp_path / "out"), *FAST, *args, "--offline",
-                 "--cache-dir", str(tmp_path / "empty-cache"), "--remover", "none",
-                 "--format", "png", "--format-option", "bits=16")
+    del args[args.index("--swinir") : args.index("--swinir") + 2]  # not given, not cached, not needed
+    result = run(
+        "restore",
+        str(source / "dark.png"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *args,
+        "--offline",
+        "--cache-dir",
+        str(tmp_path / "empty-cache"),
+        "--remover",
+        "none",
+        "--format",
+        "png",
+        "--format-option",
+        "bits=16",
+    )
     assert result.exit_code == 0, result.output
     written = media.read_image(tmp_path / "out" / "dark.png")
     assert written.metadata.bit_depth == 16 and written.size == (48, 32)  # an 8-bit source, written 16-bit
@@ -260,7 +290,10 @@ def test_remover_none_needs_no_swinir_and_format_options_reach_the_writer(tmp_pa
 def test_broken_plugins_are_listed_with_their_errors(test_plugins):
     listed = {row["name"]: row for row in json.loads(run("plugins", "list", "--json").stdout)}
     assert listed["broken_import"]["status"] == "failed"
-    assert listed["broken_import"]["error"] == "cannot import lucidflux_test_broken:Anything (RuntimeError: boom at import)"
+    assert (
+        listed["broken_import"]["error"]
+        == "cannot import lucidflux_test_broken:Anything (RuntimeError: boom at import)"
+    )
     assert listed["broken_import"]["distribution"] == "lucidflux-test-plugins"
     assert "not a subclass of the remover contract class" in listed["not_a_class"]["error"]
     assert "extensions must be like" in listed["bad_caps"]["error"]
@@ -269,7 +302,9 @@ def test_broken_plugins_are_listed_with_their_errors(test_plugins):
     table = run("plugins", "list")
     assert table.exit_code == 0 and "failed: cannot import lucidflux_test_broken" in table.stdout
     info = run("plugins", "info", "broken_import")
-    assert info.exit_code == 1 and "RuntimeError: boom at import" in info.stdout and "Traceback" in info.stdout
+    assert (
+        info.exit_code == 1 and "RuntimeError: boom at import" in info.stdout and "Traceback" in info.stdout
+    )
     assert "failing" not in formats.EXTENSIONS or formats.EXTENSIONS["failing"] == ".fail"
     assert "bad_caps" not in formats.EXTENSIONS and "broken_format" not in formats.EXTENSIONS
 
@@ -278,8 +313,10 @@ def test_choosing_a_broken_plugin_is_a_usage_error_naming_it(test_plugins, tmp_p
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out")]
     remover = run(*base, "--remover", "broken_import")
     assert remover.exit_code == 2
-    assert ("remover plugin 'broken_import' cannot be used: cannot import lucidflux_test_broken:Anything "
-            "(RuntimeError: boom at import)") in remover.output
+    assert (
+        "remover plugin 'broken_import' cannot be used: cannot import lucidflux_test_broken:Anything "
+        "(RuntimeError: boom at import)"
+    ) in remover.output
     wrong = run(*base, "--remover", "not_a_class")
     assert wrong.exit_code == 2 and "not_a_class" in wrong.output and "is a function" in wrong.output
     fmt = run(*base, "--format", "broken_format")
@@ -289,15 +326,26 @@ def test_choosing_a_broken_plugin_is_a_usage_error_naming_it(test_plugins, tmp_p
 
 def test_builtins_still_restore_while_a_broken_plugin_is_installed(test_plugins, tmp_path, tiny_release):
     source = bright_and_dark(tmp_path / "in")
-    result = run("restore", str(source / "dark.png"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release))
+    result = run(
+        "restore", str(source / "dark.png"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release)
+    )
     assert result.exit_code == 0, result.output
     assert media.read_image(tmp_path / "out" / "dark.png").size == (48, 32)
 
 
 def test_a_remover_raising_while_processing_fails_that_file_only(test_plugins, tmp_path, tiny_release):
     source = bright_and_dark(tmp_path / "in")
-    result = run("restore", str(source), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                 "--remover", "fails_inside", "--json")
+    result = run(
+        "restore",
+        str(source),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--remover",
+        "fails_inside",
+        "--json",
+    )
     assert result.exit_code == 1, result.output
     by_file = events(result)
     assert by_file["dark.png"]["status"] == "done"
@@ -306,10 +354,21 @@ def test_a_remover_raising_while_processing_fails_that_file_only(test_plugins, t
     assert str(source / "bright.png") in by_file["bright.png"]["error"]
 
 
-def test_a_format_raising_while_writing_fails_that_file_and_leaves_nothing(test_plugins, tmp_path, tiny_release):
+def test_a_format_raising_while_writing_fails_that_file_and_leaves_nothing(
+    test_plugins, tmp_path, tiny_release
+):
     source = bright_and_dark(tmp_path / "in")
-    result = run("restore", str(source / "dark.png"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                 "--format", "failing", "--json")
+    result = run(
+        "restore",
+        str(source / "dark.png"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--format",
+        "failing",
+        "--json",
+    )
     assert result.exit_code == 1, result.output
     error = events(result)["dark.png"]["error"]
     assert "format 'failing': ValueError: encoder exploded" in error
@@ -318,8 +377,19 @@ def test_a_format_raising_while_writing_fails_that_file_and_leaves_nothing(test_
 
 def test_weights_of_a_plugin_honour_offline(test_plugins, tmp_path, tiny_release):
     source = bright_and_dark(tmp_path / "in")
-    result = run("restore", str(source / "dark.png"), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                 "--remover", "needs_weights", "--offline", "--cache-dir", str(tmp_path / "empty-cache"))
+    result = run(
+        "restore",
+        str(source / "dark.png"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--remover",
+        "needs_weights",
+        "--offline",
+        "--cache-dir",
+        str(tmp_path / "empty-cache"),
+    )
     assert result.exit_code == 3
     assert "someone/own-model:model.pth" in result.output and "offline" in result.output
 
@@ -329,16 +399,29 @@ def test_weights_download_fetches_what_a_plugin_declares(test_plugins, registry,
     result = run("weights", "download", "-q", "--cache-dir", str(cache), "--remover", "needs_weights")
     assert result.exit_code == 0, result.output
     fetched = dict(line.split("\t") for line in result.output.splitlines() if "\t" in line)
-    assert set(fetched) == {"flux", "ae", "lucidflux", "siglip", "prompt_embeddings", "test-own-model"}  # no swinir
+    assert set(fetched) == {
+        "flux",
+        "ae",
+        "lucidflux",
+        "siglip",
+        "prompt_embeddings",
+        "test-own-model",
+    }  # no swinir
     assert Path(fetched["test-own-model"]).read_bytes() == b"plugin weights"
     both = run("weights", "download", "flux", "--remover", "needs_weights")
     assert both.exit_code == 2 and "not two of them" in both.output
     broken = run("weights", "download", "--remover", "broken_import")
-    assert broken.exit_code == 2 and "remover plugin 'broken_import' cannot be used: " in broken.output and "boom at import" in broken.output
+    assert (
+        broken.exit_code == 2
+        and "remover plugin 'broken_import' cannot be used: " in broken.output
+        and "boom at import" in broken.output
+    )
 
 
 def test_two_distributions_claiming_one_name_are_both_refused(installed, tmp_path):
-    installed("lucidflux-shadow", {"lucidflux.removers": {"swinir": "lucidflux_test_plugins:Shadow"}}, MODULES)
+    installed(
+        "lucidflux-shadow", {"lucidflux.removers": {"swinir": "lucidflux_test_plugins:Shadow"}}, MODULES
+    )
     clash = run("restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run")
     assert clash.exit_code == 2
     assert "'swinir' is registered by both" in clash.output

@@ -77,8 +77,19 @@ def reviewed(tiny_release, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("lucidflux_cli.metrics.scoring.Scorer", FakeScorer)
         patch.setattr(review, "write_report_page", write)
-        result = run("restore", str(root / "photos"), "-o", str(out), *FAST, *weight_args(tiny_release),
-                     "--score", "niqe", "--review", "--report-every", "0")
+        result = run(
+            "restore",
+            str(root / "photos"),
+            "-o",
+            str(out),
+            *FAST,
+            *weight_args(tiny_release),
+            "--score",
+            "niqe",
+            "--review",
+            "--report-every",
+            "0",
+        )
     assert result.exit_code == 1, result.output  # the broken file failed, the rest went through
     # rewritten with the report as files finished (not-started files are rows too), then the last word
     assert len(pages) == 6  # a call per report write: 5 files and the end
@@ -147,8 +158,9 @@ def test_a_page_the_tool_did_not_write_is_never_overwritten(reviewed, tiny_relea
     out = tmp_path / "out"
     (out / "review").mkdir(parents=True)
     (out / "review" / "index.html").write_text("<p>my own notes</p>")
-    result = run("restore", str(photos["a_good.png"]), "-o", str(out), *FAST, *weight_args(tiny_release),
-                 "--review")
+    result = run(
+        "restore", str(photos["a_good.png"]), "-o", str(out), *FAST, *weight_args(tiny_release), "--review"
+    )
     assert result.exit_code == 2
     assert "not written by lucidflux" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (out / "review" / "index.html").read_text() == "<p>my own notes</p>"
@@ -190,8 +202,11 @@ def test_eval_and_train_pages_use_the_same_columns_model(tmp_path):
     assert made.table[1] == ["niqe ↓", "–", "6.0000", "5.0000 ★"]
     written = review.PageWriter(tmp_path / "run").write(made)
     cells = page_data(written)["rows"][0]["cells"]
-    assert [cell["link"] for cell in cells] == ["../validation/lq/x.png", "../validation/step-10/x.png",
-                                                 "../validation/step-20/x.png"]
+    assert [cell["link"] for cell in cells] == [
+        "../validation/lq/x.png",
+        "../validation/step-10/x.png",
+        "../validation/step-20/x.png",
+    ]
     assert all(cell["thumb"] for cell in cells)
 
 
@@ -200,11 +215,19 @@ def test_eval_report_gives_a_column_per_folder(tmp_path):
         (tmp_path / name).mkdir()
         Image.new("RGB", (40, 30), "white").save(tmp_path / name / "0.png")
     document = {
-        "command": "eval", "state": "finished", "cwd": str(tmp_path), "out_dir": str(tmp_path / "results"),
+        "command": "eval",
+        "state": "finished",
+        "cwd": str(tmp_path),
+        "out_dir": str(tmp_path / "results"),
         "inputs": ["close/", "far"],
-        "files": [{"source": f"{name}/0.png", "status": "done",
-                   "details": {"folder": name, "file": "0.png", "psnry": value}}
-                  for name, value in (("close", 30.0), ("far", 20.0))],
+        "files": [
+            {
+                "source": f"{name}/0.png",
+                "status": "done",
+                "details": {"folder": name, "file": "0.png", "psnry": value},
+            }
+            for name, value in (("close", 30.0), ("far", 20.0))
+        ],
         "summary": {"close": {"mean": {"psnry": 30.0}}, "far": {"mean": {"psnry": 20.0}}},
     }
     made, roots = review.page_for_report(document, None, lambda name: True)
@@ -223,8 +246,18 @@ def test_eval_review_puts_each_compared_folder_in_a_column(tmp_path):
             noisy = np.clip(truth + rng.normal(0, sigma, truth.shape), 0, 255).astype(np.uint8)
             Image.fromarray(noisy).save(tmp_path / name / f"{index}.png")
     out = tmp_path / "results"
-    result = run("eval", str(tmp_path / "close"), str(tmp_path / "far"), "--reference", str(tmp_path / "ref"),
-                 "--metrics", "psnry", "-o", str(out), "--review")
+    result = run(
+        "eval",
+        str(tmp_path / "close"),
+        str(tmp_path / "far"),
+        "--reference",
+        str(tmp_path / "ref"),
+        "--metrics",
+        "psnry",
+        "-o",
+        str(out),
+        "--review",
+    )
     assert result.exit_code == 0, result.output
     data = page_data(review.page_path(out))
     assert data["columns"] == [str(tmp_path / "close"), str(tmp_path / "far")]
@@ -236,8 +269,12 @@ def test_eval_review_puts_each_compared_folder_in_a_column(tmp_path):
 def test_order_failed_then_largest_drop_then_the_rest():
     from lucidflux_cli.review.model import Score
 
-    rows = [Row("ok"), Row("small", "worse", scores=[Score("niqe", 4.0, 4.4, True)]), Row("bad", "failed"),
-            Row("big", "worse", scores=[Score("musiq", 60.0, 30.0, True)])]
+    rows = [
+        Row("ok"),
+        Row("small", "worse", scores=[Score("niqe", 4.0, 4.4, True)]),
+        Row("bad", "failed"),
+        Row("big", "worse", scores=[Score("musiq", 60.0, 30.0, True)]),
+    ]
     assert [r.name for r in Page("t", ["a"], rows).ordered()] == ["bad", "big", "small", "ok"]
 
 
@@ -305,8 +342,9 @@ def test_the_before_after_slider_in_chromium(opened):
     before_opening = list(requests)
     assert not any("b_worse" in url for url in before_opening)  # full files load only when opened
     tab.locator("article.row", has_text="b_worse.png").locator("button.compare").click()
-    tab.wait_for_function("['compare-before', 'compare-after']"
-                          ".every(id => document.getElementById(id).naturalWidth > 0)")
+    tab.wait_for_function(
+        "['compare-before', 'compare-after'].every(id => document.getElementById(id).naturalWidth > 0)"
+    )
     frame = tab.locator(".compare-frame")
 
     def slide(value: int) -> bytes:

@@ -36,23 +36,39 @@ def test_every_restore_option_is_one_settings_field_with_the_same_default():
             continue
         default = settings.default_of(item)
         assert param.default == (() if spec.multiple else default), name
-        assert param.opts == list(spec.long_names(name)) or set(param.opts) == set(spec.long_names(name)), name
+        assert param.opts == list(spec.long_names(name)) or set(param.opts) == set(spec.long_names(name)), (
+            name
+        )
         assert bool(param.is_flag) == spec.flag, name
         assert param.help == spec.help, name
-    assert set(dataclasses.asdict(RestoreRequest(inputs=[], out_dir=Path("o")))) - set(fields) == {"weights", "progress"}
+    assert set(dataclasses.asdict(RestoreRequest(inputs=[], out_dir=Path("o")))) - set(fields) == {
+        "weights",
+        "progress",
+    }
 
 
 def test_sampling_defaults_are_the_reference_scripts():
     # The published inference script samples 20 steps at guidance 4.0 with seed 123456789; the
     # pipeline must get exactly those when no option is given.
     sampling = RestoreRequest(inputs=[], out_dir=Path("out")).sampling()
-    assert (sampling.steps, sampling.guidance, sampling.seed, sampling.color_fix) == (20, 4.0, 123456789, "wavelet")
+    assert (sampling.steps, sampling.guidance, sampling.seed, sampling.color_fix) == (
+        20,
+        4.0,
+        123456789,
+        "wavelet",
+    )
 
 
 def test_key_value_and_tile_size_parsing():
     assert settings.parse_key_values(["a=1", " b = x=y "]) == {"a": "1", "b": "x=y"}
-    assert restore_settings.parse_tile_size("AUTO") == "auto" and restore_settings.parse_tile_size("1536") == 1536
-    for bad in (lambda: settings.parse_key_values(["novalue"]), lambda: restore_settings.parse_tile_size("big")):
+    assert (
+        restore_settings.parse_tile_size("AUTO") == "auto"
+        and restore_settings.parse_tile_size("1536") == 1536
+    )
+    for bad in (
+        lambda: settings.parse_key_values(["novalue"]),
+        lambda: restore_settings.parse_tile_size("big"),
+    ):
         try:
             bad()
         except ValueError:
@@ -73,14 +89,19 @@ def test_a_killed_runs_temp_files_in_sub_folders_are_removed_by_the_rerun(tmp_pa
     _photo(source / "1987" / "deep" / "b.png", seed=1)
     for done in ("1987/a.png", "1987/deep/b.png"):  # what the killed run finished
         _photo(out / done, seed=9)
-    leftovers = [out / "1987" / ".a.png.lfxabcd1234.tmp", out / "1987" / "deep" / ".b.png.lfx_zzz9999.tmp",
-                 out / ".c.png.lfxqwertyui.tmp"]
+    leftovers = [
+        out / "1987" / ".a.png.lfxabcd1234.tmp",
+        out / "1987" / "deep" / ".b.png.lfx_zzz9999.tmp",
+        out / ".c.png.lfxqwertyui.tmp",
+    ]
     for temp in leftovers:
         temp.write_bytes(b"half an image")
         assert atomic.is_temp_name(temp.name)
     keep = out / "1987" / "notes.tmp"  # not ours: never touched
     keep.write_text("mine")
-    result = CliRunner().invoke(main, ["restore", str(source), "-o", str(out), "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["restore", str(source), "-o", str(out), "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[-1])["skipped"] == 2
     assert [p for p in out.rglob("*") if atomic.is_temp_name(p.name)] == []
@@ -113,11 +134,13 @@ def test_a_failure_from_a_bug_keeps_its_traceback_and_counts_as_a_bug(tmp_path, 
     assert "Traceback" not in quiet.stderr  # the terminal gets one line per failure without -v
     assert "1.png: KeyError: 'missing key'" in quiet.stderr
     logged = log_file.read_text()
-    assert "Traceback (most recent call last)" in logged and "return {}[\"missing key\"]" in logged
+    assert "Traceback (most recent call last)" in logged and 'return {}["missing key"]' in logged
     document = json.loads(report.read_text())
     entries = {Path(entry["source"]).name: entry for entry in document["files"]}
     assert entries["1.png"]["bug"] is True and "KeyError" in entries["1.png"]["traceback"]
-    assert "bug" not in entries["3-broken.png"] and "traceback" not in entries["3-broken.png"]  # bad input, not a bug
+    assert (
+        "bug" not in entries["3-broken.png"] and "traceback" not in entries["3-broken.png"]
+    )  # bad input, not a bug
     assert document["bugs"] == 1 and document["failed"] == 2 and document["done"] == 2
     events = [json.loads(line) for line in quiet.stdout.splitlines()]
     assert all("traceback" not in event for event in events)
@@ -134,7 +157,9 @@ def test_image_files_a_walk_leaves_out_are_named_not_dropped_silently(tmp_path):
     frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "blue")]
     frames[0].save(source / "sub" / "anim.gif", save_all=True, append_images=frames[1:])
     (source / "notes.txt").write_text("not an image")
-    result = CliRunner().invoke(main, ["restore", str(source), "-o", str(out), "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["restore", str(source), "-o", str(out), "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "left out 1 image file(s) that folder walks do not restore (1 .gif)" in result.stderr
     assert "anim.gif" in result.stderr and "notes.txt" not in result.stderr

@@ -67,7 +67,16 @@ def test_a_dry_run_reports_the_conflicts_and_exit_code_of_the_real_run(tmp_path,
     source, out = tmp_path / "in", tmp_path / "out"
     _photo(source / "a.png")
     Image.open(source / "a.png").save(source / "a.jpg")
-    args = ["restore", str(source / "a.png"), str(source / "a.jpg"), "-o", str(out), "--format", "png", "--json"]
+    args = [
+        "restore",
+        str(source / "a.png"),
+        str(source / "a.jpg"),
+        "-o",
+        str(out),
+        "--format",
+        "png",
+        "--json",
+    ]
 
     planned = _invoke(*args, "--dry-run")
     ran = _invoke(*args)
@@ -140,8 +149,17 @@ def test_fail_fast_stops_a_job_on_the_generic_loop(tmp_path):
     source = tmp_path / "in"
     _broken(source / "a.png")
     _photo(source / "b.png", size=(400, 400))
-    result = _invoke("data", "degrade", str(source), "-o", str(tmp_path / "pairs"), "--passes", "1", "--fail-fast",
-                     "--json")
+    result = _invoke(
+        "data",
+        "degrade",
+        str(source),
+        "-o",
+        str(tmp_path / "pairs"),
+        "--passes",
+        "1",
+        "--fail-fast",
+        "--json",
+    )
     summary = _summary(result.stdout)
     assert result.exit_code == 1 and (summary["failed"], summary["done"], summary["not_started"]) == (1, 0, 1)
 
@@ -164,8 +182,18 @@ def broken_first(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_fail_fast_stops_every_worker(broken_first, tiny_release, tmp_path):
-    result = _cli("restore", str(broken_first), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                  "--devices", "cpu,cpu", "--fail-fast", "--json")
+    result = _cli(
+        "restore",
+        str(broken_first),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--devices",
+        "cpu,cpu",
+        "--fail-fast",
+        "--json",
+    )
     summary = _summary(result.stdout)
     assert result.returncode == 1, result.stderr
     # the other worker finishes at most the file it holds; nothing new is handed out
@@ -174,8 +202,17 @@ def test_fail_fast_stops_every_worker(broken_first, tiny_release, tmp_path):
 
 @pytest.mark.slow
 def test_fail_fast_stops_every_torchrun_rank(broken_first, tiny_release, tmp_path):
-    result = _cli("restore", str(broken_first), "-o", str(tmp_path / "out"), *FAST, *weight_args(tiny_release),
-                  "--fail-fast", "--json", launcher=torchrun())
+    result = _cli(
+        "restore",
+        str(broken_first),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(tiny_release),
+        "--fail-fast",
+        "--json",
+        launcher=torchrun(),
+    )
     summary = _summary(result.stdout)
     assert summary["exit_code"] == 1, result.stderr
     # rank 0 fails file 0 and raises the flag; rank 1 stops after the file it is on
@@ -200,7 +237,8 @@ def test_a_resumed_training_run_names_the_options_that_changed(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="lucidflux"):
         _warn_changed_options(saved, changed)
     assert [r.getMessage() for r in caplog.records] == [
-        "resuming with other options than the saved run: learning_rate"]
+        "resuming with other options than the saved run: learning_rate"
+    ]
 
 
 def test_degrade_on_a_full_disk_fails_that_photo_and_goes_on(tmp_path, monkeypatch):
@@ -228,8 +266,20 @@ def test_degrade_on_a_full_disk_fails_that_photo_and_goes_on(tmp_path, monkeypat
 def test_eval_says_what_an_opt_in_metric_costs(tmp_path):
     folder = tmp_path / "restored"
     _photo(folder / "a.png")
-    result = CliRunner().invoke(main, ["eval", str(folder), "--metrics", "qalign", "-o", str(tmp_path / "r"),
-                                       "--offline", "--cache-dir", str(tmp_path / "cache")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(folder),
+            "--metrics",
+            "qalign",
+            "-o",
+            str(tmp_path / "r"),
+            "--offline",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert "qalign: ~8B parameters" in result.stderr
     assert result.exit_code == 3  # offline without its weights: a setup error, after the warning
 

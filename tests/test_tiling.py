@@ -68,7 +68,9 @@ def permutation_p(energy: np.ndarray, seams: set[int], avoid: set[int], draws: i
     if not seams:
         return 1.0
     near = {line + d for line in avoid for d in range(-3, 4)}
-    pools = [[i for i in range(EDGE, last + 1) if i % PHASE == line % PHASE and i not in near] for line in seams]
+    pools = [
+        [i for i in range(EDGE, last + 1) if i % PHASE == line % PHASE and i not in near] for line in seams
+    ]
     rng = np.random.default_rng(0)
     drawn = np.stack([energy[rng.choice(pool, draws)] for pool in pools]).mean(axis=0)
     return float((drawn >= energy[seams].mean()).mean())
@@ -105,14 +107,16 @@ def no_seams(p_values: dict[str, float]) -> bool:
     return min(p_values.values()) >= P_THRESHOLD
 
 
-def naive_tiles(pipeline: LucidFluxPipeline, image: Image.Image, block: int, settings: RestoreSettings) -> np.ndarray:
+def naive_tiles(
+    pipeline: LucidFluxPipeline, image: Image.Image, block: int, settings: RestoreSettings
+) -> np.ndarray:
     """The seam-prone baseline: restore blocks independently (same seed each) and butt them together."""
     pixels = np.asarray(image)
     out = np.zeros(pixels.shape, dtype=np.float32)
     for top in range(0, pixels.shape[0], block):
         for left in range(0, pixels.shape[1], block):
-            crop = Image.fromarray(pixels[top:top + block, left:left + block])
-            out[top:top + block, left:left + block] = pipeline(crop, size=crop.size, settings=settings)
+            crop = Image.fromarray(pixels[top : top + block, left : left + block])
+            out[top : top + block, left : left + block] = pipeline(crop, size=crop.size, settings=settings)
     return out
 
 
@@ -123,13 +127,15 @@ def variant(pipeline: LucidFluxPipeline, **changes) -> LucidFluxPipeline:
 # --- geometry ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("length,tile,overlap,align", [(10, 4, 1, 1), (97, 16, 4, 1), (1000, 128, 32, 1),
-                                                       (300, 128, 64, 64), (5, 8, 2, 1)])
+@pytest.mark.parametrize(
+    "length,tile,overlap,align",
+    [(10, 4, 1, 1), (97, 16, 4, 1), (1000, 128, 32, 1), (300, 128, 64, 64), (5, 8, 2, 1)],
+)
 def test_spans_cover_with_at_least_the_overlap(length, tile, overlap, align):
     starts = spans(length, tile, overlap, align)
     covered = np.zeros(length, bool)
     for start in starts:
-        covered[start:start + tile] = True
+        covered[start : start + tile] = True
     assert covered.all() and starts[0] == 0 and starts[-1] == max(0, length - tile)
     assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:], strict=False))
     assert all(s % align == 0 for s in starts[:-1])
@@ -177,11 +183,17 @@ def test_size_policy_scale_min_side_and_aspect():
     assert processing_size((800, 600), 0) == (800, 600)
 
 
-@pytest.mark.parametrize("scale,min_side,processed,written", [(1, 1024, (1536, 1024), (300, 200)),
-                                                             (2, 0, (600, 400), (600, 400)),
-                                                             (4, 1024, (1536, 1024), (1200, 800))])
-def test_batch_restores_at_the_processing_size_and_writes_the_output_size(tmp_path, scale, min_side, processed,
-                                                                          written):
+@pytest.mark.parametrize(
+    "scale,min_side,processed,written",
+    [
+        (1, 1024, (1536, 1024), (300, 200)),
+        (2, 0, (600, 400), (600, 400)),
+        (4, 1024, (1536, 1024), (1200, 800)),
+    ],
+)
+def test_batch_restores_at_the_processing_size_and_writes_the_output_size(
+    tmp_path, scale, min_side, processed, written
+):
     smooth_image(300, 200).save(tmp_path / "photo.png")
     seen = []
 
@@ -218,8 +230,12 @@ def test_lq_crops_equal_regions_of_the_whole(tiny_pipeline):
 def test_one_tile_image_is_identical_whatever_the_tile_size(tiny_pipeline):
     image, size = textured_image(70, 50), (64, 48)
     settings = RestoreSettings(steps=STEPS, seed=5)
-    untiled = tiny_pipeline(image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=4096)))
-    one_tile = tiny_pipeline(image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=64)))
+    untiled = tiny_pipeline(
+        image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=4096))
+    )
+    one_tile = tiny_pipeline(
+        image, size=size, settings=dataclasses.replace(settings, tiles=TileOptions(size=64))
+    )
     assert np.array_equal(untiled, one_tile)
 
 
@@ -231,7 +247,8 @@ def test_an_image_of_one_tile_is_one_window_in_every_stage():
         assert (plan.denoise.count, plan.clean.count, plan.decode.count) == (1, 1, 1)
         assert (plan.clean.height, plan.clean.width, plan.decode.height, plan.decode.width) == (48, 64, 6, 8)
         assert tiling.core_boxes(48, 64, plan.color_window, tiling.COLOR_FIX_MARGIN) == [
-            (tiling.Box(0, 0, 48, 64), tiling.Box(0, 0, 48, 64))]
+            (tiling.Box(0, 0, 48, 64), tiling.Box(0, 0, 48, 64))
+        ]
     tiled = tiling.plan(640, 512, SMALL)
     assert tiled.tiled and tiled.clean.count > 1 and tiled.decode.count > 1 and tiled.color_window == 256
     assert tiling.plan(256, 192, SMALL, remover_tileable=False).clean.count == 1
@@ -261,7 +278,9 @@ def test_remover_is_windowed_only_when_it_says_it_may_be(tiny_pipeline, tileable
         shapes.append(tuple(x.shape[-2:]))
         return (x - x.mean() + 0.5).clamp(0, 1)
 
-    pipeline = variant(tiny_pipeline, remover=RemoverModel(run=global_contrast, tileable=tileable), remover_multiple=1)
+    pipeline = variant(
+        tiny_pipeline, remover=RemoverModel(run=global_contrast, tileable=tileable), remover_multiple=1
+    )
     lq = pipeline.lq_image([textured_image(256, 192)], (256, 192))
     cleaned = pipeline.clean(lq, pipeline.plan(lq, TileOptions(size=128, overlap=32)))
     if tileable:
@@ -277,7 +296,9 @@ def test_windowed_colour_fix_equals_whole_image_fix():
     colour = torch.from_numpy(rng.random((2, 3, 150, 230), dtype=np.float32))
     expected = wavelet_color_fix(content, colour).permute(0, 2, 3, 1).numpy()
     restored = np.ascontiguousarray(content.permute(0, 2, 3, 1).numpy())
-    assert len(tiling.core_boxes(150, 230, 256, tiling.COLOR_FIX_MARGIN)) == 4  # 64 px margins: several windows
+    assert (
+        len(tiling.core_boxes(150, 230, 256, tiling.COLOR_FIX_MARGIN)) == 4
+    )  # 64 px margins: several windows
     fixed = color_fix_windows(restored, colour, window=256, device=torch.device("cpu"))
     np.testing.assert_allclose(fixed, expected, atol=2e-6)
     assert not np.array_equal(fixed, restored)
@@ -329,8 +350,10 @@ def stand_in(tiny_pipeline) -> LucidFluxPipeline:
     return with_backbone(variant(tiny_pipeline, dual_branch=TargetBranch()), TargetBackbone())
 
 
-@pytest.mark.parametrize("options", [SMALL, dataclasses.replace(SMALL, batch=3),
-                                     dataclasses.replace(SMALL, positions="global", overlap=32)])
+@pytest.mark.parametrize(
+    "options",
+    [SMALL, dataclasses.replace(SMALL, batch=3), dataclasses.replace(SMALL, positions="global", overlap=32)],
+)
 def test_stand_in_denoiser_lands_exactly_on_the_known_answer(stand_in, options):
     width, height = 208, 144
     lq = stand_in.lq_image([smooth_image(width, height)], (width, height))
@@ -375,7 +398,9 @@ def test_tiny_model_tile_borders_are_indistinguishable_from_the_interior(tiny_pi
 def test_tile_batches_give_the_same_image(tiny_pipeline):
     image, size = textured_image(128, 96), (128, 96)
     one = tiny_pipeline(image, size=size, settings=RestoreSettings(steps=1, tiles=SMALL))
-    batched = tiny_pipeline(image, size=size, settings=RestoreSettings(steps=1, tiles=dataclasses.replace(SMALL, batch=4)))
+    batched = tiny_pipeline(
+        image, size=size, settings=RestoreSettings(steps=1, tiles=dataclasses.replace(SMALL, batch=4))
+    )
     np.testing.assert_allclose(batched, one, atol=1e-5)
 
 
@@ -424,9 +449,16 @@ def test_model_inputs_are_bounded_by_the_tile_not_the_image(stand_in):
         backbone = StepSpy(stand_in.backbone)
         spies = {"vae": VaeSpy(stand_in.c.vae), "remover": Spy(stand_in.c.remover)}
         spied = with_backbone(variant(stand_in, **spies), backbone)
-        spied(smooth_image(width, height), size=(width, height), settings=RestoreSettings(steps=1, tiles=SMALL))
-        largest[width] = {"transformer": backbone.largest, **{name: spy.largest for name, spy in spies.items()}}
-    assert largest[640]["transformer"] == largest[128]["transformer"] == 4 * 4 * 64  # one 64 px tile of tokens
+        spied(
+            smooth_image(width, height), size=(width, height), settings=RestoreSettings(steps=1, tiles=SMALL)
+        )
+        largest[width] = {
+            "transformer": backbone.largest,
+            **{name: spy.largest for name, spy in spies.items()},
+        }
+    assert (
+        largest[640]["transformer"] == largest[128]["transformer"] == 4 * 4 * 64
+    )  # one 64 px tile of tokens
     assert largest[640]["vae"] == 16 * 32 * 32  # one 256 px decode window
     assert largest[640]["remover"] == 3 * 128 * 128  # one 128 px SwinIR window
 
@@ -462,24 +494,43 @@ def test_out_of_memory_at_the_floor_is_raised(tiny_pipeline):
 def test_dry_run_shows_the_tile_grid_per_image(tmp_path):
     textured_image(300, 200).save(tmp_path / "wide.png")
     smooth_image(40, 30).save(tmp_path / "small.png")
-    result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run",
-                                       "--scale", "4", "--min-side", "0", "--tile-size", "512",
-                                       "--tile-overlap", "128"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "restore",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "out"),
+            "--dry-run",
+            "--scale",
+            "4",
+            "--min-side",
+            "0",
+            "--tile-size",
+            "512",
+            "--tile-overlap",
+            "128",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "process 1200x800 px in 3x2 tiles of 512x512 px" in result.stdout
     assert "process 160x120 px in one tile" in result.stdout
 
 
-@pytest.mark.parametrize("gib,precision,offload,side", [
-    (None, "bf16", "none", 1024),  # the CPU: FLUX's native tile
-    (79.1, "bf16", "none", 1536),  # 80 GB (H100, A100 80GB): never 2048 (quality)
-    (39.4, "bf16", "none", 1536),  # A100 40GB
-    (35.0, "bf16", "none", 1024),
-    (23.6, "bf16", "none", 1024),  # 24 GB: smallest; the out-of-memory retry goes lower
-    (27.0, "fp8", "none", 1536),
-    (20.0, "fp8", "none", 1024),
-    (15.6, "bf16", "sequential", 1536),  # weights streamed in: the activations alone decide
-])
+@pytest.mark.parametrize(
+    "gib,precision,offload,side",
+    [
+        (None, "bf16", "none", 1024),  # the CPU: FLUX's native tile
+        (79.1, "bf16", "none", 1536),  # 80 GB (H100, A100 80GB): never 2048 (quality)
+        (39.4, "bf16", "none", 1536),  # A100 40GB
+        (35.0, "bf16", "none", 1024),
+        (23.6, "bf16", "none", 1024),  # 24 GB: smallest; the out-of-memory retry goes lower
+        (27.0, "fp8", "none", 1536),
+        (20.0, "fp8", "none", 1024),
+        (15.6, "bf16", "sequential", 1536),  # weights streamed in: the activations alone decide
+    ],
+)
 def test_auto_tile_size_is_the_largest_that_the_device_holds(gib, precision, offload, side):
     assert tiling.auto_tile_size(gib, precision, offload) == side
 
@@ -492,14 +543,29 @@ def test_auto_tile_size_grows_with_memory_and_shrinks_with_what_stays_resident()
         assert tiling.auto_tile_size(gib, "bf16", "sequential") >= tiling.auto_tile_size(gib, "bf16", "model")
 
 
-@pytest.mark.parametrize("gib,plans", [
-    (None, ["1536x1024 px in 2x1 tiles of 1024x1024 px", "1800x1200 px in 3x2 tiles of 1024x1024 px",
-            "2400x1600 px in 3x2 tiles of 1024x1024 px"]),  # the CPU
-    (30.0, ["1536x1024 px in 2x1 tiles of 1024x1024 px"]),  # 1536 px tiles do not fit
-    # Room for 1536 px tiles: each image gets the tiles that need the least work.
-    (80.0, ["1536x1024 px in one tile", "1800x1200 px in 2x1 tiles of 1536x1200 px",
-            "2400x1600 px in 3x2 tiles of 1024x1024 px"]),
-])
+@pytest.mark.parametrize(
+    "gib,plans",
+    [
+        (
+            None,
+            [
+                "1536x1024 px in 2x1 tiles of 1024x1024 px",
+                "1800x1200 px in 3x2 tiles of 1024x1024 px",
+                "2400x1600 px in 3x2 tiles of 1024x1024 px",
+            ],
+        ),  # the CPU
+        (30.0, ["1536x1024 px in 2x1 tiles of 1024x1024 px"]),  # 1536 px tiles do not fit
+        # Room for 1536 px tiles: each image gets the tiles that need the least work.
+        (
+            80.0,
+            [
+                "1536x1024 px in one tile",
+                "1800x1200 px in 2x1 tiles of 1536x1200 px",
+                "2400x1600 px in 3x2 tiles of 1024x1024 px",
+            ],
+        ),
+    ],
+)
 def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path, monkeypatch, gib, plans):
     from lucidflux_cli import devices
 
@@ -507,18 +573,31 @@ def test_dry_run_tile_size_auto_follows_the_device_memory_and_the_image(tmp_path
     smooth_image(600, 400).save(tmp_path / "snapshot.png")  # restored at --min-side 1024: 1536x1024
     smooth_image(1800, 1200).save(tmp_path / "print.png")
     smooth_image(2400, 1600).save(tmp_path / "scan.png")
-    result = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     for plan in plans:
         assert f"process {plan}" in result.stdout
-    pinned = CliRunner().invoke(main, ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run",
-                                       "--tile-size", "2048"], catch_exceptions=False)
+    pinned = CliRunner().invoke(
+        main,
+        ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run", "--tile-size", "2048"],
+        catch_exceptions=False,
+    )
     assert "process 2400x1600 px in 2x1 tiles of 2048x1600 px" in pinned.stdout
 
 
-@pytest.mark.parametrize("width,height,side", [(1536, 1024, 1536), (1365, 1024, 1536), (2048, 1365, 1536),
-                                               (3000, 2000, 1024), (4096, 3072, 1024), (6000, 4000, 1024)])
+@pytest.mark.parametrize(
+    "width,height,side",
+    [
+        (1536, 1024, 1536),
+        (1365, 1024, 1536),
+        (2048, 1365, 1536),
+        (3000, 2000, 1024),
+        (4096, 3072, 1024),
+        (6000, 4000, 1024),
+    ],
+)
 def test_cheapest_tiles_depend_on_how_the_image_divides(width, height, side):
     chosen = tiling.cheapest_tiles(width, height, (1024, 1536))
     assert chosen.size == side and chosen.overlap == side // 4
@@ -534,8 +613,14 @@ def test_denoise_work_counts_tiles_and_attention():
 
 def test_tiling_usage_errors_exit_2(tmp_path):
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--dry-run"]
-    for extra in (["--tile-size", "100"], ["--tile-size", "big"], ["--tile-overlap", "900"], ["--scale", "2", "--size", "64x64"],
-                  ["--scale", "0"], ["--tile-batch", "0"]):
+    for extra in (
+        ["--tile-size", "100"],
+        ["--tile-size", "big"],
+        ["--tile-overlap", "900"],
+        ["--scale", "2", "--size", "64x64"],
+        ["--scale", "0"],
+        ["--tile-batch", "0"],
+    ):
         assert CliRunner().invoke(main, base + extra).exit_code == 2, extra
 
 

@@ -48,14 +48,33 @@ def run(*args: str) -> tuple[int, str, str]:
 
 def train_subprocess(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lucidflux_cli", "train", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lucidflux_cli", "train", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_train_writes_released_checkpoints_that_restore_loads(pairs, tiny_release, tmp_path):
     out = tmp_path / "run"
-    code, stdout, stderr = run("train", "--pairs", str(pairs), "-o", str(out), "--steps", "2", "--save-every", "1",
-                               *FAST, *weight_args(tiny_release), "--json", "--report", str(tmp_path / "r.json"))
+    code, stdout, stderr = run(
+        "train",
+        "--pairs",
+        str(pairs),
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        "--save-every",
+        "1",
+        *FAST,
+        *weight_args(tiny_release),
+        "--json",
+        "--report",
+        str(tmp_path / "r.json"),
+    )
     assert code == 0, stderr
     events = [json.loads(line) for line in stdout.splitlines()]
     assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
@@ -71,8 +90,19 @@ def test_train_writes_released_checkpoints_that_restore_loads(pairs, tiny_releas
     for weights in ("step-2.pth", "step-2.safetensors"):
         args = [*weight_args(tiny_release)]
         args[args.index("--lucidflux") + 1] = str(out / weights)
-        code, _, stderr = run("restore", str(photos), "-o", str(tmp_path / weights), "--steps", "1",
-                              "--min-side", "0", "--device", "cpu", *args)
+        code, _, stderr = run(
+            "restore",
+            str(photos),
+            "-o",
+            str(tmp_path / weights),
+            "--steps",
+            "1",
+            "--min-side",
+            "0",
+            "--device",
+            "cpu",
+            *args,
+        )
         assert code == 0, stderr
         assert (tmp_path / weights / "a.png").is_file()
 
@@ -83,17 +113,34 @@ def tar_pairs(pairs, tmp_path_factory) -> Path:
     from lucidflux_cli.imageio.shards import write_tar
 
     root = tmp_path_factory.mktemp("tars")
-    write_tar(root / "pairs-000000.tar",
-              [(f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes()) for i in range(2) for part in ("hq", "lq")])
+    write_tar(
+        root / "pairs-000000.tar",
+        [
+            (f"p{i}.{part}.png", (pairs / part / f"p{i}.png").read_bytes())
+            for i in range(2)
+            for part in ("hq", "lq")
+        ],
+    )
     return root
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "tars"])
-def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(layout, pairs, tar_pairs,
-                                                                                 tiny_release, tmp_path):
+def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights(
+    layout, pairs, tar_pairs, tiny_release, tmp_path
+):
     source = pairs if layout == "folders" else tar_pairs
-    args = ["--pairs", str(source), "--steps", "4", "--save-every", "0", *FAST, *weight_args(tiny_release), "--json"]
+    args = [
+        "--pairs",
+        str(source),
+        "--steps",
+        "4",
+        "--save-every",
+        "0",
+        *FAST,
+        *weight_args(tiny_release),
+        "--json",
+    ]
     straight = train_subprocess(*args, "-o", str(tmp_path / "straight"))
     assert straight.wait(timeout=600) == 0, straight.stderr.read()
     out = tmp_path / "stopped"
@@ -110,7 +157,9 @@ def test_a_terminated_run_saves_and_the_same_command_resumes_to_the_same_weights
     stdout, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
     assert "resumed from" in stderr
-    assert (out / "step-4.safetensors").read_bytes() == (tmp_path / "straight" / "step-4.safetensors").read_bytes()
+    assert (out / "step-4.safetensors").read_bytes() == (
+        tmp_path / "straight" / "step-4.safetensors"
+    ).read_bytes()
 
 
 def test_validation_writes_a_page_with_pictures_and_a_plot(pairs, tiny_release, tmp_path):
@@ -118,9 +167,25 @@ def test_validation_writes_a_page_with_pictures_and_a_plot(pairs, tiny_release, 
     held_out.mkdir()
     picture(7, 16).save(held_out / "v.png")
     out = tmp_path / "run"
-    code, _, stderr = run("train", "--pairs", str(pairs), "-o", str(out), "--steps", "2", *FAST,
-                          *weight_args(tiny_release), "--validation", str(held_out), "--validate-every", "1",
-                          "--validation-steps", "1", "--validation-metrics", "none")
+    code, _, stderr = run(
+        "train",
+        "--pairs",
+        str(pairs),
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        *FAST,
+        *weight_args(tiny_release),
+        "--validation",
+        str(held_out),
+        "--validate-every",
+        "1",
+        "--validation-steps",
+        "1",
+        "--validation-metrics",
+        "none",
+    )
     assert code == 0, stderr
     page = (out / "validation" / "index.md").read_text()
     assert "![](lq/v.png)" in page and "![](step-2/v.png)" in page and "plot.svg" in page
@@ -135,10 +200,14 @@ def test_bad_pairs_fail_in_one_line_before_any_model_loads(tmp_path, tiny_releas
     (bad / "hq").mkdir(parents=True)
     (bad / "lq").mkdir()
     picture(1).save(bad / "hq" / "only-hq.png")
-    code, _, stderr = run("train", "--pairs", str(bad), "-o", str(tmp_path / "run"), *FAST, *weight_args(tiny_release))
+    code, _, stderr = run(
+        "train", "--pairs", str(bad), "-o", str(tmp_path / "run"), *FAST, *weight_args(tiny_release)
+    )
     assert code == 1 and len([line for line in stderr.splitlines() if "only-hq.png" in line]) == 1
     assert not (tmp_path / "run" / "cache").exists()  # refused before any model was loaded
-    assert run("train", "--pairs", str(bad), "-o", str(tmp_path / "r"), "--crop", "20")[0] == 2  # not a multiple of 16
+    assert (
+        run("train", "--pairs", str(bad), "-o", str(tmp_path / "r"), "--crop", "20")[0] == 2
+    )  # not a multiple of 16
 
 
 @pytest.mark.slow
@@ -153,16 +222,39 @@ def test_two_processes_under_torchrun_train_as_one_with_twice_the_batch(pairs, t
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     common = ["train", "--pairs", str(pairs), "--steps", "2", *FAST, *weight_args(tiny_release), "-q"]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-                "--master-port", str(port), "-m", "lucidflux_cli"]
-    both = subprocess.run([*launcher, *common, "-o", str(tmp_path / "ddp")], env=env, capture_output=True, text=True,
-                          timeout=600)
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+        "-m",
+        "lucidflux_cli",
+    ]
+    both = subprocess.run(
+        [*launcher, *common, "-o", str(tmp_path / "ddp")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert both.returncode == 0, both.stderr[-3000:]
     single = [sys.executable, "-m", "lucidflux_cli", *common, "--batch-size", "2"]
-    one = subprocess.run([*single, "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
+    one = subprocess.run(
+        [*single, "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    other = subprocess.run([*single, "-o", str(tmp_path / "other"), "--seed", "6"], env=env, capture_output=True,
-                           text=True, timeout=600)  # other pairs, times and noise: a real difference
+    other = subprocess.run(
+        [*single, "-o", str(tmp_path / "other"), "--seed", "6"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # other pairs, times and noise: a real difference
     assert other.returncode == 0, other.stderr[-3000:]
 
     def trained(run: str) -> dict:
@@ -182,8 +274,20 @@ def test_two_processes_under_torchrun_train_as_one_with_twice_the_batch(pairs, t
 def test_the_seed_decides_the_draws(pairs, tiny_release, tmp_path):
     losses = {}
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
-        code, stdout, stderr = run("train", "--pairs", str(pairs), "-o", str(tmp_path / name), "--steps", "1",
-                                   *FAST, "--seed", seed, *weight_args(tiny_release), "--json")
+        code, stdout, stderr = run(
+            "train",
+            "--pairs",
+            str(pairs),
+            "-o",
+            str(tmp_path / name),
+            "--steps",
+            "1",
+            *FAST,
+            "--seed",
+            seed,
+            *weight_args(tiny_release),
+            "--json",
+        )
         assert code == 0, stderr
         losses[name] = json.loads(stdout.splitlines()[0])["loss"]
     assert losses["a"] == losses["b"] != losses["c"]
@@ -193,8 +297,14 @@ def _validation_request(tmp_path: Path) -> SimpleNamespace:
     held_out = tmp_path / "held-out"
     held_out.mkdir()
     picture(7, 16).save(held_out / "v.png")
-    return SimpleNamespace(validation=held_out, out_dir=tmp_path / "run", validation_metrics="none",
-                           validation_steps=1, cache_dir=None, offline=True)
+    return SimpleNamespace(
+        validation=held_out,
+        out_dir=tmp_path / "run",
+        validation_metrics="none",
+        validation_steps=1,
+        cache_dir=None,
+        offline=True,
+    )
 
 
 def test_validation_runs_in_the_training_precision(tiny_paths, tmp_path):
@@ -210,6 +320,7 @@ def test_validation_runs_in_the_training_precision(tiny_paths, tmp_path):
     prepare_trainable(pipeline.c)  # float32 master weights, as the trainer keeps them
     request = _validation_request(tmp_path)
     assert "same dtype" in Validation(request, pipeline).run(1, [(1, 0.5)])
+
     def autocast():  # what Accelerator(mixed_precision="bf16").autocast() enters (not built here: its
         return torch.autocast("cpu", dtype=torch.bfloat16)  # state is process-wide)
 
@@ -226,24 +337,55 @@ def test_a_failed_validation_is_an_error_line_and_in_the_report(pairs, tiny_rele
     monkeypatch.setattr(LucidFluxPipeline, "__call__", broken)
     request = _validation_request(tmp_path)
     report = tmp_path / "r.json"
-    code, stdout, stderr = run("train", "--pairs", str(pairs), "-o", str(request.out_dir), "--steps", "1", *FAST,
-                               *weight_args(tiny_release), "--validation", str(request.validation),
-                               "--validate-every", "1", "--validation-steps", "1", "--validation-metrics", "none",
-                               "--json", "--report", str(report))
+    code, stdout, stderr = run(
+        "train",
+        "--pairs",
+        str(pairs),
+        "-o",
+        str(request.out_dir),
+        "--steps",
+        "1",
+        *FAST,
+        *weight_args(tiny_release),
+        "--validation",
+        str(request.validation),
+        "--validate-every",
+        "1",
+        "--validation-steps",
+        "1",
+        "--validation-metrics",
+        "none",
+        "--json",
+        "--report",
+        str(report),
+    )
     assert code == 0, stderr  # the run goes on
-    assert [line for line in stderr.splitlines() if "error" in line.lower() and "the validation broke" in line]
+    assert [
+        line for line in stderr.splitlines() if "error" in line.lower() and "the validation broke" in line
+    ]
     failed = "validation at step 1 failed: RuntimeError: the validation broke"
     assert json.loads(report.read_text())["validation_errors"] == [failed]
     events = [json.loads(line) for line in stdout.splitlines()]
     assert {"event": "validation", "step": 1, "error": failed} in events
 
 
-def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(pairs, tar_pairs, tiny_release,
-                                                                            tmp_path):
+def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(
+    pairs, tar_pairs, tiny_release, tmp_path
+):
     losses = {}
     for name, source in (("tars", tar_pairs), ("folders", pairs)):
-        code, stdout, stderr = run("train", "--pairs", str(source), "-o", str(tmp_path / name), "--steps", "2",
-                                   *FAST, *weight_args(tiny_release), "--json")
+        code, stdout, stderr = run(
+            "train",
+            "--pairs",
+            str(source),
+            "-o",
+            str(tmp_path / name),
+            "--steps",
+            "2",
+            *FAST,
+            *weight_args(tiny_release),
+            "--json",
+        )
         assert code == 0, stderr
         losses[name] = [json.loads(line)["loss"] for line in stdout.splitlines() if '"event": "step"' in line]
     assert len(losses["tars"]) == 2 and losses["tars"] == losses["folders"]

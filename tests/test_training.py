@@ -88,8 +88,11 @@ def trainer(tiny_paths, samples, **options) -> Trainer:
 
 
 def trainable_tensors(pipeline) -> dict[str, torch.Tensor]:
-    return {f"{part}.{k}": v.detach().clone() for part, m in part_modules(pipeline.c).items()
-            for k, v in m.state_dict().items()}
+    return {
+        f"{part}.{k}": v.detach().clone()
+        for part, m in part_modules(pipeline.c).items()
+        for k, v in m.state_dict().items()
+    }
 
 
 # --- 1. timesteps ------------------------------------------------------------------------------
@@ -122,8 +125,9 @@ def test_timesteps_are_deterministic_and_shifted_like_the_inference_schedule():
     assert torch.equal(a, b)
     grid = torch.linspace(1, 0, 21)
     assert timesteps.resolution_shift(grid, 768, 512).tolist() == sampling.timesteps(20, 768, 512)
-    unshifted = timesteps.sample_timesteps(64, dataclasses.replace(options, shift=False), 1024, 1024,
-                                           torch.Generator().manual_seed(3))
+    unshifted = timesteps.sample_timesteps(
+        64, dataclasses.replace(options, shift=False), 1024, 1024, torch.Generator().manual_seed(3)
+    )
     assert bool((a >= unshifted).all()) and bool((a > unshifted).any())  # shifted towards noise
     with pytest.raises(ValueError, match="unknown timestep sampler"):
         timesteps.TimestepOptions("cosine")
@@ -161,7 +165,9 @@ def test_sampler_convention_euler_round_trip(tiny_paths):
     assert torch.allclose(pipeline.denoise(lq, cleaned, context, settings, plan), x0, atol=1e-5)
     s = torch.tensor([0.3])
     x_s = objective.noisy_latents(x0, noise, s)
-    assert torch.allclose(objective.predicted_clean(x_s, s, objective.velocity_target(x0, noise)), x0, atol=1e-6)
+    assert torch.allclose(
+        objective.predicted_clean(x_s, s, objective.velocity_target(x0, noise)), x0, atol=1e-6
+    )
 
 
 # --- 3. what trains --------------------------------------------------------------------------
@@ -170,7 +176,9 @@ def test_sampler_convention_euler_round_trip(tiny_paths):
 def test_frozen_weights_bit_identical_trainable_changed(tiny_paths, samples):
     run = trainer(tiny_paths, samples, pixel_loss=1.0, pixel_crop=16, batch_size=2)
     c = run.pipeline.c
-    frozen = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in frozen_modules(c).items()}
+    frozen = {
+        name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in frozen_modules(c).items()
+    }
     prompt = (c.txt.clone(), c.vec.clone())
     before = trainable_tensors(run.pipeline)
     losses = run.run(3).losses
@@ -190,7 +198,9 @@ def test_from_scratch_adds_exactly_nothing_at_step_zero(tiny_paths, samples):
     prepare_trainable(pipeline.c)
     model = ConditionTrainer(pipeline)
     batch = Batch(**{k: v[None] for k, v in CachedPairs(samples).sample(0).items()})
-    tokens = sampling.pack_latents(torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(2)))
+    tokens = sampling.pack_latents(
+        torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(2))
+    )
     s = torch.tensor([0.7])
     semantic = pipeline.c.connector(batch.features).image_embeds
     context = torch.cat([pipeline.c.txt, semantic], dim=1)
@@ -198,7 +208,9 @@ def test_from_scratch_adds_exactly_nothing_at_step_zero(tiny_paths, samples):
     fixed = pipeline.step_inputs(context, 4.0, sampling.image_positions(SIZE, SIZE), hints)
     residuals = pipeline.c.dual_branch(tokens, s, fixed.branch_text, fixed.branch_rope, fixed.hints)
     assert len(residuals) == 19 and all(not r.any() for r in residuals)  # exactly zero
-    own = pipeline.backbone(tokens, s, fixed.backbone_text, fixed.backbone_rope, [torch.zeros_like(r) for r in residuals])
+    own = pipeline.backbone(
+        tokens, s, fixed.backbone_text, fixed.backbone_rope, [torch.zeros_like(r) for r in residuals]
+    )
     assert torch.equal(model.velocity(tokens, s, batch, SIZE, SIZE), own)
     # ... and gradients reach the zero-initialised outputs, so training can start from there.
     loss = model(batch, Draws(s, torch.randn(batch.latents.shape)))["loss"]
@@ -226,7 +238,9 @@ def test_lora_trains_adapters_and_exports_merged_weights(tiny_paths, samples, tm
 
 def _fixed_loss(run: Trainer) -> float:
     batch = Batch(**{k: v[None] for k, v in run.data.sample(0).items()})
-    draws = Draws(torch.tensor([0.5]), torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(4)))
+    draws = Draws(
+        torch.tensor([0.5]), torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(4))
+    )
     with torch.no_grad():
         return float(run.model(batch, draws)["loss"])
 
@@ -254,7 +268,9 @@ def test_accumulation_2x1_equals_1x2_and_checkpointing_changes_nothing(tiny_path
     assert grads.keys() == two_by_one.keys()
     for name, grad in grads.items():
         assert torch.allclose(grad, two_by_one[name], rtol=1e-4, atol=1e-7), name
-    checkpointed = trainer(tiny_paths, samples, batch_size=1, accumulation=2, gradient_checkpointing=True, **pixel)
+    checkpointed = trainer(
+        tiny_paths, samples, batch_size=1, accumulation=2, gradient_checkpointing=True, **pixel
+    )
     for name, grad in _gradients(checkpointed).items():
         assert torch.allclose(grad, grads[name], rtol=1e-5, atol=1e-8), name
     # The whole update too. AdamW's first step is lr * g / (|g| + eps): where |g| is near eps it
@@ -277,8 +293,11 @@ def test_gradient_checkpointing_keeps_state_dict_keys(tiny_paths):
 # --- 5. checkpoints ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig, lora", [(signal.SIGTERM, None), (signal.SIGINT, LoraOptions(rank=2))],
-                         ids=["sigterm-full", "sigint-lora"])
+@pytest.mark.parametrize(
+    "sig, lora",
+    [(signal.SIGTERM, None), (signal.SIGINT, LoraOptions(rank=2))],
+    ids=["sigterm-full", "sigint-lora"],
+)
 def test_kill_and_resume_equals_an_uninterrupted_run(tiny_paths, samples, tmp_path, sig, lora):
     options = dict(learning_rate=1e-3, warmup_steps=2, accumulation=2, lora=lora)
     straight = trainer(tiny_paths, samples, **options)
@@ -345,8 +364,17 @@ def test_pairs_from_a_degrade_manifest_and_from_folders(tmp_path):
         picture(SIZE, 0).save(folder / "hq.png")
         picture(SIZE, 0).resize((8, 8)).save(folder / "lq.png")
         picture(SIZE, 0).save(folder / "lq_up.png")
-        lines.append(json.dumps({"name": name, "pass": 0, "source": f"{name}.png", "params": {},
-                                 **{k: f"pairs/{name}/pass-0/{k}.png" for k in ("hq", "lq", "lq_up")}}))
+        lines.append(
+            json.dumps(
+                {
+                    "name": name,
+                    "pass": 0,
+                    "source": f"{name}.png",
+                    "params": {},
+                    **{k: f"pairs/{name}/pass-0/{k}.png" for k in ("hq", "lq", "lq_up")},
+                }
+            )
+        )
     header = json.dumps(manifests.header("lucidflux-pairs", {}))
     (root / "manifest.jsonl").write_text("\n".join([header, *lines]) + "\n")
     pairs = find_pairs(root)
@@ -370,7 +398,9 @@ def test_pair_errors_are_one_line(tmp_path):
     with pytest.raises(PairError, match="not a multiple of 16"):
         check_sizes(TrainingPair("x", tmp_path / "odd.png", tmp_path / "odd.png"))
     (tmp_path / "bad.jsonl").write_text('{"hq": "a.png"}\n')  # no header: not a manifest of ours
-    with pytest.raises(PairError, match=r"bad.jsonl:1: no lucidflux manifest header; expected a lucidflux-pairs"):
+    with pytest.raises(
+        PairError, match=r"bad.jsonl:1: no lucidflux manifest header; expected a lucidflux-pairs"
+    ):
         find_pairs(tmp_path / "bad.jsonl")
     header = json.dumps(manifests.header("lucidflux-pairs", {}))
     (tmp_path / "bad.jsonl").write_text(header + '\n{"hq": "a.png"}\n')
@@ -378,7 +408,9 @@ def test_pair_errors_are_one_line(tmp_path):
         find_pairs(tmp_path / "bad.jsonl")
     filtered = json.dumps(manifests.header("lucidflux-filter", {}))
     (tmp_path / "bad.jsonl").write_text(filtered + "\n")
-    with pytest.raises(PairError, match=r"bad.jsonl:1: a lucidflux-filter manifest .*expected a lucidflux-pairs"):
+    with pytest.raises(
+        PairError, match=r"bad.jsonl:1: a lucidflux-filter manifest .*expected a lucidflux-pairs"
+    ):
         find_pairs(tmp_path / "bad.jsonl")
     (tmp_path / "bad.jsonl").write_text(json.dumps({**json.loads(header), "schema": 99}) + "\n")
     with pytest.raises(PairError, match=r"bad.jsonl:1: schema 99 .*reads schema 1"):
@@ -416,7 +448,9 @@ def test_a_changed_dtype_or_weight_file_recomputes_the_cache_and_says_so(tiny_pa
     def build(pipeline) -> tuple[int, list[str]]:
         caplog.clear()
         path = build_cache(pipeline, pairs, folder)[0]
-        return path.stat().st_mtime_ns, [r.getMessage() for r in caplog.records if "input cache" in r.getMessage()]
+        return path.stat().st_mtime_ns, [
+            r.getMessage() for r in caplog.records if "input cache" in r.getMessage()
+        ]
 
     first, lines = build(fresh_pipeline(tiny_paths))
     assert lines == []  # new entries are computed, not "recomputed"
@@ -433,7 +467,9 @@ def test_a_changed_dtype_or_weight_file_recomputes_the_cache_and_says_so(tiny_pa
     assert len(lines) == 1 and "vae (1)" in lines[0]
     os.utime(pairs[0].lq, ns=(1, 1))  # the LQ file touched
     _, lines = build(fresh_pipeline(tiny_paths))
-    assert lines == [f"input cache {folder}: 1 of 1 entries recomputed, their inputs changed: sources (1), vae (1)"]
+    assert lines == [
+        f"input cache {folder}: 1 of 1 entries recomputed, their inputs changed: sources (1), vae (1)"
+    ]
 
 
 def test_the_lq_the_trainer_caches_is_the_lq_restore_builds(tiny_paths, tmp_path):
@@ -481,7 +517,9 @@ def test_pixel_loss_decodes_the_predicted_clean_latent_on_a_window(tiny_paths, s
     assert all(p.grad is None for p in pipeline.c.vae.parameters())  # frozen, yet gradients pass through it
     assert pipeline.c.dual_branch.ldr.controlnet_blocks[0].weight.grad.abs().sum() > 0
     # With the true velocity the decoded window is the HQ latents' own decoding.
-    model.velocity = lambda tokens, s, b, h, w: sampling.pack_latents(objective.velocity_target(b.latents, noise))
+    model.velocity = lambda tokens, s, b, h, w: sampling.pack_latents(
+        objective.velocity_target(b.latents, noise)
+    )
     with torch.no_grad():
         exact = model(batch, draws)["pixel"]
         decoded = objective.decode_for_loss(pipeline.c.vae, batch.latents[..., 1:3, 2:4])
@@ -513,17 +551,28 @@ def test_training_memory_prediction_is_consistent(tiny_paths):
     for size in (64, 128):
         for ckpt in ("on", "off"):
             for opt in ("adamw-32bit", "adamw-8bit"):
-                assert pick["lora", size, opt, ckpt]["total_bytes"] < pick["full", size, opt, ckpt]["total_bytes"]
+                assert (
+                    pick["lora", size, opt, ckpt]["total_bytes"]
+                    < pick["full", size, opt, ckpt]["total_bytes"]
+                )
             eight, full = pick["full", size, "adamw-8bit", ckpt], pick["full", size, "adamw-32bit", ckpt]
-            assert eight["optimiser_bytes"] * 4 == full["optimiser_bytes"] and eight["total_bytes"] < full["total_bytes"]
+            assert (
+                eight["optimiser_bytes"] * 4 == full["optimiser_bytes"]
+                and eight["total_bytes"] < full["total_bytes"]
+            )
         for mode in ("full", "lora"):
             on, off = pick[mode, size, "adamw-32bit", "on"], pick[mode, size, "adamw-32bit", "off"]
             assert on["activations_bytes"] < off["activations_bytes"]
-    assert pick["full", 128, "adamw-32bit", "off"]["activations_bytes"] > pick["full", 64, "adamw-32bit", "off"][
-        "activations_bytes"]
+    assert (
+        pick["full", 128, "adamw-32bit", "off"]["activations_bytes"]
+        > pick["full", 64, "adamw-32bit", "off"]["activations_bytes"]
+    )
     # Parameter counts are the real modules' (the tiny release loaded from disk, same choices applied).
     real = fresh_pipeline(tiny_paths)
-    assert sum(p.numel() for p in prepare_trainable(real.c)) == pick["full", 64, "adamw-8bit", "on"]["trainable_params"]
+    assert (
+        sum(p.numel() for p in prepare_trainable(real.c))
+        == pick["full", 64, "adamw-8bit", "on"]["trainable_params"]
+    )
     real = fresh_pipeline(tiny_paths)
     lora = sum(p.numel() for p in prepare_trainable(real.c, LoraOptions(rank=16)))
     assert lora == pick["lora", 64, "adamw-8bit", "on"]["trainable_params"]

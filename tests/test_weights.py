@@ -41,13 +41,26 @@ def hub(monkeypatch, tmp_path):
     # huggingface_hub reads HF_ENDPOINT (and HF_HUB_OFFLINE, the token path) at import: patch the constants.
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     monkeypatch.setattr(constants, "ENDPOINT", fake.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf-home" / "stored_tokens"))
     monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path / "hf-home" / "agents.json"))
-    for name in ("HF_HUB_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LUCIDFLUX_CACHE", "HF_HUB_DISABLE_XET",
-                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in (
+        "HF_HUB_OFFLINE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "LUCIDFLUX_CACHE",
+        "HF_HUB_DISABLE_XET",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     close_session()  # the shared HTTP client reads proxy settings when it is built
     _only_localhost(monkeypatch)
@@ -72,8 +85,14 @@ FAKE_FILES = {  # name -> (repo, files); flux/ae sit in a gated repo as on the r
     "lucidflux": ("test/lucid", {"lucidflux.pth": blob(3000, 3)}),
     "prompt_embeddings": ("test/lucid", {"prompt.pt": blob(1500, 4)}),
     "swinir": ("test/diffbir", {"swinir.ckpt": blob(2500, 5)}),
-    "siglip": ("test/siglip", {"config.json": b'{"model_type": "siglip"}', "model.safetensors": blob(4000, 6),
-                               "preprocessor_config.json": b"{}"}),
+    "siglip": (
+        "test/siglip",
+        {
+            "config.json": b'{"model_type": "siglip"}',
+            "model.safetensors": blob(4000, 6),
+            "preprocessor_config.json": b"{}",
+        },
+    ),
 }
 
 
@@ -91,8 +110,15 @@ def registry(hub, monkeypatch) -> dict[str, WeightFile]:
     for name, (repo, files) in FAKE_FILES.items():
         real = weights.REGISTRY[name]
         single = next(iter(files)) if len(files) == 1 else None
-        fake[name] = WeightFile(name, repo, single, files=() if single else tuple(files), size=real.size,
-                                gated=real.gated, about=real.about)
+        fake[name] = WeightFile(
+            name,
+            repo,
+            single,
+            files=() if single else tuple(files),
+            size=real.size,
+            gated=real.gated,
+            about=real.about,
+        )
     use_registry(monkeypatch, fake)
     return fake
 
@@ -140,7 +166,11 @@ def test_download_into_empty_cache_then_cache_only(registry, hub, cache):
 
 
 def test_cli_download_path_list(registry, hub, cache):
-    rows = [row for row in run_cli("list", "--cache-dir", str(cache)).output.splitlines() if not row.startswith("metric:")]
+    rows = [
+        row
+        for row in run_cli("list", "--cache-dir", str(cache)).output.splitlines()
+        if not row.startswith("metric:")
+    ]
     assert "\n".join(rows).count(" no ") == len(registry)
     result = run_cli("download", "-q", "--cache-dir", str(cache))
     assert result.exit_code == 0, result.output
@@ -226,17 +256,23 @@ def test_a_complete_partial_is_checked_and_published_without_a_transfer(registry
     blobs = cache / "models--test--diffbir" / "blobs"
     blobs.mkdir(parents=True)
     (blobs / f"{sha(content('swinir'))}.incomplete").write_bytes(content("swinir"))  # stopped while checking
-    assert weights.fetch(registry["swinir"], cache_dir=cache, offline=False, quiet=True).read_bytes() == content("swinir")
+    assert weights.fetch(
+        registry["swinir"], cache_dir=cache, offline=False, quiet=True
+    ).read_bytes() == content("swinir")
     assert not hub.gets("swinir.ckpt")
 
 
 def test_list_counts_only_a_folder_entrys_own_files(registry, hub, cache, monkeypatch):
-    """A folder entry's path is a snapshot it may share (text_encoders with flux): its size is its own files'."""
+    """A folder entry's path is a snapshot it may share (text_encoders with flux): its size is its
+    own files'."""
     hub.repos["test/flux"].files["enc/config.json"] = b'{"x": 1}'
     encoders = WeightFile("text_encoders", "test/flux", None, files=("enc/config.json",), optional=True)
     monkeypatch.setitem(registry, "text_encoders", encoders)
     weights.fetch(registry["flux"], cache_dir=cache, offline=False, quiet=True)
-    assert weights.fetch(encoders, cache_dir=cache, offline=False, quiet=True) == weights.cached_path(registry["flux"], cache).parent
+    assert (
+        weights.fetch(encoders, cache_dir=cache, offline=False, quiet=True)
+        == weights.cached_path(registry["flux"], cache).parent
+    )
     listing = run_cli("list", "--cache-dir", str(cache)).output.splitlines()
     line = next(row for row in listing if row.startswith("text_encoders "))
     assert " 8 B " in line
@@ -268,8 +304,18 @@ def _restore_offline(cache: Path, tmp_path: Path):
 
     Image.new("RGB", (16, 16), "gray").save(tmp_path / "in.png")
     return CliRunner().invoke(
-        main, ["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--offline",
-               "--cache-dir", str(cache), "--device", "cpu"],
+        main,
+        [
+            "restore",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--offline",
+            "--cache-dir",
+            str(cache),
+            "--device",
+            "cpu",
+        ],
     )
 
 
@@ -412,14 +458,19 @@ def test_real_registry_served_by_the_fake_hub(hub, cache, monkeypatch, tiny_rele
         if entry.filename is not None:
             files = {entry.filename: local.read_bytes()}
         else:
-            files = {name: (local / name).read_bytes() if (local / name).exists() else b"{}" for name in entry.files}
+            files = {
+                name: (local / name).read_bytes() if (local / name).exists() else b"{}"
+                for name in entry.files
+            }
         repo = hub.repos.get(entry.repo) or hub.add_repo(entry.repo, {}, gated=entry.gated)
         repo.files.update(files)
     hub.granted_tokens.add(TOKEN)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
 
     paths = weights.resolve_weights({}, cache_dir=cache, quiet=True)
-    assert paths.flux.name == "flux1-dev.safetensors" and "models--black-forest-labs--FLUX.1-dev" in str(paths.flux)
+    assert paths.flux.name == "flux1-dev.safetensors" and "models--black-forest-labs--FLUX.1-dev" in str(
+        paths.flux
+    )
     components = load_components(paths, torch.device("cpu"), torch.float32)
     assert components.remover_multiple > 0
 
@@ -431,18 +482,26 @@ def test_a_pinned_file_that_changed_on_the_hub_is_not_downloaded(registry, hub, 
     assert "serves another file" in str(caught.value) and "--lucidflux PATH" in str(caught.value)
     assert not hub.gets("lucidflux.pth")  # refused from the HEAD answer, before any transfer
     right = dataclasses.replace(wrong, sha256=sha(content("lucidflux")))
-    assert weights.ensure([right], cache_dir=cache, quiet=True)["lucidflux"].read_bytes() == content("lucidflux")
+    assert weights.ensure([right], cache_dir=cache, quiet=True)["lucidflux"].read_bytes() == content(
+        "lucidflux"
+    )
 
 
-def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(hub, cache, monkeypatch, tmp_path):
+def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(
+    hub, cache, monkeypatch, tmp_path
+):
     from tiny_text_encoders import write_tiny_text_encoders
 
     from lucidflux_cli.model.prompt import load_clip, load_t5
 
     folder = write_tiny_text_encoders(tmp_path / "FLUX.1-dev")
-    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
     hub.add_repo("test/flux-dev", files)
-    entry = dataclasses.replace(weights.REGISTRY["text_encoders"], repo="test/flux-dev", files=tuple(files), gated=False)
+    entry = dataclasses.replace(
+        weights.REGISTRY["text_encoders"], repo="test/flux-dev", files=tuple(files), gated=False
+    )
     monkeypatch.setitem(weights.REGISTRY, "text_encoders", entry)
     assert "text_encoders" not in {e.name for e in weights.entries()}  # not in a bare `weights download`
     snapshot = weights.fetch(entry, cache_dir=cache, offline=False, quiet=True)
@@ -456,7 +515,11 @@ def test_text_encoders_are_fetched_only_when_asked_and_load_from_the_snapshot(hu
 # the FLUX.1 [dev] sha256; the hub's LFS metadata of black-forest-labs/FLUX.1-dev for ae and the sizes),
 # independently of the registry: a typo or a swapped value there fails here.
 RELEASED = {
-    "flux": ("flux1-dev.safetensors", "4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7", 23_802_932_552),
+    "flux": (
+        "flux1-dev.safetensors",
+        "4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7",
+        23_802_932_552,
+    ),
     "ae": ("ae.safetensors", "afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38", 335_304_388),
 }
 
@@ -469,7 +532,8 @@ def test_the_released_flux_files_are_pinned_by_content(name):
 
 
 def test_verify_checks_a_pinned_file_against_its_pin_not_the_hub(registry, hub, cache, monkeypatch):
-    """The pin is what is compared: a file the hub serves unchanged still fails when it is not the pinned one."""
+    """The pin is what is compared: a file the hub serves unchanged still fails when it is not the
+    pinned one."""
     pinned = dataclasses.replace(registry["ae"], sha256=sha(content("ae")), size=len(content("ae")))
     assert weights.fetch(pinned, cache_dir=cache, offline=False, quiet=True).read_bytes() == content("ae")
     assert [c.status for c in weights.verify(pinned, cache)] == ["ok"]
@@ -479,7 +543,9 @@ def test_verify_checks_a_pinned_file_against_its_pin_not_the_hub(registry, hub, 
 
 
 def test_a_pinned_file_of_another_size_is_not_downloaded(registry, hub, cache):
-    wrong = dataclasses.replace(registry["swinir"], sha256=sha(content("swinir")), size=len(content("swinir")) + 1)
+    wrong = dataclasses.replace(
+        registry["swinir"], sha256=sha(content("swinir")), size=len(content("swinir")) + 1
+    )
     with pytest.raises(weights.WeightsUnavailable, match="serves another file"):
         weights.ensure([wrong], cache_dir=cache, quiet=True)
     assert not hub.gets("swinir.ckpt")

@@ -74,7 +74,8 @@ def _write_t5_tokenizer(folder: Path) -> T5TokenizerFast:
 
 
 def write_tiny_text_encoders(flux_dir: Path) -> Path:
-    """Write text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/ under ``flux_dir``; returns ``flux_dir``."""
+    """Write text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/ under ``flux_dir``; returns
+    ``flux_dir``."""
     flux_dir = Path(flux_dir)
     clip_tokenizer = _write_clip_tokenizer(flux_dir / "tokenizer")
     t5_tokenizer = _write_t5_tokenizer(flux_dir / "tokenizer_2")

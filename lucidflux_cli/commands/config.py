@@ -23,7 +23,6 @@ def restore_command(ctx: click.Context) -> click.Command:
     return restore  # called outside ``lucidflux`` (tests, embedding)
 
 
-
 # ------------------------------------------------------------------------------------ commands
 
 
@@ -33,12 +32,18 @@ def config_group() -> None:
 
 
 @config_group.command("show", context_settings={"ignore_unknown_options": True})
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=f"Config file to read instead of {ENVVAR} / the per-user file.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Config file to read instead of {ENVVAR} / the per-user file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("restore_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def show_command(ctx: click.Context, config_file: Path | None, as_json: bool, restore_args: tuple[str, ...]) -> None:
+def show_command(
+    ctx: click.Context, config_file: Path | None, as_json: bool, restore_args: tuple[str, ...]
+) -> None:
     """Every restore option's effective value and its source (command line, env, file, default).
 
     RESTORE_ARGS are restore options to take into account, e.g. `lucidflux config show --steps 30`.
@@ -65,7 +70,11 @@ def render(result: Effective) -> str:
         source = SOURCE_LABELS.get(setting.source, setting.source)
         if setting.source == "env" and setting.envvar:
             source += f" ({setting.envvar})"
-        value = "x".join(map(str, setting.value)) if setting.key == "size" and setting.value else _text(setting.value)
+        value = (
+            "x".join(map(str, setting.value))
+            if setting.key == "size" and setting.value
+            else _text(setting.value)
+        )
         rows.append((setting.option, value, source))
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines += [f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}" for row in rows]

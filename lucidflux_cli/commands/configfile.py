@@ -80,9 +80,17 @@ class ConfigOption(click.Option):
 def config_option(weight_names: Iterable[str] = ()) -> Callable:
     """Decorator adding ``--config`` to a command; ``weight_names`` may sit in ``[weights]``."""
     return click.option(
-        "--config", "config", cls=ConfigOption, weight_names=weight_names, is_eager=True, expose_value=False,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar=ENVVAR, callback=_apply_config,
-        help=f"TOML file of option values (default: the per-user file, see `lucidflux config path`). Env: {ENVVAR}.",
+        "--config",
+        "config",
+        cls=ConfigOption,
+        weight_names=weight_names,
+        is_eager=True,
+        expose_value=False,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        envvar=ENVVAR,
+        callback=_apply_config,
+        help="TOML file of option values (default: the per-user file, see `lucidflux config path`). "
+        f"Env: {ENVVAR}.",
     )
 
 
@@ -219,7 +227,9 @@ class Effective:
         }
 
 
-def effective(command: click.Command, args: Sequence[str] = (), parent: click.Context | None = None) -> Effective:
+def effective(
+    command: click.Command, args: Sequence[str] = (), parent: click.Context | None = None
+) -> Effective:
     """Resolve ``command``'s options from ``args``, the environment, the config file and defaults.
 
     Required arguments and options are made optional, so no inputs or output are needed.
@@ -231,8 +241,11 @@ def effective(command: click.Command, args: Sequence[str] = (), parent: click.Co
     for option in dict.fromkeys(options_by_key(shadow).values()):  # one row per option, aliases once
         key = _key(option)
         settings[key] = Setting(
-            key=key, option="--" + key, value=_jsonable(ctx.params.get(option.name)),
-            source=SOURCES.get(ctx.get_parameter_source(option.name), "default"), envvar=_envvar(ctx, option),
+            key=key,
+            option="--" + key,
+            value=_jsonable(ctx.params.get(option.name)),
+            source=SOURCES.get(ctx.get_parameter_source(option.name), "default"),
+            envvar=_envvar(ctx, option),
         )
     config_source = SOURCES.get(ctx.get_parameter_source("config"), "default")
     return Effective(ctx.meta.get(META_FILE), config_source, settings, dict(ctx.params))
@@ -246,8 +259,12 @@ def _all_optional(command: click.Command) -> click.Command:
         clone = copy.copy(param)
         clone.required = False
         params.append(clone)
-    return click.Command(command.name, params=params, context_settings=dict(command.context_settings),
-                         add_help_option=command.add_help_option)
+    return click.Command(
+        command.name,
+        params=params,
+        context_settings=dict(command.context_settings),
+        add_help_option=command.add_help_option,
+    )
 
 
 def _envvar(ctx: click.Context, option: click.Option) -> str | None:

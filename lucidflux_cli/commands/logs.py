@@ -8,8 +8,21 @@ import sys
 import warnings
 from pathlib import Path
 
-QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "urllib3", "PIL", "httpx", "httpx2", "httpcore",
-                 "httpcore2", "filelock", "torch.utils._pytree", "pyiqa", "bitsandbytes")
+QUIET_LOGGERS = (
+    "diffusers",
+    "transformers",
+    "huggingface_hub",
+    "urllib3",
+    "PIL",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "filelock",
+    "torch.utils._pytree",
+    "pyiqa",
+    "bitsandbytes",
+)
 
 
 def setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:
@@ -33,6 +46,8 @@ def setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> N
     for library in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(library, "warning" if verbose else "error")
     warnings.filterwarnings("ignore", category=FutureWarning)
-    if not verbose:  # the libraries' advice to their own callers (torch.meshgrid's indexing, ...): not the user's
+    if (
+        not verbose
+    ):  # the libraries' advice to their own callers (torch.meshgrid's indexing, ...): not the user's
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

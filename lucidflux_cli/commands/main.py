@@ -22,6 +22,15 @@ def main() -> None:
     """Restore degraded photos with LucidFlux."""
 
 
-for command in (restore, eval_command, data_group, train_command, review_command, weights_group,
-                plugins_group, config_group, doctor_command):
+for command in (
+    restore,
+    eval_command,
+    data_group,
+    train_command,
+    review_command,
+    weights_group,
+    plugins_group,
+    config_group,
+    doctor_command,
+):
     main.add_command(command)

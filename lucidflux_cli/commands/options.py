@@ -33,9 +33,12 @@ def click_parameter(item: dataclasses.Field, spec: OptionSpec) -> Callable:
     elif spec.bare is not None:  # a value that may be left out
         kwargs.update(is_flag=False, flag_value=spec.bare, default=default, type=_click_type(item, spec))
     else:
-        kwargs.update(type=_click_type(item, spec), multiple=spec.multiple,
-                      default=() if spec.multiple else default,
-                      show_default=default not in (None, "", ()) and not spec.multiple)
+        kwargs.update(
+            type=_click_type(item, spec),
+            multiple=spec.multiple,
+            default=() if spec.multiple else default,
+            show_default=default not in (None, "", ()) and not spec.multiple,
+        )
     if spec.parse is not None:
         kwargs["callback"] = _parsing(spec.parse, spec.multiple)
     return click.option(*spec.long_names(item.name), item.name, **kwargs)
@@ -101,8 +104,12 @@ def run_job_command(job_type: Callable[[Any], Any], request_type: type, values: 
     from lucidflux_cli.runner.run import run_job
 
     setup_logging(values["quiet"], values["verbose"], values["log_file"])
-    values = {**values, "inputs": list(values["inputs"]), "include": tuple(values["include"]),
-              "exclude": tuple(values["exclude"])}
+    values = {
+        **values,
+        "inputs": list(values["inputs"]),
+        "include": tuple(values["include"]),
+        "exclude": tuple(values["exclude"]),
+    }
     try:
         job = job_type(request_type(**values))
     except ValueError as error:

@@ -35,7 +35,9 @@ def list_command(as_json: bool) -> None:
         table.append((row["name"], row["group"], _source(row), status))
     widths = [max(len(line[i]) for line in table) for i in range(3)]
     for line in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3])
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths, strict=True)) + "  " + line[3]
+        )
 
 
 @plugins_group.command("info")
@@ -46,7 +48,9 @@ def info_command(name: str, as_json: bool) -> None:
     found = plugins.find(name)
     if not found:
         known = ", ".join(sorted({p.name for p in plugins.all_plugins()}))
-        raise click.BadParameter(f"no plugin called {name!r} is installed (installed: {known})", param_hint="NAME")
+        raise click.BadParameter(
+            f"no plugin called {name!r} is installed (installed: {known})", param_hint="NAME"
+        )
     details = [describe(plugin, detailed=True) for plugin in found]
     if as_json:
         click.echo(json.dumps(details, indent=2))
@@ -89,15 +93,24 @@ def _remover_details(plugin: plugins.Plugin) -> dict[str, Any]:
         return {"weights": None, "weights_note": f"depends on its options ({error.cause})"}
     from lucidflux_cli.weights import REGISTRY
 
-    return {"weights": [f"{n} ({REGISTRY[n].source})" for n in names] + [f"{w.name} ({w.source})" for w in own]}
+    return {
+        "weights": [f"{n} ({REGISTRY[n].source})" for n in names] + [f"{w.name} ({w.source})" for w in own]
+    }
 
 
 def _format_details(cls: type) -> dict[str, Any]:
     caps = cls.capabilities
-    return {"capabilities": {
-        "extensions": list(caps.extensions), "bit_depths": list(caps.bit_depths), "alpha": caps.alpha,
-        "exif": caps.exif, "icc": caps.icc, "xmp": caps.xmp, "quality": caps.quality,
-    }}
+    return {
+        "capabilities": {
+            "extensions": list(caps.extensions),
+            "bit_depths": list(caps.bit_depths),
+            "alpha": caps.alpha,
+            "exif": caps.exif,
+            "icc": caps.icc,
+            "xmp": caps.xmp,
+            "quality": caps.quality,
+        }
+    }
 
 
 def _source(row: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""``lucidflux restore``: its options are generated from :class:`~lucidflux_cli.restore.settings.RestoreRequest`.
+"""``lucidflux restore``: its options are generated from
+:class:`~lucidflux_cli.restore.settings.RestoreRequest`.
 
 Every option can also come from a ``LUCIDFLUX_<LONG NAME>`` environment variable
 (``LUCIDFLUX_STEPS=30``) or a config file key; the command line wins.
@@ -23,8 +24,13 @@ from lucidflux_cli.runner.settings import WEIGHT_OPTIONS
 def weight_options(function: Callable) -> Callable:
     for name, help_text in reversed(WEIGHT_OPTIONS.items()):
         flag = "--" + name.replace("_", "-")
-        option = click.option(flag, name, type=click.Path(exists=True, path_type=Path), help=help_text,
-                              envvar=f"LUCIDFLUX_{name.upper()}")
+        option = click.option(
+            flag,
+            name,
+            type=click.Path(exists=True, path_type=Path),
+            help=help_text,
+            envvar=f"LUCIDFLUX_{name.upper()}",
+        )
         function = option(function)
     return function
 

@@ -17,7 +17,9 @@ from lucidflux_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SETUP
 
 def _cache_option(function):
     return click.option(
-        "--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="LUCIDFLUX_CACHE",
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="LUCIDFLUX_CACHE",
         help="Weights cache (default: the Hugging Face cache).",
     )(function)
 
@@ -48,7 +50,11 @@ def list_command(cache_dir: Path | None) -> None:
     rows = [("NAME", "SOURCE", "CACHED", "SIZE", "PATH")]
     for entry in weights.REGISTRY.values():
         path = weights.cached_path(entry, root)
-        size = weights.format_size(_disk_size(entry, path), approx=False) if path else weights.format_size(entry.size)
+        size = (
+            weights.format_size(_disk_size(entry, path), approx=False)
+            if path
+            else weights.format_size(entry.size)
+        )
         rows.append((entry.name, entry.source, "yes" if path else "no", size, str(path) if path else "-"))
     rows += _metric_rows(root)
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -66,8 +72,15 @@ def _metric_rows(root: Path) -> list[tuple[str, ...]]:
             continue  # a formula (psnr-y, ssim): nothing to download
         name = f"metric:{row['name']}" + (" (opt-in)" if row["opt_in"] else "")
         cached = "no" if row["missing"] else "yes"
-        rows.append((name, "pyiqa", cached, weights.format_size(row["size"]),
-                     str(metric_cache.metrics_dir(root)) if cached == "yes" else "-"))
+        rows.append(
+            (
+                name,
+                "pyiqa",
+                cached,
+                weights.format_size(row["size"]),
+                str(metric_cache.metrics_dir(root)) if cached == "yes" else "-",
+            )
+        )
     return rows
 
 
@@ -95,16 +108,36 @@ def _remover_weights(remover: str, options: tuple[str, ...]) -> list[weights.Wei
 @weights_group.command("download")
 @click.argument("names", nargs=-1)
 @_cache_option
-@click.option("--remover", help="Instead of NAMES: what a restore with this remover plugin needs (its own weights too).")
-@click.option("--remover-option", "remover_options", multiple=True, metavar="KEY=VALUE",
-              help="Options of --remover, as for restore.")
-@click.option("--metrics", metavar="LIST",
-              help="Instead of NAMES: the weights of these quality metrics (`lucidflux eval`), e.g. niqe,musiq.")
-@click.option("--force", is_flag=True, help="Download again even if cached (e.g. after `weights verify` failed).")
+@click.option(
+    "--remover", help="Instead of NAMES: what a restore with this remover plugin needs (its own weights too)."
+)
+@click.option(
+    "--remover-option",
+    "remover_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Options of --remover, as for restore.",
+)
+@click.option(
+    "--metrics",
+    metavar="LIST",
+    help="Instead of NAMES: the weights of these quality metrics (`lucidflux eval`), e.g. niqe,musiq.",
+)
+@click.option(
+    "--force", is_flag=True, help="Download again even if cached (e.g. after `weights verify` failed)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; only errors.")
 @click.pass_context
-def download_command(ctx: click.Context, names: tuple[str, ...], cache_dir: Path | None, remover: str | None,
-                     remover_options: tuple[str, ...], metrics: str | None, force: bool, quiet: bool) -> None:
+def download_command(
+    ctx: click.Context,
+    names: tuple[str, ...],
+    cache_dir: Path | None,
+    remover: str | None,
+    remover_options: tuple[str, ...],
+    metrics: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Fetch NAMES (default: all) into the cache; honours HF_TOKEN / `hf auth login` and HF_HUB_OFFLINE."""
     if sum(bool(x) for x in (names, remover is not None, metrics)) > 1:
         raise click.UsageError("give weight NAMES, --remover or --metrics, not two of them")
@@ -171,8 +204,11 @@ def path_command(name: str, cache_dir: Path | None) -> None:
         raise click.BadParameter(error.args[0], param_hint="NAME") from error
     path = weights.cached_path(entry, cache_dir)
     if path is None:
-        _fail(f"{entry.name} ({entry.source}) is not in the cache {weights.cache_root(cache_dir)}; "
-              f"run `lucidflux weights download {entry.name}`", EXIT_SETUP)
+        _fail(
+            f"{entry.name} ({entry.source}) is not in the cache {weights.cache_root(cache_dir)}; "
+            f"run `lucidflux weights download {entry.name}`",
+            EXIT_SETUP,
+        )
     click.echo(str(path))
 
 

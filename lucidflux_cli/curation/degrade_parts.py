@@ -26,7 +26,9 @@ log = logging.getLogger("lucidflux")
 Record = dict[str, Any]
 
 
-def read_photo(path: Path, background: tuple[int, int, int] | None, min_side: int) -> tuple[np.ndarray, str | None]:
+def read_photo(
+    path: Path, background: tuple[int, int, int] | None, min_side: int
+) -> tuple[np.ndarray, str | None]:
     """A degrade source as 8-bit RGB: refused when too small, or transparent without a background."""
     from lucidflux_cli.data.sources import SourceRefused, check_size, flatten_alpha
     from lucidflux_cli.imageio.samples import quantize
@@ -65,15 +67,25 @@ def provenance(request: Any, config: Any) -> dict[str, Any]:
     from lucidflux_cli.data import degrade
     from lucidflux_cli.data.sources import preset_table, stack_versions
 
-    return {**request.provenance(), "draws": degrade.SEED_DOMAIN.decode(), "table": preset_table(config),
-            "versions": stack_versions()}
+    return {
+        **request.provenance(),
+        "draws": degrade.SEED_DOMAIN.decode(),
+        "table": preset_table(config),
+        "versions": stack_versions(),
+    }
 
 
 class PairTars:
     """Which tar each photo's pairs go to, and writing each tar once all its photos are done."""
 
-    def __init__(self, folder: Path, photos_per_tar: int, shard: manifests.Shard | None,
-                 journal: manifests.Journal, header: Callable[[], dict[str, Any]]):
+    def __init__(
+        self,
+        folder: Path,
+        photos_per_tar: int,
+        shard: manifests.Shard | None,
+        journal: manifests.Journal,
+        header: Callable[[], dict[str, Any]],
+    ):
         self.folder, self.photos_per_tar, self.shard = folder, photos_per_tar, shard
         self.journal, self.header = journal, header
         self.tar_of: dict[Path, str] = {}  # source -> its tar (this run's grouping)
@@ -101,7 +113,8 @@ class PairTars:
     def present(self, record: Record) -> bool:
         """The pair's files are staged, or in the tar its record names."""
         return shards.is_staged(self.folder, record["key"]) or (
-            "tar" in record and record["key"] in self.samples_of(record["tar"]))
+            "tar" in record and record["key"] in self.samples_of(record["tar"])
+        )
 
     def plan(self, files: Sequence[InputFile], skipped: dict[Path, dict[tuple, Record]]) -> None:
         """Group this run's files into tars; photos done by an earlier run bring their records."""
@@ -153,8 +166,11 @@ class PairTars:
         staged = [key for key in keys if shards.is_staged(self.folder, key)]
         if not staged and not moved and set(self.samples_of(tar)) == set(keys):
             return  # the tar is already exactly these pairs
-        previous = {record["key"]: self.samples_of(record["tar"])[record["key"]]
-                    for record in records if record["key"] not in staged}
+        previous = {
+            record["key"]: self.samples_of(record["tar"])[record["key"]]
+            for record in records
+            if record["key"] not in staged
+        }
         shards.pack(self.folder, tar, keys, previous)
         self._indexes.pop(tar, None)
         if moved:  # an earlier run put these pairs in another tar: their records say where they are now

@@ -76,11 +76,14 @@ class ManifestJob(Job):
         """The kept images of a finished, whole filter manifest; ManifestError (one line) otherwise."""
         header, lines = manifests.read(path, FilterJob.kind)
         if "shard" in header:
-            raise manifests.ManifestError(f"{path}: shard {header['shard']} of a filter run: join the shards first "
-                                          "(`lucidflux data merge`)")
+            raise manifests.ManifestError(
+                f"{path}: shard {header['shard']} of a filter run: join the shards first "
+                "(`lucidflux data merge`)"
+            )
         if path.with_name(path.name + ".journal").exists():
-            raise manifests.ManifestError(f"{path}: its filter run did not finish (a journal is beside it): "
-                                          "run it again first")
+            raise manifests.ManifestError(
+                f"{path}: its filter run did not finish (a journal is beside it): run it again first"
+            )
         kept = [InputFile(Path(r["source"]), Path(r["name"])) for r in lines if r.get("kept")]
         log.info("%s: %d kept images of %d", path, len(kept), len(lines))
         return kept
@@ -90,7 +93,9 @@ class ManifestJob(Job):
         return (record["name"],)
 
     def header(self) -> dict[str, Any]:
-        return manifests.header(self.kind, self.provenance(), **({"shard": str(self.shard)} if self.shard else {}))
+        return manifests.header(
+            self.kind, self.provenance(), **({"shard": str(self.shard)} if self.shard else {})
+        )
 
     def select(self, found: DiscoveryResult) -> DiscoveryResult:
         if self.shard is None:
@@ -119,8 +124,15 @@ class ManifestJob(Job):
         for position, item in enumerate(files):
             owner = owners.setdefault(item.relative.as_posix(), item.path)
             if owner != item.path:
-                conflicts[position] = FileResult(item.path, None, "failed", error=(
-                    f"{item.path}: same name ({item.relative.as_posix()}) as {owner}; give the sources apart"))
+                conflicts[position] = FileResult(
+                    item.path,
+                    None,
+                    "failed",
+                    error=(
+                        f"{item.path}: same name ({item.relative.as_posix()}) as {owner}; "
+                        "give the sources apart"
+                    ),
+                )
         return conflicts
 
 
@@ -144,8 +156,17 @@ class DegradeJob(ManifestJob):
         from lucidflux_cli.devices import resolve_device  # torch: not for --help
 
         self.device = str(resolve_device(request.device))
-        self.tars = PairTars(request.out_dir, max(1, request.pairs_per_tar // request.passes), self.shard,
-                             self.journal, self.header) if request.format == "webdataset" else None
+        self.tars = (
+            PairTars(
+                request.out_dir,
+                max(1, request.pairs_per_tar // request.passes),
+                self.shard,
+                self.journal,
+                self.header,
+            )
+            if request.format == "webdataset"
+            else None
+        )
 
     def provenance(self) -> dict[str, Any]:
         return self._provenance
@@ -199,10 +220,19 @@ class DegradeJob(ManifestJob):
             first = self._first_output(item)
             owner = owners.setdefault(first, item.path)
             if owner != item.path:
-                settled[position] = FileResult(item.path, None, "failed", error=(
-                    f"{item.path}: its pairs would overwrite those of {owner} (same name, other extension); "
-                    "rename one or degrade them apart"))
-            elif self._finished(item, [done.get((item.relative.as_posix(), k)) for k in range(self.request.passes)]):
+                settled[position] = FileResult(
+                    item.path,
+                    None,
+                    "failed",
+                    error=(
+                        f"{item.path}: its pairs would overwrite those of {owner} "
+                        "(same name, other extension); "
+                        "rename one or degrade them apart"
+                    ),
+                )
+            elif self._finished(
+                item, [done.get((item.relative.as_posix(), k)) for k in range(self.request.passes)]
+            ):
                 settled[position] = FileResult(item.path, first, "skipped")
         if self.tars is not None:
             self.tars.plan(files, {files[p].path: done for p, r in settled.items() if r.status == "skipped"})
@@ -210,7 +240,9 @@ class DegradeJob(ManifestJob):
 
     def _finished(self, item: InputFile, records: list[dict[str, Any] | None]) -> bool:
         """Every pass recorded and in place, from this very source file."""
-        return all(r is not None and self._present(r) for r in records) and degrade_parts.same_source(item.path, records)
+        return all(r is not None and self._present(r) for r in records) and degrade_parts.same_source(
+            item.path, records
+        )
 
     def processor(self) -> Processor:
         import torch
@@ -227,8 +259,10 @@ class DegradeJob(ManifestJob):
                 identity = file_identity(item.path.read_bytes())
                 image, note = read_photo(item.path, self.background, self.request.min_side)
                 if min(image.shape[:2]) < self.config.gt_size:
-                    small = (f"{image.shape[1]}x{image.shape[0]} px is smaller than the {self.config.gt_size} px "
-                             "GT crop: mirror-padded, as the reference does")
+                    small = (
+                        f"{image.shape[1]}x{image.shape[0]} px is smaller than the {self.config.gt_size} px "
+                        "GT crop: mirror-padded, as the reference does"
+                    )
                     note = f"{note}; {small}" if note else small
                 made = []
                 rngs = [rng_for(self.request.seed, name, index) for index in range(self.request.passes)]
@@ -240,13 +274,21 @@ class DegradeJob(ManifestJob):
                 return result
             with uninterrupted():  # the pairs put in place are reported too
                 try:
-                    records = [{**self._write_pair(item, name, index, pair, encoded), **identity}
-                               for index, pair, encoded in made]
+                    records = [
+                        {**self._write_pair(item, name, index, pair, encoded), **identity}
+                        for index, pair, encoded in made
+                    ]
                 except OSError as error:  # a full disk: this photo fails, its journal line is not written
                     result = failure(item.path, error, time.monotonic() - started)
                 else:
-                    result = FileResult(item.path, self._first_output(item), "done",
-                                        seconds=time.monotonic() - started, note=note, details={"pairs": records})
+                    result = FileResult(
+                        item.path,
+                        self._first_output(item),
+                        "done",
+                        seconds=time.monotonic() - started,
+                        note=note,
+                        details={"pairs": records},
+                    )
                 publish(result)
             return result
 
@@ -257,21 +299,35 @@ class DegradeJob(ManifestJob):
         if self.tars is None:
             return {folder: _png(getattr(pair, folder), self.request.png_level) for folder in PAIR_FOLDERS}
         draws = {"name": name, "pass": index, "params": pair.params, **identity}
-        return {"hq.png": _png(pair.hq, self.request.png_level), "lq.png": _png(pair.lq, self.request.png_level),
-                "json": json.dumps(draws, sort_keys=True).encode("utf-8")}
+        return {
+            "hq.png": _png(pair.hq, self.request.png_level),
+            "lq.png": _png(pair.lq, self.request.png_level),
+            "json": json.dumps(draws, sort_keys=True).encode("utf-8"),
+        }
 
-    def _write_pair(self, item: InputFile, name: str, index: int, pair, encoded: dict[str, bytes]) -> dict[str, Any]:
+    def _write_pair(
+        self, item: InputFile, name: str, index: int, pair, encoded: dict[str, bytes]
+    ) -> dict[str, Any]:
         """Put one pass's files in place (atomically); its manifest record."""
         if self.tars is not None:
-            return {"name": name, "pass": index, "source": str(item.path.absolute()),
-                    "key": self.tars.stage(name, index, encoded), "params": pair.params}
+            return {
+                "name": name,
+                "pass": index,
+                "source": str(item.path.absolute()),
+                "key": self.tars.stage(name, index, encoded),
+                "params": pair.params,
+            }
         paths = self.outputs(item, index)
         for folder, data in encoded.items():
             paths[folder].parent.mkdir(parents=True, exist_ok=True)
             atomic.atomic_write(paths[folder], lambda handle, data=data: handle.write(data))
-        return {"name": name, "pass": index, "source": str(item.path.absolute()),
-                **{folder: paths[folder].relative_to(self.request.out_dir).as_posix() for folder in PAIR_FOLDERS},
-                "params": pair.params}
+        return {
+            "name": name,
+            "pass": index,
+            "source": str(item.path.absolute()),
+            **{folder: paths[folder].relative_to(self.request.out_dir).as_posix() for folder in PAIR_FOLDERS},
+            "params": pair.params,
+        }
 
     def recorded(self, result: FileResult) -> None:
         """The pairs' records go to the journal; the event and report keep their count."""
@@ -296,8 +352,9 @@ class DegradeJob(ManifestJob):
         log.info("%d pairs listed in %s", len(records), self.manifest_path)
 
     def describe(self, result: FileResult) -> str:
-        return (f"degraded {result.source} -> {self.request.passes} pairs ({result.seconds:.1f} s)"
-                + (f"; {result.note}" if result.note else ""))
+        return f"degraded {result.source} -> {self.request.passes} pairs ({result.seconds:.1f} s)" + (
+            f"; {result.note}" if result.note else ""
+        )
 
 
 def _png(pixels: np.ndarray, level: int) -> bytes:
@@ -323,15 +380,22 @@ class FilterJob(ManifestJob):
             import cv2  # noqa: F401
             import imagehash  # noqa: F401
         except ImportError as error:
-            raise LucidFluxError("lucidflux data filter needs the data extra: pip install 'lucidflux-cli[data]'") from error
+            raise LucidFluxError(
+                "lucidflux data filter needs the data extra: pip install 'lucidflux-cli[data]'"
+            ) from error
         if self.config.quality_metric is not None:
             self.scorer().check()  # offline and not cached: a setup error naming the metric, before any work
 
     def scorer(self):
         from lucidflux_cli.metrics.scoring import Scorer
 
-        return Scorer(self.config.quality_metric, device=self.request.device, batch_size=self.request.batch_size,
-                      cache_dir=self.request.cache_dir, offline=self.request.offline)
+        return Scorer(
+            self.config.quality_metric,
+            device=self.request.device,
+            batch_size=self.request.batch_size,
+            cache_dir=self.request.cache_dir,
+            offline=self.request.offline,
+        )
 
     @property
     def manifest_path(self) -> Path:
@@ -420,10 +484,14 @@ class FilterJob(ManifestJob):
             result.details = {**record, "stage": "read", "reason": result.error}
             return result, None
         record.update(stage=failed[0] if failed else None, reason=failed[1] if failed else None)
-        result = FileResult(item.path, None, "done", seconds=time.monotonic() - started, note=note, details=record)
+        result = FileResult(
+            item.path, None, "done", seconds=time.monotonic() - started, note=note, details=record
+        )
         return result, rgb if failed is None and self.config.quality_metric is not None else None
 
-    def _finish(self, measured: list[tuple[FileResult, np.ndarray | None]], scorer, publish) -> list[FileResult]:
+    def _finish(
+        self, measured: list[tuple[FileResult, np.ndarray | None]], scorer, publish
+    ) -> list[FileResult]:
         """Score the photos that wait for it (same sizes side by side, so they share calls), publish all."""
         from lucidflux_cli.metrics.scoring import score_each
 
@@ -431,7 +499,9 @@ class FilterJob(ManifestJob):
         scored = [(position, rgb) for position, (_, rgb) in enumerate(measured) if rgb is not None]
         if scored:
             started = time.monotonic()
-            scores = score_each(scorer, [rgb for _, rgb in scored], [str(results[p].source) for p, _ in scored])
+            scores = score_each(
+                scorer, [rgb for _, rgb in scored], [str(results[p].source) for p, _ in scored]
+            )
             share = (time.monotonic() - started) / len(scored)
             for (position, _), score in zip(scored, scores, strict=True):
                 results[position] = self._with_score(results[position], score, share)
@@ -466,8 +536,9 @@ class FilterJob(ManifestJob):
 
     def describe(self, result: FileResult) -> str:
         record = result.details or {}
-        verdict = record.get("reason") or ("passes" if record.get("score") is None
-                                           else f"{self.config.quality_metric} {record['score']:.4f}")
+        verdict = record.get("reason") or (
+            "passes" if record.get("score") is None else f"{self.config.quality_metric} {record['score']:.4f}"
+        )
         return f"measured {result.source}: {verdict}"
 
 
@@ -486,7 +557,8 @@ def _per_image(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the per-image pass left it (an earlier run's set-level verdicts removed)."""
     set_level = record.get("stage") in ("duplicate", "quality")
     return {key: value for key, value in record.items() if key != "kept"} | (
-        {"stage": None, "reason": None} if set_level else {})
+        {"stage": None, "reason": None} if set_level else {}
+    )
 
 
 def funnel_line(funnel: dict[str, int]) -> str:

@@ -11,11 +11,23 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "PRESETS": "config", "DegradationConfig": "config", "FinalConfig": "config", "KernelConfig": "config",
-    "NoiseConfig": "config", "ResizeConfig": "config", "SharpenConfig": "config", "StageConfig": "config",
+    "PRESETS": "config",
+    "DegradationConfig": "config",
+    "FinalConfig": "config",
+    "KernelConfig": "config",
+    "NoiseConfig": "config",
+    "ResizeConfig": "config",
+    "SharpenConfig": "config",
+    "StageConfig": "config",
     "preset": "config",
-    "Pair": "degrade", "make_pair": "degrade", "make_pairs": "degrade", "rng_for": "degrade",
-    "KernelSpec": "kernels", "build_kernel": "kernels", "sample_kernel": "kernels", "sample_sinc": "kernels",
+    "Pair": "degrade",
+    "make_pair": "degrade",
+    "make_pairs": "degrade",
+    "rng_for": "degrade",
+    "KernelSpec": "kernels",
+    "build_kernel": "kernels",
+    "sample_kernel": "kernels",
+    "sample_sinc": "kernels",
     "FilterConfig": "curation",
 }
 

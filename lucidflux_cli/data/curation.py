@@ -95,8 +95,8 @@ def _strip_variances(gray: np.ndarray, row: int, patch: int, cols: int) -> np.nd
     patches wherever the image has one, so its border equals the whole image's."""
     top = row * patch
     first = max(top - 1, 0)
-    strip = gray[first:min(top + patch + 1, gray.shape[0]), :min(cols * patch + 1, gray.shape[1])]
-    magnitude = _cv2().magnitude(*_sobel(strip))[top - first:top - first + patch, :cols * patch]
+    strip = gray[first : min(top + patch + 1, gray.shape[0]), : min(cols * patch + 1, gray.shape[1])]
+    magnitude = _cv2().magnitude(*_sobel(strip))[top - first : top - first + patch, : cols * patch]
     return magnitude.reshape(patch, cols, patch).var(axis=(0, 2))
 
 
@@ -141,14 +141,21 @@ def judge(record: dict[str, Any], config: FilterConfig) -> tuple[str, str] | Non
         return "size", f"{record['bytes']} bytes, under {config.min_bytes}"
     variance = record["laplacian_var"]
     if variance < config.blur_min:
-        return "blur", f"blurry: Laplacian variance {_beside(variance, config.blur_min)} < {config.blur_min:g}"
+        return (
+            "blur",
+            f"blurry: Laplacian variance {_beside(variance, config.blur_min)} < {config.blur_min:g}",
+        )
     if variance > config.blur_max:
-        return "blur", (f"noisy or over-sharp: Laplacian variance {_beside(variance, config.blur_max)} > "
-                        f"{config.blur_max:g}")
+        return "blur", (
+            f"noisy or over-sharp: Laplacian variance {_beside(variance, config.blur_max)} > "
+            f"{config.blur_max:g}"
+        )
     if record["flat_fraction"] > config.flat_max_fraction:
         flat = round(record["flat_fraction"] * record["patches"])
-        return "flat", (f"flat: {flat} of {record['patches']} patches ({record['flat_fraction']:.0%}) under "
-                        f"gradient variance {config.flat_gradient_var:g}")
+        return "flat", (
+            f"flat: {flat} of {record['patches']} patches ({record['flat_fraction']:.0%}) under "
+            f"gradient variance {config.flat_gradient_var:g}"
+        )
     return None
 
 
@@ -177,14 +184,23 @@ def mark_duplicates(records: Sequence[dict[str, Any]], max_bits: int) -> None:
 
     Candidates come from hash bands (pigeonhole), so a million photos are not compared pairwise.
     """
-    order = sorted((r for r in records if r.get("stage") is None),
-                   key=lambda r: (-r["width"] * r["height"], -(r.get("bytes") or 0), r["name"]))
+    order = sorted(
+        (r for r in records if r.get("stage") is None),
+        key=lambda r: (-r["width"] * r["height"], -(r.get("bytes") or 0), r["name"]),
+    )
     index: dict[tuple[int, int], list[tuple[int, str]]] = {}
     for record in order:
         value = int(record["phash"], 16)
         bands = _bands(value, max_bits + 1)
-        twin = next((name for key in bands for other, name in index.get(key, ())
-                     if _hamming(value, other) <= max_bits), None)
+        twin = next(
+            (
+                name
+                for key in bands
+                for other, name in index.get(key, ())
+                if _hamming(value, other) <= max_bits
+            ),
+            None,
+        )
         if twin is not None:
             record.update(stage="duplicate", reason=f"duplicate of {twin}")
             continue
@@ -214,14 +230,18 @@ def select(records: list[dict[str, Any]], config: FilterConfig) -> dict[str, Any
         scored = [r for r in records if r.get("stage") is None]
         missing = [r["name"] for r in scored if r.get("score") is None]
         if missing:
-            raise ValueError(f"{len(missing)} images have no {config.quality_metric} score (e.g. {missing[0]})")
+            raise ValueError(
+                f"{len(missing)} images have no {config.quality_metric} score (e.g. {missing[0]})"
+            )
         if scored:
             cut = quality_cut([r["score"] for r in scored], config)
             sign = "<" if config.higher_better else ">"
             for record in scored:
                 if not passes_quality(record["score"], cut, config):
-                    record.update(stage="quality",
-                                  reason=f"{config.quality_metric} {record['score']:.4f} {sign} cut {cut:.4f}")
+                    record.update(
+                        stage="quality",
+                        reason=f"{config.quality_metric} {record['score']:.4f} {sign} cut {cut:.4f}",
+                    )
     for record in records:
         record["kept"] = record.get("stage") is None
     left, funnel = len(records), {"images": len(records)}

@@ -96,8 +96,11 @@ def _depthwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     benchmark can time the old one in the same run.
     """
     channels = x.shape[1]
-    out = F.conv2d(x.contiguous(memory_format=CONV_LAYOUT), weight.expand(channels, 1, *weight.shape[2:]),
-                   groups=channels)
+    out = F.conv2d(
+        x.contiguous(memory_format=CONV_LAYOUT),
+        weight.expand(channels, 1, *weight.shape[2:]),
+        groups=channels,
+    )
     return out.contiguous()
 
 
@@ -175,7 +178,8 @@ def add_noise(x: torch.Tensor, rng: np.random.Generator, config: NoiseConfig) ->
 def random_crop(
     image: np.ndarray, rng: np.random.Generator, size: int, hflip_prob: float
 ) -> tuple[np.ndarray, dict]:
-    """A ``size`` square at a random place (reflect-padded at the bottom/right when smaller), maybe flipped."""
+    """A ``size`` square at a random place (reflect-padded at the bottom/right when smaller), maybe
+    flipped."""
     source_h, source_w = image.shape[:2]
     pad_h, pad_w = max(0, size - source_h), max(0, size - source_w)
     if pad_h or pad_w:  # numpy's "reflect" is REFLECT_101 and folds as often as needed
@@ -346,5 +350,7 @@ def make_pairs(
             lqs.append(_to_uint8(x))
             records.append(params)
         up = resize(torch.cat([_to_tensor(lq, device) for lq in lqs]), gt_hw, config.lq_up_mode)
-    return [Pair(hq=hq, lq=lq, lq_up=_to_uint8(up[index : index + 1]), params=params)
-            for index, (hq, lq, params) in enumerate(zip(hqs, lqs, records, strict=True))]
+    return [
+        Pair(hq=hq, lq=lq, lq_up=_to_uint8(up[index : index + 1]), params=params)
+        for index, (hq, lq, params) in enumerate(zip(hqs, lqs, records, strict=True))
+    ]

@@ -36,8 +36,9 @@ def parse_background(text: str | None) -> tuple[int, int, int] | None:
     return (value >> 16) & 255, (value >> 8) & 255, value & 255
 
 
-def flatten_alpha(rgb: np.ndarray, alpha: np.ndarray | None,
-                  background: tuple[int, int, int] | None) -> np.ndarray:
+def flatten_alpha(
+    rgb: np.ndarray, alpha: np.ndarray | None, background: tuple[int, int, int] | None
+) -> np.ndarray:
     """Float RGB in [0, 1] with no transparency left: ``rgb`` where the photo is opaque, else
     composited over ``background``. SourceRefused when pixels are transparent and no background
     is given: the colours under them (often garbage, or a cut-out's old background) would be
@@ -46,8 +47,10 @@ def flatten_alpha(rgb: np.ndarray, alpha: np.ndarray | None,
         return rgb
     if background is None:
         share = float((alpha < 1.0).mean())
-        raise SourceRefused(f"{share:.1%} of its pixels are transparent; give --background white|black|#rrggbb "
-                         "to composite it, or leave it out")
+        raise SourceRefused(
+            f"{share:.1%} of its pixels are transparent; give --background white|black|#rrggbb "
+            "to composite it, or leave it out"
+        )
     colour = np.asarray(background, dtype=np.float32) / 255.0
     a = alpha[..., None].astype(np.float32)
     return rgb * a + colour * (1.0 - a)
@@ -56,8 +59,10 @@ def flatten_alpha(rgb: np.ndarray, alpha: np.ndarray | None,
 def check_size(width: int, height: int, min_side: int) -> None:
     """SourceRefused for a photo whose short side is under ``min_side`` (0 takes any size)."""
     if min(width, height) < min_side:
-        raise SourceRefused(f"{width}x{height} px is under --min-side {min_side} (the filter's minimum): it would "
-                         "be mirror-padded into a pattern; --min-side 0 takes it anyway")
+        raise SourceRefused(
+            f"{width}x{height} px is under --min-side {min_side} (the filter's minimum): it would "
+            "be mirror-padded into a pattern; --min-side 0 takes it anyway"
+        )
 
 
 def file_identity(data: bytes) -> dict[str, Any]:
@@ -67,6 +72,7 @@ def file_identity(data: bytes) -> dict[str, Any]:
 
 def preset_table(config: DegradationConfig) -> dict[str, Any]:
     """Every probability and range of ``config``, JSON-ready (tuples as lists)."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {key: plain(item) for key, item in value.items()}
@@ -86,5 +92,10 @@ def stack_versions() -> dict[str, str]:
 
     turbo = features.version("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
     libjpeg = f"libjpeg-turbo {turbo}" if turbo else f"libjpeg {features.version('jpg')}"
-    return {"numpy": np.__version__, "torch": torch.__version__, "Pillow": PIL.__version__,
-            "libjpeg": libjpeg, "zlib": str(features.version("zlib"))}
+    return {
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "Pillow": PIL.__version__,
+        "libjpeg": libjpeg,
+        "zlib": str(features.version("zlib")),
+    }

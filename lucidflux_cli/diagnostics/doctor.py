@@ -23,8 +23,16 @@ from lucidflux_cli import __version__
 from lucidflux_cli.errors import one_line
 
 EXIT_OK, EXIT_SELFTEST, EXIT_BLOCKED = 0, 1, 3
-PACKAGES = ("torch", "diffusers", "transformers", "huggingface_hub", "safetensors", "spandrel", "pillow",
-            "pillow-heif")
+PACKAGES = (
+    "torch",
+    "diffusers",
+    "transformers",
+    "huggingface_hub",
+    "safetensors",
+    "spandrel",
+    "pillow",
+    "pillow-heif",
+)
 
 
 @dataclass
@@ -48,8 +56,14 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "versions": self.versions, "devices": self.devices, "restore": self.restore, "cache": self.cache,
-            "hub": self.hub, "selftest": self.selftest, "errors": self.errors, "warnings": self.warnings,
+            "versions": self.versions,
+            "devices": self.devices,
+            "restore": self.restore,
+            "cache": self.cache,
+            "hub": self.hub,
+            "selftest": self.selftest,
+            "errors": self.errors,
+            "warnings": self.warnings,
             "exit_code": self.exit_code,
         }
 
@@ -117,14 +131,23 @@ def _cpu() -> dict[str, Any]:
     total, available = _memory()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"name": "cpu", "cores": os.cpu_count(), "usable_cores": usable, "torch_threads": torch.get_num_threads(),
-            "load_1min": load, "memory_total": total, "memory_free": available}
+    return {
+        "name": "cpu",
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "load_1min": load,
+        "memory_total": total,
+        "memory_free": available,
+    }
 
 
 def _memory() -> tuple[int | None, int | None]:
     """(total, available) RAM in bytes; /proc/meminfo's MemAvailable counts reclaimable cache."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        fields = dict(
+            line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line
+        )
         return _kib(fields.get("MemTotal")), _kib(fields.get("MemAvailable"))
     except OSError:
         pass
@@ -150,8 +173,14 @@ def _cuda(index: int) -> dict[str, Any]:
             bf16 = torch.cuda.is_bf16_supported()
     except Exception as error:  # noqa: BLE001 - a broken device is reported, not raised
         return {"name": name, "error": one_line(error)}
-    return {"name": name, "model": props.name, "capability": f"{props.major}.{props.minor}", "memory_total": total,
-            "memory_free": free, "bf16": bf16}
+    return {
+        "name": name,
+        "model": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_total": total,
+        "memory_free": free,
+        "bf16": bf16,
+    }
 
 
 def restore_device(settings: Settings) -> dict[str, Any]:
@@ -169,7 +198,11 @@ def restore_device(settings: Settings) -> dict[str, Any]:
         device = type(device)("cuda", 0)
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        return {"device": str(device), "dtype": settings.dtype, "error": f"this machine has {count} CUDA device(s)"}
+        return {
+            "device": str(device),
+            "dtype": settings.dtype,
+            "error": f"this machine has {count} CUDA device(s)",
+        }
     return {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
 
 
@@ -190,8 +223,16 @@ def cache(settings: Settings) -> dict[str, Any]:
         state = "local" if local is not None else "cached" if path is not None else "missing"
         if state == "missing" and entry.optional:
             state = "optional"  # e.g. the text encoders, needed for --prompt only
-        entries.append({"name": entry.name, "source": entry.source, "gated": entry.gated, "state": state,
-                        "path": str(path) if path else None, "size": entry.size})
+        entries.append(
+            {
+                "name": entry.name,
+                "source": entry.source,
+                "gated": entry.gated,
+                "state": state,
+                "path": str(path) if path else None,
+                "size": entry.size,
+            }
+        )
     missing = [e for e in entries if e["state"] == "missing"]
     existing = _existing_parent(root)
     return {
@@ -341,7 +382,9 @@ def _judge_devices(report: Report) -> None:
         if not result["ok"] and result["device"] == report.restore.get("device"):
             others = [r["device"] for r in report.selftest if r["ok"]]
             hint = f"; pass --device {others[0]}" if others else ""
-            report.warnings.append(f"restore would run on {result['device']}, where the self-test failed{hint}")
+            report.warnings.append(
+                f"restore would run on {result['device']}, where the self-test failed{hint}"
+            )
     if not any(d["name"].startswith("cuda") for d in report.devices):
         report.warnings.append("no CUDA device: restoring on the CPU works but is very slow")
 
@@ -355,23 +398,33 @@ def _judge_cache(report: Report) -> None:
         return
     names = ", ".join(e["name"] for e in missing)
     if info["offline"]:
-        report.errors.append(f"offline mode is on and weights are not cached: {names} "
-                             "(run `lucidflux weights download` while online, or pass local paths)")
+        report.errors.append(
+            f"offline mode is on and weights are not cached: {names} "
+            "(run `lucidflux weights download` while online, or pass local paths)"
+        )
         return
-    report.warnings.append(f"not downloaded yet: {names} ({format_size(info['missing_bytes'])}); "
-                           "`lucidflux weights download` fetches them, or the first restore does")
+    report.warnings.append(
+        f"not downloaded yet: {names} ({format_size(info['missing_bytes'])}); "
+        "`lucidflux weights download` fetches them, or the first restore does"
+    )
     needed = info["missing_bytes"] * (1 + DISK_MARGIN)
     if info["free_disk"] is not None and info["free_disk"] < needed:
-        report.errors.append(f"not enough disk space in {info['root']}: {format_size(info['free_disk'], approx=False)} "
-                             f"free, the missing weights need {format_size(int(needed))} "
-                             "(free some, or move the cache with --cache-dir / LUCIDFLUX_CACHE)")
+        report.errors.append(
+            f"not enough disk space in {info['root']}: {format_size(info['free_disk'], approx=False)} "
+            f"free, the missing weights need {format_size(int(needed))} "
+            "(free some, or move the cache with --cache-dir / LUCIDFLUX_CACHE)"
+        )
     if not info["writable"]:
-        report.errors.append(f"cannot write to the cache {info['root']} (move it with --cache-dir / LUCIDFLUX_CACHE)")
+        report.errors.append(
+            f"cannot write to the cache {info['root']} (move it with --cache-dir / LUCIDFLUX_CACHE)"
+        )
     gated = [e for e in missing if e["gated"]]
     if gated and not report.hub.get("token"):
         repos = sorted({e["source"].split(":")[0] for e in gated})
-        report.errors.append(f"{', '.join(repos)} is gated and no Hugging Face token is set: accept the licence at "
-                             f"https://huggingface.co/{repos[0]}, then `hf auth login` or set HF_TOKEN")
+        report.errors.append(
+            f"{', '.join(repos)} is gated and no Hugging Face token is set: accept the licence at "
+            f"https://huggingface.co/{repos[0]}, then `hf auth login` or set HF_TOKEN"
+        )
     for repo, check in report.hub.get("gated_access", {}).items():
         if not any(e["source"].startswith(repo + ":") for e in gated) or check["access"] == "ok":
             continue
@@ -382,7 +435,13 @@ def _judge_cache(report: Report) -> None:
 
 
 # Memory modes from the fastest to the leanest; float8 needs Ada/Hopper (compute 8.9+).
-MEMORY_MODES = (("bf16", "none"), ("fp8", "none"), ("fp8", "model"), ("bf16", "model"), ("bf16", "sequential"))
+MEMORY_MODES = (
+    ("bf16", "none"),
+    ("fp8", "none"),
+    ("fp8", "model"),
+    ("bf16", "model"),
+    ("bf16", "sequential"),
+)
 
 
 def _judge_memory(report: Report) -> None:
@@ -409,15 +468,26 @@ def _judge_memory(report: Report) -> None:
     fp8 = tuple(int(part) for part in info.get("capability", "0.0").split(".")) >= (8, 9)
     usable = [mode for mode in MEMORY_MODES[1:] if (fp8 or mode[0] != "fp8") and fits(mode)]
     need = scale * tiling.estimated_peak_gib(1024, 1024) + tiling.HEADROOM_GIB
-    hint = (f"use {_flags(usable[0])}" if usable
-            else "no memory mode fits it: use a larger GPU, or --shard-model over several")
-    report.warnings.append(f"{device} has {gib:.0f} GiB; a default restore needs about {need:.0f} GiB; {hint}")
+    hint = (
+        f"use {_flags(usable[0])}"
+        if usable
+        else "no memory mode fits it: use a larger GPU, or --shard-model over several"
+    )
+    report.warnings.append(
+        f"{device} has {gib:.0f} GiB; a default restore needs about {need:.0f} GiB; {hint}"
+    )
 
 
 def _flags(mode: tuple[str, str]) -> str:
     precision, offload = mode
-    return " ".join(flag for flag in (f"--precision {precision}" if precision != "bf16" else "",
-                                      f"--offload {offload}" if offload != "none" else "") if flag)
+    return " ".join(
+        flag
+        for flag in (
+            f"--precision {precision}" if precision != "bf16" else "",
+            f"--offload {offload}" if offload != "none" else "",
+        )
+        if flag
+    )
 
 
 # ------------------------------------------------------------------------------------ output
@@ -431,8 +501,10 @@ def render(report: Report) -> str:
     lines.append("devices")
     lines += [f"  {d['name']:<8} {_describe_device(d, format_size)}" for d in report.devices]
     tiles = report.restore.get("tile_size_auto")
-    lines.append(f"  restore would use: {report.restore.get('device')} ({report.restore.get('dtype')})"
-                 + (f", one tile up to {tiles} px (--tile-size auto)" if tiles else ""))
+    lines.append(
+        f"  restore would use: {report.restore.get('device')} ({report.restore.get('dtype')})"
+        + (f", one tile up to {tiles} px (--tile-size auto)" if tiles else "")
+    )
     lines += _render_cache(report.cache, format_size)
     lines += _render_hub(report.hub)
     if report.selftest:
@@ -462,15 +534,22 @@ def _render_cache(info: dict[str, Any], format_size) -> list[str]:
         where = e["path"] or e["source"] + (" (gated)" if e["gated"] else "")
         lines.append(f"  {e['name']:<18} {e['state']:<8} {format_size(e['size']):>9}  {where}")
     unknown = len(info["missing_unknown_size"])
-    missing = f"{format_size(info['missing_bytes'])}{f' + {unknown} of unknown size' if unknown else ''} still to download"
+    unknown_part = f" + {unknown} of unknown size" if unknown else ""
+    missing = f"{format_size(info['missing_bytes'])}{unknown_part} still to download"
     if not any(e["state"] == "missing" for e in info["entries"]):
         missing = "nothing to download"
-    lines.append(f"  disk: {_size(info['free_disk'], format_size)} free, {missing}"
-                 + (" (offline mode)" if info["offline"] else ""))
+    lines.append(
+        f"  disk: {_size(info['free_disk'], format_size)} free, {missing}"
+        + (" (offline mode)" if info["offline"] else "")
+    )
     ready = [m["name"] for m in info.get("metrics", []) if not m["missing"]]
-    absent = [m["name"] + (" (opt-in)" if m["opt_in"] else "") for m in info.get("metrics", []) if m["missing"]]
-    lines.append(f"  metrics (eval, restore --score): ready: {', '.join(ready) or 'none'}; "
-                 f"to download: {', '.join(absent) or 'none'} (lucidflux weights download --metrics LIST)")
+    absent = [
+        m["name"] + (" (opt-in)" if m["opt_in"] else "") for m in info.get("metrics", []) if m["missing"]
+    ]
+    lines.append(
+        f"  metrics (eval, restore --score): ready: {', '.join(ready) or 'none'}; "
+        f"to download: {', '.join(absent) or 'none'} (lucidflux weights download --metrics LIST)"
+    )
     return lines
 
 
@@ -484,7 +563,10 @@ def _render_hub(info: dict[str, Any]) -> list[str]:
         lines.append(f"  logged in as: {info['user']}")
     if info.get("online_error"):
         lines.append(f"  whoami: {info['online_error']}")
-    lines += [f"  {repo}: {check['access']} ({check['detail']})" for repo, check in info.get("gated_access", {}).items()]
+    lines += [
+        f"  {repo}: {check['access']} ({check['detail']})"
+        for repo, check in info.get("gated_access", {}).items()
+    ]
     return lines
 
 

@@ -42,8 +42,11 @@ class EvalJob(Job):
 
         super().__init__(request)
         reference = request.reference is not None
-        self.metrics = registry.parse_metrics(request.metrics) if request.metrics else \
-            registry.default_metrics(reference=reference)
+        self.metrics = (
+            registry.parse_metrics(request.metrics)
+            if request.metrics
+            else registry.default_metrics(reference=reference)
+        )
         needs_reference = registry.full_reference(self.metrics) + registry.folder_level(self.metrics)
         if needs_reference and not reference:
             raise ValueError(f"{', '.join(needs_reference)} compare with references: give --reference DIR")
@@ -54,8 +57,14 @@ class EvalJob(Job):
         from lucidflux_cli.devices import resolve_device  # torch: not for --help
 
         self.device = str(resolve_device(request.device))
-        self.scorer = Scorer(self.metrics, device=self.device, batch_size=request.batch_size,
-                             cache_dir=request.cache_dir, offline=request.offline, crop_border=request.crop_border)
+        self.scorer = Scorer(
+            self.metrics,
+            device=self.device,
+            batch_size=request.batch_size,
+            cache_dir=request.cache_dir,
+            offline=request.offline,
+            crop_border=request.crop_border,
+        )
         self.scorer.check()  # offline and missing: a setup error naming the metric, before any work
         self.journal = manifests.Journal(request.out_dir / SCORES, self.key, self.provenance())
         self.columns: dict[Path, str] = {}  # image -> the folder (column) it belongs to
@@ -74,8 +83,11 @@ class EvalJob(Job):
 
     def provenance(self) -> dict[str, Any]:
         crop = {"crop_border": self.request.crop_border} if self.request.crop_border else {}
-        return {"metrics": list(self.metrics),
-                "reference": str(self.request.reference) if self.request.reference else None, **crop}
+        return {
+            "metrics": list(self.metrics),
+            "reference": str(self.request.reference) if self.request.reference else None,
+            **crop,
+        }
 
     def header(self) -> dict[str, Any]:
         return manifests.header("lucidflux-eval", self.provenance())
@@ -97,15 +109,20 @@ class EvalJob(Job):
             refs = discover_inputs(self.request, [str(self.request.reference)], stdin, self.discovery_exclude)
             by_name = {item.relative.as_posix(): item.path for item in refs.files}
             for folder in self.folders:
-                mine = {item.relative.as_posix(): item for item in found.files if self.columns[item.path] == folder}
+                mine = {
+                    item.relative.as_posix(): item
+                    for item in found.files
+                    if self.columns[item.path] == folder
+                }
                 try:
                     paired = pairing.pair(mine, by_name)
                 except pairing.PairingError as error:
                     raise ValueError(str(error)) from error
                 self.references.update({mine[out].path: by_name[ref] for out, ref in paired.pairs})
                 for name in paired.unpaired:
-                    self.unpaired[mine[name].path] = f"no reference {name} (or with another extension) in " \
-                                                     f"{self.request.reference}"
+                    self.unpaired[mine[name].path] = (
+                        f"no reference {name} (or with another extension) in {self.request.reference}"
+                    )
                 log.info("%s vs %s: %s", folder, self.request.reference, paired.describe())
         return found
 
@@ -115,7 +132,9 @@ class EvalJob(Job):
         for position, item in enumerate(files):
             record = done.get((self.columns[item.path], item.relative.as_posix()))
             if item.path in self.unpaired:
-                settled[position] = FileResult(item.path, None, "failed", error=f"{item.path}: {self.unpaired[item.path]}")
+                settled[position] = FileResult(
+                    item.path, None, "failed", error=f"{item.path}: {self.unpaired[item.path]}"
+                )
             elif record is not None:
                 settled[position] = FileResult(item.path, None, "skipped", details=record)
         return settled
@@ -137,7 +156,7 @@ class EvalJob(Job):
             on_result(settled[position])
             results.append(settled[position])
         for start in range(0, len(todo), self.request.batch_size):
-            results.extend(self._score(todo[start:start + self.request.batch_size], on_result))
+            results.extend(self._score(todo[start : start + self.request.batch_size], on_result))
             if any(self.stops_after(result) for result in results):
                 break
         return results
@@ -151,20 +170,25 @@ class EvalJob(Job):
         for item in items:
             try:
                 image, note = read_scored(item.path)
-                reference, reference_note = read_scored(self.references[item.path]) if self.request.reference \
-                    else (None, None)
+                reference, reference_note = (
+                    read_scored(self.references[item.path]) if self.request.reference else (None, None)
+                )
                 notes[item.path] = "; ".join(n for n in (note, reference_note) if n) or None
                 if reference is not None and reference.shape != image.shape:
-                    raise LucidFluxError(f"{item.path}: {image.shape[1]}x{image.shape[0]} px but its reference "
-                                         f"{self.references[item.path]} is {reference.shape[1]}x{reference.shape[0]}")
+                    raise LucidFluxError(
+                        f"{item.path}: {image.shape[1]}x{image.shape[0]} px but its reference "
+                        f"{self.references[item.path]} is {reference.shape[1]}x{reference.shape[0]}"
+                    )
                 loaded.append((item, image, reference))
             except Exception as error:
                 results[item.path] = failure(item.path, error, time.monotonic() - started)
         if loaded:
             try:
-                rows = self.scorer.score([image for _, image, _ in loaded],
-                                         [ref for *_, ref in loaded] if self.request.reference else None,
-                                         labels=[str(item.path) for item, *_ in loaded])
+                rows = self.scorer.score(
+                    [image for _, image, _ in loaded],
+                    [ref for *_, ref in loaded] if self.request.reference else None,
+                    labels=[str(item.path) for item, *_ in loaded],
+                )
             except MetricUnavailable:
                 raise
             except Exception as error:  # e.g. an image too small for a metric: redo one at a time
@@ -175,9 +199,15 @@ class EvalJob(Job):
             share = (time.monotonic() - started) / len(items)
             for (item, *_), row in zip(loaded, rows or [], strict=False):
                 note = notes[item.path]
-                record = {"folder": self.columns[item.path], "file": item.relative.as_posix(),
-                          **{name: _rounded(value) for name, value in row.items()}, **({"note": note} if note else {})}
-                results[item.path] = FileResult(item.path, None, "done", seconds=share, details=record, note=note)
+                record = {
+                    "folder": self.columns[item.path],
+                    "file": item.relative.as_posix(),
+                    **{name: _rounded(value) for name, value in row.items()},
+                    **({"note": note} if note else {}),
+                }
+                results[item.path] = FileResult(
+                    item.path, None, "done", seconds=share, details=record, note=note
+                )
         ordered = [results[item.path] for item in items]
         for result in ordered:
             with uninterrupted():
@@ -202,8 +232,12 @@ class EvalJob(Job):
         files = {
             "scores.csv": tables.rows_csv(sorted(rows, key=self.key), self.per_image),
             "summary.json": tables.summary_json(summary),
-            "table.md": tables.summary_markdown(summary, [m for m in self.metrics], paper=self.request.paper,
-                                                crop_border=self.request.crop_border),
+            "table.md": tables.summary_markdown(
+                summary,
+                [m for m in self.metrics],
+                paper=self.request.paper,
+                crop_border=self.request.crop_border,
+            ),
         }
         for name, text in files.items():
             data = text.encode("utf-8")
@@ -225,7 +259,9 @@ class EvalJob(Job):
             return np.concatenate([self.scorer.fid_features([read_rgb(path)]) for path in paths])
 
         for folder in self.folders:
-            mine = sorted(path for path, column in self.columns.items() if column == folder and path in scored)
+            mine = sorted(
+                path for path, column in self.columns.items() if column == folder and path in scored
+            )
             if len(mine) < 2:
                 log.warning("%s: fewer than 2 scored images; no FID", folder)
                 continue
@@ -237,8 +273,11 @@ class EvalJob(Job):
         return self.extra
 
     def describe(self, result: FileResult) -> str:
-        scores = ", ".join(f"{k} {v:.4g}" for k, v in (result.details or {}).items()
-                           if k not in ("folder", "file") and isinstance(v, float))
+        scores = ", ".join(
+            f"{k} {v:.4g}"
+            for k, v in (result.details or {}).items()
+            if k not in ("folder", "file") and isinstance(v, float)
+        )
         return f"scored {result.source}: {scores}" + (f"; {result.note}" if result.note else "")
 
 
@@ -247,7 +286,9 @@ def read_scored(path: Path) -> tuple[np.ndarray, str | None]:
     from lucidflux_cli.metrics.arrays import ALPHA_NOTE
 
     loaded = media.read_pages(path, "first").images[0]
-    return np.asarray(loaded.rgb, dtype=np.float32), (f"{path.name} {ALPHA_NOTE}" if loaded.alpha is not None else None)
+    return np.asarray(loaded.rgb, dtype=np.float32), (
+        f"{path.name} {ALPHA_NOTE}" if loaded.alpha is not None else None
+    )
 
 
 def _rounded(value: Any) -> Any:

@@ -30,7 +30,11 @@ log = logging.getLogger("lucidflux")
 
 def latest_state(folder: Path) -> Path | None:
     """The newest ``step-N.state.pt`` of a run folder (what a rerun resumes from)."""
-    states = [(int(m[1]), p) for p in folder.glob("step-*.state.pt") if (m := re.fullmatch(r"step-(\d+)\.state\.pt", p.name))]
+    states = [
+        (int(m[1]), p)
+        for p in folder.glob("step-*.state.pt")
+        if (m := re.fullmatch(r"step-(\d+)\.state\.pt", p.name))
+    ]
     return max(states)[1] if states else None
 
 
@@ -47,10 +51,13 @@ def load_pipeline(request: Any):
     device = resolve_device(_process_device(request.device))
     if device.type == "cuda":
         torch.cuda.set_device(device)  # accelerate and libraries use "the" current GPU
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # the frozen side; trainable parts float32
+    dtype = (
+        torch.bfloat16 if device.type == "cuda" else torch.float32
+    )  # the frozen side; trainable parts float32
     remover = removers.create("swinir", {})
-    paths, remover_paths = removers.resolve_weights(remover, request.weights, cache_dir=request.cache_dir,
-                                                    offline=request.offline, quiet=request.quiet)
+    paths, remover_paths = removers.resolve_weights(
+        remover, request.weights, cache_dir=request.cache_dir, offline=request.offline, quiet=request.quiet
+    )
     components = load_components(paths, device, dtype, remover=removers.load(remover, remover_paths, device))
     if request.from_scratch:
         components = from_scratch(components, seed=request.seed)
@@ -82,8 +89,12 @@ def run(request: Any) -> int:
         log.error("interrupted before training started; nothing to save")
         return events.finish(EXIT_INTERRUPTED)
     if outcome.interrupted:
-        log.error("interrupted (%s) at step %d; saved step-%d; run the same command again to resume",
-                  outcome.interrupted, outcome.steps, outcome.steps)
+        log.error(
+            "interrupted (%s) at step %d; saved step-%d; run the same command again to resume",
+            outcome.interrupted,
+            outcome.steps,
+            outcome.steps,
+        )
         return events.finish(EXIT_INTERRUPTED, outcome)
     log.info("trained to step %d; weights: %s", outcome.steps, request.out_dir / f"step-{outcome.steps}.pth")
     return events.finish(EXIT_OK, outcome)
@@ -111,7 +122,9 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
     pipeline = load_pipeline(request)
     accelerator = make_accelerator(pipeline.device)
     with accelerator.main_process_first(), events.bar(pair_count, "cache") as bar:
-        data = cached_pairs(pipeline, request.pairs, request.out_dir / "cache", lambda done, total: bar.update(1))
+        data = cached_pairs(
+            pipeline, request.pairs, request.out_dir / "cache", lambda done, total: bar.update(1)
+        )
     trainer = Trainer(pipeline, data, options, accelerator)
     state = latest_state(request.out_dir)
     if state is not None:
@@ -120,6 +133,7 @@ def _train(request: Any, events: TrainEvents, pair_count: int):
         log.info("resumed from %s (step %d of %d)", state.name, trainer.step, request.steps)
     validation = _validation(request, pipeline, accelerator.autocast) if accelerator.is_main_process else None
     with events.bar(request.steps, "train", initial=trainer.step) as bar:
+
         def on_step(step: int, loss: float, rate: float) -> None:
             events.step(step, loss, rate)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
@@ -172,16 +186,25 @@ class TrainEvents:
         from tqdm import tqdm
 
         enabled = self.reports and self.request.progress and not self.request.quiet and sys.stderr.isatty()
-        return contextlib.closing(tqdm(total=total, initial=initial, desc=name, disable=not enabled,
-                                       unit="step" if name == "train" else "pair"))
+        return contextlib.closing(
+            tqdm(
+                total=total,
+                initial=initial,
+                desc=name,
+                disable=not enabled,
+                unit="step" if name == "train" else "pair",
+            )
+        )
 
     def step(self, step: int, loss: float, rate: float) -> None:
         self.losses.append((step, loss))
         if not self.reports:
             return
         if self.request.json_events:
-            print(json.dumps({"event": "step", "step": step, "loss": loss, "steps_per_second": round(rate, 4)}),
-                  flush=True)
+            print(
+                json.dumps({"event": "step", "step": step, "loss": loss, "steps_per_second": round(rate, 4)}),
+                flush=True,
+            )
         log.debug("step %d: loss %.5f (%.2f steps/s)", step, loss, rate)
         if self.request.report and time.monotonic() - self.last_report >= self.request.report_every:
             self._write_report(self._summary(None, None, None), "running")
@@ -207,13 +230,25 @@ class TrainEvents:
         return code
 
     def _summary(self, code: int | None, outcome, error: str | None) -> dict[str, Any]:
-        return {"event": "summary", "exit_code": code, "steps": outcome.steps if outcome else None,
-                "target_steps": self.request.steps, "interrupted": outcome.interrupted if outcome else None,
-                "checkpoints": [str(p) for p in outcome.checkpoints] if outcome else [],
-                "last_loss": self.losses[-1][1] if self.losses else None, "error": error,
-                "validation_errors": list(self.validation_errors)}
+        return {
+            "event": "summary",
+            "exit_code": code,
+            "steps": outcome.steps if outcome else None,
+            "target_steps": self.request.steps,
+            "interrupted": outcome.interrupted if outcome else None,
+            "checkpoints": [str(p) for p in outcome.checkpoints] if outcome else [],
+            "last_loss": self.losses[-1][1] if self.losses else None,
+            "error": error,
+            "validation_errors": list(self.validation_errors),
+        }
 
     def _write_report(self, summary: dict[str, Any], state: str) -> None:
-        write_report(self.request.report, "train", self.request.provenance(), self.started, state,
-                     {**summary, "losses": [{"step": step, "loss": loss} for step, loss in self.losses]})
+        write_report(
+            self.request.report,
+            "train",
+            self.request.provenance(),
+            self.started,
+            state,
+            {**summary, "losses": [{"step": step, "loss": loss} for step, loss in self.losses]},
+        )
         self.last_report = time.monotonic()

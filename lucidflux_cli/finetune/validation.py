@@ -28,7 +28,9 @@ class Validation:
     held-out images go through the model in the same dtypes as training: bf16 frozen side and
     float32 trainable parts would otherwise meet in one matmul and fail."""
 
-    def __init__(self, request: Any, pipeline, precision: Callable[[], AbstractContextManager] = contextlib.nullcontext):
+    def __init__(
+        self, request: Any, pipeline, precision: Callable[[], AbstractContextManager] = contextlib.nullcontext
+    ):
         self.request, self.pipeline, self.precision = request, pipeline, precision
         found = discovery.discover([str(request.validation)], recursive=True)
         self.images = list(found.files)[:MAX_IMAGES]
@@ -36,7 +38,9 @@ class Validation:
             raise ValueError(f"--validation {request.validation}: no images there")
         self.folder = request.out_dir / "validation"
         self.history_path = self.folder / "history.json"
-        self.history: list[dict[str, Any]] = json.loads(self.history_path.read_text()) if self.history_path.exists() else []
+        self.history: list[dict[str, Any]] = (
+            json.loads(self.history_path.read_text()) if self.history_path.exists() else []
+        )
         self.scorer = self._scorer()
         self.review = review.PageWriter(request.out_dir)  # previews made once per run
 
@@ -47,8 +51,13 @@ class Validation:
         from lucidflux_cli.metrics.scoring import Scorer
 
         try:
-            scorer = Scorer(names, device=str(self.pipeline.device), batch_size=1, cache_dir=self.request.cache_dir,
-                            offline=self.request.offline)
+            scorer = Scorer(
+                names,
+                device=str(self.pipeline.device),
+                batch_size=1,
+                cache_dir=self.request.cache_dir,
+                offline=self.request.offline,
+            )
             scorer.check()
         except (LucidFluxError, ValueError) as error:
             log.warning("validation pages without scores: %s", one_line(error))
@@ -67,8 +76,11 @@ class Validation:
             log.error("%s", message)
             log.debug("validation failure", exc_info=True)
             return message
-        log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "step")
-                 or "restored")
+        log.info(
+            "validation at step %d: %s",
+            step,
+            ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "step") or "restored",
+        )
         return None
 
     def _restore_and_score(self, step: int) -> dict[str, Any]:
@@ -120,11 +132,16 @@ class Validation:
         lines = ["# Validation", "", "![loss and scores](plot.svg)", ""]
         if metrics:
             lines += ["| step | " + " | ".join(metrics) + " |", "|---:|" + "---:|" * len(metrics)]
-            lines += [f"| {e['step']} | " + " | ".join(f"{e.get(m, float('nan')):.4g}" for m in metrics) + " |"
-                      for e in sorted(self.history, key=lambda e: e["step"])]
+            lines += [
+                f"| {e['step']} | " + " | ".join(f"{e.get(m, float('nan')):.4g}" for m in metrics) + " |"
+                for e in sorted(self.history, key=lambda e: e["step"])
+            ]
             lines.append("")
         shown = sorted(steps)[-3:]  # the latest steps side by side
-        lines += ["| image | LQ | " + " | ".join(f"step {s}" for s in shown) + " |", "|---|---|" + "---|" * len(shown)]
+        lines += [
+            "| image | LQ | " + " | ".join(f"step {s}" for s in shown) + " |",
+            "|---|---|" + "---|" * len(shown),
+        ]
         for item in self.images:
             name = page_name(item)
             cells = [f"![](lq/{name})"] + [f"![](step-{s}/{name})" for s in shown]
@@ -132,26 +149,40 @@ class Validation:
         return "\n".join(lines) + "\n"
 
 
-def loss_plot(losses: list[tuple[int, float]], history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
+def loss_plot(
+    losses: list[tuple[int, float]], history: list[dict[str, Any]], width: int = 640, height: int = 240
+) -> str:
     """An SVG line chart: the training loss (blue) and each validation score (own scale), by step."""
     series = [("loss", [(s, v) for s, v in losses], "#1f77b4")]
     colours = ("#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
     metrics = sorted({k for e in history for k in e if k != "step"})
     for colour, name in zip(colours, metrics, strict=False):
-        series.append((name, [(e["step"], e[name]) for e in sorted(history, key=lambda e: e["step"]) if name in e], colour))
+        series.append(
+            (
+                name,
+                [(e["step"], e[name]) for e in sorted(history, key=lambda e: e["step"]) if name in e],
+                colour,
+            )
+        )
     last = max([s for _, points, _ in series for s, _ in points] or [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}">',
-             '<rect width="100%" height="100%" fill="white"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}">',
+        '<rect width="100%" height="100%" fill="white"/>',
+    ]
     for index, (name, points, colour) in enumerate(series):
         if not points:
             continue
         low, high = min(v for _, v in points), max(v for _, v in points)
         span = (high - low) or 1.0
-        coords = " ".join(f"{s / last * (width - 10) + 5:.1f},{height - (v - low) / span * (height - 10) - 5:.1f}"
-                          for s, v in points)
+        coords = " ".join(
+            f"{s / last * (width - 10) + 5:.1f},{height - (v - low) / span * (height - 10) - 5:.1f}"
+            for s, v in points
+        )
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>')
-        parts.append(f'<text x="{5 + index * 150}" y="{height + 15}" font-size="12" fill="{colour}">'
-                     f'{name} {low:.4g}..{high:.4g}</text>')
+        parts.append(
+            f'<text x="{5 + index * 150}" y="{height + 15}" font-size="12" fill="{colour}">'
+            f"{name} {low:.4g}..{high:.4g}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

@@ -24,8 +24,9 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def map_ahead(function: Callable[[Item], Result], items: Iterable[Item], threads: int,
-              ahead: int | None = None) -> Iterator[Result]:
+def map_ahead(
+    function: Callable[[Item], Result], items: Iterable[Item], threads: int, ahead: int | None = None
+) -> Iterator[Result]:
     """``map(function, items)``, worked by ``threads`` threads at most ``ahead`` items (default: two
     per thread) beyond the one the caller takes, so memory stays bounded; results come in order.
     One thread: a plain map. Leaving early (break, an exception) cancels the items not started

@@ -41,8 +41,10 @@ class DiscoveryResult:
         for path in self.left_out:
             counts[path.suffix.lower()] = counts.get(path.suffix.lower(), 0) + 1
         kinds = ", ".join(f"{count} {ext}" for ext, count in sorted(counts.items()))
-        return (f"left out {len(self.left_out)} image file(s) that folder walks do not restore ({kinds}), "
-                f"e.g. {self.left_out[0]}; name a file explicitly to restore it (animations need --frames first)")
+        return (
+            f"left out {len(self.left_out)} image file(s) that folder walks do not restore ({kinds}), "
+            f"e.g. {self.left_out[0]}; name a file explicitly to restore it (animations need --frames first)"
+        )
 
 
 def is_image_name(name: str, extensions: frozenset[str]) -> bool:
@@ -107,7 +109,8 @@ def _mirror_named_files(files: list[InputFile]) -> list[InputFile]:
         return files
     common = os.path.commonpath(sorted(folders))
     return [
-        InputFile(item.path, Path(os.path.relpath(os.path.abspath(item.path), common)), named=True) if item.named
+        InputFile(item.path, Path(os.path.relpath(os.path.abspath(item.path), common)), named=True)
+        if item.named
         else item
         for item in files
     ]

@@ -144,5 +144,7 @@ def layout(
         if owner is not None:
             owner[tag] = field(4, offset)
     data = b"".join(_ifd(entries, offset) for (entries, _o, _t), offset in zip(chain, positions, strict=True))
-    offsets = {tag: offset for (_e, owner, tag), offset in zip(chain, positions, strict=True) if owner is pointers}
+    offsets = {
+        tag: offset for (_e, owner, tag), offset in zip(chain, positions, strict=True) if owner is pointers
+    }
     return data, offsets

@@ -27,7 +27,9 @@ def decode_rgb8(path: Path, size: tuple[int, int]) -> np.ndarray | None:
     if not data.endswith(_END_OF_IMAGE):
         return None
     flags = getattr(cv2, "IMREAD_COLOR_RGB", None)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), (flags or cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION)
+    pixels = cv2.imdecode(
+        np.frombuffer(data, np.uint8), (flags or cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    )
     if pixels is None or pixels.shape != (size[1], size[0], 3):
         return None
     return pixels if flags is not None else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)

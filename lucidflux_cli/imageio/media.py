@@ -128,8 +128,11 @@ def read_rgb8(path: Path) -> Rgb8:
 def _first_rgb8(path: Path) -> Rgb8:
     if not tiff_floats.is_tiff(path):
         with Image.open(path) as img:
-            plain_jpeg = (img.format or "").lower() == "jpeg" and img.mode in ("RGB", "L") and \
-                int(getattr(img, "n_frames", 1) or 1) == 1
+            plain_jpeg = (
+                (img.format or "").lower() == "jpeg"
+                and img.mode in ("RGB", "L")
+                and int(getattr(img, "n_frames", 1) or 1) == 1
+            )
             rgb = fast_jpeg.decode_rgb8(path, img.size) if plain_jpeg else None
             if rgb is not None:
                 return Rgb8(_apply_orientation(rgb, _orientation(img)), 8, False)
@@ -197,18 +200,24 @@ def _open_pages(path: Path, frames: str) -> Pages:
             return Pages([_decode_frame(path, img, page) for page in range(count)])
         if count > 1 and fmt not in _PAGED | _PRIMARY and frames == "all":
             kind = _ANIMATION_NAMES.get(fmt, fmt.upper())
-            raise ImageReadError(path, f"animated {kind} with {count} frames: not restored "
-                                       "(--frames first restores its first frame only)")
+            raise ImageReadError(
+                path,
+                f"animated {kind} with {count} frames: not restored "
+                "(--frames first restores its first frame only)",
+            )
         first = _decode_frame(path, img, 0)
     if count == 1:
         return Pages([first])
     if fmt in _PAGED:
         note = _first_page_note(count)
     elif fmt in _PRIMARY:
-        note = (f"{fmt.upper()} file with {count} images: restored the primary image; "
-                f"{count - 1} other image(s) (previews, further views or a burst) not in the output")
+        note = (
+            f"{fmt.upper()} file with {count} images: restored the primary image; "
+            f"{count - 1} other image(s) (previews, further views or a burst) not in the output"
+        )
     else:
-        note = f"animated {_ANIMATION_NAMES.get(fmt, fmt.upper())} with {count} frames: restored the first frame only (--frames first)"
+        kind = _ANIMATION_NAMES.get(fmt, fmt.upper())
+        note = f"animated {kind} with {count} frames: restored the first frame only (--frames first)"
     return Pages([first], f"{path}: {note}")
 
 
@@ -236,11 +245,23 @@ def _wide_page(path: Path, page: tiff_floats.FloatPage, index: int) -> LoadedIma
     icc = (page.icc if icc_space(page.icc) == "GRAY" else None) if page.gray else rgb_icc(page.icc)
     form = SampleForm("gray" if page.gray else "rgb", page.values.dtype.name, low, high)
     changes = _non_finite_note(colour_values)
-    exif = normalised_exif(page.exif, path) if page.exif else \
-        exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
-    metadata = ImageMetadata(format="tiff", exif=exif, icc_profile=icc, xmp=clean_xmp(page.xmp),
-                             bit_depth=_nearest_depth(page.values.dtype), mode=_mode_name(form),
-                             gray=page.gray, form=form, changes=changes, iptc=page.iptc)
+    exif = (
+        normalised_exif(page.exif, path)
+        if page.exif
+        else exif_ifds.encode({**exif_ifds.empty(), "0th": page.text}, path)
+    )
+    metadata = ImageMetadata(
+        format="tiff",
+        exif=exif,
+        icc_profile=icc,
+        xmp=clean_xmp(page.xmp),
+        bit_depth=_nearest_depth(page.values.dtype),
+        mode=_mode_name(form),
+        gray=page.gray,
+        form=form,
+        changes=changes,
+        iptc=page.iptc,
+    )
     rgb = _apply_orientation(rgb, page.orientation)
     alpha = None if alpha is None else _apply_orientation(alpha, page.orientation)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, metadata=metadata, path=path)
@@ -366,8 +387,9 @@ def _pixels(
             raise ImageReadError(path, "16-bit CMYK TIFF: not restored (Pillow reads it at 8 bits only)")
         converted, cmyk_icc = _cmyk_to_rgb(img, icc)
         if cmyk_icc is None:
-            changes.append("CMYK without a usable profile: converted by Pillow's formula, "
-                           "black separated anew")
+            changes.append(
+                "CMYK without a usable profile: converted by Pillow's formula, black separated anew"
+            )
         form = SampleForm("cmyk", "uint8", 0.0, 255.0, cmyk_icc)
         return to_unit(np.asarray(converted), 8), None, 8, None if cmyk_icc else rgb_icc(icc), False, form
     if mode == "LAB":
@@ -468,19 +490,26 @@ def _wide_values(path: Path, img: Image.Image, fmt: str, page: int = 0) -> np.nd
     except Exception as exc:
         log.warning("%s: reading 16-bit data as 8-bit (%s)", path, one_line(exc))
         return None
-    if fmt == "png" and values is not None and values.shape[2] == 2 and values.shape[:2] == (img.height, img.width):
+    if (
+        fmt == "png"
+        and values is not None
+        and values.shape[2] == 2
+        and values.shape[:2] == (img.height, img.width)
+    ):
         return values  # gray + alpha
     # pypng's planes already count a tRNS alpha; a TIFF's extra samples are alpha only if Pillow says so.
-    channels = 4 if img.mode == "RGBA" or (fmt == "png" and values is not None and values.shape[2] == 4) else 3
+    channels = (
+        4 if img.mode == "RGBA" or (fmt == "png" and values is not None and values.shape[2] == 4) else 3
+    )
     if values is None or values.shape[:2] != (img.height, img.width) or values.shape[2] < channels:
         return None
     return np.ascontiguousarray(values[..., :channels])
 
 
 def _png16(path: Path) -> np.ndarray | None:
-    """16-bit RGB(A) or gray + alpha samples: pypng reads the header chunks (tRNS key included), imagecodecs' libpng
-    the pixels (pypng's pure-Python unfiltering is ~10x slower); a tRNS key colour becomes alpha
-    as Pillow would make it."""
+    """16-bit RGB(A) or gray + alpha samples: pypng reads the header chunks (tRNS key included),
+    imagecodecs' libpng the pixels (pypng's pure-Python unfiltering is ~10x slower); a tRNS key
+    colour becomes alpha as Pillow would make it."""
     import imagecodecs
 
     with open(path, "rb") as fh:

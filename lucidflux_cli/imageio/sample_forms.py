@@ -43,9 +43,13 @@ class SampleForm:
         """'32-bit integer gray', 'CMYK 8-bit', 'float16 RGB', ..."""
         kind = np.dtype(self.dtype)
         bits = kind.itemsize * 8
-        depth = (f"float{bits}" if kind.kind == "f" else
-                 f"{bits}-bit {'signed ' if kind.kind == 'i' else ''}integer" if bits > 16 or kind.kind == "i"
-                 else f"{bits}-bit")
+        depth = (
+            f"float{bits}"
+            if kind.kind == "f"
+            else f"{bits}-bit {'signed ' if kind.kind == 'i' else ''}integer"
+            if bits > 16 or kind.kind == "i"
+            else f"{bits}-bit"
+        )
         return f"{depth} {self.colour.upper() if self.colour != 'gray' else 'gray'}"
 
 
@@ -115,8 +119,9 @@ def rgb_to_cmyk(rgb8: np.ndarray, icc: bytes | None) -> np.ndarray:
     """uint8 RGB (H, W, 3) as uint8 CMYK (H, W, 4): through the profile (its own black generation),
     or without one the inverse of Pillow's formula (full grey-component replacement)."""
     if icc is not None:
-        img = ImageCms.profileToProfile(Image.fromarray(rgb8), ImageCms.createProfile("sRGB"), _profile(icc),
-                                        outputMode="CMYK")
+        img = ImageCms.profileToProfile(
+            Image.fromarray(rgb8), ImageCms.createProfile("sRGB"), _profile(icc), outputMode="CMYK"
+        )
         return np.asarray(img)
     # Pillow's formula is R = (1 - C)(1 - K): the most black that leaves the brightest channel, then C, M, Y.
     unit = rgb8.astype(np.float64) / 255.0
@@ -127,15 +132,17 @@ def rgb_to_cmyk(rgb8: np.ndarray, icc: bytes | None) -> np.ndarray:
 
 def lab_to_rgb(img: Image.Image) -> Image.Image:
     """8-bit CIE LAB (D50) as sRGB through LittleCMS."""
-    return ImageCms.profileToProfile(img, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
-                                     outputMode="RGB")
+    return ImageCms.profileToProfile(
+        img, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
 
 
 def rgb_to_lab(rgb8: np.ndarray) -> np.ndarray:
     """uint8 sRGB (H, W, 3) as 8-bit CIE LAB samples, a and b signed as TIFF stores them (Pillow's
     array view of a LAB image; getpixel() shows them offset by 128)."""
-    img = ImageCms.profileToProfile(Image.fromarray(rgb8), ImageCms.createProfile("sRGB"),
-                                    ImageCms.createProfile("LAB"), outputMode="LAB")
+    img = ImageCms.profileToProfile(
+        Image.fromarray(rgb8), ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), outputMode="LAB"
+    )
     return np.asarray(img)
 
 
@@ -151,8 +158,9 @@ def lab_gamut_note(img: Image.Image, rgb: Image.Image) -> str | None:
 # -- what an output format can write back ------------------------------------------------------
 
 
-def fit(form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fmt: str,
-        depth_asked: bool = False) -> tuple[SampleForm, list[str]]:
+def fit(
+    form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fmt: str, depth_asked: bool = False
+) -> tuple[SampleForm, list[str]]:
     """The form a format writes for a source of ``form``, and a line per change.
 
     ``colours``: the colour models the format writes besides RGB and gray (cmyk, lab); ``wide``:
@@ -162,8 +170,11 @@ def fit(form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fm
     notes: list[str] = []
     written = form
     if form.colour not in ("rgb", "gray", *colours):
-        how = ("via the embedded profile" if form.icc else "by Pillow's formula, no profile") \
-            if form.colour == "cmyk" else "via LittleCMS (D50)"
+        how = (
+            ("via the embedded profile" if form.icc else "by Pillow's formula, no profile")
+            if form.colour == "cmyk"
+            else "via LittleCMS (D50)"
+        )
         notes.append(f"{form.colour.upper()} -> RGB {how} ({fmt} has no {form.colour.upper()})")
         written = replace(written, colour="rgb", icc=None)
     if form.wide and wide:
@@ -174,8 +185,10 @@ def fit(form: SampleForm, *, colours: tuple[str, ...], wide: bool, bits: int, fm
     if depth_asked:
         return written, notes
     if np.dtype(form.dtype).kind in "iu" and not form.standard_range:
-        notes.append(f"{form.describe().rsplit(' ', 1)[0]}s (range {form.low:g} to {form.high:g}) scaled to "
-                     f"{_depth_words(standard)}")
+        notes.append(
+            f"{form.describe().rsplit(' ', 1)[0]}s (range {form.low:g} to {form.high:g}) scaled to "
+            f"{_depth_words(standard)}"
+        )
     elif np.dtype(form.dtype).kind == "f" and not form.standard_range:
         notes.append(f"float samples {form.low:g} to {form.high:g} scaled to {_depth_words(standard)}")
     elif form.dtype != standard and _bits(form.dtype) > _bits(standard):

@@ -109,8 +109,12 @@ def _page(page: tifffile.TiffPage, data: bytes, byteorder: str) -> FloatPage:
         values = np.moveaxis(values, 0, -1)
     if values.ndim == 2:
         values = values[..., None]
-    if values.dtype.kind not in "fiu" or values.ndim != 3 or values.shape[2] > 4 \
-            or int(page.photometric) not in (1, 2):
+    if (
+        values.dtype.kind not in "fiu"
+        or values.ndim != 3
+        or values.shape[2] > 4
+        or int(page.photometric) not in (1, 2)
+    ):
         kind = {1: "uint", 2: "int", 3: "float"}.get(int(page.sampleformat), "?")
         photometric = getattr(page.photometric, "name", str(page.photometric))
         layout = f"{page.samplesperpixel} x {page.bitspersample}-bit {kind}, photometric {photometric}"
@@ -118,5 +122,12 @@ def _page(page: tifffile.TiffPage, data: bytes, byteorder: str) -> FloatPage:
     tags = page.tags
     icc, xmp = tags.valueof(34675), tags.valueof(700)
     text = {code: str(tags.valueof(code)).encode("latin-1", "replace") for code in _TEXT_TAGS if code in tags}
-    return FloatPage(values, int(tags.valueof(274, 1) or 1), bytes(icc) if icc else None, bytes(xmp) if xmp else None,
-                     text, _page_as_tiff(data, page.offset, byteorder), _iptc(tags, byteorder))
+    return FloatPage(
+        values,
+        int(tags.valueof(274, 1) or 1),
+        bytes(icc) if icc else None,
+        bytes(xmp) if xmp else None,
+        text,
+        _page_as_tiff(data, page.offset, byteorder),
+        _iptc(tags, byteorder),
+    )

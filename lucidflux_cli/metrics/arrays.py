@@ -33,5 +33,8 @@ def to_tensor(image: Image) -> torch.Tensor:
 
 def height_width(image: Image) -> tuple[int, int]:
     """(height, width) of an array or tensor as :func:`to_tensor` accepts them."""
-    return (int(image.shape[0]), int(image.shape[1])) if isinstance(image, np.ndarray) else \
-        (int(image.shape[1]), int(image.shape[2]))
+    return (
+        (int(image.shape[0]), int(image.shape[1]))
+        if isinstance(image, np.ndarray)
+        else (int(image.shape[1]), int(image.shape[2]))
+    )

@@ -61,14 +61,27 @@ def _pyiqa(filename: str, size: int | None = None, backbone: bool = False) -> Me
 
 
 _CLIP_RN50 = MetricFile(
-    "torch", "clip/RN50.pt", backbone=True, size=256_000_000,
+    "torch",
+    "clip/RN50.pt",
+    backbone=True,
+    size=256_000_000,
     url="https://openaipublic.azureedge.net/clip/models/"
-        "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",
+    "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",
 )
-_ALEXNET = MetricFile("torch", "checkpoints/alexnet-owt-7be5be79.pth", backbone=True, size=244_000_000,
-                      url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth")
-_VGG16 = MetricFile("torch", "checkpoints/vgg16-397923af.pth", backbone=True, size=553_000_000,
-                    url="https://download.pytorch.org/models/vgg16-397923af.pth")
+_ALEXNET = MetricFile(
+    "torch",
+    "checkpoints/alexnet-owt-7be5be79.pth",
+    backbone=True,
+    size=244_000_000,
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+)
+_VGG16 = MetricFile(
+    "torch",
+    "checkpoints/vgg16-397923af.pth",
+    backbone=True,
+    size=553_000_000,
+    url="https://download.pytorch.org/models/vgg16-397923af.pth",
+)
 
 # Checked against pyiqa's own URL tables and timm/torchvision's pretrained configs by the tests.
 FILES: dict[str, tuple[MetricFile, ...]] = {
@@ -76,12 +89,26 @@ FILES: dict[str, tuple[MetricFile, ...]] = {
     "clipiqa": (_CLIP_RN50,),
     "qalign": (MetricFile("hub", "", repo=QALIGN_REPO, size=16_400_000_000, backbone=True),),
     "musiq": (_pyiqa("musiq_koniq_ckpt-e95806b9.pth"),),
-    "maniqa": (MetricFile("hub", "model.safetensors", repo="timm/vit_base_patch8_224.augreg2_in21k_ft_in1k",
-                          backbone=True, size=347_000_000),
-               _pyiqa("ckpt_koniq10k.pt")),
-    "nima": (MetricFile("hub", "model.safetensors", repo="timm/inception_resnet_v2.tf_in1k", backbone=True,
-                        size=224_000_000),
-             _pyiqa("NIMA_InceptionV2_ava-b0c77c00.pth")),
+    "maniqa": (
+        MetricFile(
+            "hub",
+            "model.safetensors",
+            repo="timm/vit_base_patch8_224.augreg2_in21k_ft_in1k",
+            backbone=True,
+            size=347_000_000,
+        ),
+        _pyiqa("ckpt_koniq10k.pt"),
+    ),
+    "nima": (
+        MetricFile(
+            "hub",
+            "model.safetensors",
+            repo="timm/inception_resnet_v2.tf_in1k",
+            backbone=True,
+            size=224_000_000,
+        ),
+        _pyiqa("NIMA_InceptionV2_ava-b0c77c00.pth"),
+    ),
     "niqe": (_pyiqa("niqe_modelparameters.mat"),),
     "psnr-y": (),
     "psnr-y-full": (),
@@ -120,8 +147,9 @@ def local_path(file: MetricFile, cache_dir: Path | str | None = None) -> Path | 
     return Path(found) if isinstance(found, str) else None
 
 
-def missing(names: Iterable[str], cache_dir: Path | str | None = None,
-            pretrained: bool = True) -> dict[str, list[MetricFile]]:
+def missing(
+    names: Iterable[str], cache_dir: Path | str | None = None, pretrained: bool = True
+) -> dict[str, list[MetricFile]]:
     """Metric name -> its files not in the cache (metrics with everything present are left out)."""
     out: dict[str, list[MetricFile]] = {}
     for name in names:
@@ -139,11 +167,16 @@ def status(names: Iterable[str] | None = None, cache_dir: Path | str | None = No
     for name in names if names is not None else list(FILES):
         files = metric_files(name)
         sizes = [f.size for f in files]
-        rows.append({
-            "name": name, "cost": get(name).cost, "opt_in": bool(get(name).opt_in), "files": len(files),
-            "missing": [f.path or f.repo for f in files if local_path(f, cache_dir) is None],
-            "size": None if None in sizes else sum(s for s in sizes if s is not None),
-        })
+        rows.append(
+            {
+                "name": name,
+                "cost": get(name).cost,
+                "opt_in": bool(get(name).opt_in),
+                "files": len(files),
+                "missing": [f.path or f.repo for f in files if local_path(f, cache_dir) is None],
+                "size": None if None in sizes else sum(s for s in sizes if s is not None),
+            }
+        )
     return rows
 
 
@@ -151,21 +184,26 @@ def files_markdown() -> str:
     """What each metric downloads, as Markdown (docs/eval.md embeds it)."""
     from lucidflux_cli.weights.registry import format_size
 
-    rows = ["| metric | file | into `metrics/` | from | approx. size | also with random weights |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| metric | file | into `metrics/` | from | approx. size | also with random weights |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, files in FILES.items():
         for f in files:
             shown = f.path or "(whole repository)"
             source = f"`{f.repo}`" if f.repo else f.url.split("/")[2]
-            rows.append(f"| `{name}` | `{shown}` | `{f.store}/` | {source} | {format_size(f.size)} | "
-                        f"{'yes' if f.backbone else 'no'} |")
+            rows.append(
+                f"| `{name}` | `{shown}` | `{f.store}/` | {source} | {format_size(f.size)} | "
+                f"{'yes' if f.backbone else 'no'} |"
+            )
         if not files:
             rows.append(f"| `{name}` | none (a formula) | | | | |")
     return "\n".join(rows)
 
 
-def require(names: Iterable[str], cache_dir: Path | str | None = None, pretrained: bool = True,
-            offline: bool = False) -> None:
+def require(
+    names: Iterable[str], cache_dir: Path | str | None = None, pretrained: bool = True, offline: bool = False
+) -> None:
     """Offline (``--offline`` / ``HF_HUB_OFFLINE``) with files missing: MetricUnavailable naming the
     first metric that lacks some. Online it does nothing (the build downloads)."""
     if not is_offline(offline):
@@ -228,8 +266,12 @@ def redirected(cache_dir: Path | str | None = None, offline: bool = False) -> It
     import torch.hub
 
     root = metrics_dir(cache_dir)
-    saved = (pyiqa_download.DEFAULT_CACHE_DIR, torch.hub._hub_dir, hub_constants.HF_HUB_CACHE,
-             hub_constants.HF_HUB_OFFLINE)
+    saved = (
+        pyiqa_download.DEFAULT_CACHE_DIR,
+        torch.hub._hub_dir,
+        hub_constants.HF_HUB_CACHE,
+        hub_constants.HF_HUB_OFFLINE,
+    )
     pyiqa_download.DEFAULT_CACHE_DIR = os.fspath(root / "pyiqa")
     torch.hub.set_dir(os.fspath(root / "torch"))
     hub_constants.HF_HUB_CACHE = os.fspath(root / "hub")
@@ -237,5 +279,9 @@ def redirected(cache_dir: Path | str | None = None, offline: bool = False) -> It
     try:
         yield root
     finally:
-        (pyiqa_download.DEFAULT_CACHE_DIR, torch.hub._hub_dir, hub_constants.HF_HUB_CACHE,
-         hub_constants.HF_HUB_OFFLINE) = saved
+        (
+            pyiqa_download.DEFAULT_CACHE_DIR,
+            torch.hub._hub_dir,
+            hub_constants.HF_HUB_CACHE,
+            hub_constants.HF_HUB_OFFLINE,
+        ) = saved

@@ -39,7 +39,7 @@ def features(model: Any, images: Sequence[Image], device: str = "cpu", batch_siz
 
     out = []
     for start in range(0, len(images), max(1, batch_size)):
-        batch = torch.stack([preprocess(i) for i in images[start:start + batch_size]])
+        batch = torch.stack([preprocess(i) for i in images[start : start + batch_size]])
         batch = (batch - 128) / 128
         with torch.no_grad():
             feat = model(batch.to(device), False, False)[0]

@@ -68,12 +68,15 @@ def pair(restored: Iterable[str], references: Iterable[str]) -> Pairing:
             continue
         candidates = by_stem.get(_stem(out), [])
         if len(candidates) > 1:
-            raise PairingError(f"{out}: more than one reference could pair with it "
-                               f"({', '.join(candidates)}); keep one")
+            raise PairingError(
+                f"{out}: more than one reference could pair with it ({', '.join(candidates)}); keep one"
+            )
         if candidates and candidates[0] not in used:
             matches[out] = candidates[0]
             used.add(candidates[0])
-    result = Pairing(pairs=[(out, matches[out]) for out in outputs if out in matches],
-                     unpaired=[out for out in outputs if out not in matches])
+    result = Pairing(
+        pairs=[(out, matches[out]) for out in outputs if out in matches],
+        unpaired=[out for out in outputs if out not in matches],
+    )
     result.unused = [r for r in refs if r not in used]
     return result

@@ -2,8 +2,9 @@
 
 Names are pyiqa's (``pyiqa.create_metric(name)``), except the two PSNR-Y conventions: pyiqa's
 ``psnry`` in two colour spaces (``Metric.pyiqa``, ``Metric.pyiqa_options``). Nothing here imports
-pyiqa: the table is read by ``weights list``, ``doctor`` and ``--help`` without the ``eval`` extra installed. The tests
-check that ``higher_better`` and ``full_reference`` agree with pyiqa's own ``DEFAULT_CONFIGS``.
+pyiqa: the table is read by ``weights list``, ``doctor`` and ``--help`` without the ``eval`` extra
+installed. The tests check that ``higher_better`` and ``full_reference`` agree with pyiqa's own
+``DEFAULT_CONFIGS``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ COSTS = ("cheap", "standard", "large")
 # S-Lab License 1.0 (LICENSE-S-Lab) "for applicable components"; both are non-commercial.
 PYIQA_LICENCE = (
     "pyiqa (IQA-PyTorch) is licensed under the PolyForm Noncommercial License 1.0.0 "
-    "(\"Any noncommercial purpose is a permitted purpose.\") and, for some components, the NTU S-Lab "
-    "License 1.0 (\"Redistribution and use for non-commercial purpose ... are permitted\"): "
+    '("Any noncommercial purpose is a permitted purpose.") and, for some components, the NTU S-Lab '
+    'License 1.0 ("Redistribution and use for non-commercial purpose ... are permitted"): '
     "commercial use of `lucidflux eval` / `--score` needs the authors' permission."
 )
 
@@ -64,53 +65,127 @@ _UPSTREAM = "not stated by pyiqa; check the method's upstream repository"
 # PSNR on YCbCr Y (psnr-y) is 20 log10(255/219) = 1.32 dB above PSNR on full-range luma (psnr-y-full).
 YCBCR_OFFSET_DB = 20 * math.log10(255 / 219)
 # Names that meant something else before: refused with what to use instead.
-RENAMED = {"psnry": "psnry is two conventions now: psnr-y (BT.601 YCbCr Y, studio range: BasicSR's and "
-                    "SR papers') or psnr-y-full (full-range luma, pyiqa's psnry; 1.32 dB lower)"}
+RENAMED = {
+    "psnry": "psnry is two conventions now: psnr-y (BT.601 YCbCr Y, studio range: BasicSR's and "
+    "SR papers') or psnr-y-full (full-range luma, pyiqa's psnry; 1.32 dB lower)"
+}
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("clipiqa+", "CLIP-IQA+", True, measures="CLIP (RN50) with prompts learned on KonIQ-10k",
-               licence="CLIP weights MIT (OpenAI); CLIP-IQA: S-Lab License 1.0 (non-commercial)"),
-        Metric("qalign", "Q-Align", True, cost="large",
-               measures="multimodal LLM (mPLUG-Owl2, ~8B parameters) rating quality from 1 to 5",
-               licence="Q-Align code MIT; the model builds on mPLUG-Owl2 / LLaMA-2: check the "
-                       "q-future/one-align model card",
-               opt_in="~8B parameters (~16 GB download, a GPU with >= 16 GB): name it in --metrics"),
-        Metric("musiq", "MUSIQ", True, measures="multi-scale image transformer trained on KonIQ-10k",
-               licence="MUSIQ code Apache-2.0 (google-research); converted checkpoint"),
-        Metric("maniqa", "MANIQA", True, measures="multi-dimension attention on ViT-B/8 features, KonIQ-10k",
-               licence=f"ViT-B/8 backbone Apache-2.0 (timm); MANIQA head {_UPSTREAM}"),
-        Metric("nima", "NIMA", True, measures="aesthetic score distribution (Inception-ResNet-v2, AVA)",
-               licence=f"backbone Apache-2.0 (timm); NIMA head {_UPSTREAM}"),
-        Metric("clipiqa", "CLIP-IQA", True, measures="CLIP (RN50) antonym prompts, zero-shot",
-               licence="CLIP weights MIT (OpenAI); CLIP-IQA: S-Lab License 1.0 (non-commercial)"),
-        Metric("niqe", "NIQE", False, cost="cheap",
-               measures="natural scene statistics distance to pristine images (no learning on opinions)",
-               licence=f"model parameters from the NIQE MATLAB release (LIVE); {_UPSTREAM}"),
-        Metric("psnr-y", "PSNR-Y (YCbCr)", True, full_reference=True, cost="cheap", pyiqa="psnry",
-               pyiqa_options=(("color_space", "ycbcr"),), crops_border=True,
-               measures="PSNR on the Y of ITU-R BT.601 YCbCr, studio range (16-235): BasicSR's "
-                        "and the SR papers' convention",
-               licence="formula; no weights"),
-        Metric("psnr-y-full", "PSNR-Y (full-range luma)", True, full_reference=True, cost="cheap", pyiqa="psnry",
-               crops_border=True,
-               measures="PSNR on full-range luma 0.299 R + 0.587 G + 0.114 B (pyiqa's psnry): "
-                        f"{YCBCR_OFFSET_DB:.2f} dB below psnr-y, always",
-               licence="formula; no weights"),
-        Metric("ssim", "SSIM", True, full_reference=True, cost="cheap", crops_border=True,
-               measures="SSIM on full-range luma 0.299 R + 0.587 G + 0.114 B rounded to 8 bits "
-                        "(11x11 Gaussian window; pyiqa's ssim)",
-               licence="formula; no weights"),
-        Metric("lpips", "LPIPS", False, full_reference=True,
-               measures="learned perceptual distance on AlexNet features",
-               licence="LPIPS BSD-2-Clause; AlexNet ImageNet weights from torchvision"),
-        Metric("dists", "DISTS", False, full_reference=True,
-               measures="structure and texture similarity on VGG16 features",
-               licence=f"VGG16 ImageNet weights from torchvision; DISTS {_UPSTREAM}"),
-        Metric("fid", "FID", False, folder_level=True,
-               measures="Frechet distance of Inception-v3 features between two folders (clean-fid resize)",
-               licence="Inception weights from pytorch-fid (Apache-2.0), converted from TensorFlow"),
+        Metric(
+            "clipiqa+",
+            "CLIP-IQA+",
+            True,
+            measures="CLIP (RN50) with prompts learned on KonIQ-10k",
+            licence="CLIP weights MIT (OpenAI); CLIP-IQA: S-Lab License 1.0 (non-commercial)",
+        ),
+        Metric(
+            "qalign",
+            "Q-Align",
+            True,
+            cost="large",
+            measures="multimodal LLM (mPLUG-Owl2, ~8B parameters) rating quality from 1 to 5",
+            licence="Q-Align code MIT; the model builds on mPLUG-Owl2 / LLaMA-2: check the "
+            "q-future/one-align model card",
+            opt_in="~8B parameters (~16 GB download, a GPU with >= 16 GB): name it in --metrics",
+        ),
+        Metric(
+            "musiq",
+            "MUSIQ",
+            True,
+            measures="multi-scale image transformer trained on KonIQ-10k",
+            licence="MUSIQ code Apache-2.0 (google-research); converted checkpoint",
+        ),
+        Metric(
+            "maniqa",
+            "MANIQA",
+            True,
+            measures="multi-dimension attention on ViT-B/8 features, KonIQ-10k",
+            licence=f"ViT-B/8 backbone Apache-2.0 (timm); MANIQA head {_UPSTREAM}",
+        ),
+        Metric(
+            "nima",
+            "NIMA",
+            True,
+            measures="aesthetic score distribution (Inception-ResNet-v2, AVA)",
+            licence=f"backbone Apache-2.0 (timm); NIMA head {_UPSTREAM}",
+        ),
+        Metric(
+            "clipiqa",
+            "CLIP-IQA",
+            True,
+            measures="CLIP (RN50) antonym prompts, zero-shot",
+            licence="CLIP weights MIT (OpenAI); CLIP-IQA: S-Lab License 1.0 (non-commercial)",
+        ),
+        Metric(
+            "niqe",
+            "NIQE",
+            False,
+            cost="cheap",
+            measures="natural scene statistics distance to pristine images (no learning on opinions)",
+            licence=f"model parameters from the NIQE MATLAB release (LIVE); {_UPSTREAM}",
+        ),
+        Metric(
+            "psnr-y",
+            "PSNR-Y (YCbCr)",
+            True,
+            full_reference=True,
+            cost="cheap",
+            pyiqa="psnry",
+            pyiqa_options=(("color_space", "ycbcr"),),
+            crops_border=True,
+            measures="PSNR on the Y of ITU-R BT.601 YCbCr, studio range (16-235): BasicSR's "
+            "and the SR papers' convention",
+            licence="formula; no weights",
+        ),
+        Metric(
+            "psnr-y-full",
+            "PSNR-Y (full-range luma)",
+            True,
+            full_reference=True,
+            cost="cheap",
+            pyiqa="psnry",
+            crops_border=True,
+            measures="PSNR on full-range luma 0.299 R + 0.587 G + 0.114 B (pyiqa's psnry): "
+            f"{YCBCR_OFFSET_DB:.2f} dB below psnr-y, always",
+            licence="formula; no weights",
+        ),
+        Metric(
+            "ssim",
+            "SSIM",
+            True,
+            full_reference=True,
+            cost="cheap",
+            crops_border=True,
+            measures="SSIM on full-range luma 0.299 R + 0.587 G + 0.114 B rounded to 8 bits "
+            "(11x11 Gaussian window; pyiqa's ssim)",
+            licence="formula; no weights",
+        ),
+        Metric(
+            "lpips",
+            "LPIPS",
+            False,
+            full_reference=True,
+            measures="learned perceptual distance on AlexNet features",
+            licence="LPIPS BSD-2-Clause; AlexNet ImageNet weights from torchvision",
+        ),
+        Metric(
+            "dists",
+            "DISTS",
+            False,
+            full_reference=True,
+            measures="structure and texture similarity on VGG16 features",
+            licence=f"VGG16 ImageNet weights from torchvision; DISTS {_UPSTREAM}",
+        ),
+        Metric(
+            "fid",
+            "FID",
+            False,
+            folder_level=True,
+            measures="Frechet distance of Inception-v3 features between two folders (clean-fid resize)",
+            licence="Inception weights from pytorch-fid (Apache-2.0), converted from TensorFlow",
+        ),
     )
 }
 
@@ -175,10 +250,13 @@ def folder_level(names: Iterable[str]) -> tuple[str, ...]:
 
 def metrics_markdown() -> str:
     """The table as Markdown (docs/eval.md embeds it)."""
-    rows = ["| metric | name | better | kind | cost | measures | licence (method / weights) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| metric | name | better | kind | cost | measures | licence (method / weights) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m in METRICS.values():
         cost = m.cost + (" (opt-in)" if m.opt_in else "")
-        rows.append(f"| {m.label} | `{m.name}` | {m.arrow} | {m.kind} | {cost} | {m.measures} "
-                    f"| {m.licence} |")
+        rows.append(
+            f"| {m.label} | `{m.name}` | {m.arrow} | {m.kind} | {cost} | {m.measures} | {m.licence} |"
+        )
     return "\n".join(rows)

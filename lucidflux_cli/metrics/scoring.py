@@ -43,8 +43,10 @@ class SizeMismatch(LucidFluxError):
         self.label = label
         self.size = size
         self.reference = reference
-        super().__init__(f"{label or 'image'}: {size[1]}x{size[0]} but its reference is "
-                         f"{reference[1]}x{reference[0]}; full-reference metrics need the same size")
+        super().__init__(
+            f"{label or 'image'}: {size[1]}x{size[0]} but its reference is "
+            f"{reference[1]}x{reference[0]}; full-reference metrics need the same size"
+        )
 
 
 def check_pair(image: Image, reference: Image, label: str = "") -> None:
@@ -64,8 +66,9 @@ def untrained_options(name: str, workdir: Path) -> dict[str, Any]:
         if not path.exists():
             rng = np.random.default_rng(0)
             a = rng.normal(size=(36, 36))
-            scipy.io.savemat(path, {"mu_prisparam": rng.normal(size=(1, 36)),
-                                    "cov_prisparam": a @ a.T + 36 * np.eye(36)})
+            scipy.io.savemat(
+                path, {"mu_prisparam": rng.normal(size=(1, 36)), "cov_prisparam": a @ a.T + 36 * np.eye(36)}
+            )
         return {"pretrained_model_path": str(path)}
     if name in ("clipiqa+", "musiq", "maniqa", "nima", "lpips", "dists"):
         return {"pretrained": False}
@@ -82,9 +85,17 @@ class Scorer:
     before the pixel-fidelity metrics (PSNR-Y, SSIM: ``Metric.crops_border``), as BasicSR does.
     """
 
-    def __init__(self, names: str | Sequence[str], device: str = "cpu", batch_size: int = 4,
-                 cache_dir: Path | str | None = None, offline: bool = False, pretrained: bool = True,
-                 options: Mapping[str, Mapping[str, Any]] | None = None, crop_border: int = 0):
+    def __init__(
+        self,
+        names: str | Sequence[str],
+        device: str = "cpu",
+        batch_size: int = 4,
+        cache_dir: Path | str | None = None,
+        offline: bool = False,
+        pretrained: bool = True,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        crop_border: int = 0,
+    ):
         self.names = parse_metrics(names)
         if crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {crop_border}")
@@ -140,22 +151,29 @@ class Scorer:
         try:
             import pyiqa
         except ImportError as error:
-            raise LucidFluxError(f"metrics need the eval extra: pip install 'lucidflux-cli[eval]' "
-                                 f"({one_line(error)})") from error
+            raise LucidFluxError(
+                f"metrics need the eval extra: pip install 'lucidflux-cli[eval]' ({one_line(error)})"
+            ) from error
         # pyiqa prints 'Downloading: ...' to stdout; stdout may carry --json events: send it to stderr.
         with redirected(self.cache_dir, self.offline), contextlib.redirect_stdout(sys.stderr):
             try:
                 return pyiqa.create_metric(metric.pyiqa_name, device=self.device, as_loss=False, **options)
             except ModuleNotFoundError as error:
                 if error.name == "pkg_resources":  # openai-clip (CLIP-IQA) imports it
-                    raise LucidFluxError(f"metric {name} needs pkg_resources for openai-clip: "
-                                         "pip install 'setuptools<81'") from error
+                    raise LucidFluxError(
+                        f"metric {name} needs pkg_resources for openai-clip: pip install 'setuptools<81'"
+                    ) from error
                 raise
             except OSError as error:  # no network, a hub error, an unreadable file
                 raise MetricUnavailable(name, f"could not load its weights ({error})") from error
 
-    def score(self, images: Sequence[Image], references: Sequence[Image] | None = None,
-              labels: Sequence[str] | None = None, errors: str = "raise") -> list[dict[str, float]]:
+    def score(
+        self,
+        images: Sequence[Image],
+        references: Sequence[Image] | None = None,
+        labels: Sequence[str] | None = None,
+        errors: str = "raise",
+    ) -> list[dict[str, float]]:
         """One ``{metric: value}`` per image: the no-reference metrics, plus the full-reference ones
         when ``references`` (same order) are given. Sizes are checked for every pair first:
         SizeMismatch names the first bad one (``labels``) and nothing is scored.
@@ -190,15 +208,23 @@ class Scorer:
                         rows[i][name] = value
         return rows
 
-    def _single(self, name: str, images: Sequence[Image], refs: Sequence[Image] | None,
-                labels: Sequence[str], index: int, errors: str) -> float | None:
+    def _single(
+        self,
+        name: str,
+        images: Sequence[Image],
+        refs: Sequence[Image] | None,
+        labels: Sequence[str],
+        index: int,
+        errors: str,
+    ) -> float | None:
         try:
             return self._call(name, images, refs, [index])[0]
         except ScoreError:
             return self._failed(name, images, labels, index, errors)
 
-    def _failed(self, name: str, images: Sequence[Image], labels: Sequence[str], index: int,
-                errors: str) -> None:
+    def _failed(
+        self, name: str, images: Sequence[Image], labels: Sequence[str], index: int, errors: str
+    ) -> None:
         cause = self._last_error
         height, width = height_width(images[index])
         error = ScoreError(f"{name} failed on {labels[index]} ({width}x{height}): {cause}")
@@ -208,8 +234,9 @@ class Scorer:
         self.failures.append(error)
         return None
 
-    def _call(self, name: str, images: Sequence[Image], refs: Sequence[Image] | None,
-              indices: Sequence[int]) -> list[float]:
+    def _call(
+        self, name: str, images: Sequence[Image], refs: Sequence[Image] | None, indices: Sequence[int]
+    ) -> list[float]:
         import torch
 
         if get(name).crops_border and self.crop_border:
@@ -249,14 +276,19 @@ class Scorer:
             self._workdir = None
 
 
-def score_each(scorer: Scorer, images: Sequence[np.ndarray], labels: Sequence[str]) -> list[float | ScoreError]:
+def score_each(
+    scorer: Scorer, images: Sequence[np.ndarray], labels: Sequence[str]
+) -> list[float | ScoreError]:
     """The first no-reference metric of ``scorer`` on 8-bit RGB ``images``: each one's value, or
     the ScoreError naming it (it alone failed). Images of one size share metric calls (up to
     ``batch_size`` each) in whatever order they come; MetricUnavailable is raised."""
     name = scorer.no_reference[0]
     order = sorted(range(len(images)), key=lambda i: images[i].shape)
-    rows = scorer.score([images[i].astype(np.float32) / np.float32(255.0) for i in order],
-                        labels=[labels[i] for i in order], errors="skip")
+    rows = scorer.score(
+        [images[i].astype(np.float32) / np.float32(255.0) for i in order],
+        labels=[labels[i] for i in order],
+        errors="skip",
+    )
     failed = {error.label: error for error in scorer.failures}
     scorer.failures.clear()
     values: list[float | ScoreError] = [0.0] * len(images)

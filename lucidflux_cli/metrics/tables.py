@@ -19,8 +19,13 @@ Row = Mapping[str, Any]
 
 # The paper's LucidFlux row on RealLQ250 (Table 1), for comparison in docs and tables.
 PAPER_LUCIDFLUX_REALLQ250: dict[str, float] = {
-    "clipiqa+": 0.7406, "qalign": 4.3935, "musiq": 73.01, "maniqa": 0.5589, "nima": 5.4836,
-    "clipiqa": 0.7122, "niqe": 3.6742,
+    "clipiqa+": 0.7406,
+    "qalign": 4.3935,
+    "musiq": 73.01,
+    "maniqa": 0.5589,
+    "nima": 5.4836,
+    "clipiqa": 0.7122,
+    "niqe": 3.6742,
 }
 PAPER_COLUMN = "LucidFlux (paper, RealLQ250)"
 
@@ -42,7 +47,9 @@ def rows_csv(rows: Iterable[Row], metrics: Sequence[str]) -> str:
     for row in rows:
         values = [_finite(row.get(m)) for m in metrics]
         cells = ["" if v is None else repr(v) for v in values]
-        writer.writerow([row.get("folder", ""), row.get("file", ""), *cells, *([row.get("note") or ""] if notes else [])])
+        writer.writerow(
+            [row.get("folder", ""), row.get("file", ""), *cells, *([row.get("note") or ""] if notes else [])]
+        )
     return out.getvalue()
 
 
@@ -57,8 +64,11 @@ def rows_jsonl(rows: Iterable[Row]) -> str:
     return "".join(row_json(r) + "\n" for r in rows)
 
 
-def summary(rows: Iterable[Row], metrics: Sequence[str],
-            folder_metrics: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, Any]]:
+def summary(
+    rows: Iterable[Row],
+    metrics: Sequence[str],
+    folder_metrics: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per folder: ``count`` (rows), ``mean`` per metric (over the rows that have it) and ``n`` per
     metric; folder-level values (``{"results/a": {"fid": 12.3}}``) are added to ``mean`` as given."""
     sums: dict[str, dict[str, list[float]]] = {}
@@ -123,11 +133,15 @@ def conventions(metrics: Sequence[str], crop_border: int = 0) -> list[str]:
     with numbers made the same way (PSNR-Y's two conventions are 1.32 dB apart)."""
     notes = []
     if "psnr-y" in metrics:
-        notes.append("PSNR-Y (YCbCr): the Y of ITU-R BT.601 YCbCr, studio range 16-235, as BasicSR and SR papers "
-                     "compute it.")
+        notes.append(
+            "PSNR-Y (YCbCr): the Y of ITU-R BT.601 YCbCr, studio range 16-235, as BasicSR and SR papers "
+            "compute it."
+        )
     if "psnr-y-full" in metrics:
-        notes.append(f"PSNR-Y (full-range luma): 0.299 R + 0.587 G + 0.114 B in 0-255 (pyiqa's psnry), "
-                     f"{YCBCR_OFFSET_DB:.2f} dB below the YCbCr convention for the same images.")
+        notes.append(
+            f"PSNR-Y (full-range luma): 0.299 R + 0.587 G + 0.114 B in 0-255 (pyiqa's psnry), "
+            f"{YCBCR_OFFSET_DB:.2f} dB below the YCbCr convention for the same images."
+        )
     cropped = [get(m).label for m in metrics if get(m).crops_border]
     if cropped:
         border = f"{crop_border} px cropped off every side" if crop_border else "no border cropped"
@@ -135,8 +149,12 @@ def conventions(metrics: Sequence[str], crop_border: int = 0) -> list[str]:
     return notes
 
 
-def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None,
-                   counts: Mapping[str, int] | None = None, notes: Sequence[str] = ()) -> str:
+def markdown_table(
+    columns: Mapping[str, Mapping[str, float]],
+    metrics: Sequence[str] | None = None,
+    counts: Mapping[str, int] | None = None,
+    notes: Sequence[str] = (),
+) -> str:
     """Side by side like the paper's Table 1: one column per folder (``columns``: name -> {metric:
     mean}), one row per metric with its direction, the best value per row in bold. ``counts`` adds
     an ``images`` row. Add ``{PAPER_COLUMN: PAPER_LUCIDFLUX_REALLQ250}`` to compare with the paper."""
@@ -144,8 +162,7 @@ def markdown_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence
         present = {m for values in columns.values() for m in values}
         metrics = [m for m in METRICS if m in present]
     names = list(columns)
-    lines = ["| metric | " + " | ".join(_cell(n) for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
+    lines = ["| metric | " + " | ".join(_cell(n) for n in names) + " |", "|---|" + "---:|" * len(names)]
     for metric in metrics:
         info = get(metric)
         values = {n: columns[n].get(metric) for n in names}
@@ -167,8 +184,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def summary_markdown(summary_: Mapping[str, Mapping[str, Any]], metrics: Sequence[str] | None = None,
-                     paper: bool = False, crop_border: int = 0) -> str:
+def summary_markdown(
+    summary_: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str] | None = None,
+    paper: bool = False,
+    crop_border: int = 0,
+) -> str:
     """:func:`markdown_table` of a :func:`summary` (``paper``: add the paper's LucidFlux column),
     with the :func:`conventions` of its metrics under it."""
     columns: dict[str, Mapping[str, float]] = {f: s["mean"] for f, s in summary_.items()}

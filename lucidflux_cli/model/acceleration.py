@@ -64,8 +64,12 @@ def compile_blocks(components, cache_dir: Path | None = None, backend: str = "in
     blocks = repeated_blocks(components)
     for block in blocks:
         block.compile(backend=backend)
-    log.info("compiling %d transformer blocks (%s); cache %s", len(blocks), backend,
-             os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default"))
+    log.info(
+        "compiling %d transformer blocks (%s); cache %s",
+        len(blocks),
+        backend,
+        os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default"),
+    )
     return len(blocks)
 
 
@@ -118,8 +122,10 @@ def fp8_problem(device: torch.device) -> str | None:
         return "--precision fp8 needs an NVIDIA GPU with float8 support (Ada or Hopper); use --precision bf16"
     capability = torch.cuda.get_device_capability(device)
     if capability < FP8_CAPABILITY:
-        return (f"--precision fp8 needs compute capability {FP8_CAPABILITY[0]}.{FP8_CAPABILITY[1]} or newer "
-                f"(Ada or Hopper); this GPU has {capability[0]}.{capability[1]}; use --precision bf16")
+        return (
+            f"--precision fp8 needs compute capability {FP8_CAPABILITY[0]}.{FP8_CAPABILITY[1]} or newer "
+            f"(Ada or Hopper); this GPU has {capability[0]}.{capability[1]}; use --precision bf16"
+        )
     try:
         import torchao  # noqa: F401
     except ImportError:
@@ -211,8 +217,15 @@ class Placement:
                 torch.cuda.empty_cache()
 
 
-def apply(components, *, device: torch.device, precision: str = "bf16", compile_mode: str = "auto",
-          placement: Placement | None = None, cache_dir: Path | str | None = None) -> bool:
+def apply(
+    components,
+    *,
+    device: torch.device,
+    precision: str = "bf16",
+    compile_mode: str = "auto",
+    placement: Placement | None = None,
+    cache_dir: Path | str | None = None,
+) -> bool:
     """Apply ``--precision``, ``--offload`` and ``--compile`` to loaded components, in that order
     (quantize before compiling so the float8 kernels are what gets compiled). Returns whether
     the blocks are compiled."""
@@ -222,8 +235,15 @@ def apply(components, *, device: torch.device, precision: str = "bf16", compile_
         if problem:
             raise ValueError(problem)
         quantize_fp8(components)
-    placement.setup([components.transformer, components.dual_branch, components.vae, components.siglip,
-                     components.connector])
+    placement.setup(
+        [
+            components.transformer,
+            components.dual_branch,
+            components.vae,
+            components.siglip,
+            components.connector,
+        ]
+    )
     compiled = resolve_compile(compile_mode, device, placement.mode)
     if compiled:
         compile_blocks(components, compile_cache_dir(cache_dir))

@@ -13,7 +13,9 @@ LEVELS = 5
 
 def wavelet_blur(image: torch.Tensor, dilation: int) -> torch.Tensor:
     """3x3 binomial blur with holes (a trous), replicate padding, per channel."""
-    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=image.dtype, device=image.device)
+    kernel = torch.tensor(
+        [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=image.dtype, device=image.device
+    )
     kernel = (kernel / 16).expand(image.shape[-3], 1, 3, 3)
     padded = F.pad(image, (dilation,) * 4, mode="replicate")
     return F.conv2d(padded, kernel, groups=image.shape[-3], dilation=dilation)
@@ -36,8 +38,9 @@ def wavelet_color_fix(content: torch.Tensor, color_source: torch.Tensor) -> torc
     return (high + low).clamp(0, 1)
 
 
-def color_fix_windows(restored: np.ndarray, color_source: torch.Tensor, window: int,
-                      device: torch.device) -> np.ndarray:
+def color_fix_windows(
+    restored: np.ndarray, color_source: torch.Tensor, window: int, device: torch.device
+) -> np.ndarray:
     """:func:`wavelet_color_fix` of host ``restored`` (B, H, W, 3) from host ``color_source``
     (B, 3, >= H, >= W), computed on ``device`` window by window; returns a new host array.
 
@@ -52,6 +55,6 @@ def color_fix_windows(restored: np.ndarray, color_source: torch.Tensor, window: 
         source = color_source[(slice(0, batch), slice(None), *box.slices)]
         result = wavelet_color_fix(content.to(device).contiguous(), source.to(device).float().contiguous())
         top, left = core.top - box.top, core.left - box.left
-        part = result[..., top:top + core.height, left:left + core.width]
+        part = result[..., top : top + core.height, left : left + core.width]
         fixed[:, core.slices[0], core.slices[1]] = part.permute(0, 2, 3, 1).cpu().numpy()
     return fixed

@@ -123,8 +123,17 @@ class LucidFluxConfig:
     def full(cls) -> LucidFluxConfig:
         """The released 12B model: FLUX.1-dev, SigLIP2 so400m patch16-512, DiffBIR's SwinIR."""
         return cls(
-            backbone=FluxShape(hidden=3072, in_channels=64, context_dim=4096, vec_dim=768, head_dim=128,
-                               mlp_hidden=4 * 3072, depth=19, depth_single=38, guidance=True),
+            backbone=FluxShape(
+                hidden=3072,
+                in_channels=64,
+                context_dim=4096,
+                vec_dim=768,
+                head_dim=128,
+                mlp_hidden=4 * 3072,
+                depth=19,
+                depth_single=38,
+                guidance=True,
+            ),
             vae=VaeShape(channels=(128, 256, 512, 512), layers_per_block=2),
             siglip=SiglipShape(hidden=1152, intermediate=4304, layers=27, heads=16),
             swinir=SwinIRShape(embed_dim=180, depths=(6,) * 8, heads=(6,) * 8),
@@ -136,8 +145,17 @@ class LucidFluxConfig:
         512 px, the hint encoder), with small widths. The tests' tiny release is written with it,
         and the reference outputs in tests/data/reference were made from that release."""
         return cls(
-            backbone=FluxShape(hidden=64, in_channels=64, context_dim=32, vec_dim=16, head_dim=32,
-                               mlp_hidden=4 * 64, depth=19, depth_single=2, guidance=True),
+            backbone=FluxShape(
+                hidden=64,
+                in_channels=64,
+                context_dim=32,
+                vec_dim=16,
+                head_dim=32,
+                mlp_hidden=4 * 64,
+                depth=19,
+                depth_single=2,
+                guidance=True,
+            ),
             vae=VaeShape(channels=(32, 32, 32, 32), layers_per_block=1),
             siglip=SiglipShape(hidden=32, intermediate=64, layers=2, heads=2),
             swinir=SwinIRShape(embed_dim=16, depths=(2,), heads=(2,)),

@@ -33,15 +33,23 @@ class LowQualityImage:
         self.device, self.dtype = device, dtype
 
     @classmethod
-    def prepare(cls, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], device: torch.device,
-                dtype: torch.dtype) -> LowQualityImage:
+    def prepare(
+        cls,
+        images: Sequence[Image.Image | np.ndarray],
+        size: tuple[int, int],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> LowQualityImage:
         """Resize (bicubic, aspect kept by cropping), pad to a multiple of 16 (reflect)."""
         padded = []
         for image in images:
             pixels = resize(image, size)
             height, width = pixels.shape[:2]
-            pad = ((0, round_up(height, LATENT_MULTIPLE) - height), (0, round_up(width, LATENT_MULTIPLE) - width),
-                   (0, 0))
+            pad = (
+                (0, round_up(height, LATENT_MULTIPLE) - height),
+                (0, round_up(width, LATENT_MULTIPLE) - width),
+                (0, 0),
+            )
             padded.append(np.pad(pixels, pad, mode="reflect" if min(height, width) > 1 else "edge"))
         return cls(padded, device, dtype)
 
@@ -118,7 +126,7 @@ def _truncated_uint8(item: torch.Tensor, rows: int = 256) -> np.ndarray:
     values = item.permute(1, 2, 0).numpy()
     pixels = np.empty(values.shape, dtype=np.uint8)
     for top in range(0, values.shape[0], rows):
-        pixels[top:top + rows] = (values[top:top + rows] * 255).astype(np.uint8)
+        pixels[top : top + rows] = (values[top : top + rows] * 255).astype(np.uint8)
     return pixels
 
 

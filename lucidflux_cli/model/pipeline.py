@@ -71,14 +71,21 @@ class StepInputs:
 
 
 class LucidFluxPipeline:
-    def __init__(self, components: LucidFluxComponents, device: torch.device, dtype: torch.dtype,
-                 placement: Placement | None = None):
+    def __init__(
+        self,
+        components: LucidFluxComponents,
+        device: torch.device,
+        dtype: torch.dtype,
+        placement: Placement | None = None,
+    ):
         self.c = components
         self.backbone = BackboneStep(components.transformer)
         self.device = torch.device(device)
         self.dtype = dtype
         self.placement = placement or Placement("none", self.device)  # --offload
-        self._fitted_tiles: dict[TileOptions, TileOptions] = {}  # asked -> what fitted after running out of memory
+        self._fitted_tiles: dict[
+            TileOptions, TileOptions
+        ] = {}  # asked -> what fitted after running out of memory
 
     @torch.no_grad()
     def __call__(
@@ -106,8 +113,11 @@ class LucidFluxPipeline:
                 smaller = settings.tiles.smaller()
                 if smaller is None:
                     raise
-                log.warning("out of device memory with %s; retrying this image with %s",
-                            settings.tiles.describe(), smaller.describe())
+                log.warning(
+                    "out of device memory with %s; retrying this image with %s",
+                    settings.tiles.describe(),
+                    smaller.describe(),
+                )
             # Outside the except block, so the failed attempt's tensors are freed before retrying.
             settings = replace(settings, tiles=smaller)
             self._free_cache()
@@ -137,14 +147,21 @@ class LucidFluxPipeline:
             try:
                 return self._restore(images, size, settings, on_step)
             except torch.cuda.OutOfMemoryError:
-                log.warning("out of device memory restoring %d images in one batch; restoring them one at a time",
-                            len(images))
+                log.warning(
+                    "out of device memory restoring %d images in one batch; restoring them one at a time",
+                    len(images),
+                )
             # Only reached after the OOM, outside the except block so the batch's tensors are freed.
             self._free_cache()
         return [self(image, size, settings, on_step) for image in images]
 
-    def _restore(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int], settings: RestoreSettings,
-                 on_step: OnStep | None) -> list[np.ndarray]:
+    def _restore(
+        self,
+        images: Sequence[Image.Image | np.ndarray],
+        size: tuple[int, int],
+        settings: RestoreSettings,
+        on_step: OnStep | None,
+    ) -> list[np.ndarray]:
         """The paper's figure, stage by stage, for same-size images (one, if it is above one tile)."""
         width, height = size
         lq = self.lq_image(images, size)
@@ -192,13 +209,22 @@ class LucidFluxPipeline:
         """Backbone text context: T5 tokens followed by the connector's SigLIP tokens."""
         pixels = siglip_pixels(cleaned, self.c.siglip.config.image_size)
         with self.placement.stage(self.c.siglip, self.c.connector):
-            features = self.c.siglip(pixel_values=pixels.to(self.device, self.c.siglip.dtype)).last_hidden_state
+            features = self.c.siglip(
+                pixel_values=pixels.to(self.device, self.c.siglip.dtype)
+            ).last_hidden_state
             tokens = self.c.connector(features.to(self.dtype)).image_embeds
         txt = _batched(self.c.txt.to(self.device, self.dtype), tokens.shape[0])  # one context per image
         return torch.cat([txt, tokens.to(self.dtype)], dim=1)
 
-    def denoise(self, lq: LowQualityImage, cleaned: torch.Tensor, context: torch.Tensor, settings: RestoreSettings,
-                plan: Plan, on_step: OnStep | None = None) -> torch.Tensor:
+    def denoise(
+        self,
+        lq: LowQualityImage,
+        cleaned: torch.Tensor,
+        context: torch.Tensor,
+        settings: RestoreSettings,
+        plan: Plan,
+        on_step: OnStep | None = None,
+    ) -> torch.Tensor:
         """Euler steps of the backbone steered by the dual condition branch -> (B, 16, H'/8, W'/8).
 
         Each image's noise is its single run's draw (same seed, full-size); the schedule is the
@@ -210,11 +236,15 @@ class LucidFluxPipeline:
         with self.placement.stage(self.c.transformer, self.c.dual_branch):
             grid = plan.denoise
             boxes = grid.boxes()
-            weights = [torch.from_numpy(w).to(self.device, torch.float32) for w in grid.scaled(2).weights(plan.blend)]
+            weights = [
+                torch.from_numpy(w).to(self.device, torch.float32) for w in grid.scaled(2).weights(plan.blend)
+            ]
             calls = _calls(lq.count, len(boxes), plan, settings.tiles)
             fixed = self._step_inputs_per_call(calls, boxes, lq, cleaned, context, settings, plan)
-            noise = [sampling.make_noise(lq.height, lq.width, settings.seed, self.device, self.dtype)
-                     for _ in range(lq.count)]
+            noise = [
+                sampling.make_noise(lq.height, lq.width, settings.seed, self.device, self.dtype)
+                for _ in range(lq.count)
+            ]
             latents = stack(noise)
             times = sampling.timesteps(settings.steps, lq.height, lq.width)
             for step, (t_curr, t_next) in enumerate(zip(times[:-1], times[1:], strict=True), start=1):
@@ -224,23 +254,37 @@ class LucidFluxPipeline:
                     on_step(step, settings.steps)
             return latents
 
-    def _blended_velocity(self, latents: torch.Tensor, t_curr: float, calls: Sequence[Sequence[tuple[int, int]]],
-                          fixed: Sequence[StepInputs], boxes: Sequence[Box],
-                          weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _blended_velocity(
+        self,
+        latents: torch.Tensor,
+        t_curr: float,
+        calls: Sequence[Sequence[tuple[int, int]]],
+        fixed: Sequence[StepInputs],
+        boxes: Sequence[Box],
+        weights: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
         """Every (image, tile)'s velocity, blended into one float32 velocity of the whole latents."""
         velocity = torch.zeros(latents.shape, device=self.device, dtype=torch.float32)
         for call, call_fixed in zip(calls, fixed, strict=True):
             tokens = stack([sampling.pack_latents(latents[_region(i, boxes[b].scaled(2))]) for i, b in call])
             tile = boxes[call[0][1]]
-            predicted = sampling.unpack_latents(self.velocity(tokens, t_curr, call_fixed),
-                                                tile.height * TOKEN, tile.width * TOKEN)
+            predicted = sampling.unpack_latents(
+                self.velocity(tokens, t_curr, call_fixed), tile.height * TOKEN, tile.width * TOKEN
+            )
             for (i, b), item in zip(call, predicted, strict=True):
                 velocity[_region(i, boxes[b].scaled(2))] += weights[b] * item.float()
         return velocity
 
-    def _step_inputs_per_call(self, calls: Sequence[Sequence[tuple[int, int]]], boxes: Sequence[Box],
-                              lq: LowQualityImage, cleaned: torch.Tensor, context: torch.Tensor,
-                              settings: RestoreSettings, plan: Plan) -> list[StepInputs]:
+    def _step_inputs_per_call(
+        self,
+        calls: Sequence[Sequence[tuple[int, int]]],
+        boxes: Sequence[Box],
+        lq: LowQualityImage,
+        cleaned: torch.Tensor,
+        context: torch.Tensor,
+        settings: RestoreSettings,
+        plan: Plan,
+    ) -> list[StepInputs]:
         """Per-call step inputs, computed once per image and kept on the device for every step.
 
         Per tile only the hint-encoder output is stored (64 channels per token: 0.5 MiB per branch
@@ -250,29 +294,48 @@ class LucidFluxPipeline:
         """
         options = settings.tiles
         per_tile = plan.semantic == "tile"
-        tile_contexts = [self.encode_context(cleaned[(..., *box.scaled(TOKEN).slices)]).cpu()
-                         for box in boxes] if per_tile else None
+        tile_contexts = (
+            [self.encode_context(cleaned[(..., *box.scaled(TOKEN).slices)]).cpu() for box in boxes]
+            if per_tile
+            else None
+        )
         shared: dict[tuple[int, ...], StepInputs] = {}  # by images, when text and positions are the same
         fixed = []
         for call in calls:
             pixel_boxes = [(i, boxes[b].scaled(TOKEN)) for i, b in call]
-            ldr = [(cleaned[_region(i, box)].to(self.device) * 2.0 - 1.0).to(self.dtype) for i, box in pixel_boxes]
-            hints = self.c.dual_branch.hints(stack([lq.crop(box, image=i) for i, box in pixel_boxes]), stack(ldr))
+            ldr = [
+                (cleaned[_region(i, box)].to(self.device) * 2.0 - 1.0).to(self.dtype)
+                for i, box in pixel_boxes
+            ]
+            hints = self.c.dual_branch.hints(
+                stack([lq.crop(box, image=i) for i, box in pixel_boxes]), stack(ldr)
+            )
             images = tuple(i for i, _ in call)
             if per_tile:
                 call_context = stack([tile_contexts[b] for _, b in call])
             else:  # one image's context is expanded over its tiles, not copied
-                call_context = stack([context[i:i + 1] for i in dict.fromkeys(images)])
+                call_context = stack([context[i : i + 1] for i in dict.fromkeys(images)])
             reusable = not per_tile and options.positions == "local"
-            inputs = self.step_inputs(call_context, settings.guidance, self._positions(boxes[call[0][1]], options),
-                                      hints, shared.get(images) if reusable else None)
+            inputs = self.step_inputs(
+                call_context,
+                settings.guidance,
+                self._positions(boxes[call[0][1]], options),
+                hints,
+                shared.get(images) if reusable else None,
+            )
             if reusable:
                 shared.setdefault(images, inputs)
             fixed.append(inputs)
         return fixed
 
-    def step_inputs(self, context: torch.Tensor, guidance: float, img_ids: torch.Tensor, hints: Hints,
-                    shared: StepInputs | None = None) -> StepInputs:
+    def step_inputs(
+        self,
+        context: torch.Tensor,
+        guidance: float,
+        img_ids: torch.Tensor,
+        hints: Hints,
+        shared: StepInputs | None = None,
+    ) -> StepInputs:
         """What every step of one model call over ``len(hints[0])`` same-size images or tiles reuses.
 
         ``shared``: inputs of another call of the same size whose text and positions are
@@ -318,14 +381,17 @@ class LucidFluxPipeline:
         restored = np.zeros((latents.shape[0], height, width, 3), dtype=np.float32)
         pixel_grid = plan.decode.scaled(tiling.LATENT)
         with self.placement.stage(self.c.vae):
-            for box, pixel_box, weight in zip(plan.decode.boxes(), pixel_grid.boxes(), pixel_grid.weights(plan.blend),
-                                              strict=True):
+            for box, pixel_box, weight in zip(
+                plan.decode.boxes(), pixel_grid.boxes(), pixel_grid.weights(plan.blend), strict=True
+            ):
                 pixels = self.decode_latents(latents[(..., *box.slices)])
                 pixels = (pixels * torch.from_numpy(weight).to(pixels)).cpu()
                 rows = min(pixel_box.height, height - pixel_box.top)
                 cols = min(pixel_box.width, width - pixel_box.left)
                 if rows > 0 and cols > 0:
-                    target = restored[:, pixel_box.top:pixel_box.top + rows, pixel_box.left:pixel_box.left + cols]
+                    target = restored[
+                        :, pixel_box.top : pixel_box.top + rows, pixel_box.left : pixel_box.left + cols
+                    ]
                     target += pixels[:, :, :rows, :cols].permute(0, 2, 3, 1).numpy()
         return restored
 
@@ -333,7 +399,9 @@ class LucidFluxPipeline:
         """Undo the latent scaling, VAE-decode (B, 16, h, w) in float32 -> (B, 3, 8h, 8w) in [0, 1]."""
         config = self.c.vae.config
         z = z.float() / config.scaling_factor + config.shift_factor
-        return self.c.vae.decode(z.to(self.c.vae.dtype), return_dict=False)[0].float().clamp(-1, 1).add(1).div(2)
+        return (
+            self.c.vae.decode(z.to(self.c.vae.dtype), return_dict=False)[0].float().clamp(-1, 1).add(1).div(2)
+        )
 
     def color_fix(self, restored: np.ndarray, cleaned: torch.Tensor, plan: Plan) -> np.ndarray:
         """Wavelet colour fix: the detail of ``restored``, the lowest band of ``cleaned``."""
@@ -348,7 +416,7 @@ def _calls(images: int, tiles: int, plan: Plan, options: TileOptions) -> list[li
     per_call = options.batch if options.positions == "local" else 1
     if not plan.tiled:
         per_call = images
-    return [items[first:first + per_call] for first in range(0, len(items), per_call)]
+    return [items[first : first + per_call] for first in range(0, len(items), per_call)]
 
 
 def _region(image: int, box: Box) -> tuple[slice, ...]:

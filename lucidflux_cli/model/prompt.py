@@ -1,4 +1,5 @@
-"""Text conditioning: the released caption-free prompt embeddings, or a user prompt encoded with FLUX's T5/CLIP."""
+"""Text conditioning: the released caption-free prompt embeddings, or a user prompt encoded with
+FLUX's T5/CLIP."""
 
 from __future__ import annotations
 
@@ -50,10 +51,9 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-
-
 def load_prompt_embeddings(path: Path) -> PromptEmbedding:
-    """Load and validate a ``prompt_embeddings.pt`` dict: ``txt`` (1, L, C), ``vec`` (1, P), optional ``prompt``."""
+    """Load and validate a ``prompt_embeddings.pt`` dict: ``txt`` (1, L, C), ``vec`` (1, P),
+    optional ``prompt``."""
     path = Path(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)

@@ -103,7 +103,9 @@ class SwinIR(Remover):
         from lucidflux_cli.model.loading import models
 
         descriptor = models.load_swinir(weights["swinir"]).to(device)  # float32, as the reference
-        return RemoverModel(run=descriptor, multiple_of=descriptor.size_requirements.multiple_of, tileable=True)
+        return RemoverModel(
+            run=descriptor, multiple_of=descriptor.size_requirements.multiple_of, tileable=True
+        )
 
 
 class Identity(Remover):
@@ -147,8 +149,10 @@ def weight_needs(remover: Remover) -> tuple[list[str], list[WeightFile]]:
     unknown = [n for n in names if n not in REGISTRY]
     clashing = [w.name for w in own if w.name in REGISTRY]
     if wrong or unknown or clashing:
-        cause = (f"weights() must list REGISTRY names or WeightFile specs with new names; got "
-                 f"{', '.join(map(repr, wrong + unknown + clashing))}")
+        cause = (
+            f"weights() must list REGISTRY names or WeightFile specs with new names; got "
+            f"{', '.join(map(repr, wrong + unknown + clashing))}"
+        )
         raise plugins.PluginError("remover", remover.name, cause)
     return names, own
 
@@ -200,7 +204,9 @@ def load(remover: Remover, weights: Mapping[str, Path], device: torch.device) ->
         cause = f"load() returned {type(model).__name__}, expected lucidflux_cli.model.removers.RemoverModel"
         raise plugins.PluginError("remover", remover.name, cause)
     if not isinstance(model.multiple_of, int) or model.multiple_of < 1:
-        raise plugins.PluginError("remover", remover.name, f"multiple_of must be an int >= 1, got {model.multiple_of!r}")
+        raise plugins.PluginError(
+            "remover", remover.name, f"multiple_of must be an int >= 1, got {model.multiple_of!r}"
+        )
     log.info("degradation remover: %s", remover.name)
     return dataclasses.replace(model, name=remover.name)
 
@@ -209,5 +215,3 @@ def _option_cause(error: Exception) -> str:
     if isinstance(error, ValueError):
         return str(error) or "invalid options"
     return f"cannot be configured ({one_line(error)})"
-
-

@@ -63,12 +63,15 @@ def run(device: str, dtype: torch.dtype | None = None) -> SelfTestResult:
             torch.cuda.synchronize(target)
         _check_output(restored)
     except Exception as error:  # noqa: BLE001 - any failure is the answer, reported in one line
-        return SelfTestResult(device, _dtype_name(dtype), False, time.perf_counter() - started, one_line(error))
+        return SelfTestResult(
+            device, _dtype_name(dtype), False, time.perf_counter() - started, one_line(error)
+        )
     return SelfTestResult(device, _dtype_name(dtype), True, time.perf_counter() - started)
 
 
-def build_components(device: torch.device, dtype: torch.dtype,
-                     config: LucidFluxConfig | None = None) -> LucidFluxComponents:
+def build_components(
+    device: torch.device, dtype: torch.dtype, config: LucidFluxConfig | None = None
+) -> LucidFluxComponents:
     """Random components of ``config`` (default: the tiny test size) placed as ``load_components``
     places them (VAE, SwinIR in float32)."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
@@ -83,10 +86,13 @@ def build_components(device: torch.device, dtype: torch.dtype,
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
         torch.manual_seed(SEED)
         transformer = FluxTransformer2DModel(**transformer_config(backbone))
-        lq, ldr = (_condition_branch(FluxControlNetModel(**branch_config(config.branch, config.hint_channels)))
-                   for _ in range(2))
+        lq, ldr = (
+            _condition_branch(FluxControlNetModel(**branch_config(config.branch, config.hint_channels)))
+            for _ in range(2)
+        )
         dual = DualConditionBranch(
-            lq=lq, ldr=ldr,
+            lq=lq,
+            ldr=ldr,
             modulation_lq=LayerAdaptiveModulation(dim=backbone.hidden),
             modulation_ldr=LayerAdaptiveModulation(dim=backbone.hidden),
             num_backbone_blocks=config.residuals,
@@ -126,9 +132,16 @@ def _siglip(config: LucidFluxConfig):
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     s = config.siglip
-    return SiglipVisionModel(SiglipVisionConfig(hidden_size=s.hidden, intermediate_size=s.intermediate,
-                                                num_hidden_layers=s.layers, num_attention_heads=s.heads,
-                                                image_size=s.image_size, patch_size=s.patch_size))
+    return SiglipVisionModel(
+        SiglipVisionConfig(
+            hidden_size=s.hidden,
+            intermediate_size=s.intermediate,
+            num_hidden_layers=s.layers,
+            num_attention_heads=s.heads,
+            image_size=s.image_size,
+            patch_size=s.patch_size,
+        )
+    )
 
 
 def _swinir(config: LucidFluxConfig, device: torch.device):
@@ -139,12 +152,27 @@ def _swinir(config: LucidFluxConfig, device: torch.device):
     from lucidflux_cli.model.removers import RemoverModel
 
     s = config.swinir
-    model = SwinIR(img_size=s.img_size, patch_size=1, in_chans=3, embed_dim=s.embed_dim, depths=list(s.depths),
-                   num_heads=list(s.heads), window_size=s.window, mlp_ratio=s.mlp_ratio, upscale=s.unshuffle,
-                   img_range=1.0, upsampler="nearest+conv", resi_connection="1conv", start_unshuffle=s.unshuffle)
-    # DiffBIR checkpoints name the conv after the unshuffle ``conv_first.1``; spandrel detects the variant by it.
-    state = {k.replace("conv_first.", "conv_first.1.", 1) if k.startswith("conv_first.") else k: v
-             for k, v in model.state_dict().items()}
+    model = SwinIR(
+        img_size=s.img_size,
+        patch_size=1,
+        in_chans=3,
+        embed_dim=s.embed_dim,
+        depths=list(s.depths),
+        num_heads=list(s.heads),
+        window_size=s.window,
+        mlp_ratio=s.mlp_ratio,
+        upscale=s.unshuffle,
+        img_range=1.0,
+        upsampler="nearest+conv",
+        resi_connection="1conv",
+        start_unshuffle=s.unshuffle,
+    )
+    # DiffBIR checkpoints name the conv after the unshuffle ``conv_first.1``; spandrel detects the
+    # variant by it.
+    state = {
+        k.replace("conv_first.", "conv_first.1.", 1) if k.startswith("conv_first.") else k: v
+        for k, v in model.state_dict().items()
+    }
     descriptor = ModelLoader().load_from_state_dict(state)
     if descriptor.architecture.id != "SwinIR":
         raise RuntimeError(f"spandrel detected {descriptor.architecture.id}, not SwinIR")
@@ -207,5 +235,3 @@ def _check_output(restored: np.ndarray) -> None:
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-

@@ -22,7 +22,9 @@ BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks")  # diffusers F
 def check_devices(devices: list[str]) -> None:
     """Usage errors: sharding needs the listed GPUs, each once, and no CPU."""
     if not devices:
-        raise ValueError("--shard-model needs --devices with the GPUs to spread the model over, e.g. cuda:0,cuda:1")
+        raise ValueError(
+            "--shard-model needs --devices with the GPUs to spread the model over, e.g. cuda:0,cuda:1"
+        )
     if any(not device.startswith("cuda:") for device in devices):
         raise ValueError("--shard-model places the model over GPUs only; for CPU runs leave it out")
     if len(set(devices)) != len(devices):

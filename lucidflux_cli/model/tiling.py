@@ -37,7 +37,12 @@ AUTO_TILE_SIDES = (1536, 1024)
 # kept on the GPU (26.4 GiB in bf16: backbone 22.2, condition branches 2.9, SigLIP + connector
 # 0.9, VAE and SwinIR 0.4; 14.1 GiB with float8 blocks; with --offload model the denoise stage's
 # backbone and branches, 25.1 and 12.8 GiB), per precision and offload mode ...
-RESIDENT_GIB = {("bf16", "none"): 27.0, ("bf16", "model"): 26.0, ("fp8", "none"): 15.0, ("fp8", "model"): 13.5}
+RESIDENT_GIB = {
+    ("bf16", "none"): 27.0,
+    ("bf16", "model"): 26.0,
+    ("fp8", "none"): 15.0,
+    ("fp8", "model"): 13.5,
+}
 SEQUENTIAL_RESIDENT_GIB = 1.0  # --offload sequential streams the weights in, layer by layer
 # ... plus the largest stage's activations per megapixel of tile: the float32 VAE decode, 3.0 GiB
 # (denoising takes 1.5),
@@ -45,8 +50,9 @@ ACTIVATION_GIB_PER_MEGAPIXEL = 3.0
 HEADROOM_GIB = 4.0  # CUDA context, allocator rounding and fragmentation, kernels' workspaces
 
 
-def cheapest_tiles(width: int, height: int, sides: tuple[int, ...], overlap: int | None = None,
-                   batch: int = 1) -> TileOptions:
+def cheapest_tiles(
+    width: int, height: int, sides: tuple[int, ...], overlap: int | None = None, batch: int = 1
+) -> TileOptions:
     """Of tiles with these ``sides``, the ones whose grid over a ``width`` x ``height`` image needs
     the least diffusion work (ties: the larger tile, fewer seams).
 
@@ -58,10 +64,14 @@ def cheapest_tiles(width: int, height: int, sides: tuple[int, ...], overlap: int
     return min(options, key=lambda tiles: denoise_work(width, height, tiles))
 
 
-def auto_tiles(width: int, height: int, largest: int, overlap: int | None = None, batch: int = 1) -> TileOptions:
+def auto_tiles(
+    width: int, height: int, largest: int, overlap: int | None = None, batch: int = 1
+) -> TileOptions:
     """``--tile-size auto`` for one image: the cheapest of the auto sides up to ``largest``
     (``auto_tile_size``) that take the given ``overlap``."""
-    sides = tuple(side for side in AUTO_TILE_SIDES if side <= largest and (overlap is None or overlap <= side // 2))
+    sides = tuple(
+        side for side in AUTO_TILE_SIDES if side <= largest and (overlap is None or overlap <= side // 2)
+    )
     return cheapest_tiles(width, height, sides or (largest,), overlap, batch)
 
 
@@ -115,12 +125,15 @@ class TileOptions:
 
     def __post_init__(self) -> None:
         if self.size < 4 * TOKEN or self.size % TOKEN:
-            raise ValueError(f"tile size must be a multiple of {TOKEN} and at least {4 * TOKEN} px, got {self.size}")
+            raise ValueError(
+                f"tile size must be a multiple of {TOKEN} and at least {4 * TOKEN} px, got {self.size}"
+            )
         if self.overlap is None:
             object.__setattr__(self, "overlap", self.size // 4 // TOKEN * TOKEN)
         if self.overlap % TOKEN or not 0 <= self.overlap <= self.size // 2:
             raise ValueError(
-                f"tile overlap must be a multiple of {TOKEN} px between 0 and half the tile size, got {self.overlap}"
+                f"tile overlap must be a multiple of {TOKEN} px between 0 and half the tile size, "
+                f"got {self.overlap}"
             )
         if self.batch < 1:
             raise ValueError(f"tile batch must be at least 1, got {self.batch}")
@@ -182,16 +195,22 @@ class Grid:
 
     def scaled(self, factor: int) -> Grid:
         return Grid(
-            self.height * factor, self.width * factor,
-            tuple(r * factor for r in self.rows), tuple(c * factor for c in self.cols),
-            self.tile_height * factor, self.tile_width * factor, self.margin * factor,
+            self.height * factor,
+            self.width * factor,
+            tuple(r * factor for r in self.rows),
+            tuple(c * factor for c in self.cols),
+            self.tile_height * factor,
+            self.tile_width * factor,
+            self.margin * factor,
         )
 
     def borders(self) -> tuple[set[int], set[int]]:
         """Where seams could show, as (rows, cols) pixel-line indices (a line i lies between i-1 and i):
         every tile edge inside the image, and the middle of every overlap (where neighbouring
         weights cross, and where a cut without blending falls)."""
-        return _borders(self.rows, self.tile_height, self.height), _borders(self.cols, self.tile_width, self.width)
+        return _borders(self.rows, self.tile_height, self.height), _borders(
+            self.cols, self.tile_width, self.width
+        )
 
     def weights(self, blend: str = "cosine") -> Iterator[np.ndarray]:
         """Per tile (raster order), its float32 (tile_height, tile_width) weights; they sum to one everywhere.
@@ -224,8 +243,13 @@ def spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, ..
 
 def make_grid(height: int, width: int, tile: int, overlap: int, align: int = 1, margin: int = 0) -> Grid:
     return Grid(
-        height, width, spans(height, tile, overlap, align), spans(width, tile, overlap, align),
-        min(tile, height), min(tile, width), margin,
+        height,
+        width,
+        spans(height, tile, overlap, align),
+        spans(width, tile, overlap, align),
+        min(tile, height),
+        min(tile, width),
+        margin,
     )
 
 
@@ -250,8 +274,8 @@ def axis_weights(
         raw = [_tile_ramps(starts, i, tile, blend, margin) for i in range(len(starts))]
     total = np.zeros(length)
     for start, weight in zip(starts, raw, strict=True):
-        total[start:start + tile] += weight
-    return [weight / total[start:start + tile] for start, weight in zip(starts, raw, strict=True)]
+        total[start : start + tile] += weight
+    return [weight / total[start : start + tile] for start, weight in zip(starts, raw, strict=True)]
 
 
 def _tile_ramps(starts: tuple[int, ...], i: int, tile: int, blend: str, margin: int) -> np.ndarray:
@@ -285,7 +309,7 @@ def _owners(starts: tuple[int, ...], tile: int, length: int) -> np.ndarray:
 
 def _nearest_centre(starts: tuple[int, ...], tile: int, length: int) -> list[np.ndarray]:
     owner = _owners(starts, tile, length)
-    return [(owner[start:start + tile] == i).astype(np.float64) for i, start in enumerate(starts)]
+    return [(owner[start : start + tile] == i).astype(np.float64) for i, start in enumerate(starts)]
 
 
 # --- the grids each stage uses -----------------------------------------------------------
@@ -322,7 +346,9 @@ def decode_grid(latent_height: int, latent_width: int, options: TileOptions) -> 
     window = stage_window(options, 256)
     margin = window // 16
     overlap = window // 4 + 2 * margin
-    return make_grid(latent_height, latent_width, window // LATENT, overlap // LATENT, margin=margin // LATENT)
+    return make_grid(
+        latent_height, latent_width, window // LATENT, overlap // LATENT, margin=margin // LATENT
+    )
 
 
 def swinir_grid(height: int, width: int, options: TileOptions) -> Grid:
@@ -370,11 +396,23 @@ def plan(width: int, height: int, options: TileOptions, remover_tileable: bool =
     denoise = denoise_grid(width, height, options)
     latent_h, latent_w = pixels_h // LATENT, pixels_w // LATENT
     if denoise.count == 1:
-        return Plan(denoise, whole(pixels_h, pixels_w), whole(latent_h, latent_w),
-                    max(pixels_h, pixels_w) + 2 * COLOR_FIX_MARGIN, "global", options.blend)
+        return Plan(
+            denoise,
+            whole(pixels_h, pixels_w),
+            whole(latent_h, latent_w),
+            max(pixels_h, pixels_w) + 2 * COLOR_FIX_MARGIN,
+            "global",
+            options.blend,
+        )
     clean = swinir_grid(pixels_h, pixels_w, options) if remover_tileable else whole(pixels_h, pixels_w)
-    return Plan(denoise, clean, decode_grid(latent_h, latent_w, options),
-                max(options.size, 4 * COLOR_FIX_MARGIN), options.semantic, options.blend)
+    return Plan(
+        denoise,
+        clean,
+        decode_grid(latent_h, latent_w, options),
+        max(options.size, 4 * COLOR_FIX_MARGIN),
+        options.semantic,
+        options.blend,
+    )
 
 
 def core_boxes(height: int, width: int, window: int, margin: int) -> list[tuple[Box, Box]]:

@@ -1,4 +1,5 @@
-"""Restore a list of files: plan outputs, run the pipeline per file (or per group of same-size files), report per file.
+"""Restore a list of files: plan outputs, run the pipeline per file (or per group of same-size
+files), report per file.
 
 Knows files and pixels as numpy arrays; the pipeline is an opaque callable.
 """
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 Restorer = Callable[[Image.Image | np.ndarray, tuple[int, int], StepCallback | None], np.ndarray]
 # (images, size, on_step) -> one float32 (H, W, 3) in [0, 1] per image, all restored at ``size``;
 # a Restorer may offer this as its ``batch`` attribute (--batch-size)
-BatchRestorer = Callable[[Sequence[Image.Image | np.ndarray], tuple[int, int], StepCallback | None], list[np.ndarray]]
+BatchRestorer = Callable[
+    [Sequence[Image.Image | np.ndarray], tuple[int, int], StepCallback | None], list[np.ndarray]
+]
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,19 @@ class OutputOptions:
     @classmethod
     def from_request(cls, request) -> OutputOptions:
         """The output side of a :class:`~lucidflux_cli.restore.settings.RestoreRequest`."""
-        return cls(out_dir=request.out_dir, fmt=request.fmt, quality=request.quality, suffix=request.suffix,
-                   size=request.size, overwrite=request.overwrite, scale=request.scale, min_side=request.min_side,
-                   keep_color=request.keep_color, frames=request.frames, keep_mode=request.keep_mode)
+        return cls(
+            out_dir=request.out_dir,
+            fmt=request.fmt,
+            quality=request.quality,
+            suffix=request.suffix,
+            size=request.size,
+            overwrite=request.overwrite,
+            scale=request.scale,
+            min_side=request.min_side,
+            keep_color=request.keep_color,
+            frames=request.frames,
+            keep_mode=request.keep_mode,
+        )
 
 
 def output_path(item: InputFile, input_format: str, options: OutputOptions) -> Path:
@@ -70,8 +83,9 @@ def expected_output(item: InputFile, options: OutputOptions) -> Path:
     return output_path(item, formats.format_from_extension(item.path.name), options)
 
 
-def settled_result(item: InputFile, target: Path, options: OutputOptions,
-                   claimed: dict[Path, Path]) -> FileResult | None:
+def settled_result(
+    item: InputFile, target: Path, options: OutputOptions, claimed: dict[Path, Path]
+) -> FileResult | None:
     """The one resume and conflict rule of restore (the dry run, the parent of a parallel run and
     each file's own check all call it): a conflict fails the file, an existing output skips it
     unless ``--overwrite``; None: the file is to be restored. ``claimed`` collects the outputs taken."""
@@ -145,7 +159,9 @@ def restore_files(
 
     for item in items:
         entry = prepare_file(item, options, claimed)
-        other_size = isinstance(entry, DecodedFile) and bool(group()) and group()[0].batch_key != entry.batch_key
+        other_size = (
+            isinstance(entry, DecodedFile) and bool(group()) and group()[0].batch_key != entry.batch_key
+        )
         if other_size and not flush():  # another processing size completes the waiting group
             return report
         waiting.append(entry)
@@ -231,22 +247,26 @@ def restore_file(
     return result
 
 
-def prepare_file(item: InputFile, options: OutputOptions, claimed: dict[Path, Path]) -> FileResult | DecodedFile:
+def prepare_file(
+    item: InputFile, options: OutputOptions, claimed: dict[Path, Path]
+) -> FileResult | DecodedFile:
     """Skip or fail a file without the model, or decode it for restoring."""
     started = time.monotonic()
     try:  # an output that exists by the name-judged path: resume without decoding the input
         result = settled_result(item, expected_output(item, options), options, claimed)
         if result is None:
             pages = media.read_pages(item.path, options.frames)
-            result = settled_result(item, output_path(item, pages.images[0].metadata.format, options), options,
-                                    claimed)
+            result = settled_result(
+                item, output_path(item, pages.images[0].metadata.format, options), options, claimed
+            )
             if result is None:
                 if pages.note:
                     log.warning("%s", pages.note)
                 decoded = [DecodedPage.of(loaded, options) for loaded in pages.images]
                 target = output_path(item, pages.images[0].metadata.format, options)
-                notes = formats.conversion_notes(target, _as_written(pages.images, options),
-                                                 output_format(pages, options))
+                notes = formats.conversion_notes(
+                    target, _as_written(pages.images, options), output_format(pages, options)
+                )
                 if notes and options.keep_mode == "strict":
                     raise ModeNotKept(f"{item.path}: not restored (--keep-mode strict): {'; '.join(notes)}")
                 return DecodedFile(item, decoded, target, time.monotonic() - started, pages.note, notes)
@@ -267,8 +287,9 @@ def batch_call(restorer: Restorer) -> BatchRestorer:
 Restored = tuple[list[np.ndarray], float]  # a file's restored pages and the model's seconds for it
 
 
-def restore_pixels(group: list[DecodedFile], restorer: Restorer,
-                   on_step: StepCallback | None = None) -> list[Restored | FileResult]:
+def restore_pixels(
+    group: list[DecodedFile], restorer: Restorer, on_step: StepCallback | None = None
+) -> list[Restored | FileResult]:
     """Restore files of one processing size in one model call; per file its pages, or its failure.
 
     If the batched call fails, the files are redone one at a time, so a bad image fails only
@@ -279,24 +300,35 @@ def restore_pixels(group: list[DecodedFile], restorer: Restorer,
         try:
             restored = batch_call(restorer)([decoded.image for decoded in group], group[0].work, on_step)
         except Exception as error:  # e.g. one image a plugin remover rejects: find it
-            log.warning("restoring %d images in one batch failed (%s); restoring them one at a time",
-                        len(group), one_line(error))
+            log.warning(
+                "restoring %d images in one batch failed (%s); restoring them one at a time",
+                len(group),
+                one_line(error),
+            )
         else:
             share = (time.monotonic() - started) / len(group)
             return [([pixels], share) for pixels in restored]
     return [_restore_pages(decoded, restorer, on_step) for decoded in group]
 
 
-def _restore_pages(decoded: DecodedFile, restorer: Restorer, on_step: StepCallback | None) -> Restored | FileResult:
+def _restore_pages(
+    decoded: DecodedFile, restorer: Restorer, on_step: StepCallback | None
+) -> Restored | FileResult:
     started = time.monotonic()
     try:  # every page of a multi-page file through the same restorer, in order
-        return [restorer(page.image, page.work, on_step) for page in decoded.pages], time.monotonic() - started
+        return [
+            restorer(page.image, page.work, on_step) for page in decoded.pages
+        ], time.monotonic() - started
     except Exception as error:  # e.g. out of memory on a huge photo: the batch goes on
         return decoded.failed(error, time.monotonic() - started)
 
 
-def finish(entry: FileResult | DecodedFile, outcome: Restored | FileResult, options: OutputOptions,
-           provenance: dict[str, str]) -> FileResult:
+def finish(
+    entry: FileResult | DecodedFile,
+    outcome: Restored | FileResult,
+    options: OutputOptions,
+    provenance: dict[str, str],
+) -> FileResult:
     """A file's result: written from its restored pages, or the skip/failure it already is."""
     if isinstance(outcome, FileResult):
         return outcome
@@ -304,8 +336,13 @@ def finish(entry: FileResult | DecodedFile, outcome: Restored | FileResult, opti
     return _write(entry, pages, model_seconds, options, provenance)
 
 
-def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: float, options: OutputOptions,
-           provenance: dict[str, str]) -> FileResult:
+def _write(
+    decoded: DecodedFile,
+    restored: list[np.ndarray],
+    model_seconds: float,
+    options: OutputOptions,
+    provenance: dict[str, str],
+) -> FileResult:
     started = time.monotonic()
     try:
         write_restored(decoded.pages, decoded.target, restored, options, provenance)
@@ -313,10 +350,21 @@ def _write(decoded: DecodedFile, restored: list[np.ndarray], model_seconds: floa
         return decoded.failed(error, model_seconds + time.monotonic() - started)
     seconds = decoded.seconds + model_seconds + time.monotonic() - started
     first = decoded.pages[0]  # what a review of the run shows of the file
-    details = {"input_size": list(first.loaded.size), "output_size": list(first.size),
-               "processing_size": list(first.work), "pages": len(decoded.pages)}
-    return FileResult(decoded.item.path, decoded.target, "done", seconds=seconds, note=decoded.note,
-                      notes=decoded.notes, details=details)
+    details = {
+        "input_size": list(first.loaded.size),
+        "output_size": list(first.size),
+        "processing_size": list(first.work),
+        "pages": len(decoded.pages),
+    }
+    return FileResult(
+        decoded.item.path,
+        decoded.target,
+        "done",
+        seconds=seconds,
+        note=decoded.note,
+        notes=decoded.notes,
+        details=details,
+    )
 
 
 def output_format(pages: media.Pages, options: OutputOptions) -> str:
@@ -324,8 +372,16 @@ def output_format(pages: media.Pages, options: OutputOptions) -> str:
 
 
 def _as_written(images: Sequence[media.LoadedImage], options: OutputOptions) -> list[formats.Page]:
-    return [formats.Page(loaded.rgb, loaded.alpha, loaded.metadata, loaded.metadata.bit_depth,
-                         gray=loaded.metadata.gray and not options.keep_color) for loaded in images]
+    return [
+        formats.Page(
+            loaded.rgb,
+            loaded.alpha,
+            loaded.metadata,
+            loaded.metadata.bit_depth,
+            gray=loaded.metadata.gray and not options.keep_color,
+        )
+        for loaded in images
+    ]
 
 
 class ModeNotKept(LucidFluxError):
@@ -343,11 +399,18 @@ def check_target(item: InputFile, target: Path, claimed: dict[Path, Path]) -> No
         raise OutputConflict(f"{item.path}: output would overwrite the input; use another -o or --suffix")
     owner = claimed.setdefault(resolved, item.path)
     if owner != item.path:
-        raise OutputConflict(f"{item.path}: output {target} is already written by {owner}; use --suffix or separate runs")
+        raise OutputConflict(
+            f"{item.path}: output {target} is already written by {owner}; use --suffix or separate runs"
+        )
 
 
-def write_restored(pages: Sequence[DecodedPage], target: Path, restored: Sequence[np.ndarray],
-                   options: OutputOptions, provenance: dict[str, str]) -> None:
+def write_restored(
+    pages: Sequence[DecodedPage],
+    target: Path,
+    restored: Sequence[np.ndarray],
+    options: OutputOptions,
+    provenance: dict[str, str],
+) -> None:
     """Bring each page's pixels restored at its ``work`` size to its output ``size`` and write them,
     in order, into one file with each page's metadata; a gray page is given back gray unless
     ``options.keep_color``."""
@@ -357,12 +420,24 @@ def write_restored(pages: Sequence[DecodedPage], target: Path, restored: Sequenc
         if work != size:  # restored larger than asked (--min-side): bring it to the output size
             pixels = np.stack([resize_plane(pixels[..., c], work, size) for c in range(3)], axis=-1)
         alpha = None if loaded.alpha is None else resize_plane(loaded.alpha, loaded.size, size)
-        written.append(formats.Page(pixels, alpha, loaded.metadata, loaded.metadata.bit_depth,
-                                    gray=loaded.metadata.gray and not options.keep_color))
+        written.append(
+            formats.Page(
+                pixels,
+                alpha,
+                loaded.metadata,
+                loaded.metadata.bit_depth,
+                gray=loaded.metadata.gray and not options.keep_color,
+            )
+        )
     fmt = formats.output_format_for(pages[0].loaded.metadata.format, options.fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
-    formats.write_pages(target, written, fmt=fmt, quality=options.quality,
-                        provenance={"Software": f"lucidflux-cli {__version__}", **provenance})
+    formats.write_pages(
+        target,
+        written,
+        fmt=fmt,
+        quality=options.quality,
+        provenance={"Software": f"lucidflux-cli {__version__}", **provenance},
+    )
 
 
 def resize_plane(plane: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

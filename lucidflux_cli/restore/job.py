@@ -38,8 +38,9 @@ class RestoreJob(Job):
         from lucidflux_cli.restore.scoring import FileScorer
 
         metrics = self.request.score.split(",")
-        scorer = FileScorer(metrics, str(resolve_device(self.request.device)), self.request.cache_dir,
-                            self.request.offline)
+        scorer = FileScorer(
+            metrics, str(resolve_device(self.request.device)), self.request.cache_dir, self.request.offline
+        )
         scorer.check()
         return scorer
 
@@ -90,16 +91,25 @@ class RestoreJob(Job):
 
         restorer, claimed, provenance = lazy_restorer(self.request), {}, self.request.provenance()
         return lambda item, publish, on_step=None: batch.restore_file(
-            item, restorer, self.options, provenance, claimed, self._scored(publish), on_step=on_step)
+            item, restorer, self.options, provenance, claimed, self._scored(publish), on_step=on_step
+        )
 
-    def process_all(self, files: Sequence[InputFile], on_result: Publish,
-                    on_step: StepCallback | None) -> list[FileResult]:
+    def process_all(
+        self, files: Sequence[InputFile], on_result: Publish, on_step: StepCallback | None
+    ) -> list[FileResult]:
         """Files in order; same-size images batched with ``--batch-size``."""
         from lucidflux_cli.restore.restorer import lazy_restorer
 
-        report = batch.restore_files(files, lazy_restorer(self.request), self.options, self.request.provenance(),
-                                     on_result=self._scored(on_result), on_step=on_step,
-                                     stops_after=self.stops_after, batch_size=self.request.batch_size)
+        report = batch.restore_files(
+            files,
+            lazy_restorer(self.request),
+            self.options,
+            self.request.provenance(),
+            on_result=self._scored(on_result),
+            on_step=on_step,
+            stops_after=self.stops_after,
+            batch_size=self.request.batch_size,
+        )
         return report.results
 
     def recorded(self, result: FileResult) -> None:
@@ -110,8 +120,18 @@ class RestoreJob(Job):
         """With --score: the restored files whose score dropped, to review just those."""
         if self.scores is None:
             return {}
-        return {"got_worse": [{"source": str(r.source), "output": str(r.output), "metrics": r.details["worse"],
-                               **r.details["scores"]} for r in results if r.details and r.details.get("worse")]}
+        return {
+            "got_worse": [
+                {
+                    "source": str(r.source),
+                    "output": str(r.output),
+                    "metrics": r.details["worse"],
+                    **r.details["scores"],
+                }
+                for r in results
+                if r.details and r.details.get("worse")
+            ]
+        }
 
 
 def run(request: Any, stdin=None) -> int:

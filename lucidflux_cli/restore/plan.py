@@ -38,7 +38,9 @@ def validate(request: RestoreRequest) -> None:
 def _validate_devices(request: RestoreRequest, under_torchrun: bool) -> None:
     """``--devices``, ``--shard-model`` and ``--batch-size`` (batches form in one process only)."""
     if request.devices is not None and under_torchrun:
-        raise ValueError("--devices cannot be used under torchrun/accelerate launch: each rank uses its LOCAL_RANK GPU")
+        raise ValueError(
+            "--devices cannot be used under torchrun/accelerate launch: each rank uses its LOCAL_RANK GPU"
+        )
     if request.shard_model:
         from lucidflux_cli.model import sharding
 
@@ -47,9 +49,13 @@ def _validate_devices(request: RestoreRequest, under_torchrun: bool) -> None:
         sharding.check_devices(parse_devices(request.devices) if request.devices is not None else [])
     elif request.devices is not None:
         parse_devices(request.devices)
-    if request.batch_size > 1 and ((request.devices is not None and not request.shard_model) or under_torchrun):
-        raise ValueError("--batch-size above 1 works in single-process runs only (or with --shard-model), "
-                         "not with --devices or torchrun")
+    if request.batch_size > 1 and (
+        (request.devices is not None and not request.shard_model) or under_torchrun
+    ):
+        raise ValueError(
+            "--batch-size above 1 works in single-process runs only (or with --shard-model), "
+            "not with --devices or torchrun"
+        )
 
 
 def _validate_acceleration(request: RestoreRequest) -> None:
@@ -60,7 +66,9 @@ def _validate_acceleration(request: RestoreRequest) -> None:
     acceleration.resolve_compile(request.compile, resolve_device("cpu"))
     if request.precision == "fp8":
         if request.dtype not in ("auto", "bf16"):
-            raise ValueError("--precision fp8 computes in bf16 around the float8 matmuls; drop --dtype or use bf16")
+            raise ValueError(
+                "--precision fp8 computes in bf16 around the float8 matmuls; drop --dtype or use bf16"
+            )
         problem = acceleration.fp8_problem(resolve_device(request.device))
         if problem:
             raise ValueError(problem)
@@ -75,5 +83,3 @@ def tile_plan(source, options: batch.OutputOptions, request: RestoreRequest) -> 
         return "size unknown"
     work = processing_size(output_size(size, options.size, options.scale), options.min_side)
     return describe_plan(*work, request.tiles(work))
-
-

@@ -44,8 +44,12 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
         remover = removers.create(request.remover, request.remover_options)
         # Only the chosen remover's weights are fetched (--remover none needs no SwinIR).
         paths, remover_paths = removers.resolve_weights(
-            remover, _local_weights(request.weights), cache_dir=request.cache_dir, offline=request.offline,
-            quiet=request.quiet or not request.progress)
+            remover,
+            _local_weights(request.weights),
+            cache_dir=request.cache_dir,
+            offline=request.offline,
+            quiet=request.quiet or not request.progress,
+        )
         prompt = _encode_prompt(request, paths, device) if request.prompt is not None else None
         loaded_remover = removers.load(remover, remover_paths, device)
         placement = acceleration.Placement("none" if shard_over else request.offload, device)
@@ -55,23 +59,39 @@ def build_restorer(request: RestoreRequest) -> batch.Restorer:
             from lucidflux_cli.model import sharding
 
             components = sharding.shard(components, shard_over)
-        compiled = acceleration.apply(components, device=device, precision=request.precision,
-                                      compile_mode=request.compile, placement=placement, cache_dir=request.cache_dir)
+        compiled = acceleration.apply(
+            components,
+            device=device,
+            precision=request.precision,
+            compile_mode=request.compile,
+            placement=placement,
+            cache_dir=request.cache_dir,
+        )
     except (LucidFluxError, ValueError, RuntimeError, OSError) as error:
         raise SetupError(str(error)) from error
     if request.tile_size == "auto":
         memory = devices.device_memory_gib(request.device)
-        log.info("tile size auto: the cheapest per image, up to %d px (%s)", request.largest_tile(),
-                 f"{memory:.0f} GiB on {device}" if memory else "the CPU keeps 1024 px")
-    return PipelineRestorer(LucidFluxPipeline(components, device, dtype, placement), request.sampling,
-                            "includes compiling, cached for later runs" if compiled else "includes warm-up")
+        log.info(
+            "tile size auto: the cheapest per image, up to %d px (%s)",
+            request.largest_tile(),
+            f"{memory:.0f} GiB on {device}" if memory else "the CPU keeps 1024 px",
+        )
+    return PipelineRestorer(
+        LucidFluxPipeline(components, device, dtype, placement),
+        request.sampling,
+        "includes compiling, cached for later runs" if compiled else "includes warm-up",
+    )
 
 
 class PipelineRestorer:
     """A :data:`batch.Restorer` over a pipeline; ``batch`` is its :data:`batch.BatchRestorer` form."""
 
-    def __init__(self, pipeline: LucidFluxPipeline, settings_for: Callable[[tuple[int, int]], RestoreSettings],
-                 first_call: str):
+    def __init__(
+        self,
+        pipeline: LucidFluxPipeline,
+        settings_for: Callable[[tuple[int, int]], RestoreSettings],
+        first_call: str,
+    ):
         from lucidflux_cli.model import acceleration
 
         self.pipeline = pipeline
@@ -79,13 +99,18 @@ class PipelineRestorer:
         # Whichever call comes first, single or batched, logs its time (compilation, warm-up).
         self.timed = acceleration.timed_first_call(lambda call: call(), first_call)
 
-    def __call__(self, image: Image.Image | np.ndarray, size: tuple[int, int],
-                 on_step: StepCallback | None = None) -> np.ndarray:
+    def __call__(
+        self, image: Image.Image | np.ndarray, size: tuple[int, int], on_step: StepCallback | None = None
+    ) -> np.ndarray:
         settings = self.settings_for(size)
         return self.timed(lambda: self.pipeline(image, size=size, settings=settings, on_step=on_step))
 
-    def batch(self, images: Sequence[Image.Image | np.ndarray], size: tuple[int, int],
-              on_step: StepCallback | None = None) -> list[np.ndarray]:
+    def batch(
+        self,
+        images: Sequence[Image.Image | np.ndarray],
+        size: tuple[int, int],
+        on_step: StepCallback | None = None,
+    ) -> list[np.ndarray]:
         settings = self.settings_for(size)
         return self.timed(lambda: self.pipeline.restore_batch(images, size, settings, on_step))
 
@@ -126,7 +151,9 @@ def _text_encoder_folder(request: RestoreRequest, paths) -> Path:
     flux_dir = paths.flux if paths.flux.is_dir() else paths.flux.parent
     if (flux_dir / "text_encoder").is_dir():
         return flux_dir
-    return weights.fetch(weights.REGISTRY["text_encoders"], cache_dir=request.cache_dir, offline=request.offline,
-                         quiet=request.quiet or not request.progress)
-
-
+    return weights.fetch(
+        weights.REGISTRY["text_encoders"],
+        cache_dir=request.cache_dir,
+        offline=request.offline,
+        quiet=request.quiet or not request.progress,
+    )

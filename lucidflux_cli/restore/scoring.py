@@ -33,8 +33,9 @@ class FileScorer:
         if self._scorer is None:
             from lucidflux_cli.metrics.scoring import Scorer
 
-            self._scorer = Scorer(self.metrics, device=self.device, batch_size=1, cache_dir=self.cache_dir,
-                                  offline=self.offline)
+            self._scorer = Scorer(
+                self.metrics, device=self.device, batch_size=1, cache_dir=self.cache_dir, offline=self.offline
+            )
         return self._scorer
 
     def add_scores(self, result: FileResult) -> FileResult:
@@ -54,8 +55,11 @@ class FileScorer:
             result.note = f"{result.note}; {note}" if result.note else note
             return result
         rounded = [{name: round(float(value), 6) for name, value in row.items()} for row in (before, after)]
-        result.details = {**(result.details or {}), "scores": {"input": rounded[0], "output": rounded[1]},
-                          "worse": got_worse(before, after)}
+        result.details = {
+            **(result.details or {}),
+            "scores": {"input": rounded[0], "output": rounded[1]},
+            "worse": got_worse(before, after),
+        }
         return result
 
     def wrap(self, publish: Callable[[FileResult], None]) -> Callable[[FileResult], None]:

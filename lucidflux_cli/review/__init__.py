@@ -22,8 +22,17 @@ from lucidflux_cli.review.writer import PageWriter, ReviewRefused, check_writabl
 
 REPORT_NAME = "report.json"  # where --review keeps the run report when --report names none
 
-__all__ = ["Page", "PageWriter", "ReviewRefused", "check_writable", "default_report", "page_for_report",
-           "page_path", "validation_page", "write_report_page"]
+__all__ = [
+    "Page",
+    "PageWriter",
+    "ReviewRefused",
+    "check_writable",
+    "default_report",
+    "page_for_report",
+    "page_path",
+    "validation_page",
+    "write_report_page",
+]
 
 
 def default_report(out_dir: Path) -> Path:
@@ -31,8 +40,9 @@ def default_report(out_dir: Path) -> Path:
     return Path(out_dir) / "review" / REPORT_NAME
 
 
-def write_report_page(document: Mapping[str, Any], writer: PageWriter,
-                      higher_better: HigherBetter = unknown_direction) -> Path | None:
+def write_report_page(
+    document: Mapping[str, Any], writer: PageWriter, higher_better: HigherBetter = unknown_direction
+) -> Path | None:
     """Rewrite ``writer``'s page from a run report document; the page's path. While the run is
     going on, only when :meth:`PageWriter.due`: None when this rewrite is left out."""
     if document.get("state") == "running" and not writer.due():

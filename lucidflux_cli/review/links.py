@@ -27,7 +27,7 @@ def input_roots(inputs: Iterable[str], cwd: str | Path | None) -> list[Path]:
             continue
         if glob.has_magic(text):  # the folders before the first pattern
             parts = Path(text).parts
-            fixed = parts[:next(i for i, part in enumerate(parts) if glob.has_magic(part))]
+            fixed = parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))]
             roots.append(resolve(Path(*fixed) if fixed else Path("."), cwd))
         else:
             path = resolve(text, cwd)

@@ -71,6 +71,7 @@ class Page:
 
     def ordered(self) -> list[Row]:
         """Failed, then got worse (largest drop first), then the rest in their own order."""
+
         def key(item: tuple[int, Row]) -> tuple:
             position, row = item
             return _RANK.get(row.status, 2), -row.drop if row.status == WORSE else 0.0, position
@@ -92,8 +93,12 @@ def format_value(value: float | None) -> str:
     return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 
-def means_table(columns: Sequence[str], rows: Sequence[Row], higher_better: HigherBetter,
-                given: Mapping[str, Mapping[str, float]] | None = None) -> list[list[str]] | None:
+def means_table(
+    columns: Sequence[str],
+    rows: Sequence[Row],
+    higher_better: HigherBetter,
+    given: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[list[str]] | None:
     """Metric rows x page columns: ``given`` means per column (a run's own summary), else the mean
     of the cells' values; the best of each metric marked with ``★`` where the direction is known."""
     metrics: list[str] = []
@@ -114,8 +119,9 @@ def means_table(columns: Sequence[str], rows: Sequence[Row], higher_better: High
     return table
 
 
-def _column_mean(index: int, column: str, metric: str, rows: Sequence[Row],
-                 given: Mapping[str, Mapping[str, float]] | None) -> float | None:
+def _column_mean(
+    index: int, column: str, metric: str, rows: Sequence[Row], given: Mapping[str, Mapping[str, float]] | None
+) -> float | None:
     if given is not None and column in given:
         return number(given[column].get(metric))
     values = [number(row.cells[index].values.get(metric)) for row in rows if index < len(row.cells)]

@@ -15,8 +15,9 @@ MARKER = "<!-- lucidflux-cli review page: written by lucidflux; `lucidflux revie
 
 # In a <script type="application/json"> block only "</script" (and "<!--") could end or change
 # the block; with < > & and the JavaScript line separators escaped, no file name can.
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-                               "\u2029": "\\u2029"})
+_JSON_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 def asset(name: str) -> str:
@@ -37,23 +38,28 @@ def _sha256(text: str) -> str:
 def render(data: dict[str, Any]) -> str:
     """The page for ``data`` (see :func:`lucidflux_cli.review.writer.page_data`)."""
     style, script = asset("review.css"), asset("review.js")
-    policy = (f"default-src 'none'; img-src 'self' file: data:; style-src {_sha256(style)}; "
-              f"script-src {_sha256(script)}; base-uri 'none'; form-action 'none'; connect-src 'none'")
+    policy = (
+        f"default-src 'none'; img-src 'self' file: data:; style-src {_sha256(style)}; "
+        f"script-src {_sha256(script)}; base-uri 'none'; form-action 'none'; connect-src 'none'"
+    )
     title = html.escape(str(data.get("title", "Review")))
-    return "\n".join([
-        "<!DOCTYPE html>",
-        MARKER,
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">',
-        '<meta name="generator" content="lucidflux-cli review">',
-        '<meta name="referrer" content="no-referrer">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{title}</title>",
-        f"<style>{style}</style>",
-        "</head><body>",
-        "<noscript>This page draws its rows with JavaScript; the run report has the same data.</noscript>",
-        f'<script id="review-data" type="application/json">{embedded_json(data)}</script>',
-        f"<script>{script}</script>",
-        "</body></html>",
-        "",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            MARKER,
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">',
+            '<meta name="generator" content="lucidflux-cli review">',
+            '<meta name="referrer" content="no-referrer">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{title}</title>",
+            f"<style>{style}</style>",
+            "</head><body>",
+            "<noscript>This page draws its rows with JavaScript; "
+            "the run report has the same data.</noscript>",
+            f'<script id="review-data" type="application/json">{embedded_json(data)}</script>',
+            f"<script>{script}</script>",
+            "</body></html>",
+            "",
+        ]
+    )

@@ -54,8 +54,9 @@ class RunPaths:
         return links.relative_name(source, self.roots) or str(source)
 
 
-def page_for_report(document: Mapping[str, Any], out_dir: Path | None = None,
-                    higher_better: HigherBetter = unknown_direction) -> tuple[Page, list[Path]]:
+def page_for_report(
+    document: Mapping[str, Any], out_dir: Path | None = None, higher_better: HigherBetter = unknown_direction
+) -> tuple[Page, list[Path]]:
     """The page of a run report and the folders its links may point into (besides the output)."""
     command = document.get("command")
     paths = RunPaths(document, out_dir)
@@ -93,11 +94,16 @@ def _restore_row(record: Mapping[str, Any], paths: RunPaths) -> Row:
     scores = details.get("scores") or {}
     before, after = scores.get("input") or {}, scores.get("output") or {}
     worse = set(details.get("worse") or [])
-    row = Row(paths.name(source) if source else "?", status=record.get("status", "?"),
-              reason=record.get("error") or record.get("note"))
+    row = Row(
+        paths.name(source) if source else "?",
+        status=record.get("status", "?"),
+        reason=record.get("error") or record.get("note"),
+    )
     row.cells = [Cell(source, _numbers(before)), Cell(output, _numbers(after))]
-    row.scores = [Score(name, number(before.get(name)), number(after.get(name)), name in worse)
-                  for name in dict.fromkeys([*before, *after])]
+    row.scores = [
+        Score(name, number(before.get(name)), number(after.get(name)), name in worse)
+        for name in dict.fromkeys([*before, *after])
+    ]
     if row.status == "done" and worse:
         row.status = WORSE
     row.facts = _facts(record, details)
@@ -115,11 +121,14 @@ def _size(value: Any) -> str | None:
 
 
 def _facts(record: Mapping[str, Any], details: Mapping[str, Any]) -> list[tuple[str, str]]:
-    facts = [("size in", _size(details.get("input_size"))), ("size out", _size(details.get("output_size"))),
-             ("time", f"{record['seconds']:.1f} s" if number(record.get("seconds")) else None),
-             ("tiles", str(details["tiles"]) if details.get("tiles") is not None else None),
-             ("pages", str(details["pages"]) if details.get("pages") is not None else None),
-             ("worker", record.get("worker"))]
+    facts = [
+        ("size in", _size(details.get("input_size"))),
+        ("size out", _size(details.get("output_size"))),
+        ("time", f"{record['seconds']:.1f} s" if number(record.get("seconds")) else None),
+        ("tiles", str(details["tiles"]) if details.get("tiles") is not None else None),
+        ("pages", str(details["pages"]) if details.get("pages") is not None else None),
+        ("worker", record.get("worker")),
+    ]
     return [(label, text) for label, text in facts if text]
 
 
@@ -137,23 +146,26 @@ def eval_page(document: Mapping[str, Any], paths: RunPaths, higher_better: Highe
         if folder not in folders:
             continue
         row = by_name.setdefault(name, Row(name, cells=[Cell() for _ in folders]))
-        row.cells[folders.index(folder)] = Cell(source, _numbers({k: v for k, v in details.items()
-                                                                  if k not in ("folder", "file")}))
+        row.cells[folders.index(folder)] = Cell(
+            source, _numbers({k: v for k, v in details.items() if k not in ("folder", "file")})
+        )
         if record.get("status") == FAILED:
             row.status, row.reason = FAILED, record.get("error")
         elif record.get("status") == "not_started" and row.status != FAILED:
             row.status = "not_started"
     rows = list(by_name.values())
     summary = document.get("summary") or {}
-    given = {folder: summary[folder]["mean"] for folder in folders
-             if isinstance(summary.get(folder), dict)} or None
+    given = {
+        folder: summary[folder]["mean"] for folder in folders if isinstance(summary.get(folder), dict)
+    } or None
     page = Page(_title(document, "eval"), folders, rows, subtitle=_counts(document))
     page.table = means_table(folders, rows, higher_better, given)
     return page
 
 
-def _eval_place(source: Path | None, details: Mapping[str, Any], folders: Sequence[str],
-                paths: RunPaths) -> tuple[str | None, str]:
+def _eval_place(
+    source: Path | None, details: Mapping[str, Any], folders: Sequence[str], paths: RunPaths
+) -> tuple[str | None, str]:
     """(compared folder, relative file) of an eval record: from its scores, else from its path."""
     if "folder" in details and "file" in details:
         return os.path.normpath(str(details["folder"])), str(details["file"])
@@ -167,8 +179,12 @@ def _eval_place(source: Path | None, details: Mapping[str, Any], folders: Sequen
 # ---------------------------------------------------------------------------------------- train
 
 
-def validation_page(folder: Path, images: Sequence[tuple[str, str]], history: Sequence[Mapping[str, Any]],
-                    higher_better: HigherBetter = unknown_direction) -> Page:
+def validation_page(
+    folder: Path,
+    images: Sequence[tuple[str, str]],
+    history: Sequence[Mapping[str, Any]],
+    higher_better: HigherBetter = unknown_direction,
+) -> Page:
     """``train --validation``: a column for the LQ inputs, then one per validation step (oldest
     first), so a row shows one image through training. ``images``: (shown name, file name under
     ``folder/lq`` and ``folder/step-N``); ``history``: ``{"step": N, metric: mean, ...}``."""

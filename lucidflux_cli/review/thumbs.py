@@ -25,8 +25,9 @@ THUMB_SIDE = 320
 VIEW_SIDE = 2048
 FOLDER = ".thumbs"
 # What Chromium, Firefox and Safari all show at full resolution; other formats get a JPEG view.
-BROWSER_SHOWS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp",
-                           ".avif"})
+BROWSER_SHOWS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".avif"}
+)
 _NAME = re.compile(r"^[0-9a-f]{32}\.(thumb|view)\.jpg$")
 
 

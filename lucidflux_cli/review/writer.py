@@ -38,11 +38,14 @@ def check_writable(out_dir: Path) -> None:
     except FileNotFoundError:
         return
     except OSError as error:
-        raise ReviewRefused(f"{path}: cannot be read ({error.strerror}); not writing the review page") \
-            from error
+        raise ReviewRefused(
+            f"{path}: cannot be read ({error.strerror}); not writing the review page"
+        ) from error
     if MARKER not in head:
-        raise ReviewRefused(f"{path}: exists and was not written by lucidflux; not overwriting it "
-                            "(move it away, or use another output folder)")
+        raise ReviewRefused(
+            f"{path}: exists and was not written by lucidflux; not overwriting it "
+            "(move it away, or use another output folder)"
+        )
 
 
 class PageWriter:
@@ -81,23 +84,40 @@ class PageWriter:
 def page_data(page: Page, thumbs: Thumbnails, page_folder: Path, roots: tuple[str, ...]) -> dict[str, Any]:
     """The JSON blob the page's script draws: every path already a safe relative URL or None."""
     rows = page.ordered()
-    counts = {"all": len(rows), "failed": sum(r.status == "failed" for r in rows),
-              "worse": sum(r.status == "worse" for r in rows)}
+    counts = {
+        "all": len(rows),
+        "failed": sum(r.status == "failed" for r in rows),
+        "worse": sum(r.status == "worse" for r in rows),
+    }
     compare = [index % len(page.columns) if page.columns else 0 for index in page.compare]
-    return {"title": page.title, "subtitle": page.subtitle, "columns": page.columns, "table": page.table,
-            "compare": compare, "counts": counts,
-            "rows": [_row(row, thumbs, page_folder, roots) for row in rows]}
+    return {
+        "title": page.title,
+        "subtitle": page.subtitle,
+        "columns": page.columns,
+        "table": page.table,
+        "compare": compare,
+        "counts": counts,
+        "rows": [_row(row, thumbs, page_folder, roots) for row in rows],
+    }
 
 
 def _row(row: Row, thumbs: Thumbnails, page_folder: Path, roots: tuple[str, ...]) -> dict[str, Any]:
-    return {"name": row.name, "status": row.status, "reason": row.reason, "facts": row.facts,
-            "cells": [_cell(cell, thumbs, page_folder, roots, previews=row.status != "not_started")
-                      for cell in row.cells],
-            "scores": [_score(score) for score in row.scores]}
+    return {
+        "name": row.name,
+        "status": row.status,
+        "reason": row.reason,
+        "facts": row.facts,
+        "cells": [
+            _cell(cell, thumbs, page_folder, roots, previews=row.status != "not_started")
+            for cell in row.cells
+        ],
+        "scores": [_score(score) for score in row.scores],
+    }
 
 
-def _cell(cell: Cell, thumbs: Thumbnails, page_folder: Path, roots: tuple[str, ...],
-          previews: bool) -> dict[str, Any]:
+def _cell(
+    cell: Cell, thumbs: Thumbnails, page_folder: Path, roots: tuple[str, ...], previews: bool
+) -> dict[str, Any]:
     url = links.link(cell.image, page_folder, roots)
     preview: Preview | None = thumbs.preview(cell.image) if previews and url is not None else None
     thumb = links.relative_url(preview.thumb, page_folder) if preview and preview.thumb else None
@@ -107,9 +127,14 @@ def _cell(cell: Cell, thumbs: Thumbnails, page_folder: Path, roots: tuple[str, .
         missing = "no file" if not cell.image.exists() else "outside the run's folders: not linked"
     elif preview is not None and preview.error:
         missing = "no preview: the file cannot be decoded"
-    return {"thumb": thumb, "link": url, "view": view if thumb else None, "missing": missing,
-            "label": cell.image.name if cell.image is not None else None,
-            "values": [[name, format_value(value)] for name, value in cell.values.items()]}
+    return {
+        "thumb": thumb,
+        "link": url,
+        "view": view if thumb else None,
+        "missing": missing,
+        "label": cell.image.name if cell.image is not None else None,
+        "values": [[name, format_value(value)] for name, value in cell.values.items()],
+    }
 
 
 def _score(score: Score) -> list[Any]:

@@ -45,8 +45,10 @@ def output_lock(out_dir: Path, name: str | None = None) -> Iterator[Path]:
 
 
 def _refused(path: Path, out_dir: Path) -> OutputLocked:
-    return OutputLocked(f"{out_dir}: another lucidflux run (pid {_read_owner(path)}) is writing here; "
-                        "wait for it or use another -o")
+    return OutputLocked(
+        f"{out_dir}: another lucidflux run (pid {_read_owner(path)}) is writing here; "
+        "wait for it or use another -o"
+    )
 
 
 @contextlib.contextmanager

@@ -89,8 +89,10 @@ class Job(abc.ABC):
         """``--dry-run``: per file "planned", or what :meth:`settle` says the run will make of it
         ("skipped": done by an earlier run; "failed": a conflict), so a dry run and the run agree."""
         settled = self.settle(files)
-        return [settled.get(index) or FileResult(item.path, self.planned_output(item), "planned")
-                for index, item in enumerate(files)]
+        return [
+            settled.get(index) or FileResult(item.path, self.planned_output(item), "planned")
+            for index, item in enumerate(files)
+        ]
 
     def planned_output(self, item: InputFile) -> Path | None:
         """Where a planned file's output would go, if the job can tell without reading it."""
@@ -112,8 +114,9 @@ class Job(abc.ABC):
     def processor(self) -> Processor:
         """The per-file function of this process (models are built on its first file)."""
 
-    def process_all(self, files: Sequence[InputFile], on_result: Publish,
-                    on_step: StepCallback | None) -> list[FileResult]:
+    def process_all(
+        self, files: Sequence[InputFile], on_result: Publish, on_step: StepCallback | None
+    ) -> list[FileResult]:
         """A single process's run: the settled results, the others through :meth:`processor`."""
         settled = self.settle(files)
         process = self.processor() if len(settled) < len(files) else None
@@ -145,16 +148,25 @@ class Job(abc.ABC):
 
     def describe(self, result: FileResult) -> str:
         """The log line of a finished file."""
-        return f"{self.done_word} {result.source} -> {result.output} ({result.seconds:.1f} s)" + \
-            "".join(f"; {note}" for note in [result.note, *result.notes] if note)
+        return f"{self.done_word} {result.source} -> {result.output} ({result.seconds:.1f} s)" + "".join(
+            f"; {note}" for note in [result.note, *result.notes] if note
+        )
 
 
-def discover_inputs(request: Any, inputs: Sequence[str], stdin, exclude: Path | None = None) -> DiscoveryResult:
+def discover_inputs(
+    request: Any, inputs: Sequence[str], stdin, exclude: Path | None = None
+) -> DiscoveryResult:
     """``inputs`` found with ``request``'s discovery options (recursion, include/exclude, ``-0``);
     problems and left-out files logged. Jobs whose inputs have parts (eval's folders) call it per part."""
     stdin_lines = discovery.split_stdin(stdin.read(), request.null_separated) if "-" in inputs else None
-    found = discovery.discover(list(inputs), recursive=request.recursive, include=request.include,
-                               exclude=request.exclude, output_dir=exclude, stdin_lines=stdin_lines)
+    found = discovery.discover(
+        list(inputs),
+        recursive=request.recursive,
+        include=request.include,
+        exclude=request.exclude,
+        output_dir=exclude,
+        stdin_lines=stdin_lines,
+    )
     for problem in found.problems:
         log.error("%s", problem)
     if found.left_out:

@@ -68,7 +68,9 @@ class Ranks(Scheduler):
         import torch
 
         self.rank, self.size, local_rank = world()
-        self.device = devices.rank_device(getattr(job.request, "device", "auto"), local_rank, torch.cuda.is_available())
+        self.device = devices.rank_device(
+            getattr(job.request, "device", "auto"), local_rank, torch.cuda.is_available()
+        )
         super().__init__(job.on_device(self.device, progress=job.request.progress and self.rank == 0))
         self.writes_report = self.rank == 0
         self.setup_error: str | None = None
@@ -113,8 +115,9 @@ class Ranks(Scheduler):
     def count(self, files: Sequence[InputFile]) -> int:
         return len(share(len(files), self.rank, self.size))
 
-    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: StepCallback | None) -> list[FileResult]:
+    def work(
+        self, files: Sequence[InputFile], on_result: ResultCallback, on_step: StepCallback | None
+    ) -> list[FileResult]:
         """This rank's files; a setup error is kept for :meth:`gather`, so no rank waits forever."""
         self.order = {item.path: index for index, item in enumerate(files)}  # to merge in discovery order
         settled = self.job.settle(files)  # judged over the whole list, as a single run
@@ -170,8 +173,11 @@ class Ranks(Scheduler):
             dist.gather_object(list(seen), parts, dst=0)
         except (RuntimeError, ValueError) as error:
             if self.rank == 0:
-                log.warning("the other ranks' finished files could not be collected (%s); the report lists "
-                            "rank 0's, and the outputs of all ranks are on disk", one_line(error))
+                log.warning(
+                    "the other ranks' finished files could not be collected (%s); the report lists "
+                    "rank 0's, and the outputs of all ranks are on disk",
+                    one_line(error),
+                )
             return BatchReport(list(seen))
         if self.rank != 0:
             return BatchReport(list(seen))

@@ -31,13 +31,13 @@ from lucidflux_cli.runner.results import BatchReport, FileResult
 log = logging.getLogger("lucidflux")
 
 
-
 class SetupError(LucidFluxError):
     """Weights, device or model could not be prepared (exit code 3)."""
 
 
-def exit_code(report: BatchReport | None, found: DiscoveryResult, error: str | None = None,
-              interrupted: bool = False) -> int:
+def exit_code(
+    report: BatchReport | None, found: DiscoveryResult, error: str | None = None, interrupted: bool = False
+) -> int:
     """The one rule: interrupted > setup error > a failed file or an input problem > success."""
     if interrupted:
         return EXIT_INTERRUPTED
@@ -50,9 +50,16 @@ def exit_code(report: BatchReport | None, found: DiscoveryResult, error: str | N
 
 def summary_line(report: BatchReport, done_word: str = "restored") -> str:
     retried = sum(r.retried for r in report.results)
-    return (f"{report.count('done')} {done_word}, {report.count('skipped')} skipped, {report.count('failed')} failed"
-            + (f" ({retried} retried after a worker died)" if retried else "")
-            + (f"; {report.bugs} failed through a bug (tracebacks with -v and in --log-file)" if report.bugs else ""))
+    return (
+        f"{report.count('done')} {done_word}, {report.count('skipped')} skipped, "
+        f"{report.count('failed')} failed"
+        + (f" ({retried} retried after a worker died)" if retried else "")
+        + (
+            f"; {report.bugs} failed through a bug (tracebacks with -v and in --log-file)"
+            if report.bugs
+            else ""
+        )
+    )
 
 
 class EventSink:
@@ -87,8 +94,11 @@ class EventSink:
             log.info("skipped %s (exists: %s)", result.source, result.output)
         else:
             log.info("%s", self.job.describe(result))
-        if self.writes_report and self.report_path and \
-                time.monotonic() - self.last_write >= self.request.report_every:
+        if (
+            self.writes_report
+            and self.report_path
+            and time.monotonic() - self.last_write >= self.request.report_every
+        ):
             self._write_report(self.seen, self._summary(self.seen, None, None), state="running")
 
     def finish(self, report: BatchReport | None, code: int, error: str | None = None) -> None:
@@ -122,16 +132,29 @@ class EventSink:
 
     def _not_started(self, results: list[FileResult]) -> list[FileResult]:
         finished = {r.source for r in results}
-        return [FileResult(item.path, None, "not_started") for item in self.found.files if item.path not in finished]
+        return [
+            FileResult(item.path, None, "not_started")
+            for item in self.found.files
+            if item.path not in finished
+        ]
 
     def _write_report(self, results: list[FileResult], summary: dict, state: str) -> None:
-        files = [r.to_record() for r in results] + \
-            [{"source": str(r.source), "status": r.status} for r in self._not_started(results)]
-        where = {"cwd": os.getcwd(),  # the paths below are as given, relative to it
-                 "out_dir": os.path.abspath(self.job.out_dir),
-                 "inputs": [str(text) for text in getattr(self.request, "inputs", [])]}
-        document = write_report(self.report_path, self.job.name, self.job.provenance(), self.started, state,
-                                {**where, **summary, "files": files})
+        files = [r.to_record() for r in results] + [
+            {"source": str(r.source), "status": r.status} for r in self._not_started(results)
+        ]
+        where = {
+            "cwd": os.getcwd(),  # the paths below are as given, relative to it
+            "out_dir": os.path.abspath(self.job.out_dir),
+            "inputs": [str(text) for text in getattr(self.request, "inputs", [])],
+        }
+        document = write_report(
+            self.report_path,
+            self.job.name,
+            self.job.provenance(),
+            self.started,
+            state,
+            {**where, **summary, "files": files},
+        )
         self.last_write = time.monotonic()
         if self.review is not None:
             self._write_review(document)
@@ -161,15 +184,23 @@ def review_writer(job: Any) -> review.PageWriter | None:
     return review.PageWriter(job.out_dir)
 
 
-def write_report(path: Path, command: str, settings: dict[str, Any], started: dt.datetime, state: str,
-                 body: dict[str, Any]) -> dict[str, Any]:
+def write_report(
+    path: Path, command: str, settings: dict[str, Any], started: dt.datetime, state: str, body: dict[str, Any]
+) -> dict[str, Any]:
     """The one ``--report`` writer of every command: the common head (tool, command, state, times,
     settings), then ``body``; atomic, so a reader or a killed run never sees half a report.
     ``state``: running (a periodic update), finished, interrupted or stopped (setup error)."""
     now = dt.datetime.now(dt.timezone.utc).isoformat()
-    document = {"tool": f"lucidflux-cli {__version__}", "state": state, "started": started.isoformat(),
-                "updated": now, "finished": None if state == "running" else now, "command": command,
-                "settings": settings, **body}
+    document = {
+        "tool": f"lucidflux-cli {__version__}",
+        "state": state,
+        "started": started.isoformat(),
+        "updated": now,
+        "finished": None if state == "running" else now,
+        "command": command,
+        "settings": settings,
+        **body,
+    }
     data = json.dumps(document, indent=2).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.atomic_write(path, lambda handle: handle.write(data))
@@ -184,9 +215,11 @@ def final_state(code: int, error: str | None) -> str:
 def interrupted_line(results: list[FileResult], planned: int) -> str:
     """The last log line of an interrupted run: what is finished and how to go on."""
     count = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    return (f"interrupted after {len(results)} of {planned} files ({count['done']} restored, {count['skipped']} "
-            f"skipped, {count['failed']} failed); finished files are kept, nothing is half-written; "
-            "run the same command again to resume")
+    return (
+        f"interrupted after {len(results)} of {planned} files ({count['done']} restored, {count['skipped']} "
+        f"skipped, {count['failed']} failed); finished files are kept, nothing is half-written; "
+        "run the same command again to resume"
+    )
 
 
 class Progress:

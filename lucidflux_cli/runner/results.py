@@ -35,8 +35,14 @@ class FileResult:
         event.update(source=str(self.source), output=str(self.output) if self.output else None)
         event["seconds"] = round(self.seconds, 3)
         del event["traceback"]
-        optional = (("worker", None), ("retried", False), ("bug", False), ("note", None), ("details", None),
-                    ("notes", []))
+        optional = (
+            ("worker", None),
+            ("retried", False),
+            ("bug", False),
+            ("note", None),
+            ("details", None),
+            ("notes", []),
+        )
         for key, default in optional:
             if event[key] == default:
                 del event[key]
@@ -63,13 +69,23 @@ def failure(path: Path, error: Exception, seconds: float = 0.0) -> FileResult:
     """A failed file: one line naming it and the cause; an unexpected exception is marked a bug
     and keeps its traceback, so it can be diagnosed (``-v``, ``--log-file``, the report)."""
     bug = not is_expected(error)
-    return FileResult(path, None, "failed", error=describe_error(path, error), seconds=seconds, bug=bug,
-                      traceback="".join(traceback.format_exception(error)) if bug else None)
+    return FileResult(
+        path,
+        None,
+        "failed",
+        error=describe_error(path, error),
+        seconds=seconds,
+        bug=bug,
+        traceback="".join(traceback.format_exception(error)) if bug else None,
+    )
 
 
 def is_expected(error: BaseException) -> bool:
     """Failures that bad input or the machine cause (unreadable files, full disks, out of memory)."""
-    return isinstance(error, (LucidFluxError, OSError, MemoryError)) or type(error).__name__ == "OutOfMemoryError"
+    return (
+        isinstance(error, (LucidFluxError, OSError, MemoryError))
+        or type(error).__name__ == "OutOfMemoryError"
+    )
 
 
 def describe_error(path: Path, error: Exception) -> str:

@@ -72,8 +72,10 @@ def execute(job: Job, found: discovery.DiscoveryResult, scheduler) -> int:
                 stack.enter_context(job.context())
                 progress = stack.enter_context(Progress(scheduler.count(found.files), request, job.name))
                 results = scheduler.work(
-                    found.files, lambda result: (job.recorded(result), events.file(result), progress.file_done()),
-                    progress.step)
+                    found.files,
+                    lambda result: (job.recorded(result), events.file(result), progress.file_done()),
+                    progress.step,
+                )
                 if scheduler.completes_here:  # set-level work, still holding the lock
                     job.complete(results)
             report, error = scheduler.gather(results)
@@ -107,8 +109,13 @@ def print_plan(found: discovery.DiscoveryResult, job: Job) -> int:
         else:
             verb = {"planned": job.name, "skipped": "skip"}.get(result.status, result.status)
             target = f" -> {result.output}" if result.output else ""
-            print(f"{verb:<7} {result.source}{target}" + (f" ({extra})" if extra else "")
-                  + (f": {result.error}" if result.error else ""))
+            print(
+                f"{verb:<7} {result.source}{target}"
+                + (f" ({extra})" if extra else "")
+                + (f": {result.error}" if result.error else "")
+            )
     todo = sum(r.status == "planned" for r in planned)
-    log.info("dry run: %d to %s, %d already done", todo, job.name, sum(r.status == "skipped" for r in planned))
+    log.info(
+        "dry run: %d to %s, %d already done", todo, job.name, sum(r.status == "skipped" for r in planned)
+    )
     return EXIT_FAILED if found.problems or any(r.status == "failed" for r in planned) else EXIT_OK

@@ -46,8 +46,9 @@ class Scheduler:
         """How many files this process reports progress for."""
         return len(files)
 
-    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: StepCallback | None) -> list[FileResult]:
+    def work(
+        self, files: Sequence[InputFile], on_result: ResultCallback, on_step: StepCallback | None
+    ) -> list[FileResult]:
         raise NotImplementedError
 
     def gather(self, results: list[FileResult]) -> tuple[BatchReport | None, str | None]:
@@ -66,6 +67,7 @@ class Scheduler:
 class SingleProcess(Scheduler):
     """Files in order in this process."""
 
-    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: StepCallback | None) -> list[FileResult]:
+    def work(
+        self, files: Sequence[InputFile], on_result: ResultCallback, on_step: StepCallback | None
+    ) -> list[FileResult]:
         return self.job.process_all(files, on_result, on_step)

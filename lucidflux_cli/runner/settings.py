@@ -66,7 +66,8 @@ WEIGHT_OPTIONS = {
     "swinir": "DiffBIR SwinIR checkpoint (general_swinir_v1.ckpt)",
     "siglip": "SigLIP folder (google/siglip2-so400m-patch16-512)",
     "prompt_embeddings": "prompt_embeddings.pt (precomputed T5/CLIP prompt)",
-    "text_encoders": "for --prompt: a FLUX.1-dev folder with text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/",
+    "text_encoders": "for --prompt: a FLUX.1-dev folder with text_encoder/, tokenizer/, text_encoder_2/, "
+    "tokenizer_2/",
 }
 
 
@@ -74,16 +75,26 @@ WEIGHT_OPTIONS = {
 class LogSettings:
     """How a command on the engine reports: ``--json`` events, the report, the log, progress."""
 
-    json_events: bool = setting(False, flags=("--json",), flag=True,
-                                help="Print one JSON event per file (per step for train) and a summary on stdout.")
+    json_events: bool = setting(
+        False,
+        flags=("--json",),
+        flag=True,
+        help="Print one JSON event per file (per step for train) and a summary on stdout.",
+    )
     report: Path | None = setting(None, path="file", help="Write a JSON run report here.")
     report_every: float = setting(
-        30.0, help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
-                   "killed run still leaves a report of what it finished.")
+        30.0,
+        help="Seconds between rewrites of the --report file during a run (0: after every file), so a "
+        "killed run still leaves a report of what it finished.",
+    )
     log_file: Path | None = setting(None, path="file", help="Also append the log to this file.")
     quiet: bool = setting(False, flags=("-q", "--quiet"), flag=True, help="Only errors; no progress bars.")
-    verbose: bool = setting(False, flags=("-v", "--verbose"), flag=True,
-                            help="Debug logging, and the traceback of a failure caused by a bug.")
+    verbose: bool = setting(
+        False,
+        flags=("-v", "--verbose"),
+        flag=True,
+        help="Debug logging, and the traceback of a failure caused by a bug.",
+    )
     progress: bool = True  # not an option: whether to draw progress bars (off in workers)
 
     def provenance(self) -> dict[str, str]:
@@ -100,12 +111,19 @@ class RunSettings(LogSettings):
     """
 
     inputs: list[str] = setting(factory=list, argument=True, required=True)
-    overwrite: bool = setting(False, flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume).")
+    overwrite: bool = setting(
+        False, flag=True, help="Redo outputs that already exist (default: skip them, so reruns resume)."
+    )
     no_recursive: bool = setting(False, flag=True, help="Do not descend into sub-folders.")
-    include: tuple[str, ...] = setting((), multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'.")
-    exclude: tuple[str, ...] = setting((), multiple=True, help="Skip files or folders matching this pattern (repeatable).")
-    null_separated: bool = setting(False, flags=("-0", "--null"), flag=True,
-                                   help="Paths read from stdin ('-') are NUL-separated.")
+    include: tuple[str, ...] = setting(
+        (), multiple=True, help="Only files matching this pattern (repeatable), e.g. '*.tif'."
+    )
+    exclude: tuple[str, ...] = setting(
+        (), multiple=True, help="Skip files or folders matching this pattern (repeatable)."
+    )
+    null_separated: bool = setting(
+        False, flags=("-0", "--null"), flag=True, help="Paths read from stdin ('-') are NUL-separated."
+    )
     dry_run: bool = setting(False, flag=True, help="List what would be done or skipped; load no model.")
     fail_fast: bool = setting(False, flag=True, help="Stop at the first file that fails.")
 
@@ -120,8 +138,12 @@ class DeviceSettings:
 
     device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
     offline: bool = setting(False, flag=True, help="Use only cached weights; never download.")
-    cache_dir: Path | None = setting(None, path="dir", envvar="LUCIDFLUX_CACHE",
-                                     help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.")
+    cache_dir: Path | None = setting(
+        None,
+        path="dir",
+        envvar="LUCIDFLUX_CACHE",
+        help="Weights cache (default: the Hugging Face cache). Env: LUCIDFLUX_CACHE.",
+    )
 
 
 @dataclass
@@ -135,7 +157,11 @@ def options(cls: type) -> Iterator[tuple[dataclasses.Field, OptionSpec]]:
     owners = [klass for klass in cls.__mro__ if dataclasses.is_dataclass(klass)]
 
     def depth(item: dataclasses.Field) -> int:  # the class that declares the field: 0 = cls itself
-        return max(index for index, klass in enumerate(owners) if item.name in {f.name for f in dataclasses.fields(klass)})
+        return max(
+            index
+            for index, klass in enumerate(owners)
+            if item.name in {f.name for f in dataclasses.fields(klass)}
+        )
 
     for item in sorted(dataclasses.fields(cls), key=depth):
         spec = item.metadata.get("option")

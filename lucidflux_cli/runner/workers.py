@@ -47,8 +47,9 @@ class Workers(Scheduler):
         super().__init__(job)
         self.devices = devices  # one worker each (repeats allowed: cpu,cpu)
 
-    def work(self, files: Sequence[InputFile], on_result: ResultCallback,
-             on_step: StepCallback | None) -> list[FileResult]:
+    def work(
+        self, files: Sequence[InputFile], on_result: ResultCallback, on_step: StepCallback | None
+    ) -> list[FileResult]:
         return Pool(list(files), self.job, self.devices, on_result).run().results
 
 
@@ -75,7 +76,9 @@ class Pool:
     on_result: Callable[[FileResult], None]
     pending: deque[int] = field(default_factory=deque)
     results: dict[int, FileResult] = field(default_factory=dict)
-    deaths: dict[int, list[int | None]] = field(default_factory=dict)  # file -> exit codes of workers that died on it
+    deaths: dict[int, list[int | None]] = field(
+        default_factory=dict
+    )  # file -> exit codes of workers that died on it
     avoid: dict[int, int] = field(default_factory=dict)  # retried file -> slot it died on
     slot_deaths: dict[int, int] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
@@ -104,8 +107,12 @@ class Pool:
     def start(self, context, slot: int, device: str) -> Worker:
         parent_end, child_end = context.Pipe()
         threads = cpu_threads(self.devices) if device == "cpu" else None
-        process = context.Process(target=worker_main, name=f"lucidflux-{device}#{slot}", daemon=True,
-                                  args=(child_end, self.job, device, f"{device}#{slot}", log.getEffectiveLevel(), threads))
+        process = context.Process(
+            target=worker_main,
+            name=f"lucidflux-{device}#{slot}",
+            daemon=True,
+            args=(child_end, self.job, device, f"{device}#{slot}", log.getEffectiveLevel(), threads),
+        )
         process.start()
         child_end.close()  # so the parent sees EOF when the worker dies
         return Worker(slot, device, process, parent_end)
@@ -175,11 +182,23 @@ class Pool:
             log.warning("worker %s died (%s); starting a new one", worker.name, describe_exit(code))
             self.workers.append(self.start(context, worker.slot, worker.device))
         else:
-            log.warning("worker %s died again (%s); going on without %s", worker.name, describe_exit(code), worker.device)
+            log.warning(
+                "worker %s died again (%s); going on without %s",
+                worker.name,
+                describe_exit(code),
+                worker.device,
+            )
         if not self.workers:
             for index in list(self.pending):
-                self.finish(index, FileResult(self.files[index].path, None, "failed",
-                                                    error=f"{self.files[index].path}: no worker left (all devices lost)"))
+                self.finish(
+                    index,
+                    FileResult(
+                        self.files[index].path,
+                        None,
+                        "failed",
+                        error=f"{self.files[index].path}: no worker left (all devices lost)",
+                    ),
+                )
             self.pending.clear()
 
     def retry_or_fail(self, worker: Worker, index: int, code: int | None) -> None:
@@ -188,11 +207,24 @@ class Pool:
         codes.append(code)
         if len(codes) >= 2:
             causes = ", ".join(describe_exit(c) for c in codes)
-            self.finish(index, FileResult(path, None, "failed", worker=worker.name, retried=True,
-                                                error=f"{path}: worker died twice ({causes})"))
+            self.finish(
+                index,
+                FileResult(
+                    path,
+                    None,
+                    "failed",
+                    worker=worker.name,
+                    retried=True,
+                    error=f"{path}: worker died twice ({causes})",
+                ),
+            )
             return
-        log.warning("worker %s died (%s) while restoring %s; retrying it once on another worker",
-                    worker.name, describe_exit(code), path)
+        log.warning(
+            "worker %s died (%s) while restoring %s; retrying it once on another worker",
+            worker.name,
+            describe_exit(code),
+            path,
+        )
         self.avoid[index] = worker.slot
         self.pending.appendleft(index)
 
@@ -234,8 +266,9 @@ def describe_exit(code: int | None) -> str:
 # ------------------------------------------------------------------------------------ worker
 
 
-def worker_main(conn: Connection, job: Job, device: str, name: str, log_level: int,
-                threads: int | None = None) -> None:
+def worker_main(
+    conn: Connection, job: Job, device: str, name: str, log_level: int, threads: int | None = None
+) -> None:
     """Entry point of a worker process: do the files the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     if threads is not None:
@@ -253,6 +286,7 @@ def worker_main(conn: Connection, job: Job, device: str, name: str, log_level: i
                 return
             while (message := conn.recv()) is not None:
                 index, item = message
+
                 def publish(result: FileResult, index: int = index) -> None:
                     result.worker = name
                     conn.send(("result", index, result))

@@ -46,19 +46,27 @@ def encode_pair(pipeline: LucidFluxPipeline, pair: TrainingPair) -> dict[str, to
     lq = pipeline.lq_image([read_source(pair.lq).model_input], size)
     cleaned = pipeline.remove(torch.clamp((lq.crop().float() + 1.0) / 2.0, 0.0, 1.0))
     pixels = siglip_pixels(cleaned, pipeline.c.siglip.config.image_size)
-    features = pipeline.c.siglip(pixel_values=pixels.to(pipeline.device, pipeline.c.siglip.dtype)).last_hidden_state
+    features = pipeline.c.siglip(
+        pixel_values=pixels.to(pipeline.device, pipeline.c.siglip.dtype)
+    ).last_hidden_state
     hq_pixels = torch.from_numpy(hq).permute(2, 0, 1)[None].to(pipeline.device, torch.float32) / 255.0
     return {
         "latents": encode_for_training(pipeline.c.vae, hq_pixels)[0].cpu(),
         "lq": torch.from_numpy(lq.pixels[0]).contiguous(),  # (H, W, 3) as LowQualityImage keeps it
-        "ldr": ((cleaned.float() * 2.0 - 1.0).to(pipeline.dtype))[0].cpu(),  # what the pipeline feeds the branch
+        "ldr": ((cleaned.float() * 2.0 - 1.0).to(pipeline.dtype))[
+            0
+        ].cpu(),  # what the pipeline feeds the branch
         "features": features[0].cpu(),
         "hq": torch.from_numpy(hq).contiguous(),
     }
 
 
-def build_cache(pipeline: LucidFluxPipeline, pairs: Sequence[TrainingPair], folder: Path,
-                on_pair: Callable[[int, int], None] | None = None) -> list[Path]:
+def build_cache(
+    pipeline: LucidFluxPipeline,
+    pairs: Sequence[TrainingPair],
+    folder: Path,
+    on_pair: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """One file per pair under ``folder``; entries whose key still matches are kept, the others
     (re)computed, with one log line naming what changed."""
     folder = Path(folder)
@@ -81,8 +89,13 @@ def build_cache(pipeline: LucidFluxPipeline, pairs: Sequence[TrainingPair], fold
         if on_pair is not None:
             on_pair(index + 1, len(pairs))
     if recomputed:
-        log.info("input cache %s: %d of %d entries recomputed, their inputs changed: %s", folder, recomputed,
-                 len(pairs), ", ".join(f"{field} ({count})" for field, count in sorted(changed.items())))
+        log.info(
+            "input cache %s: %d of %d entries recomputed, their inputs changed: %s",
+            folder,
+            recomputed,
+            len(pairs),
+            ", ".join(f"{field} ({count})" for field, count in sorted(changed.items())),
+        )
     return paths
 
 
@@ -92,10 +105,15 @@ def cache_key(pipeline: LucidFluxPipeline) -> dict[str, str]:
     prompt embeddings and the backbone are not in the cache). The device's type only: the ranks
     of a multi-GPU run (cuda:0, cuda:1) compute the same entries."""
     c = pipeline.c
-    return {"version": CACHE_VERSION, "preparation": PREPARATION_VERSION, "device": pipeline.device.type,
-            "dtype": str(pipeline.dtype).removeprefix("torch."),
-            "vae": state_fingerprint(c.vae), "siglip": state_fingerprint(c.siglip),
-            "remover": state_fingerprint(*_remover_modules(c.remover), name=_remover_name(c.remover))}
+    return {
+        "version": CACHE_VERSION,
+        "preparation": PREPARATION_VERSION,
+        "device": pipeline.device.type,
+        "dtype": str(pipeline.dtype).removeprefix("torch."),
+        "vae": state_fingerprint(c.vae),
+        "siglip": state_fingerprint(c.siglip),
+        "remover": state_fingerprint(*_remover_modules(c.remover), name=_remover_name(c.remover)),
+    }
 
 
 def pair_key(pair: TrainingPair) -> dict[str, str]:
@@ -163,11 +181,17 @@ class CachedPairs:
         entry = self.entries[index]
         tensors = load_file(str(entry)) if isinstance(entry, Path) else entry
         lq = LowQualityImage([tensors["lq"].numpy()], torch.device("cpu"), self.dtype).crop()[0]
-        return {"latents": tensors["latents"], "lq": lq, "ldr": tensors["ldr"], "features": tensors["features"],
-                "hq": tensors["hq"].permute(2, 0, 1).float() / 255.0}
+        return {
+            "latents": tensors["latents"],
+            "lq": lq,
+            "ldr": tensors["ldr"],
+            "features": tensors["features"],
+            "hq": tensors["hq"].permute(2, 0, 1).float() / 255.0,
+        }
 
 
-def cached_pairs(pipeline: LucidFluxPipeline, source: Path, folder: Path,
-                 on_pair: Callable[[int, int], None] | None = None) -> CachedPairs:
+def cached_pairs(
+    pipeline: LucidFluxPipeline, source: Path, folder: Path, on_pair: Callable[[int, int], None] | None = None
+) -> CachedPairs:
     """``source`` (manifest or folders, see pairs.find_pairs) -> cached under ``folder`` -> samples."""
     return CachedPairs(build_cache(pipeline, find_pairs(source), folder, on_pair), pipeline.dtype)

@@ -37,17 +37,23 @@ def merged_state(module: nn.Module) -> StateDict:
     for name, sub in module.named_modules():
         if hasattr(sub, "base_layer") and hasattr(sub, "get_delta_weight"):
             base = sub.base_layer.weight.detach()
-            state[f"{name}.weight"] = base + sum(sub.get_delta_weight(a) for a in sub.active_adapters).to(base)
+            state[f"{name}.weight"] = base + sum(sub.get_delta_weight(a) for a in sub.active_adapters).to(
+                base
+            )
     return state
 
 
-def released_weights(components: LucidFluxComponents, dtype: torch.dtype | None = None) -> dict[str, StateDict]:
+def released_weights(
+    components: LucidFluxComponents, dtype: torch.dtype | None = None
+) -> dict[str, StateDict]:
     """The five parts in the ``lucidflux.pth`` layout, cast to ``dtype`` (None: as trained)."""
     parts = {part: merged_state(module) for part, module in part_modules(components).items()}
     lq = components.dual_branch.lq
     out = released_parts(parts, depth=len(lq.transformer_blocks), guidance=lq.config.guidance_embeds)
     if dtype is not None:
-        out = {p: {k: v.to(dtype) if v.is_floating_point() else v for k, v in s.items()} for p, s in out.items()}
+        out = {
+            p: {k: v.to(dtype) if v.is_floating_point() else v for k, v in s.items()} for p, s in out.items()
+        }
     return {p: {k: v.detach().cpu().contiguous() for k, v in s.items()} for p, s in out.items()}
 
 
@@ -64,8 +70,9 @@ def split_parts(flat: StateDict) -> dict[str, StateDict]:
     return parts
 
 
-def export_weights(components: LucidFluxComponents, stem: Path,
-                   dtype: torch.dtype | None = torch.bfloat16) -> tuple[Path, Path]:
+def export_weights(
+    components: LucidFluxComponents, stem: Path, dtype: torch.dtype | None = torch.bfloat16
+) -> tuple[Path, Path]:
     """Write ``stem.pth`` and ``stem.safetensors``; bf16 by default, the release's size."""
     parts = released_weights(components, dtype)
     pth, safetensors = Path(f"{stem}.pth"), Path(f"{stem}.safetensors")
@@ -77,8 +84,11 @@ def export_weights(components: LucidFluxComponents, stem: Path,
 def rng_states() -> dict:
     """Every generator a training step could touch, in a form ``weights_only`` loading accepts."""
     kind, keys, position, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

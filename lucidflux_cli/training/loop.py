@@ -48,19 +48,27 @@ class Outcome:
 class Trainer:
     """Trains the condition side of ``pipeline`` on ``data``; one instance per process."""
 
-    def __init__(self, pipeline: LucidFluxPipeline, data: CachedPairs, options: TrainOptions,
-                 accelerator: Accelerator | None = None):
+    def __init__(
+        self,
+        pipeline: LucidFluxPipeline,
+        data: CachedPairs,
+        options: TrainOptions,
+        accelerator: Accelerator | None = None,
+    ):
         self.options, self.data, self.pipeline = options, data, pipeline
         self.accelerator = accelerator or make_accelerator(pipeline.device)
         params = prepare_trainable(pipeline.c, options.lora)
         if options.gradient_checkpointing:
             enable_gradient_checkpointing(pipeline)
         self.optimizer = _optimizer(params, options)
-        self.scheduler = get_scheduler("constant_with_warmup", self.optimizer, num_warmup_steps=options.warmup_steps)
+        self.scheduler = get_scheduler(
+            "constant_with_warmup", self.optimizer, num_warmup_steps=options.warmup_steps
+        )
         # The scheduler is stepped by hand once per optimiser step: accelerate's wrapper would step it
         # once per process, changing the warm-up's meaning with the number of GPUs.
         self.model, self.optimizer = self.accelerator.prepare(
-            ConditionTrainer(pipeline, options.guidance, options.pixel_loss), self.optimizer)
+            ConditionTrainer(pipeline, options.guidance, options.pixel_loss), self.optimizer
+        )
         self.step = 0
         # Where this process's sample sequence starts: (step, sample index) at start or resume, so a
         # run resumed with another batch size, accumulation or GPU count continues the same sequence.
@@ -101,12 +109,16 @@ class Trainer:
         """Indices in the run's sample sequence of this process's share of one micro-batch."""
         o, world, rank = self.options, self.accelerator.num_processes, self.accelerator.process_index
         origin_step, origin_sample = self._origin
-        first = origin_sample + (((step - origin_step) * o.accumulation + micro) * world + rank) * o.batch_size
+        first = (
+            origin_sample + (((step - origin_step) * o.accumulation + micro) * world + rank) * o.batch_size
+        )
         return list(range(first, first + o.batch_size))
 
     def _next_sample(self) -> int:
         """The run-wide index of the first sample the next step will use (all processes together)."""
-        return self._sample_indices(self.step, 0)[0] - self.accelerator.process_index * self.options.batch_size
+        return (
+            self._sample_indices(self.step, 0)[0] - self.accelerator.process_index * self.options.batch_size
+        )
 
     def _micro_batch(self, indices: list[int]) -> tuple[Batch, Draws]:
         samples, s, noise, windows = [], [], [], []
@@ -116,26 +128,38 @@ class Trainer:
             height, width = sample["lq"].shape[-2:]
             s.append(sample_timesteps(1, self.options.timesteps, height, width, generator))
             noise.append(torch.randn(sample["latents"].shape, generator=generator))
-            windows.append(objective.latent_window(*sample["latents"].shape[-2:], self.options.pixel_crop // 8,
-                                                   generator))
+            windows.append(
+                objective.latent_window(
+                    *sample["latents"].shape[-2:], self.options.pixel_crop // 8, generator
+                )
+            )
             samples.append(sample)
         device = self.accelerator.device
         stacked = {k: torch.stack([x[k] for x in samples]).to(device) for k in samples[0]}
-        draws = Draws(torch.cat(s).to(device), torch.stack(noise).to(device),
-                      windows if self.options.pixel_loss > 0 else None)
+        draws = Draws(
+            torch.cat(s).to(device),
+            torch.stack(noise).to(device),
+            windows if self.options.pixel_loss > 0 else None,
+        )
         return Batch(**stacked), draws
 
     def _pair_of(self, index: int) -> int:
         """Epoch-wise shuffling: sample ``index`` is pair ``permutation(epoch)[index % n]``."""
         count = len(self.data)
         epoch, position = divmod(index, count)
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(draw_seed(self.options.seed, "order", epoch)))
+        order = torch.randperm(
+            count, generator=torch.Generator().manual_seed(draw_seed(self.options.seed, "order", epoch))
+        )
         return int(order[position])
 
     # --- the run ---------------------------------------------------------------------------
 
-    def run(self, steps: int, folder: Path | None = None,
-            on_step: Callable[[int, float, float], None] | None = None) -> Outcome:
+    def run(
+        self,
+        steps: int,
+        folder: Path | None = None,
+        on_step: Callable[[int, float, float], None] | None = None,
+    ) -> Outcome:
         """Train until ``steps`` optimiser steps in total; checkpoints into ``folder``.
 
         SIGTERM/SIGINT finish the current step, save, and return (``Outcome.interrupted``).
@@ -144,7 +168,9 @@ class Trainer:
         outcome = Outcome(self.step, None, [], [])
         if folder is not None and self.accelerator.is_main_process:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            (Path(folder) / "run-config.json").write_text(json.dumps(_jsonable(asdict(self.options)), indent=2))
+            (Path(folder) / "run-config.json").write_text(
+                json.dumps(_jsonable(asdict(self.options)), indent=2)
+            )
         with _signals(self):
             while self.step < steps and self._stop is None:
                 started = time.perf_counter()
@@ -153,7 +179,9 @@ class Trainer:
                 if on_step is not None:
                     on_step(self.step, loss, 1.0 / max(time.perf_counter() - started, 1e-9))
                 every = self.options.save_every
-                if folder is not None and (self._stop or self.step == steps or (every and self.step % every == 0)):
+                if folder is not None and (
+                    self._stop or self.step == steps or (every and self.step % every == 0)
+                ):
                     outcome.checkpoints.append(self.save(folder))
         outcome.steps, outcome.interrupted = self.step, self._stop
         return outcome
@@ -164,10 +192,15 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "trainable": trainable_state(self.pipeline.c),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "rng": checkpoint.rng_states(), "data": {"next_sample": self._next_sample(), "seed": self.options.seed},
-                "options": _jsonable(asdict(self.options))}
+        return {
+            "step": self.step,
+            "trainable": trainable_state(self.pipeline.c),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": checkpoint.rng_states(),
+            "data": {"next_sample": self._next_sample(), "seed": self.options.seed},
+            "options": _jsonable(asdict(self.options)),
+        }
 
     def save(self, folder: Path) -> Path:
         """``step-N.pth``/``.safetensors`` (weights) and ``step-N.state.pt``; returns the state's path."""
@@ -180,10 +213,13 @@ class Trainer:
         return Path(f"{stem}.state.pt")
 
     def resume(self, path: Path) -> None:
-        """Continue from a ``step-N.state.pt``: same weights, optimiser moments, schedule, RNG, data position."""
+        """Continue from a ``step-N.state.pt``: same weights, optimiser moments, schedule, RNG, data
+        position."""
         state = checkpoint.load_state(path)
         if state["data"]["seed"] != self.options.seed:
-            raise ValueError(f"{path}: saved with seed {state['data']['seed']}, this run has {self.options.seed}")
+            raise ValueError(
+                f"{path}: saved with seed {state['data']['seed']}, this run has {self.options.seed}"
+            )
         load_trainable_state(self.pipeline.c, state["trainable"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -197,7 +233,9 @@ def _optimizer(params: list[torch.nn.Parameter], options: TrainOptions) -> torch
         try:
             import bitsandbytes as bnb
         except ImportError as error:
-            raise RuntimeError("--optimizer adamw-8bit needs bitsandbytes (pip install bitsandbytes)") from error
+            raise RuntimeError(
+                "--optimizer adamw-8bit needs bitsandbytes (pip install bitsandbytes)"
+            ) from error
         return bnb.optim.AdamW8bit(params, lr=options.learning_rate, weight_decay=options.weight_decay)
     return torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=options.weight_decay)
 
@@ -220,11 +258,16 @@ def make_accelerator(device: torch.device | str) -> Accelerator:
     cuda = torch.device(device).type == "cuda"
     # cpu=True: without it accelerate leaves CPU processes under torchrun unjoined (each trains alone).
     # find_unused_parameters: the released branches hold layers a step does not use (DDP would stop).
-    return Accelerator(mixed_precision="bf16" if cuda else "no", cpu=not cuda,
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    return Accelerator(
+        mixed_precision="bf16" if cuda else "no",
+        cpu=not cuda,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
 
 
-def _crop(sample: dict[str, torch.Tensor], crop: int | None, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def _crop(
+    sample: dict[str, torch.Tensor], crop: int | None, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """A random ``crop`` x ``crop`` window aligned to 16 px (one latent token), the same in every tensor."""
     if crop is None:
         return sample
@@ -235,8 +278,8 @@ def _crop(sample: dict[str, torch.Tensor], crop: int | None, generator: torch.Ge
     left = 16 * int(torch.randint(0, (width - crop) // 16 + 1, (1,), generator=generator))
     out = dict(sample)
     for key in ("lq", "ldr", "hq"):
-        out[key] = sample[key][..., top:top + crop, left:left + crop]
-    out["latents"] = sample["latents"][..., top // 8:(top + crop) // 8, left // 8:(left + crop) // 8]
+        out[key] = sample[key][..., top : top + crop, left : left + crop]
+    out["latents"] = sample["latents"][..., top // 8 : (top + crop) // 8, left // 8 : (left + crop) // 8]
     return out
 
 

@@ -61,7 +61,9 @@ def encode_for_training(vae: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     return (moments.float() - config.shift_factor) * config.scaling_factor
 
 
-def latent_window(height: int, width: int, crop: int, generator: torch.Generator | None = None) -> tuple[int, int, int]:
+def latent_window(
+    height: int, width: int, crop: int, generator: torch.Generator | None = None
+) -> tuple[int, int, int]:
     """A random square (top, left, side) in latent units, at most ``crop`` latent pixels a side."""
     side = min(crop, height, width)
     top = int(torch.randint(0, height - side + 1, (1,), generator=generator))
@@ -69,14 +71,19 @@ def latent_window(height: int, width: int, crop: int, generator: torch.Generator
     return top, left, side
 
 
-def pixel_loss(vae: nn.Module, clean_latents: torch.Tensor, hq: torch.Tensor, window: tuple[int, int, int],
-               factor: int = 8) -> torch.Tensor:
+def pixel_loss(
+    vae: nn.Module,
+    clean_latents: torch.Tensor,
+    hq: torch.Tensor,
+    window: tuple[int, int, int],
+    factor: int = 8,
+) -> torch.Tensor:
     """L1 between the decoded ``clean_latents`` (B, 16, h, w) and ``hq`` (B, 3, 8h, 8w) on ``window``.
 
     Only the window is decoded, so the decoder's activations (float32, 8x the latent side) stay
     bounded by the window whatever the training size.
     """
     top, left, side = window
-    latents = clean_latents[..., top:top + side, left:left + side]
-    target = hq[..., top * factor:(top + side) * factor, left * factor:(left + side) * factor]
+    latents = clean_latents[..., top : top + side, left : left + side]
+    target = hq[..., top * factor : (top + side) * factor, left * factor : (left + side) * factor]
     return F.l1_loss(decode_for_loss(vae, latents), target.float())

@@ -23,13 +23,27 @@ class TimestepOptions:
 
     def __post_init__(self) -> None:
         if self.sampler not in TIMESTEP_SAMPLERS:
-            raise ValueError(f"unknown timestep sampler {self.sampler!r}; choose one of {', '.join(TIMESTEP_SAMPLERS)}")
+            raise ValueError(
+                f"unknown timestep sampler {self.sampler!r}; choose one of {', '.join(TIMESTEP_SAMPLERS)}"
+            )
         if self.std <= 0 or self.epsilon < 0:
             raise ValueError("timestep std must be > 0 and epsilon >= 0")
 
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
-                "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2")
+LORA_TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,9 @@ class _TarIndex:
 def _tar_folder_pairs(source: Path) -> list[TrainingPair]:
     index, pairs = _TarIndex(), []
     for tar in sorted(source.glob("*.tar")):
-        pairs.extend(TrainingPair(key, *index.sample(tar, key, str(tar))) for key in index.keys(tar, str(tar)))
+        pairs.extend(
+            TrainingPair(key, *index.sample(tar, key, str(tar))) for key in index.keys(tar, str(tar))
+        )
     if not pairs:
         raise PairError(f"{source}: its tar shards hold no samples")
     return pairs
@@ -141,11 +143,16 @@ def read_manifest(path: Path) -> list[TrainingPair]:
     except manifests.ManifestError as error:
         raise PairError(str(error)) from error
     if "shard" in header:
-        raise PairError(f"{path}:1: shard {header['shard']} of a degrade run: join the shards first "
-                        "(`lucidflux data merge`)")
+        raise PairError(
+            f"{path}:1: shard {header['shard']} of a degrade run: join the shards first "
+            "(`lucidflux data merge`)"
+        )
     root, pairs, tars = path.parent, [], _TarIndex()
     for record in records:
-        where, name = f"{path}: pair {record['name']}, pass {record['pass']}", f"{record['name']}#{record['pass']}"
+        where, name = (
+            f"{path}: pair {record['name']}, pass {record['pass']}",
+            f"{record['name']}#{record['pass']}",
+        )
         if "tar" in record:  # ``--format webdataset``
             pairs.append(TrainingPair(name, *tars.sample(root / record["tar"], record["key"], where)))
             continue
@@ -163,7 +170,11 @@ def read_manifest(path: Path) -> list[TrainingPair]:
 
 
 def _images(folder: Path) -> set[Path]:
-    return {p.relative_to(folder) for p in folder.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()}
+    return {
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()
+    }
 
 
 def _folder_pairs(source: Path) -> list[TrainingPair]:
@@ -190,8 +201,12 @@ def check_sizes(pair: TrainingPair, multiple: int = 16) -> tuple[int, int]:
     if pair.lq_up is not None:
         with open_image(pair.lq_up) as image:
             if image.size != size:
-                raise PairError(f"{pair.lq_up}: {image.size[0]}x{image.size[1]} but its HQ image {pair.hq} is "
-                                f"{size[0]}x{size[1]}")
+                raise PairError(
+                    f"{pair.lq_up}: {image.size[0]}x{image.size[1]} but its HQ image {pair.hq} is "
+                    f"{size[0]}x{size[1]}"
+                )
     if size[0] % multiple or size[1] % multiple:
-        raise PairError(f"{pair.hq}: {size[0]}x{size[1]} is not a multiple of {multiple} on both sides (latent packing)")
+        raise PairError(
+            f"{pair.hq}: {size[0]}x{size[1]} is not a multiple of {multiple} on both sides (latent packing)"
+        )
     return size

@@ -33,8 +33,17 @@ class RowSlice:
 @functools.lru_cache(maxsize=8)
 def _branch_map(depth: int, guidance: bool) -> dict[str, RowSlice]:
     """diffusers key -> where its rows come from in the BFL layout, read off the loader."""
-    shape = FluxShape(hidden=2 * _PROBE_HEAD, in_channels=64, context_dim=4, vec_dim=4, head_dim=_PROBE_HEAD,
-                      mlp_hidden=8 * _PROBE_HEAD, depth=depth, depth_single=0, guidance=guidance)
+    shape = FluxShape(
+        hidden=2 * _PROBE_HEAD,
+        in_channels=64,
+        context_dim=4,
+        vec_dim=4,
+        head_dim=_PROBE_HEAD,
+        mlp_hidden=8 * _PROBE_HEAD,
+        depth=depth,
+        depth_single=0,
+        guidance=guidance,
+    )
     probe, offsets, total = {}, {}, 0
     for key, dims in sorted(condition_branch_layout(shape).items()):
         count = int(torch.tensor(dims).prod())
@@ -66,7 +75,9 @@ def branch_to_released(state: StateDict, depth: int, guidance: bool) -> StateDic
     mapping = _branch_map(depth, guidance)
     if set(state) != set(mapping):
         missing, extra = sorted(set(mapping) - set(state)), sorted(set(state) - set(mapping))
-        raise ValueError(f"not a condition branch of depth {depth}: missing {missing[:4]}, unexpected {extra[:4]}")
+        raise ValueError(
+            f"not a condition branch of depth {depth}: missing {missing[:4]}, unexpected {extra[:4]}"
+        )
     pieces: dict[str, list[tuple[float, torch.Tensor]]] = {}
     for key, where in mapping.items():
         pieces.setdefault(where.source, []).append((where.start, state[key]))
@@ -82,5 +93,7 @@ def released_parts(parts: dict[str, StateDict], depth: int, guidance: bool) -> d
     out = {}
     for part, state in parts.items():
         # Modulations and the connector already have the released names (the loader reads them as they are).
-        out[part] = branch_to_released(state, depth, guidance) if part.startswith("condition_") else dict(state)
+        out[part] = (
+            branch_to_released(state, depth, guidance) if part.startswith("condition_") else dict(state)
+        )
     return out

@@ -57,19 +57,25 @@ class ConditionTrainer(nn.Module):
         x_s = objective.noisy_latents(batch.latents, draws.noise, draws.s)
         target = objective.velocity_target(batch.latents, draws.noise)
         height, width = batch.latents.shape[-2] * 8, batch.latents.shape[-1] * 8
-        predicted = unpack_latents(self.velocity(pack_latents(x_s), draws.s, batch, height, width), height, width)
+        predicted = unpack_latents(
+            self.velocity(pack_latents(x_s), draws.s, batch, height, width), height, width
+        )
         losses = {"velocity": objective.velocity_loss(predicted, target)}
         losses["loss"] = losses["velocity"]
         if self.pixel_weight > 0 and batch.hq is not None and draws.pixel_windows:
             clean = objective.predicted_clean(x_s, draws.s, predicted.float())
             # One window per sample (its own draw), so batching does not change what is decoded.
-            per_sample = [objective.pixel_loss(self.pipeline.c.vae, clean[i:i + 1], batch.hq[i:i + 1], window)
-                          for i, window in enumerate(draws.pixel_windows)]
+            per_sample = [
+                objective.pixel_loss(self.pipeline.c.vae, clean[i : i + 1], batch.hq[i : i + 1], window)
+                for i, window in enumerate(draws.pixel_windows)
+            ]
             losses["pixel"] = torch.stack(per_sample).mean()
             losses["loss"] = losses["loss"] + self.pixel_weight * losses["pixel"]
         return losses
 
-    def velocity(self, tokens: torch.Tensor, s: torch.Tensor, batch: Batch, height: int, width: int) -> torch.Tensor:
+    def velocity(
+        self, tokens: torch.Tensor, s: torch.Tensor, batch: Batch, height: int, width: int
+    ) -> torch.Tensor:
         """The pipeline's velocity (same step inputs, same modules) with one time per sample."""
         pipeline = self.pipeline
         dtype = pipeline.dtype
@@ -77,7 +83,9 @@ class ConditionTrainer(nn.Module):
         txt = pipeline.c.txt.to(pipeline.device, dtype).expand(semantic.shape[0], -1, -1)
         context = torch.cat([txt, semantic.to(dtype)], dim=1)
         hints = self.dual_branch.hints(batch.lq.to(dtype), batch.ldr.to(dtype))
-        fixed = pipeline.step_inputs(context, self.guidance, image_positions(height, width, pipeline.device), hints)
+        fixed = pipeline.step_inputs(
+            context, self.guidance, image_positions(height, width, pipeline.device), hints
+        )
         t = s.to(pipeline.device, dtype)
         tokens = tokens.to(dtype)
         residuals = self.dual_branch(tokens, t, fixed.branch_text, fixed.branch_rope, fixed.hints)
@@ -92,8 +100,12 @@ def enable_gradient_checkpointing(pipeline: LucidFluxPipeline) -> int:
     stay those of the release.
     """
     dual = pipeline.c.dual_branch
-    blocks = [*pipeline.c.transformer.transformer_blocks, *pipeline.c.transformer.single_transformer_blocks,
-              *dual.lq.transformer_blocks, *dual.ldr.transformer_blocks]
+    blocks = [
+        *pipeline.c.transformer.transformer_blocks,
+        *pipeline.c.transformer.single_transformer_blocks,
+        *dual.lq.transformer_blocks,
+        *dual.ldr.transformer_blocks,
+    ]
     for block in blocks:
         if not getattr(block, "_lucidflux_checkpointed", False):
             block.forward = _checkpointed(block.forward)

@@ -24,8 +24,9 @@ def draw(count: int, options: TimestepOptions, generator: torch.Generator | None
         u = torch.rand(count, generator=generator) * (1 + 2 * options.epsilon) - options.epsilon
         return u.clamp(0.0, 1.0)
     scheme = "logit_normal" if options.sampler == "logit-normal" else "uniform"
-    return compute_density_for_timestep_sampling(scheme, count, logit_mean=options.mean, logit_std=options.std,
-                                                 generator=generator).float()
+    return compute_density_for_timestep_sampling(
+        scheme, count, logit_mean=options.mean, logit_std=options.std, generator=generator
+    ).float()
 
 
 def resolution_shift(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -36,8 +37,9 @@ def resolution_shift(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return math.exp(mu) / (math.exp(mu) + (1 / t - 1))
 
 
-def sample_timesteps(count: int, options: TimestepOptions, height: int, width: int,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_timesteps(
+    count: int, options: TimestepOptions, height: int, width: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``count`` training times s in [0, 1] for images of ``height`` x ``width`` pixels."""
     t = draw(count, options, generator)
     return resolution_shift(t, height, width) if options.shift else t

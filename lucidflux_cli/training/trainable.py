@@ -29,8 +29,13 @@ _BRANCH_HEADS = ("controlnet_blocks", "controlnet_x_embedder", "input_hint_block
 def part_modules(components: LucidFluxComponents) -> dict[str, nn.Module]:
     """The five trainable parts by their ``lucidflux.pth`` key."""
     dual = components.dual_branch
-    modules = {"condition_lq": dual.lq, "condition_ldr": dual.ldr, "modulation_lq": dual.modulation_lq,
-               "modulation_ldr": dual.modulation_ldr, "connector": components.connector}
+    modules = {
+        "condition_lq": dual.lq,
+        "condition_ldr": dual.ldr,
+        "modulation_lq": dual.modulation_lq,
+        "modulation_ldr": dual.modulation_ldr,
+        "connector": components.connector,
+    }
     assert tuple(modules) == LUCIDFLUX_PARTS
     return modules
 
@@ -44,8 +49,9 @@ def frozen_modules(components: LucidFluxComponents) -> dict[str, nn.Module]:
     return frozen
 
 
-def prepare_trainable(components: LucidFluxComponents, lora: LoraOptions | None = None,
-                      dtype: torch.dtype = torch.float32) -> list[nn.Parameter]:
+def prepare_trainable(
+    components: LucidFluxComponents, lora: LoraOptions | None = None, dtype: torch.dtype = torch.float32
+) -> list[nn.Parameter]:
     """Freeze the frozen side, make the condition side trainable (in ``dtype``); return what trains.
 
     Trainable weights are kept in float32 (the optimiser's master copy) even when the frozen
@@ -83,8 +89,12 @@ def _add_lora(branch: nn.Module, options: LoraOptions) -> None:
     """Adapters on the double blocks' linears; the base weights freeze, the branch heads keep learning."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = LoraConfig(r=options.rank, lora_alpha=options.alpha or options.rank,
-                        target_modules=list(options.targets), init_lora_weights=True)
+    config = LoraConfig(
+        r=options.rank,
+        lora_alpha=options.alpha or options.rank,
+        target_modules=list(options.targets),
+        init_lora_weights=True,
+    )
     inject_adapter_in_model(config, branch)
     for name, parameter in branch.named_parameters():
         parameter.requires_grad_("lora_" in name or name.startswith(_BRANCH_HEADS))
@@ -92,8 +102,10 @@ def _add_lora(branch: nn.Module, options: LoraOptions) -> None:
 
 def trainable_state(components: LucidFluxComponents) -> dict[str, dict[str, torch.Tensor]]:
     """Every trainable tensor by part (LoRA adapters included, unmerged): what a resume needs."""
-    return {part: {k: p.detach() for k, p in module.named_parameters() if p.requires_grad}
-            for part, module in part_modules(components).items()}
+    return {
+        part: {k: p.detach() for k, p in module.named_parameters() if p.requires_grad}
+        for part, module in part_modules(components).items()
+    }
 
 
 def load_trainable_state(components: LucidFluxComponents, state: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -103,7 +115,9 @@ def load_trainable_state(components: LucidFluxComponents, state: dict[str, dict[
         expected = {k for k, p in params.items() if p.requires_grad}
         if set(state[part]) != expected:
             missing, extra = sorted(expected - set(state[part])), sorted(set(state[part]) - expected)
-            raise ValueError(f"training state does not match '{part}': missing {missing[:4]}, unexpected {extra[:4]}")
+            raise ValueError(
+                f"training state does not match '{part}': missing {missing[:4]}, unexpected {extra[:4]}"
+            )
         with torch.no_grad():
             for key, value in state[part].items():
                 params[key].copy_(value)
@@ -112,7 +126,9 @@ def load_trainable_state(components: LucidFluxComponents, state: dict[str, dict[
 # --- from scratch ---------------------------------------------------------------------------
 
 
-def from_scratch(components: LucidFluxComponents, seed: int = 0, branch_depth: int = 2) -> LucidFluxComponents:
+def from_scratch(
+    components: LucidFluxComponents, seed: int = 0, branch_depth: int = 2
+) -> LucidFluxComponents:
     """New condition parts that add exactly nothing at step 0, on the frozen side of ``components``.
 
     Each branch copies FLUX's embedders and first ``branch_depth`` double blocks (ControlNet's
@@ -130,8 +146,12 @@ def from_scratch(components: LucidFluxComponents, seed: int = 0, branch_depth: i
         hidden = transformer.config.num_attention_heads * transformer.config.attention_head_dim
         modulations = [_zero_modulation(hidden) for _ in range(2)]
         siglip_width = components.siglip.config.hidden_size
-        connector = ReduxImageEncoder(redux_dim=siglip_width, txt_in_features=transformer.config.joint_attention_dim)
-    dual = DualConditionBranch(*branches, *modulations, num_backbone_blocks=len(transformer.transformer_blocks))
+        connector = ReduxImageEncoder(
+            redux_dim=siglip_width, txt_in_features=transformer.config.joint_attention_dim
+        )
+    dual = DualConditionBranch(
+        *branches, *modulations, num_backbone_blocks=len(transformer.transformer_blocks)
+    )
     _cast(dual, dtype)
     _cast(connector, dtype)
     return replace(components, dual_branch=dual, connector=connector)
@@ -147,9 +167,12 @@ def _branch_from_backbone(transformer: nn.Module, depth: int) -> FluxControlNetM
     lacking = [k for k in own if not k.startswith(_BRANCH_HEADS) and k not in backbone]
     if lacking:
         raise ValueError(f"backbone lacks branch weights {lacking[:4]}")
-    branch.load_state_dict({k: backbone[k] if not k.startswith(_BRANCH_HEADS) else v for k, v in own.items()},
-                           strict=True)
-    for head in branch.controlnet_blocks:  # already zero in diffusers; made explicit because it is the contract
+    branch.load_state_dict(
+        {k: backbone[k] if not k.startswith(_BRANCH_HEADS) else v for k, v in own.items()}, strict=True
+    )
+    for (
+        head
+    ) in branch.controlnet_blocks:  # already zero in diffusers; made explicit because it is the contract
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
     nn.init.zeros_(branch.input_hint_block.conv_out.weight)
@@ -168,6 +191,14 @@ def _shape(config) -> FluxShape:
     """The backbone's FluxShape from a diffusers config (what branch_config takes)."""
     head = config.attention_head_dim
     hidden = config.num_attention_heads * head
-    return FluxShape(hidden=hidden, in_channels=config.in_channels, context_dim=config.joint_attention_dim,
-                     vec_dim=config.pooled_projection_dim, head_dim=head, mlp_hidden=4 * hidden,
-                     depth=config.num_layers, depth_single=0, guidance=config.guidance_embeds)
+    return FluxShape(
+        hidden=hidden,
+        in_channels=config.in_channels,
+        context_dim=config.joint_attention_dim,
+        vec_dim=config.pooled_projection_dim,
+        head_dim=head,
+        mlp_hidden=4 * hidden,
+        depth=config.num_layers,
+        depth_single=0,
+        guidance=config.guidance_embeds,
+    )

@@ -29,7 +29,21 @@ from lucidflux_cli.weights.registry import (
 from lucidflux_cli.weights.verify import FileCheck, verify
 
 __all__ = [
-    "DISK_MARGIN", "GB", "REGISTRY", "FileCheck", "WeightFile", "WeightPaths", "WeightsUnavailable", "cache_root",
-    "cached_path", "ensure", "entries", "fetch", "format_size", "is_offline", "registry_markdown",
-    "resolve_weights", "verify",
+    "DISK_MARGIN",
+    "GB",
+    "REGISTRY",
+    "FileCheck",
+    "WeightFile",
+    "WeightPaths",
+    "WeightsUnavailable",
+    "cache_root",
+    "cached_path",
+    "ensure",
+    "entries",
+    "fetch",
+    "format_size",
+    "is_offline",
+    "registry_markdown",
+    "resolve_weights",
+    "verify",
 ]

@@ -32,7 +32,9 @@ def cached_file(entry: WeightFile, filename: str, cache_dir: Path | str | None =
     """The snapshot path of one cached file of ``entry`` (None: not cached at its revision)."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(entry.repo, filename, cache_dir=cache_root(cache_dir), revision=entry.revision)
+    found = try_to_load_from_cache(
+        entry.repo, filename, cache_dir=cache_root(cache_dir), revision=entry.revision
+    )
     return Path(found) if isinstance(found, str) else None
 
 

@@ -45,7 +45,9 @@ def resolve_weights(
     return WeightPaths(**resolved)
 
 
-def fetch(entry: WeightFile, *, cache_dir: Path | str | None, offline: bool, quiet: bool | None = None) -> Path:
+def fetch(
+    entry: WeightFile, *, cache_dir: Path | str | None, offline: bool, quiet: bool | None = None
+) -> Path:
     """One entry's local path, downloading it if needed."""
     return ensure([entry], cache_dir=cache_dir, offline=offline, quiet=quiet)[entry.name]
 
@@ -117,15 +119,24 @@ def _plan_file(entry: WeightFile, filename: str, root: Path) -> Transfer:
         raise NotAHub(f"{constants.ENDPOINT} did not answer like a Hugging Face hub (no commit/etag headers)")
     pinned = entry.sha256 if entry.filename == filename else None
     if pinned and len(meta.etag) == 64 and meta.etag != pinned:  # an LFS file's ETag is its sha256
-        raise ValueError(f"the hub serves another file (sha256 {meta.etag[:12]}...) than the one this version of "
-                         f"lucidflux-cli was verified with (sha256 {pinned[:12]}...); not downloaded")
+        raise ValueError(
+            f"the hub serves another file (sha256 {meta.etag[:12]}...) than the one this version of "
+            f"lucidflux-cli was verified with (sha256 {pinned[:12]}...); not downloaded"
+        )
     if pinned and entry.size and meta.size is not None and meta.size != entry.size:
-        raise ValueError(f"the hub serves another file ({meta.size} bytes) than the one this version of "
-                         f"lucidflux-cli was verified with ({entry.size} bytes); not downloaded")
+        raise ValueError(
+            f"the hub serves another file ({meta.size} bytes) than the one this version of "
+            f"lucidflux-cli was verified with ({entry.size} bytes); not downloaded"
+        )
     location = meta.location or url
     return Transfer(
-        repo=entry.repo, filename=filename, url=location, etag=meta.etag, size=meta.size,
-        same_host=urlsplit(location).netloc == urlsplit(url).netloc, xet=meta.xet_file_data is not None,
+        repo=entry.repo,
+        filename=filename,
+        url=location,
+        etag=meta.etag,
+        size=meta.size,
+        same_host=urlsplit(location).netloc == urlsplit(url).netloc,
+        xet=meta.xet_file_data is not None,
         blob=resume.blob_path(root, entry.repo, meta.etag),
     )
 
@@ -184,8 +195,14 @@ def _download_file(entry: WeightFile, plan: Transfer, root: Path, bar, force: bo
     log.debug("fetching %s:%s into the cache", entry.repo, plan.filename)
     # With the blob in place this only records the ref and the snapshot link (one HEAD);
     # for Xet files it performs the transfer itself.
-    path = hf_hub_download(entry.repo, plan.filename, revision=entry.revision, cache_dir=root, tqdm_class=bar,
-                           force_download=force and by_xet)
+    path = hf_hub_download(
+        entry.repo,
+        plan.filename,
+        revision=entry.revision,
+        cache_dir=root,
+        tqdm_class=bar,
+        force_download=force and by_xet,
+    )
     return Path(path)
 
 

@@ -69,29 +69,61 @@ REGISTRY: dict[str, WeightFile] = {
         # sha256 as published by Black Forest Labs (github.com/black-forest-labs/flux README) and
         # in widely used model manifests; the other files' hashes are not published: the hub's own
         # LFS hash is checked instead (weights verify).
-        WeightFile("flux", "black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", size=23_802_932_552,
-                   sha256="4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7",
-                   gated=True, about="FLUX.1-dev transformer (12B)"),
-        WeightFile("ae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", size=335_304_388,
-                   sha256="afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38",
-                   gated=True, about="FLUX.1 autoencoder"),
-        WeightFile("lucidflux", "W2GenAI/LucidFlux", "lucidflux.pth",
-                   about="condition branches, modulation, connector"),
-        WeightFile("prompt_embeddings", "W2GenAI/LucidFlux", "prompt_embeddings.pt",
-                   about="precomputed prompt (T5/CLIP)"),
-        WeightFile("swinir", "lxq007/DiffBIR", "general_swinir_v1.ckpt", size=68_000_000,
-                   about="SwinIR degradation remover (DiffBIR)"),
+        WeightFile(
+            "flux",
+            "black-forest-labs/FLUX.1-dev",
+            "flux1-dev.safetensors",
+            size=23_802_932_552,
+            sha256="4610115bb0c89560703c892c59ac2742fa821e60ef5871b33493ba544683abd7",
+            gated=True,
+            about="FLUX.1-dev transformer (12B)",
+        ),
+        WeightFile(
+            "ae",
+            "black-forest-labs/FLUX.1-dev",
+            "ae.safetensors",
+            size=335_304_388,
+            sha256="afc8e28272cd15db3919bacdb6918ce9c1ed22e96cb12c4d5ed0fba823529e38",
+            gated=True,
+            about="FLUX.1 autoencoder",
+        ),
+        WeightFile(
+            "lucidflux",
+            "W2GenAI/LucidFlux",
+            "lucidflux.pth",
+            about="condition branches, modulation, connector",
+        ),
+        WeightFile(
+            "prompt_embeddings",
+            "W2GenAI/LucidFlux",
+            "prompt_embeddings.pt",
+            about="precomputed prompt (T5/CLIP)",
+        ),
+        WeightFile(
+            "swinir",
+            "lxq007/DiffBIR",
+            "general_swinir_v1.ckpt",
+            size=68_000_000,
+            about="SwinIR degradation remover (DiffBIR)",
+        ),
         WeightFile(
             "text_encoders",
             "black-forest-labs/FLUX.1-dev",
             None,
             files=(
-                "text_encoder/config.json", "text_encoder/model.safetensors",
-                "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+                "text_encoder/config.json",
+                "text_encoder/model.safetensors",
+                "tokenizer/merges.txt",
+                "tokenizer/special_tokens_map.json",
+                "tokenizer/tokenizer_config.json",
                 "tokenizer/vocab.json",
-                "text_encoder_2/config.json", "text_encoder_2/model-00001-of-00002.safetensors",
-                "text_encoder_2/model-00002-of-00002.safetensors", "text_encoder_2/model.safetensors.index.json",
-                "tokenizer_2/special_tokens_map.json", "tokenizer_2/spiece.model", "tokenizer_2/tokenizer.json",
+                "text_encoder_2/config.json",
+                "text_encoder_2/model-00001-of-00002.safetensors",
+                "text_encoder_2/model-00002-of-00002.safetensors",
+                "text_encoder_2/model.safetensors.index.json",
+                "tokenizer_2/special_tokens_map.json",
+                "tokenizer_2/spiece.model",
+                "tokenizer_2/tokenizer.json",
                 "tokenizer_2/tokenizer_config.json",
             ),
             size=9_800_000_000,
@@ -134,16 +166,20 @@ def entries(names: Iterable[str] | None = None) -> list[WeightFile]:
 
 def registry_markdown() -> str:
     """The registry as a Markdown table (docs/weights.md embeds it)."""
-    rows = ["| name | what | repository | file(s) | revision | approx. size | pinned sha256 | option |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| name | what | repository | file(s) | revision | approx. size | pinned sha256 | option |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for e in REGISTRY.values():
         shown = dict.fromkeys(f.split("/")[0] + "/" if "/" in f else f for f in e.filenames)
         files = ", ".join(f"`{f}`" for f in shown) + ("" if e.filename else " (folder)")
         gated = " (gated)" if e.gated else ""
         size = format_size(e.size)
         pinned = f"`{e.sha256[:12]}…`" if e.sha256 else "hub's hash"
-        rows.append(f"| {e.name} | {e.about} | `{e.repo}`{gated} | {files} | `{e.revision}` | {size} | {pinned} "
-                    f"| `{e.flag}` |")
+        rows.append(
+            f"| {e.name} | {e.about} | `{e.repo}`{gated} | {files} | `{e.revision}` | {size} | {pinned} "
+            f"| `{e.flag}` |"
+        )
     return "\n".join(rows)
 
 

@@ -102,8 +102,11 @@ def _transfer(transfer: Transfer, out, done: int, progress) -> int:
             failures = 0 if done > before else failures + 1
             if failures >= RETRIES:
                 raise
-            log.warning("connection lost while downloading %s; resuming at %s", transfer.filename,
-                        format_size(done, approx=False))
+            log.warning(
+                "connection lost while downloading %s; resuming at %s",
+                transfer.filename,
+                format_size(done, approx=False),
+            )
             time.sleep(1)
 
 
@@ -117,8 +120,13 @@ def _get(transfer: Transfer, out, done: int, progress) -> int:
     if done:
         headers["Range"] = f"bytes={done}-"
     # Busy/failing servers (408, 429, 5xx) are retried with backoff there; dropped connections here.
-    with http_stream_backoff("GET", transfer.url, headers=headers, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-                             retry_on_exceptions=()) as response:
+    with http_stream_backoff(
+        "GET",
+        transfer.url,
+        headers=headers,
+        timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+        retry_on_exceptions=(),
+    ) as response:
         hf_raise_for_status(response)
         if done and response.status_code == 200:  # the server ignored the Range: start over
             out.truncate(0)
@@ -154,5 +162,12 @@ def _bar(bar_class, transfer: Transfer, done: int):
 
     # huggingface_hub's documented switch: TQDM_POSITION=-1 shows bars without a terminal.
     disable = False if os.getenv("TQDM_POSITION") == "-1" else None
-    return (bar_class or hf_tqdm)(total=transfer.size, initial=done, unit="B", unit_scale=True,
-                                  unit_divisor=1024, desc=transfer.filename, disable=disable)
+    return (bar_class or hf_tqdm)(
+        total=transfer.size,
+        initial=done,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=transfer.filename,
+        disable=disable,
+    )

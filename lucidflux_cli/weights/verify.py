@@ -51,7 +51,10 @@ def _check(name: str, filename: str, path: Path, expected: str | None) -> FileCh
     if actual == expected.lower():
         return FileCheck(name, filename, "ok", path)
     return FileCheck(
-        name, filename, "mismatch", path,
+        name,
+        filename,
+        "mismatch",
+        path,
         f"expected {expected}, got {actual}; re-download with `lucidflux weights download --force {name}`",
     )
 

@@ -137,6 +137,8 @@ def capabilities_problem(cls: type) -> str | None:
     if not caps.bit_depths or not set(caps.bit_depths) <= {8, 16, 32}:
         return f"capabilities.bit_depths must be drawn from (8, 16, 32), got {caps.bit_depths!r}"
     aliases = getattr(cls, "aliases", ())
-    if not isinstance(aliases, tuple) or not all(isinstance(a, str) and a == a.lower().lstrip(".") for a in aliases):
+    if not isinstance(aliases, tuple) or not all(
+        isinstance(a, str) and a == a.lower().lstrip(".") for a in aliases
+    ):
         return f"aliases must be lower-case names without a dot, got {aliases!r}"
     return None

@@ -1,4 +1,5 @@
-"""What the built-in formats share: the ``bits`` option, Pillow feature checks, Pillow's metadata arguments."""
+"""What the built-in formats share: the ``bits`` option, Pillow feature checks, Pillow's metadata
+arguments."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ class BuiltinFormat(OutputFormat):
         if "bits" in self.options:  # only accepted where option_help lists it
             depths = self.capabilities.bit_depths
             if self.options["bits"] not in {str(d) for d in depths}:
-                raise ValueError(f"bits must be one of {', '.join(map(str, depths))}, got {self.options['bits']!r}")
+                raise ValueError(
+                    f"bits must be one of {', '.join(map(str, depths))}, got {self.options['bits']!r}"
+                )
             self.bits = int(self.options["bits"])
 
     @classmethod

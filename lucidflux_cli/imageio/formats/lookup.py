@@ -15,7 +15,9 @@ from lucidflux_cli import plugins
 from lucidflux_cli.imageio.formats.base import OutputFormat
 
 # --format-option values of the current run, by format name (set around a batch by ``using_options``).
-_RUN_OPTIONS: ContextVar[Mapping[str, Mapping[str, str]] | None] = ContextVar("lucidflux_format_options", default=None)
+_RUN_OPTIONS: ContextVar[Mapping[str, Mapping[str, str]] | None] = ContextVar(
+    "lucidflux_format_options", default=None
+)
 _ALIASES_KEY = ("aliases",)  # where the alias table is cached among the registry's instances
 
 
@@ -59,7 +61,11 @@ def create(name: str, options: Mapping[str, str] | None = None) -> OutputFormat:
         try:
             writer = cls(options)
         except Exception as error:
-            cause = str(error) if isinstance(error, ValueError) else f"cannot be configured ({type(error).__name__}: {error})"
+            cause = (
+                str(error)
+                if isinstance(error, ValueError)
+                else f"cannot be configured ({type(error).__name__}: {error})"
+            )
             raise plugins.PluginError("format", key, cause) from error
         writer.name = key
         registry.instances[cache_key] = writer

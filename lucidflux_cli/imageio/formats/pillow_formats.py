@@ -39,15 +39,19 @@ class JPEG(PillowFormat):
     pil_name = "JPEG"
     aliases = ("jpg", "jpe", "jfif", "mpo")  # Pillow calls many camera JPEGs (with a preview frame) MPO
     read_extensions = (".jpe", ".jfif")
-    capabilities = FormatCapabilities((".jpg", ".jpeg"), quality=True, colours=("cmyk",), **GRAY,
-                                      **ALL_METADATA)
+    capabilities = FormatCapabilities(
+        (".jpg", ".jpeg"), quality=True, colours=("cmyk",), **GRAY, **ALL_METADATA
+    )
 
     def save_arguments(self, image: OutputImage) -> dict[str, Any]:
         q = quality(image)
         # 4:4:4 chroma at high quality: restored fine colour detail should survive the encode.
         subsampling = 0 if q >= 90 else 2
-        return {"quality": q, "subsampling": subsampling,
-                **pillow_metadata(image, segment_limit=_JPEG_SEGMENT_LIMIT)}
+        return {
+            "quality": q,
+            "subsampling": subsampling,
+            **pillow_metadata(image, segment_limit=_JPEG_SEGMENT_LIMIT),
+        }
 
 
 class WebP(PillowFormat):

@@ -42,7 +42,9 @@ def _write_png16(fp: BinaryIO, samples: np.ndarray, image: OutputImage) -> None:
     height, width, channels = samples.shape
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # gray, gray + alpha, RGB, RGBA
     header = (b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
-    pypng.write_chunks(fp, [header, *_metadata_chunks(image), (b"IDAT", _sub_filtered(samples)), (b"IEND", b"")])
+    pypng.write_chunks(
+        fp, [header, *_metadata_chunks(image), (b"IDAT", _sub_filtered(samples)), (b"IEND", b"")]
+    )
 
 
 def _sub_filtered(samples: np.ndarray) -> bytes:

@@ -30,8 +30,16 @@ _STAND_IN = {exif_ifds.EXIF_POINTER: 34666, exif_ifds.GPS_POINTER: 34854}
 class TIFF(BuiltinFormat):
     summary = "TIFF, 8 or 16 bit or float, multi-page, deflate"
     aliases = ("tif",)
-    capabilities = FormatCapabilities((".tif", ".tiff"), (8, 16, 32), alpha=True, gray=True, pages=True,
-                                      colours=("cmyk", "lab"), wide_samples=True, **ALL_METADATA)
+    capabilities = FormatCapabilities(
+        (".tif", ".tiff"),
+        (8, 16, 32),
+        alpha=True,
+        gray=True,
+        pages=True,
+        colours=("cmyk", "lab"),
+        wide_samples=True,
+        **ALL_METADATA,
+    )
     option_help = {"bits": "8, 16 or 32 (float): sample depth (default: the source's)"}
 
     def write(self, fp: BinaryIO, image: OutputImage) -> None:
@@ -71,12 +79,20 @@ class TIFF(BuiltinFormat):
             extratags.append((_IPTC, 7, len(image.iptc), image.iptc, True))
         photometric, alpha = _photometric(image, channels)
         tif.write(
-            samples, photometric=photometric, planarconfig="contig",
+            samples,
+            photometric=photometric,
+            planarconfig="contig",
             extrasamples=("unassalpha",) if alpha else None,
-            compression="zlib", compressionargs={"level": 6}, predictor=True,
+            compression="zlib",
+            compressionargs={"level": 6},
+            predictor=True,
             rowsperstrip=max(1, min(height, _STRIP_TARGET_BYTES // (width * channels * samples.itemsize))),
-            resolution=(zeroth.get(282, (72, 1)), zeroth.get(283, (72, 1))), resolutionunit=zeroth.get(296, 2),
-            iccprofile=image.icc_profile, software=False, metadata=None, extratags=extratags,
+            resolution=(zeroth.get(282, (72, 1)), zeroth.get(283, (72, 1))),
+            resolutionunit=zeroth.get(296, 2),
+            iccprofile=image.icc_profile,
+            software=False,
+            metadata=None,
+            extratags=extratags,
         )
         return (sub, gps, interop) if pointers else ({}, {}, {})
 
@@ -89,8 +105,9 @@ def _photometric(image: OutputImage, channels: int) -> tuple[str, bool]:
     return ("rgb" if channels >= 3 else "minisblack"), channels in (2, 4)
 
 
-def _append_exif_ifds(buffer: io.BytesIO, page: int, sub: exif_ifds.Entries, gps: exif_ifds.Entries,
-                      interop: exif_ifds.Entries) -> None:
+def _append_exif_ifds(
+    buffer: io.BytesIO, page: int, sub: exif_ifds.Entries, gps: exif_ifds.Entries, interop: exif_ifds.Entries
+) -> None:
     end = buffer.seek(0, io.SEEK_END)
     if end % 2:  # IFDs start on a word boundary
         buffer.write(b"\0")

@@ -77,12 +77,20 @@ def write_pages(
     path = Path(path)
     writer = _format_writer(path, fmt, options)
     if len(pages) > 1 and not writer.capabilities.pages:
-        raise ImageWriteError(path, f"{len(pages)} pages, but format {writer.name!r} holds one per file; "
-                                    "use --format tiff (or same), or --frames first")
-    images = [_in_written_form(_output_image(path, page, writer, quality, provenance), page, writer)[0]
-              for page in pages]
+        raise ImageWriteError(
+            path,
+            f"{len(pages)} pages, but format {writer.name!r} holds one per file; "
+            "use --format tiff (or same), or --frames first",
+        )
+    images = [
+        _in_written_form(_output_image(path, page, writer, quality, provenance), page, writer)[0]
+        for page in pages
+    ]
     try:
-        atomic_write(path, lambda fp: writer.write(fp, images[0]) if len(images) == 1 else writer.write_pages(fp, images))
+        atomic_write(
+            path,
+            lambda fp: writer.write(fp, images[0]) if len(images) == 1 else writer.write_pages(fp, images),
+        )
     except Exception as exc:
         cause = _describe_write_error(exc)
         if not isinstance(exc, (OSError, ImageWriteError)):  # plugin code: say whose and what
@@ -90,8 +98,9 @@ def write_pages(
         raise ImageWriteError(path, cause) from exc
 
 
-def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | None,
-                  provenance: dict[str, str] | None) -> OutputImage:
+def _output_image(
+    path: Path, page: Page, writer: OutputFormat, quality: int | None, provenance: dict[str, str] | None
+) -> OutputImage:
     if page.bit_depth not in (8, 16, 32):
         raise ImageWriteError(path, f"unsupported bit depth {page.bit_depth} (use 8, 16 or 32)")
     try:
@@ -102,22 +111,40 @@ def _output_image(path: Path, page: Page, writer: OutputFormat, quality: int | N
         rgb_f = np.repeat(luminance(rgb_f)[..., None], 3, axis=2)
     stamped = meta.for_output(path, page.metadata, provenance, (rgb_f.shape[1], rgb_f.shape[0]))
     return OutputImage(
-        path=path, rgb=rgb_f, alpha=alpha_f, bit_depth=page.bit_depth, exif=stamped.exif_bytes,
+        path=path,
+        rgb=rgb_f,
+        alpha=alpha_f,
+        bit_depth=page.bit_depth,
+        exif=stamped.exif_bytes,
         icc_profile=_fitting_icc(path, stamped.icc_profile, page.gray and writer.capabilities.gray),
-        xmp=stamped.xmp, summary=stamped.summary, quality=quality, exif_tags=stamped.exif, gray=page.gray,
+        xmp=stamped.xmp,
+        summary=stamped.summary,
+        quality=quality,
+        exif_tags=stamped.exif,
+        gray=page.gray,
         iptc=page.metadata.iptc if page.metadata else None,
     )
 
 
-def conversion_notes(path: Path, pages: Sequence[Page], fmt: str,
-                     options: dict[str, str] | None = None) -> list[str]:
+def conversion_notes(
+    path: Path, pages: Sequence[Page], fmt: str, options: dict[str, str] | None = None
+) -> list[str]:
     """What writing ``pages`` as ``fmt`` changes of the source (mode, depth, range, alpha), one line
     each, said once: what a run records in the file's notes, and what --keep-mode strict refuses."""
     writer = _format_writer(Path(path), fmt, options)
     notes: list[str] = []
     for page in pages:
-        probe = OutputImage(path=Path(path), rgb=page.rgb, alpha=page.alpha, bit_depth=page.bit_depth,
-                            exif=b"", icc_profile=None, xmp=b"", summary="", gray=page.gray)
+        probe = OutputImage(
+            path=Path(path),
+            rgb=page.rgb,
+            alpha=page.alpha,
+            bit_depth=page.bit_depth,
+            exif=b"",
+            icc_profile=None,
+            xmp=b"",
+            summary="",
+            gray=page.gray,
+        )
         for note in _in_written_form(probe, page, writer)[1]:
             if note not in notes:
                 notes.append(note)
@@ -132,11 +159,20 @@ def _in_written_form(image: OutputImage, page: Page, writer: OutputFormat) -> tu
         return image, []
     caps = writer.capabilities
     chosen_bits = getattr(writer, "bits", None)  # an explicit --format-option bits: the user's choice
-    form = dataclasses.replace(metadata.sample_form(), colour="rgb") if not page.gray and \
-        metadata.sample_form().colour == "gray" else metadata.sample_form()
+    form = (
+        dataclasses.replace(metadata.sample_form(), colour="rgb")
+        if not page.gray and metadata.sample_form().colour == "gray"
+        else metadata.sample_form()
+    )
     wide = caps.wide_samples and chosen_bits is None
-    written, notes = sample_forms.fit(form, colours=caps.colours, wide=wide, bits=writer.bits_for(image),
-                                      fmt=writer.name, depth_asked=chosen_bits is not None)
+    written, notes = sample_forms.fit(
+        form,
+        colours=caps.colours,
+        wide=wide,
+        bits=writer.bits_for(image),
+        fmt=writer.name,
+        depth_asked=chosen_bits is not None,
+    )
     notes = [*metadata.changes, *notes]
     if image.alpha is not None and not caps.alpha:
         notes.append(f"alpha channel not written ({writer.name} has none)")
@@ -152,8 +188,12 @@ def _fitting_icc(path: Path, icc: bytes | None, gray_output: bool) -> bytes | No
     space = meta.icc_space(icc)
     if icc is None or space == ("GRAY" if gray_output else "RGB"):
         return icc
-    log.warning("%s: the source's %s ICC profile is not written: the output is %s", path, space,
-                "gray" if gray_output else "RGB")
+    log.warning(
+        "%s: the source's %s ICC profile is not written: the output is %s",
+        path,
+        space,
+        "gray" if gray_output else "RGB",
+    )
     return None
 
 

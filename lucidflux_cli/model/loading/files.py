@@ -60,7 +60,9 @@ def read_diffusers_weights(folder: Path, device: str | torch.device = "cpu") -> 
         return read_safetensors(single, device)
     index = folder / "diffusion_pytorch_model.safetensors.index.json"
     if not index.is_file():
-        raise CheckpointError(folder, "no diffusion_pytorch_model.safetensors (or its .index.json) in this folder")
+        raise CheckpointError(
+            folder, "no diffusion_pytorch_model.safetensors (or its .index.json) in this folder"
+        )
     try:
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
     except (OSError, ValueError, KeyError) as error:
@@ -80,7 +82,9 @@ def read_json(path: Path) -> dict:
         raise CheckpointError(path, f"unreadable JSON ({_first_line(error)})") from error
 
 
-def strip_prefixes(state: StateDict, prefixes: tuple[str, ...] = ("module.", *_WRAPPER_PREFIXES)) -> StateDict:
+def strip_prefixes(
+    state: StateDict, prefixes: tuple[str, ...] = ("module.", *_WRAPPER_PREFIXES)
+) -> StateDict:
     """Drop wrapper prefixes (DataParallel's ``module.``, ComfyUI's ``model.diffusion_model.``)."""
     out = {}
     for key, value in state.items():

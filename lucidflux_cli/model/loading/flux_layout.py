@@ -188,5 +188,7 @@ def bfl_to_diffusers_transformer(state: StateDict, s: FluxShape) -> StateDict:
         convert_single_block(state, out, f"single_blocks.{i}", f"single_transformer_blocks.{i}", s)
     _rename_linear_or_param(state, out, "final_layer.linear", "proj_out")
     for suffix in ("weight", "bias"):
-        out[f"norm_out.linear.{suffix}"] = _swap_shift_scale(state[f"final_layer.adaLN_modulation.1.{suffix}"])
+        out[f"norm_out.linear.{suffix}"] = _swap_shift_scale(
+            state[f"final_layer.adaLN_modulation.1.{suffix}"]
+        )
     return out

@@ -58,7 +58,9 @@ def _meta_init():
 # --- FLUX transformer (backbone) -------------------------------------------------------
 
 
-def load_flux_transformer(path: Path, dtype: torch.dtype, device: str | torch.device = "cpu") -> FluxTransformer2DModel:
+def load_flux_transformer(
+    path: Path, dtype: torch.dtype, device: str | torch.device = "cpu"
+) -> FluxTransformer2DModel:
     """Load FLUX.1-dev from a BFL single file (bf16 or fp8) or a diffusers folder/repo root.
 
     Tensors are read straight onto ``device`` and cast there, so host RAM never holds 12B twice.
@@ -66,13 +68,17 @@ def load_flux_transformer(path: Path, dtype: torch.dtype, device: str | torch.de
     path = Path(path)
     if path.is_dir():
         folder = path / "transformer" if (path / "transformer").is_dir() else path
-        return _load_diffusers_model(FluxTransformer2DModel, folder, "FLUX transformer (diffusers)", dtype, device)
+        return _load_diffusers_model(
+            FluxTransformer2DModel, folder, "FLUX transformer (diffusers)", dtype, device
+        )
     state = files.upcast_float8(files.strip_prefixes(files.read_state_dict(path, device)), dtype)
     shape = infer_flux_shape(state, path)
     files.check_keys(path, "FLUX transformer (BFL)", set(state), set(flux_layout(shape)))
     files.check_shapes(path, "FLUX transformer (BFL)", state, flux_layout(shape))
     if shape.mlp_hidden != 4 * shape.hidden:
-        raise CheckpointError(path, f"unsupported MLP width {shape.mlp_hidden} (FLUX uses 4 x {shape.hidden})")
+        raise CheckpointError(
+            path, f"unsupported MLP width {shape.mlp_hidden} (FLUX uses 4 x {shape.hidden})"
+        )
     with _meta_init():
         model = FluxTransformer2DModel(**transformer_config(shape))
     return _materialise(model, bfl_to_diffusers_transformer(state, shape), path, "FLUX transformer", dtype)
@@ -94,7 +100,9 @@ def transformer_config(s: FluxShape) -> dict:
     )
 
 
-def _load_diffusers_model(cls, folder: Path, what: str, dtype: torch.dtype, device: str | torch.device = "cpu"):
+def _load_diffusers_model(
+    cls, folder: Path, what: str, dtype: torch.dtype, device: str | torch.device = "cpu"
+):
     config = files.read_json(folder / "config.json")
     init_args = {k: v for k, v in config.items() if not k.startswith("_")}
     state = files.read_diffusers_weights(folder, device)
@@ -136,10 +144,13 @@ def _vae_config(state: StateDict, path: Path) -> dict:
             layers_per_block=count_blocks(state, "encoder.down.0.block."),
             latent_channels=state["decoder.conv_in.weight"].shape[1],
         )
-        config = vae_config(shape, quant_conv="quant_conv.weight" in state,
-                            post_quant_conv="post_quant_conv.weight" in state)
-        config.update(in_channels=state["encoder.conv_in.weight"].shape[1],
-                      out_channels=state["decoder.conv_out.weight"].shape[0])
+        config = vae_config(
+            shape, quant_conv="quant_conv.weight" in state, post_quant_conv="post_quant_conv.weight" in state
+        )
+        config.update(
+            in_channels=state["encoder.conv_in.weight"].shape[1],
+            out_channels=state["decoder.conv_out.weight"].shape[0],
+        )
         return config
     except KeyError as error:
         raise CheckpointError(path, f"not a FLUX autoencoder (BFL layout): key {error} is missing") from error
@@ -206,20 +217,29 @@ def load_condition_branch(state: StateDict, path: Path, part: str, dtype: torch.
 def branch_config(s: FluxShape, hint_channels: int = 16) -> dict:
     """``FluxControlNetModel`` arguments of one condition branch (double blocks only)."""
     # patch_size=2 makes diffusers pack the (16, H/8, W/8) hint 2x2 like the latent.
-    return {**transformer_config(s), "patch_size": 2, "num_single_layers": 0,
-            "conditioning_embedding_channels": hint_channels}
+    return {
+        **transformer_config(s),
+        "patch_size": 2,
+        "num_single_layers": 0,
+        "conditioning_embedding_channels": hint_channels,
+    }
 
 
 def vae_config(v: VaeShape, *, quant_conv: bool = False, post_quant_conv: bool = False) -> dict:
     """``AutoencoderKL`` arguments of a FLUX autoencoder shape."""
     return dict(
-        in_channels=3, out_channels=3,
+        in_channels=3,
+        out_channels=3,
         down_block_types=["DownEncoderBlock2D"] * len(v.channels),
         up_block_types=["UpDecoderBlock2D"] * len(v.channels),
-        block_out_channels=list(v.channels), layers_per_block=v.layers_per_block,
-        latent_channels=v.latent_channels, norm_num_groups=v.norm_groups,
-        scaling_factor=v.scaling, shift_factor=v.shift,
-        use_quant_conv=quant_conv, use_post_quant_conv=post_quant_conv,
+        block_out_channels=list(v.channels),
+        layers_per_block=v.layers_per_block,
+        latent_channels=v.latent_channels,
+        norm_num_groups=v.norm_groups,
+        scaling_factor=v.scaling,
+        shift_factor=v.shift,
+        use_quant_conv=quant_conv,
+        use_post_quant_conv=post_quant_conv,
     )
 
 
@@ -244,7 +264,9 @@ def load_connector(state: StateDict, path: Path, dtype: torch.dtype) -> ReduxIma
     return _materialise(model, state, path, "lucidflux.pth 'connector'", dtype)
 
 
-def load_dual_branch(path: Path, num_backbone_blocks: int, dtype: torch.dtype) -> tuple[DualConditionBranch, nn.Module]:
+def load_dual_branch(
+    path: Path, num_backbone_blocks: int, dtype: torch.dtype
+) -> tuple[DualConditionBranch, nn.Module]:
     """The dual condition branch and the SigLIP->text connector from ``lucidflux.pth``."""
     parts = read_lucidflux(Path(path))
     dual = DualConditionBranch(
@@ -271,7 +293,9 @@ def load_swinir(path: Path):
     try:
         descriptor = ModelLoader().load_from_state_dict(state)
     except Exception as error:  # spandrel raises UnsupportedModelError or load errors
-        raise CheckpointError(path, f"not a SwinIR checkpoint spandrel can load ({files._first_line(error)})") from error
+        raise CheckpointError(
+            path, f"not a SwinIR checkpoint spandrel can load ({files._first_line(error)})"
+        ) from error
     if descriptor.architecture.id != "SwinIR":
         raise CheckpointError(path, f"expected a SwinIR checkpoint, found {descriptor.architecture.id}")
     return descriptor.eval()
@@ -301,5 +325,7 @@ def load_siglip(folder: Path, dtype: torch.dtype):
     mismatched = info.get("mismatched_keys", [])
     if missing or mismatched:
         names = missing[:6] + [str(m[0]) for m in mismatched[:3]]
-        raise CheckpointError(folder, f"SigLIP weights incomplete: {len(missing) + len(mismatched)} key(s) {names}")
+        raise CheckpointError(
+            folder, f"SigLIP weights incomplete: {len(missing) + len(mismatched)} key(s) {names}"
+        )
     return model.eval().requires_grad_(False)

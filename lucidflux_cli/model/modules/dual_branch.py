@@ -46,7 +46,9 @@ class DualConditionBranch(nn.Module):
         super().__init__()
         for branch in (lq, ldr):
             if len(branch.single_transformer_blocks) or branch.input_hint_block is None:
-                raise ValueError("a LucidFlux condition branch has only double blocks and a pixel hint encoder")
+                raise ValueError(
+                    "a LucidFlux condition branch has only double blocks and a pixel hint encoder"
+                )
         self.lq = lq
         self.ldr = ldr
         self.modulation_lq = modulation_lq
@@ -61,9 +63,14 @@ class DualConditionBranch(nn.Module):
         return BranchText(
             lq=embed_text(self.lq, txt, vec, guidance),
             ldr=embed_text(self.ldr, txt, vec, guidance),
-            layers_lq=[self.modulation_lq.layer_embedding(batch, k, dtype, device) for k in range(self.num_backbone_blocks)],
-            layers_ldr=[self.modulation_ldr.layer_embedding(batch, k, dtype, device)
-                        for k in range(self.num_backbone_blocks)],
+            layers_lq=[
+                self.modulation_lq.layer_embedding(batch, k, dtype, device)
+                for k in range(self.num_backbone_blocks)
+            ],
+            layers_ldr=[
+                self.modulation_ldr.layer_embedding(batch, k, dtype, device)
+                for k in range(self.num_backbone_blocks)
+            ],
         )
 
     def rope(self, text_length: int, img_ids: torch.Tensor) -> Rope:
@@ -76,15 +83,21 @@ class DualConditionBranch(nn.Module):
 
     # --- every step ---------------------------------------------------------------------
 
-    def forward(self, latents: torch.Tensor, timestep: torch.Tensor, text: BranchText, rotary: Rope,
-                hints: Hints) -> list[torch.Tensor]:
+    def forward(
+        self, latents: torch.Tensor, timestep: torch.Tensor, text: BranchText, rotary: Rope, hints: Hints
+    ) -> list[torch.Tensor]:
         """One residual (B, N, D) per backbone block for packed ``latents`` at ``timestep`` (B,)."""
         lq_out = _branch_samples(self.lq, latents, timestep, text.lq, rotary, hints[0])
         ldr_out = _branch_samples(self.ldr, latents, timestep, text.ldr, rotary, hints[1])
         return self.mix(lq_out, ldr_out, timestep, text)
 
-    def mix(self, lq_out: list[torch.Tensor], ldr_out: list[torch.Tensor], timestep: torch.Tensor,
-            text: BranchText) -> list[torch.Tensor]:
+    def mix(
+        self,
+        lq_out: list[torch.Tensor],
+        ldr_out: list[torch.Tensor],
+        timestep: torch.Tensor,
+        text: BranchText,
+    ) -> list[torch.Tensor]:
         lq = _modulated(self.modulation_lq, lq_out, timestep, text.layers_lq)
         ldr = _modulated(self.modulation_ldr, ldr_out, timestep, text.layers_ldr)
         return [a + b for a, b in zip(lq, ldr, strict=True)]
@@ -98,8 +111,14 @@ def _hint_tokens(branch: FluxControlNetModel, image: torch.Tensor) -> torch.Tens
     return features.permute(0, 2, 4, 1, 3, 5).reshape(batch, (height // patch) * (width // patch), -1)
 
 
-def _branch_samples(branch: FluxControlNetModel, latents: torch.Tensor, timestep: torch.Tensor, text: EmbeddedText,
-                    rotary: Rope, hint: torch.Tensor) -> list[torch.Tensor]:
+def _branch_samples(
+    branch: FluxControlNetModel,
+    latents: torch.Tensor,
+    timestep: torch.Tensor,
+    text: EmbeddedText,
+    rotary: Rope,
+    hint: torch.Tensor,
+) -> list[torch.Tensor]:
     """The branch's per-block outputs after its controlnet heads (diffusers' conditioning scale 1)."""
     temb = time_embedding(branch, timestep, text)
     # pos_embed_input runs per step on the cached 64-channel hint tokens: caching its 3072-channel
@@ -107,13 +126,19 @@ def _branch_samples(branch: FluxControlNetModel, latents: torch.Tensor, timestep
     hidden = branch.x_embedder(latents) + branch.controlnet_x_embedder(hint)
     context, samples = text.tokens, []
     for block, head in zip(branch.transformer_blocks, branch.controlnet_blocks, strict=True):
-        context, hidden = block(hidden_states=hidden, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary)
+        context, hidden = block(
+            hidden_states=hidden, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary
+        )
         samples.append(head(hidden))
     return samples
 
 
-def _modulated(modulation: LayerAdaptiveModulation, outputs: list[torch.Tensor], timestep: torch.Tensor,
-               layers: list[torch.Tensor]) -> list[torch.Tensor]:
+def _modulated(
+    modulation: LayerAdaptiveModulation,
+    outputs: list[torch.Tensor],
+    timestep: torch.Tensor,
+    layers: list[torch.Tensor],
+) -> list[torch.Tensor]:
     """``M(outputs[k % n], t, k)`` for every backbone layer k; norm and time embedding computed once."""
     dtype = outputs[0].dtype
     time_emb = modulation.time_embedding(timestep, dtype)

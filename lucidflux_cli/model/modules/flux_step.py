@@ -28,7 +28,9 @@ class EmbeddedText:
     pooled: torch.Tensor  # (B, D) text_embedder(pooled vector)
 
 
-def embed_text(model: nn.Module, tokens: torch.Tensor, vec: torch.Tensor, guidance: torch.Tensor) -> EmbeddedText:
+def embed_text(
+    model: nn.Module, tokens: torch.Tensor, vec: torch.Tensor, guidance: torch.Tensor
+) -> EmbeddedText:
     """``tokens`` (B, L, C), ``vec`` (B, P), ``guidance`` (B,) in the model's dtype."""
     embedder = model.time_text_embed
     guidance_proj = embedder.time_proj(guidance * 1000)
@@ -64,21 +66,31 @@ class BackboneStep:
     def rope(self, context_length: int, img_ids: torch.Tensor) -> Rope:
         return rope(self.model, context_length, img_ids)
 
-    def __call__(self, latents: torch.Tensor, timestep: torch.Tensor, text: EmbeddedText, rotary: Rope,
-                 residuals: Sequence[torch.Tensor]) -> torch.Tensor:
+    def __call__(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor,
+        text: EmbeddedText,
+        rotary: Rope,
+        residuals: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
         """Velocity (B, N, 64) of packed ``latents``; one residual per double-stream block."""
         model = self.model
         if len(residuals) != len(model.transformer_blocks):
-            raise ValueError(f"{len(residuals)} residuals for {len(model.transformer_blocks)} backbone blocks")
+            raise ValueError(
+                f"{len(residuals)} residuals for {len(model.transformer_blocks)} backbone blocks"
+            )
         temb = time_embedding(model, timestep, text)
         hidden = model.x_embedder(latents)
         context = text.tokens
         for block, residual in zip(model.transformer_blocks, residuals, strict=True):
-            context, hidden = block(hidden_states=hidden, encoder_hidden_states=context, temb=temb,
-                                    image_rotary_emb=rotary)
+            context, hidden = block(
+                hidden_states=hidden, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary
+            )
             hidden = hidden + residual
         for block in model.single_transformer_blocks:
-            context, hidden = block(hidden_states=hidden, encoder_hidden_states=context, temb=temb,
-                                    image_rotary_emb=rotary)
+            context, hidden = block(
+                hidden_states=hidden, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary
+            )
         # .to: with --shard-model the last blocks sit on another GPU than the latents (a no-op otherwise).
         return model.proj_out(model.norm_out(hidden, temb)).to(latents.device)

@@ -30,7 +30,9 @@ class LayerAdaptiveModulation(ModelMixin, ConfigMixin):
         """(B, D); changes every step but is shared by all layers."""
         return self.timestep_embedder(self.time_proj(timestep * 1000).to(dtype))
 
-    def layer_embedding(self, batch: int, layer: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def layer_embedding(
+        self, batch: int, layer: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
         """(B, D); fixed for the whole run. The reference casts the layer index to the activation dtype."""
         index = torch.full((batch,), layer, dtype=dtype, device=device)
         return self.control_index_embedder(self.time_proj(index).to(dtype))

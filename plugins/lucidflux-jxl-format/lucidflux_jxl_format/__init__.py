@@ -29,7 +29,9 @@ class JpegXL(OutputFormat):
     """JPEG XL: lossy or lossless, 8 or 16 bit, alpha, EXIF, ICC and XMP."""
 
     summary = "JPEG XL (libjxl via pyjpegxl): lossy or lossless, 8/16 bit, alpha, EXIF, ICC, XMP"
-    capabilities = FormatCapabilities((".jxl",), (8, 16), alpha=True, exif=True, icc=True, xmp=True, quality=True)
+    capabilities = FormatCapabilities(
+        (".jxl",), (8, 16), alpha=True, exif=True, icc=True, xmp=True, quality=True
+    )
     option_help = {
         "effort": "1 (fastest) to 9 (smallest files); default 7",
         "distance": "Butteraugli distance, 0.05-25 (1.0 is visually lossless); overrides --quality",
@@ -143,7 +145,7 @@ def _tiff_from_box(payload: bytes) -> bytes:
     if payload[:4] in (b"II*\0", b"MM\0*"):
         return b"Exif\0\0" + payload
     offset = int.from_bytes(payload[:4], "big")
-    return b"Exif\0\0" + payload[4 + offset:]
+    return b"Exif\0\0" + payload[4 + offset :]
 
 
 def _accept(prefix: bytes) -> bool:

@@ -38,9 +38,20 @@ def release(tmp_path_factory) -> TinyRelease:
 
 
 def weight_args(release: TinyRelease) -> list[str]:
-    return ["--flux", str(release.flux), "--ae", str(release.ae), "--lucidflux", str(release.lucidflux),
-            "--swinir", str(release.swinir), "--siglip", str(release.siglip),
-            "--prompt-embeddings", str(release.prompt_embeddings)]
+    return [
+        "--flux",
+        str(release.flux),
+        "--ae",
+        str(release.ae),
+        "--lucidflux",
+        str(release.lucidflux),
+        "--swinir",
+        str(release.swinir),
+        "--siglip",
+        str(release.siglip),
+        "--prompt-embeddings",
+        str(release.prompt_embeddings),
+    ]
 
 
 def run(*args: str):
@@ -54,8 +65,20 @@ def restored(tmp_path_factory, release) -> dict[str, Path]:
     make_jpeg_exif(root / "in" / "camera.jpg", orientation=6, size=(48, 32))
     make_png16(root / "in" / "deep.png", size=(48, 32))
     make_png_rgba(root / "in" / "logo.png", size=(48, 32))
-    result = run("restore", str(root / "in"), "-o", str(root / "out"), *FAST, *weight_args(release),
-                 "--format", "jxl", "--quality", "90", "--format-option", "effort=3")
+    result = run(
+        "restore",
+        str(root / "in"),
+        "-o",
+        str(root / "out"),
+        *FAST,
+        *weight_args(release),
+        "--format",
+        "jxl",
+        "--quality",
+        "90",
+        "--format-option",
+        "effort=3",
+    )
     assert result.exit_code == 0, result.output
     return {name: root / "out" / f"{name}.jxl" for name in ("camera", "deep", "logo")}
 
@@ -111,7 +134,10 @@ def test_lucidflux_reads_jxl_back_with_its_metadata(restored):
 def test_bad_options_are_usage_errors(tmp_path):
     base = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "jxl"]
     effort = run(*base, "--format-option", "effort=12")
-    assert effort.exit_code == 2 and "format plugin 'jxl' cannot be used: effort must be from 1 to 9" in effort.output
+    assert (
+        effort.exit_code == 2
+        and "format plugin 'jxl' cannot be used: effort must be from 1 to 9" in effort.output
+    )
     unknown = run(*base, "--format-option", "speed=1")
     assert unknown.exit_code == 2 and "unknown option(s) speed" in unknown.output
 
@@ -122,8 +148,15 @@ def test_folder_walks_pick_up_jxl_inputs(tmp_path, restored, release):
     folder.mkdir(parents=True)
     (folder / "camera.jxl").write_bytes(restored["camera"].read_bytes())
     (folder / "notes.txt").write_text("not an image")
-    result = run("restore", str(tmp_path / "archive"), "-o", str(tmp_path / "out"), *FAST, *weight_args(release),
-                 "--json")
+    result = run(
+        "restore",
+        str(tmp_path / "archive"),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *weight_args(release),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [e["status"] for e in events if e.get("event") != "summary"] == ["done"]

@@ -55,14 +55,19 @@ class SpandrelRemover(Remover):
         descriptor = ModelLoader().load_from_file(self.model_path)
         arch = descriptor.architecture.name
         if not isinstance(descriptor, ImageModelDescriptor):
-            raise ValueError(f"{self.model_path.name} is a {arch} {descriptor.purpose} model; "
-                             "a remover needs a single-image model (no mask)")
+            raise ValueError(
+                f"{self.model_path.name} is a {arch} {descriptor.purpose} model; "
+                "a remover needs a single-image model (no mask)"
+            )
         if descriptor.input_channels != 3 or descriptor.output_channels != 3:
-            raise ValueError(f"{self.model_path.name} ({arch}) maps {descriptor.input_channels} to "
-                             f"{descriptor.output_channels} channels; a remover needs RGB to RGB")
+            raise ValueError(
+                f"{self.model_path.name} ({arch}) maps {descriptor.input_channels} to "
+                f"{descriptor.output_channels} channels; a remover needs RGB to RGB"
+            )
         dtype = _PRECISIONS[self.precision]
         if (dtype is torch.float16 and not descriptor.supports_half) or (
-                dtype is torch.bfloat16 and not descriptor.supports_bfloat16):
+            dtype is torch.bfloat16 and not descriptor.supports_bfloat16
+        ):
             raise ValueError(f"{arch} does not support precision {self.precision}; use fp32")
         descriptor.to(device).to(dtype).eval()
         tileable = descriptor.tiling == ModelTiling.SUPPORTED if self.tile == "auto" else self.tile == "yes"
@@ -78,6 +83,7 @@ def _run(descriptor, dtype: torch.dtype, x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float32 in [0, 1] -> the same size; spandrel pads to its size needs itself."""
     out = torch.cat([descriptor(image.unsqueeze(0).to(dtype)) for image in x]).float()
     if out.shape[-2:] != x.shape[-2:]:  # a super-resolution model: back to the input's size
-        out = torch.nn.functional.interpolate(out, size=x.shape[-2:], mode="bicubic", antialias=True,
-                                              align_corners=False)
+        out = torch.nn.functional.interpolate(
+            out, size=x.shape[-2:], mode="bicubic", antialias=True, align_corners=False
+        )
     return out.clamp(0.0, 1.0)

@@ -39,8 +39,18 @@ def release(tmp_path_factory) -> TinyRelease:
 
 def lucidflux_args(release: TinyRelease) -> list[str]:
     """Every LucidFlux weight but SwinIR: the spandrel remover needs none."""
-    return ["--flux", str(release.flux), "--ae", str(release.ae), "--lucidflux", str(release.lucidflux),
-            "--siglip", str(release.siglip), "--prompt-embeddings", str(release.prompt_embeddings)]
+    return [
+        "--flux",
+        str(release.flux),
+        "--ae",
+        str(release.ae),
+        "--lucidflux",
+        str(release.lucidflux),
+        "--siglip",
+        str(release.siglip),
+        "--prompt-embeddings",
+        str(release.prompt_embeddings),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +63,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
     esrgan = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2)
     nafnet = NAFNet(img_channel=3, width=8, middle_blk_num=1, enc_blk_nums=[1], dec_blk_nums=[1])
     gray = ESRGAN(in_nc=1, out_nc=1, num_filters=8, num_blocks=1, scale=1)
-    paths = {"esrgan": folder / "2x_tiny_esrgan.pth", "nafnet": folder / "tiny_nafnet.pth",
-             "gray": folder / "1x_gray.pth", "junk": folder / "junk.pth"}
+    paths = {
+        "esrgan": folder / "2x_tiny_esrgan.pth",
+        "nafnet": folder / "tiny_nafnet.pth",
+        "gray": folder / "1x_gray.pth",
+        "junk": folder / "junk.pth",
+    }
     torch.save(esrgan.state_dict(), paths["esrgan"])
     torch.save({"params": nafnet.state_dict()}, paths["nafnet"])  # BasicSR's release layout
     torch.save(gray.state_dict(), paths["gray"])
@@ -81,8 +95,19 @@ def test_restore_through_the_cli(model, models, release, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     photo = make_jpeg_exif(tmp_path / "in" / "photo.jpg", orientation=1, size=(48, 32))
     out = tmp_path / "out"
-    result = run("restore", str(photo), "-o", str(out), *FAST, *lucidflux_args(release), "--offline",
-                 "--remover", "spandrel", "--remover-option", f"model={models[model]}")
+    result = run(
+        "restore",
+        str(photo),
+        "-o",
+        str(out),
+        *FAST,
+        *lucidflux_args(release),
+        "--offline",
+        "--remover",
+        "spandrel",
+        "--remover-option",
+        f"model={models[model]}",
+    )
     assert result.exit_code == 0, result.output
     restored = Image.open(out / "photo.jpg")
     assert restored.size == (48, 32)
@@ -114,7 +139,17 @@ def test_option_errors_are_usage_errors_before_any_model_loads(tmp_path, models)
 @pytest.mark.parametrize("model, cause", [("gray", "RGB to RGB"), ("junk", "loading failed")])
 def test_unusable_model_files_are_setup_errors(model, cause, models, release, tmp_path):
     photo = make_jpeg_exif(tmp_path / "in" / "photo.jpg", orientation=1, size=(48, 32))
-    result = run("restore", str(photo), "-o", str(tmp_path / "out"), *FAST, *lucidflux_args(release),
-                 "--remover", "spandrel", "--remover-option", f"model={models[model]}")
+    result = run(
+        "restore",
+        str(photo),
+        "-o",
+        str(tmp_path / "out"),
+        *FAST,
+        *lucidflux_args(release),
+        "--remover",
+        "spandrel",
+        "--remover-option",
+        f"model={models[model]}",
+    )
     assert result.exit_code == 3, result.output
     assert "remover 'spandrel'" in result.output and cause in result.output
