@@ -253,7 +253,7 @@ def test_eval_review_puts_each_compared_folder_in_a_column(tmp_path):
         "--reference",
         str(tmp_path / "ref"),
         "--metrics",
-        "psnry",
+        "psnr-y",
         "-o",
         str(out),
         "--review",
@@ -262,7 +262,7 @@ def test_eval_review_puts_each_compared_folder_in_a_column(tmp_path):
     data = page_data(review.page_path(out))
     assert data["columns"] == [str(tmp_path / "close"), str(tmp_path / "far")]
     assert [row["name"] for row in data["rows"]] == ["0.png", "1.png"]
-    assert data["table"][1][0] == "psnry ↑" and data["table"][1][1].endswith("★")  # the closer folder best
+    assert data["table"][1][0] == "psnr-y ↑" and data["table"][1][1].endswith("★")  # the closer folder best
     assert [cell["link"] for cell in data["rows"][0]["cells"]] == ["../../close/0.png", "../../far/0.png"]
 
 
