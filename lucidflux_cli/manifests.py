@@ -86,26 +86,14 @@ def read(path: Path, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     file, the line and what was expected, for a missing or foreign header, another kind, another
     schema version, or a record without the kind's fields."""
     expected = KINDS[kind]
-    want = f"a {expected.name} manifest (made by `{expected.made_by}`)"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise ManifestError(f"{path}: cannot be read ({error.strerror or error}); expected {want}") from error
-    first = _json_line(lines[0]) if lines else None
-    if not isinstance(first, dict) or "manifest" not in first:
-        raise ManifestError(f"{path}:1: no lucidflux manifest header; expected {want}")
-    found = KINDS.get(first["manifest"])
-    if found is None or found.name != expected.name:
-        what = (
-            f"a {found.name} manifest (made by `{found.made_by}`)" if found else f"kind {first['manifest']!r}"
-        )
-        raise ManifestError(f"{path}:1: {what}; expected {want}")
-    if first.get("schema") != SCHEMA:
-        made = first.get("tool", "another lucidflux-cli")
         raise ManifestError(
-            f"{path}:1: schema {first.get('schema', 0)} (written by {made}); this lucidflux-cli "
-            f"reads schema {SCHEMA}: run `{expected.made_by}` again"
-        )
+            f"{path}: cannot be read ({error.strerror or error}); expected {_described(expected)}"
+        ) from error
+    first = _json_line(lines[0]) if lines else None
+    check_header(path, first, kind)
     records = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -116,6 +104,30 @@ def read(path: Path, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             raise ManifestError(f"{path}:{number}: not a {expected.name} record (no {', '.join(missing)})")
         records.append(record)
     return first, records
+
+
+def check_header(path: Path, header: Any, kind: str | None = None) -> Kind:
+    """The kind of a manifest's first line (``kind`` when given), at this schema version;
+    ManifestError naming ``path``'s line 1 and what was expected otherwise."""
+    expected = KINDS[kind] if kind else None
+    want = _described(expected) if expected else "a lucidflux manifest"
+    if not isinstance(header, dict) or "manifest" not in header:
+        raise ManifestError(f"{path}:1: no lucidflux manifest header; expected {want}")
+    found = KINDS.get(header["manifest"])
+    if found is None or (expected is not None and found.name != expected.name):
+        what = _described(found) if found else f"kind {header['manifest']!r}"
+        raise ManifestError(f"{path}:1: {what}; expected {want}")
+    if header.get("schema") != SCHEMA:
+        made = header.get("tool", "another lucidflux-cli")
+        raise ManifestError(
+            f"{path}:1: schema {header.get('schema', 0)} (written by {made}); this lucidflux-cli "
+            f"reads schema {SCHEMA}: run `{found.made_by}` again"
+        )
+    return found
+
+
+def _described(kind: Kind) -> str:
+    return f"a {kind.name} manifest (made by `{kind.made_by}`)"
 
 
 def _json_line(line: str) -> Any:
@@ -296,8 +308,7 @@ def load_shards(manifest: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     header, records = None, []
     for path in paths:
         own, lines = read_lines(path)
-        if own is None:
-            raise ManifestError(f"{path}: not a lucidflux manifest (no header line)")
+        check_header(path, own)  # a shard of another schema would merge into a manifest none reads
         own = {k: v for k, v in own.items() if k not in ("shard", "tars")}  # each shard lists its own tars
         if header is not None and own != header:
             raise ManifestError(

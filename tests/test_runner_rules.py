@@ -22,6 +22,8 @@ from test_parallel import torchrun
 from lucidflux_cli import atomic
 from lucidflux_cli.commands.main import main
 from lucidflux_cli.restore import restorer
+from lucidflux_cli.runner.job import Job
+from lucidflux_cli.runner.results import FileResult
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--steps", "1", "--min-side", "0"]
@@ -301,3 +303,50 @@ def test_a_branch_copied_from_the_backbone_names_a_weight_it_lacks(tiny_pipeline
             trainable._branch_from_backbone(transformer, depth=1)
     finally:
         transformer.__class__ = original
+
+
+class _SettledFailure(Job):
+    """Fails its first file before any work (as a conflict does); the others would need a worker."""
+
+    def settle(self, files):
+        return {0: FileResult(files[0].path, None, "failed", error="conflict")}
+
+    def processor(self):
+        raise AssertionError("no file may reach a worker after --fail-fast stopped the run")
+
+
+def test_fail_fast_stops_the_worker_pool_at_a_settled_failure(tmp_path):
+    from types import SimpleNamespace
+
+    from lucidflux_cli.imageio.discovery import InputFile
+    from lucidflux_cli.runner.workers import Workers
+
+    files = [InputFile(tmp_path / f"{index}.png", Path(f"{index}.png")) for index in range(4)]
+    job = _SettledFailure(SimpleNamespace(fail_fast=True, out_dir=tmp_path))
+    seen = []
+    results = Workers(job, ["cpu", "cpu"]).work(files, seen.append, None)
+    assert [r.status for r in results] == ["failed"] and seen == results  # nothing handed to a worker
+
+
+def test_fail_fast_stops_the_filter_at_a_name_conflict(tmp_path):
+    for folder in ("a", "b"):
+        for name in ("x.png", "y.png"):
+            _photo(tmp_path / folder / name, seed=len(folder + name), size=(64, 64))
+    result = _invoke(
+        "data",
+        "filter",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "-o",
+        str(tmp_path / "m.jsonl"),
+        "--iqa-metric",
+        "none",
+        "--min-bytes",
+        "0",
+        "--min-side",
+        "0",
+        "--fail-fast",
+        "--json",
+    )
+    summary = _summary(result.stdout)
+    assert result.exit_code == 1 and summary["failed"] == 1 and summary["done"] == 0, result.output

@@ -449,9 +449,12 @@ class FilterJob(ManifestJob):
         from lucidflux_cli.imageio.ahead import cpu_cores, map_ahead
 
         settled = self.settle(files)
-        results = [settled[position] for position in sorted(settled)]
-        for result in results:
-            on_result(result)
+        results: list[FileResult] = []
+        for position in sorted(settled):  # no measuring needed: resumed, or a name conflict
+            on_result(settled[position])
+            results.append(settled[position])
+            if self.stops_after(settled[position]):
+                return results
         todo = [item for position, item in enumerate(files) if position not in settled]
         scorer = self.scorer() if self.config.quality_metric is not None and todo else None
         waiting: list[tuple[FileResult, np.ndarray | None]] = []
@@ -464,7 +467,7 @@ class FilterJob(ManifestJob):
             if len(waiting) >= self.request.batch_size:
                 results.extend(self._finish(waiting, scorer, on_result))
                 waiting = []
-            if self.request.fail_fast and any(r.status == "failed" for r in results[done:]):
+            if any(self.stops_after(result) for result in results[done:]):
                 break
         return results + self._finish(waiting, scorer, on_result)
 

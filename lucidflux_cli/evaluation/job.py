@@ -155,9 +155,12 @@ class EvalJob(Job):
         for position in sorted(settled):
             on_result(settled[position])
             results.append(settled[position])
+            if self.stops_after(settled[position]):
+                return results
         for start in range(0, len(todo), self.request.batch_size):
-            results.extend(self._score(todo[start : start + self.request.batch_size], on_result))
-            if any(self.stops_after(result) for result in results):
+            batch = self._score(todo[start : start + self.request.batch_size], on_result)
+            results.extend(batch)
+            if any(self.stops_after(result) for result in batch):
                 break
         return results
 

@@ -143,17 +143,26 @@ def restore_files(
     def group() -> list[DecodedFile]:
         return [entry for entry in waiting if isinstance(entry, DecodedFile)]
 
+    def publish(entry: FileResult | DecodedFile, outcome: Restored | FileResult) -> FileResult:
+        with uninterrupted():  # a file put in place is reported too, whatever signal comes
+            result = finish(entry, outcome, options, provenance)
+            report.results.append(result)
+            on_result(result)
+        return result
+
     def flush() -> bool:
         """Restore the waiting group, write and report everything waiting; False: stop (--fail-fast)."""
-        outcomes = iter(restore_pixels(group(), restorer(), on_step) if group() else [])
-        results = []
-        for entry in waiting:
-            outcome = entry if isinstance(entry, FileResult) else next(outcomes)
-            with uninterrupted():  # a file put in place is reported too, whatever signal comes
-                result = finish(entry, outcome, options, provenance)
-                report.results.append(result)
-                on_result(result)
-            results.append(result)
+        try:
+            outcomes = iter(restore_pixels(group(), restorer(), on_step) if group() else [])
+        except BaseException:  # the model cannot be built: the skips and failures waiting are still reported
+            for entry in waiting:
+                if isinstance(entry, FileResult):
+                    publish(entry, entry)
+            waiting.clear()
+            raise
+        results = [
+            publish(entry, entry if isinstance(entry, FileResult) else next(outcomes)) for entry in waiting
+        ]
         waiting.clear()
         return not any(stops_after(result) for result in results)
 

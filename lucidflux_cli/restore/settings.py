@@ -184,7 +184,7 @@ class RestoreRequest(ModelSettings):
         help="A source mode, depth or range the output cannot keep (CMYK to PNG, 32-bit integers to 16 "
         "bits, palette to RGB): convert writes it changed and names the change in the log, --json and "
         "the report; strict refuses the file in one line (the batch goes on, exit code 1). "
-        "See docs/archive-workflow.md.",
+        "A --dry-run decodes nothing, so it does not foresee these refusals. See docs/archive-workflow.md.",
     )
     # Not an option: paths given with --flux, --ae, ... (WEIGHT_OPTIONS).
     weights: dict[str, Path | None] = field(default_factory=dict)

@@ -97,7 +97,10 @@ def _restore_row(record: Mapping[str, Any], paths: RunPaths) -> Row:
     row = Row(
         paths.name(source) if source else "?",
         status=record.get("status", "?"),
-        reason=record.get("error") or record.get("note"),
+        # a failure's reason, or what the output left out or changed of the source (--keep-mode notes)
+        reason=record.get("error")
+        or "; ".join(n for n in [record.get("note"), *record.get("notes", [])] if n)
+        or None,
     )
     row.cells = [Cell(source, _numbers(before)), Cell(output, _numbers(after))]
     row.scores = [

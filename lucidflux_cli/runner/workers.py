@@ -87,10 +87,12 @@ class Pool:
     def run(self) -> BatchReport:
         settled = self.job.settle(self.files)  # resume skips and conflicts: no worker needed for them
         for index in range(len(self.files)):
-            if index in settled:
-                self.finish(index, settled[index])
-            else:
+            if index not in settled:
                 self.pending.append(index)
+                continue
+            self.record(index, settled[index])
+            if self.job.stops_after(settled[index]):  # --fail-fast: as one process, none after it
+                break
         context = multiprocessing.get_context("spawn")  # fork would copy the parent's threads and CUDA state
         try:
             if self.pending:
@@ -160,11 +162,15 @@ class Pool:
         worker.task = None
         result.retried = index in self.avoid
         self.finish(index, result)
-        if self.job.stops_after(result):
+
+    def finish(self, index: int, result: FileResult) -> None:
+        """A worker's result, or a failure made here (a worker died twice, none left)."""
+        self.record(index, result)
+        if self.job.stops_after(result):  # --fail-fast: hand out nothing more
             self.stopping = True
             self.pending.clear()
 
-    def finish(self, index: int, result: FileResult) -> None:
+    def record(self, index: int, result: FileResult) -> None:
         self.results[index] = result
         self.on_result(result)
 
@@ -271,10 +277,10 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process: do the files the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    if threads is not None:  # before torch starts its thread pool; a job without torch never imports it
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:  # unpickling the job brought it in already
+            sys.modules["torch"].set_num_threads(threads)
     logging.basicConfig(level=log_level, format=f"lucidflux[{name}]: %(message)s", force=True)
     job = job.on_device(device)
     try:

@@ -82,10 +82,14 @@ def _local_path(source: Source) -> Iterator[Path]:
 
 
 def source_stamp(source: Source) -> str:
-    """Where an image is and when it was last written: a cache entry is redone when it changes."""
+    """Where an image is, its size and when it was last written: a cache entry is redone when any
+    changes (the size too: ``cp -p`` or a coarse-time file system can keep the time)."""
     if isinstance(source, TarMember):
-        return f"{source.tar.resolve()}:{source.name}@{source.tar.stat().st_mtime_ns}"
-    return f"{source.resolve()}@{source.stat().st_mtime_ns}"
+        tar = source.tar.stat()
+        member = f"{source.tar.resolve()}:{source.name}@{source.offset}+{source.size}"
+        return f"{member}@{tar.st_size}@{tar.st_mtime_ns}"
+    stat = source.stat()
+    return f"{source.resolve()}@{stat.st_size}@{stat.st_mtime_ns}"
 
 
 def find_pairs(source: Path) -> list[TrainingPair]:
