@@ -177,7 +177,11 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
     assert "another lucidflux run" in broadcast[-1][0]
     with contextlib.ExitStack() as stack:
         rank0.lock(stack)
-        assert broadcast[-1] == [None] and (tmp_path / "out" / ".lucidflux.lock").exists()
+        error, token = broadcast[-1]  # no error, and the name of this run's --fail-fast flag
+        assert error is None and (tmp_path / "out" / ".lucidflux.lock").exists()
+        assert rank0.stop_flag.name == f".fail-fast.lfx{token}.tmp" and atomic.is_temp_name(
+            rank0.stop_flag.name
+        )
 
 
 def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
