@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -187,7 +188,8 @@ def test_rank0_lock_refuses_a_folder_another_run_holds(tmp_path, monkeypatch):
 def test_a_file_that_kills_two_workers_fails_alone(tmp_path):
     files = [InputFile(tmp_path / name, Path(name)) for name in ("a.png", "b.png")]
     seen: list[FileResult] = []
-    pool = parallel.Pool(files, None, ["cpu", "cpu"], on_result=seen.append)
+    without_fail_fast = SimpleNamespace(stops_after=lambda result: False)  # the pool asks the job's rule
+    pool = parallel.Pool(files, without_fail_fast, ["cpu", "cpu"], on_result=seen.append)
     worker = parallel.Worker(1, "cpu", process=None, conn=None)
     pool.retry_or_fail(worker, 0, 137)
     assert list(pool.pending) == [0] and pool.avoid == {0: 1} and not seen
