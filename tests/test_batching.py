@@ -76,6 +76,7 @@ def _mixed_folder(root: Path) -> list[str]:
     return names
 
 
+@pytest.mark.slow
 def test_mixed_sizes_through_the_cli_match_one_at_a_time(tmp_path, tiny_release, batch_sizes):
     (tmp_path / "in").mkdir()
     names = _mixed_folder(tmp_path / "in")

@@ -279,6 +279,7 @@ def test_degrade_writes_every_pass_of_every_photo_and_its_manifest(one_worker):
     assert "manifest.jsonl.journal" not in files
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_with_three_workers(photos, one_worker, tmp_path):
     out = tmp_path / "pairs3"
     code, _, stderr = run(
@@ -313,6 +314,7 @@ def test_a_killed_run_resumes_to_the_same_pairs(photos, one_worker, tmp_path):
     assert tree(out) == tree(one_worker)
 
 
+@pytest.mark.slow
 def test_degrade_shards_and_merge_equal_a_single_run(photos, one_worker, tmp_path):
     out = tmp_path / "shards"
     for index in range(2):
@@ -572,6 +574,7 @@ def test_the_webdataset_package_reads_the_shards(tar_pairs):
     assert all({"hq.png", "lq.png", "json"} <= set(s) for s in samples)
 
 
+@pytest.mark.slow
 def test_shards_are_the_same_bytes_with_two_workers_and_a_lost_tar_is_redone_alone(
     photos, tar_pairs, tmp_path
 ):
@@ -633,6 +636,7 @@ def test_a_killed_shard_run_keeps_its_staged_pairs_and_resumes_to_the_same_tars(
     assert tree(out) == tree(tar_pairs)  # no staged file left, the same tars and manifest
 
 
+@pytest.mark.slow
 def test_machine_shards_of_tars_merge_into_one_manifest(photos, tar_pairs, tmp_path):
     out = tmp_path / "split"
     for index in range(2):

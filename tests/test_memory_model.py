@@ -49,6 +49,7 @@ def test_stage_peaks_grow_with_the_image():
     assert all(large[stage] > small[stage] for stage in small)  # the cleaned image etc. are held throughout
 
 
+@pytest.mark.slow
 def test_full_size_weights_are_flux_dev_sized():
     pipeline = memory_model.build()
     bf16, fp8 = (memory_model.resident_bytes(pipeline.c, p) for p in ("bf16", "fp8"))

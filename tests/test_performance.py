@@ -96,6 +96,7 @@ TILED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", TILED.values(), ids=TILED.keys())
 def test_prepared_step_equals_per_step_diffusers_path_tiled(tiny_pipeline, options):
     ours, theirs = Recording(tiny_pipeline), RecordingReference(tiny_pipeline)
@@ -178,6 +179,7 @@ def test_compile_cache_replaces_torchs_default_but_not_the_users_choice(tmp_path
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
 
 
+@pytest.mark.slow
 def test_regional_compile_wraps_every_block_and_keeps_the_output(tiny_paths, tmp_path, monkeypatch):
     # A pipeline of its own: compiling changes the modules in place.
     components = load_components(tiny_paths, torch.device("cpu"), torch.float32)

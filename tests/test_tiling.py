@@ -366,6 +366,7 @@ def test_stand_in_denoiser_lands_exactly_on_the_known_answer(stand_in, options):
     torch.testing.assert_close(latents, exact, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_image", [smooth_image, textured_image])
 def test_stand_in_output_has_no_seams(stand_in, make_image):
     """Denoising is exact here, so this checks the tiled SwinIR, VAE decode and colour fix."""
@@ -382,6 +383,7 @@ def test_stand_in_output_has_no_seams(stand_in, make_image):
 # --- the tiny random model: seams ----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_image", [smooth_image, textured_image])
 def test_tiny_model_tile_borders_are_indistinguishable_from_the_interior(tiny_pipeline, make_image):
     width, height = 256, 192  # 5x4 diffusion tiles, 3x2 SwinIR windows
@@ -442,6 +444,7 @@ class VaeSpy(Spy):
         return self.model.decode(z, **kwargs)
 
 
+@pytest.mark.slow
 def test_model_inputs_are_bounded_by_the_tile_not_the_image(stand_in):
     """What reaches each model is one tile (or window), however large the image."""
     largest = {}
@@ -463,6 +466,7 @@ def test_model_inputs_are_bounded_by_the_tile_not_the_image(stand_in):
     assert largest[640]["remover"] == 3 * 128 * 128  # one 128 px SwinIR window
 
 
+@pytest.mark.slow
 def test_out_of_memory_retries_the_image_with_smaller_tiles(tiny_pipeline, caplog):
     options = TileOptions(size=128, overlap=32, min_size=64)
     spy = StepSpy(tiny_pipeline.backbone, fail_above=4 * 4 * 64)  # more than a 64 px tile's tokens

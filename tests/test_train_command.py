@@ -369,6 +369,7 @@ def test_a_failed_validation_is_an_error_line_and_in_the_report(pairs, tiny_rele
     assert {"event": "validation", "step": 1, "error": failed} in events
 
 
+@pytest.mark.slow
 def test_training_on_tar_shards_equals_training_on_the_same_pairs_in_folders(
     pairs, tar_pairs, tiny_release, tmp_path
 ):

@@ -298,6 +298,7 @@ def test_gradient_checkpointing_keeps_state_dict_keys(tiny_paths):
     [(signal.SIGTERM, None), (signal.SIGINT, LoraOptions(rank=2))],
     ids=["sigterm-full", "sigint-lora"],
 )
+@pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(tiny_paths, samples, tmp_path, sig, lora):
     options = dict(learning_rate=1e-3, warmup_steps=2, accumulation=2, lora=lora)
     straight = trainer(tiny_paths, samples, **options)
@@ -538,6 +539,7 @@ def test_eight_bit_adamw_trains(tiny_paths, samples):
     assert any(s["state1"].dtype == torch.uint8 for s in states)
 
 
+@pytest.mark.slow
 def test_training_memory_prediction_is_consistent(tiny_paths):
     import sys
     from pathlib import Path
