@@ -9,6 +9,7 @@ sub-IFDs).
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,15 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from lucidflux_cli.errors import one_line
+
 # Text tags a page describes itself with (ImageDescription, Make, Model, PageName, Software,
 # DateTime, Artist, Copyright), kept per page as EXIF IFD0 entries.
 _TEXT_TAGS = (270, 271, 272, 285, 305, 306, 315, 33432)
 _IPTC = 33723  # IPTC-NAA
 _MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
+
+log = logging.getLogger("lucidflux")
 
 
 class UnsupportedSamples(ValueError):
@@ -81,7 +86,13 @@ def read_iptc(path: Path, page: int) -> bytes | None:
     try:
         with tifffile.TiffFile(path) as tif:
             return _iptc(tif.pages[page].tags, tif.byteorder)
-    except Exception:  # the pixels decoded; a broken IPTC tag costs only itself
+    except Exception as error:  # the pixels decoded; a broken IPTC tag costs only itself, said in a line
+        log.warning(
+            "%s: page %d: its IPTC record cannot be read (%s); it is not in the output",
+            path,
+            page + 1,
+            one_line(error),
+        )
         return None
 
 
