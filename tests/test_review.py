@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -304,9 +305,18 @@ def opened(browser, reviewed):
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     tab.route(re.compile(r"^(?!file:).*"), lambda route: route.abort())  # nothing may leave file://
     tab.goto(review.page_path(out).as_uri())
-    tab.wait_for_function("Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete)")
+    wait_until(tab, "() => Array.from(document.querySelectorAll('img.thumb')).every(i => i.complete)")
     yield tab, requests, dialogs
     tab.close()
+
+
+def wait_until(tab, predicate: str, timeout_s: float = 30.0) -> None:
+    """Poll ``predicate`` from outside the page: Playwright's wait_for_function compiles its text
+    inside the page, which the page's Content-Security-Policy (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout_s
+    while not tab.evaluate(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        tab.wait_for_timeout(50)
 
 
 def names(tab) -> list[str]:
@@ -342,8 +352,9 @@ def test_the_before_after_slider_in_chromium(opened):
     before_opening = list(requests)
     assert not any("b_worse" in url for url in before_opening)  # full files load only when opened
     tab.locator("article.row", has_text="b_worse.png").locator("button.compare").click()
-    tab.wait_for_function(
-        "['compare-before', 'compare-after'].every(id => document.getElementById(id).naturalWidth > 0)"
+    wait_until(
+        tab,
+        "() => ['compare-before', 'compare-after'].every(id => document.getElementById(id).naturalWidth > 0)",
     )
     frame = tab.locator(".compare-frame")
 
